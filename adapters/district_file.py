@@ -1,0 +1,224 @@
+"""District inventory files: areas and endpoints in CSV or JSON, validated row by row before anything is stored.
+
+Format (docs/district-file.md): one record per row with the columns
+
+    record,code,name,parent,lat,lon,kind,technology,installed_on,condition
+
+`record` is `district`, `ward`, `group` or `endpoint`. Areas name their parent's code (a district's parent may be
+empty). Endpoints name the ward or residential group they stand in as `parent`, and give `kind` (ip-speaker,
+fm-speaker, eboard, portal), `technology`, `installed_on` (YYYY-MM-DD) and `condition` (good, degraded, broken).
+JSON files hold a list of objects with the same keys. Every error is reported with its line (CSV) or item number
+(JSON); when there is any error, nothing is loaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+from eventsourcing.domain import Aggregate
+
+from domain.area import Area
+from domain.endpoint import Endpoint
+from domain.errors import DomainError
+
+COLUMNS = (
+    "record",
+    "code",
+    "name",
+    "parent",
+    "lat",
+    "lon",
+    "kind",
+    "technology",
+    "installed_on",
+    "condition",
+)
+AREA_RECORDS = ("district", "ward", "group")
+MAX_ROWS = 200_000
+
+
+class DistrictFileError(ValueError):
+    """The file as a whole cannot be read (format, encoding, header)."""
+
+
+@dataclass
+class LoadPlan:
+    """What a file would create, or why it cannot be loaded."""
+
+    aggregates: list[Aggregate] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def read_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
+    """Read (location, row) pairs from a .csv or .json file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DistrictFileError(f"{path}: cannot read: {e.strerror}") from None
+    if path.suffix.lower() == ".json":
+        return _json_rows(raw, path)
+    if path.suffix.lower() == ".csv":
+        return _csv_rows(raw, path)
+    raise DistrictFileError(f"{path}: unknown format {path.suffix!r}: use .csv or .json")
+
+
+def _csv_rows(raw: bytes, path: Path) -> list[tuple[str, dict[str, str]]]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DistrictFileError(f"{path}: not UTF-8 (byte {e.start})") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ("record", "code") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DistrictFileError(f"{path}: header lacks column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
+    unknown = [c for c in reader.fieldnames or [] if c not in COLUMNS]
+    if unknown:
+        raise DistrictFileError(f"{path}: unknown column(s) {', '.join(unknown)}; expected {','.join(COLUMNS)}")
+    rows = []
+    for row in reader:
+        rows.append((f"line {reader.line_num}", {k: (v or "").strip() for k, v in row.items() if k}))
+        if len(rows) > MAX_ROWS:
+            raise DistrictFileError(f"{path}: more than {MAX_ROWS} rows")
+    return rows
+
+
+def _json_rows(raw: bytes, path: Path) -> list[tuple[str, dict[str, str]]]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise DistrictFileError(f"{path}: malformed JSON: {e}") from None
+    if not isinstance(data, list):
+        raise DistrictFileError(f"{path}: expected a JSON list of records")
+    if len(data) > MAX_ROWS:
+        raise DistrictFileError(f"{path}: more than {MAX_ROWS} rows")
+    rows = []
+    for i, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            rows.append((f"item {i}", {"record": "<not an object>"}))
+            continue
+        rows.append((f"item {i}", {k: "" if v is None else str(v) for k, v in item.items()}))
+    return rows
+
+
+def _float(row: Mapping[str, str], key: str) -> float | None:
+    value = row.get(key, "")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise DomainError(f"{key} {value!r} is not a number") from None
+
+
+def _date(value: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DomainError(f"installed_on {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def plan_load(
+    rows: Iterable[tuple[str, dict[str, str]]],
+    *,
+    existing_area: Callable[[str], Area | None],
+    existing_endpoint: Callable[[str], bool],
+    by: str,
+    generated: bool = False,
+) -> LoadPlan:
+    """Validate every row and build the aggregates it would create; collect every error with its location."""
+    plan = LoadPlan()
+    areas: dict[str, Area] = {}
+    endpoints: set[str] = set()
+
+    def parent_area(code: str) -> Area | None:
+        return areas.get(code) or (existing_area(code) if code else None)
+
+    for where, row in rows:
+        record, code = row.get("record", ""), row.get("code", "")
+        try:
+            unknown = sorted(set(row) - set(COLUMNS))
+            if unknown:
+                raise DomainError(f"unknown field(s) {', '.join(unknown)}")
+            if record in AREA_RECORDS:
+                agg: Aggregate = _area_row(row, areas, parent_area, by=by, generated=generated)
+                if code in areas or existing_area(code) is not None:
+                    raise DomainError(f"area {code!r} is already registered")
+                areas[code] = agg  # type: ignore[assignment]
+            elif record == "endpoint":
+                agg = _endpoint_row(row, parent_area, by=by, generated=generated)
+                if code in endpoints or existing_endpoint(code):
+                    raise DomainError(f"endpoint {code!r} is already registered")
+                endpoints.add(code)
+            else:
+                raise DomainError(f"record {record!r} is not one of district, ward, group, endpoint")
+        except DomainError as e:
+            plan.errors.append(f"{where}: {e.message}")
+            continue
+        plan.aggregates.append(agg)
+        plan.counts[record] = plan.counts.get(record, 0) + 1
+    return plan
+
+
+def _area_row(
+    row: Mapping[str, str], areas: Mapping[str, Area], parent_area: Callable[[str], Area | None], **kw: Any
+) -> Area:
+    parent_code = row.get("parent", "")
+    parent = parent_area(parent_code) if parent_code else None
+    if parent_code and parent is None:
+        raise DomainError(f"parent area {parent_code!r} is not registered (nor earlier in this file)")
+    if row["record"] == "district" and parent is not None and parent.level != "city":
+        raise DomainError(f"a district's parent must be a city, not {parent.level} {parent.code}")
+    return Area.register(
+        code=row.get("code", ""),
+        name=row.get("name", ""),
+        level=row["record"],
+        parent=parent,
+        lat=_float(row, "lat"),
+        lon=_float(row, "lon"),
+        **kw,
+    )
+
+
+def _endpoint_row(row: Mapping[str, str], parent_area: Callable[[str], Area | None], **kw: Any) -> Endpoint:
+    parent_code = row.get("parent", "")
+    parent = parent_area(parent_code)
+    if parent is None:
+        raise DomainError(f"endpoint's area {parent_code!r} is not registered (nor earlier in this file)")
+    if parent.level == "group":
+        ward, group = parent.parent or "", parent.code
+    elif parent.level in ("ward", "district"):
+        ward, group = parent.code, None
+    else:
+        raise DomainError(f"an endpoint stands in a ward, group or district, not a {parent.level}")
+    return Endpoint.register(
+        code=row.get("code", ""),
+        kind=row.get("kind", ""),
+        ward=ward,
+        group=group,
+        technology=row.get("technology", "") or "unspecified",
+        installed_on=_date(row.get("installed_on", "")),
+        condition=row.get("condition", "") or "good",
+        lat=_float(row, "lat"),
+        lon=_float(row, "lon"),
+        **kw,
+    )
+
+
+def dump_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Write rows in the district file's CSV format (used to export the sample district)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in COLUMNS})
+    return out.getvalue()

@@ -1,0 +1,244 @@
+"""The keng eventsourcing Application: commands over the aggregates, persisted atomically.
+
+Each command loads aggregates, calls one domain method, and saves. A uniqueness violation from the store becomes
+`DuplicateRecord` (on creation) or `ConcurrencyConflict` (on update), and nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Transcoder
+
+from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
+from adapters.store.transcoder import DateAsISO, OrjsonTranscoder
+from domain.area import Area
+from domain.broadcast import Broadcast
+from domain.content import build_content
+from domain.endpoint import Endpoint
+from domain.errors import UnknownArea
+from domain.ids import area_id, endpoint_id, staff_id
+from domain.staff import Staff
+from domain.values import AreaLevel
+
+A = TypeVar("A", bound=Aggregate)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(UTC)
+
+
+class Keng(Application[UUID]):
+    """All of keng's aggregates in one event store with one global order (the audit log)."""
+
+    name = "keng"
+
+    def __init__(self, env: dict[str, str] | None = None, clock: Clock = utc_now) -> None:
+        super().__init__(env)
+        self.clock = clock
+
+    def construct_transcoder(self) -> Transcoder:
+        from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
+
+        transcoder = OrjsonTranscoder()
+        for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), DateAsISO()):
+            transcoder.register(transcoding)
+        return transcoder
+
+    # -- loading and saving -------------------------------------------------------------------------------------------
+
+    def load(self, kind: type[A], aggregate_id: UUID, what: str) -> A:
+        """Load an aggregate of a given type or raise NotFound naming `what`."""
+        try:
+            agg: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"{what} not found") from None
+        if not isinstance(agg, kind):
+            raise NotFound(f"{what} not found")
+        return agg
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        """True if any aggregate has this id."""
+        return aggregate_id in self.repository
+
+    @contextmanager
+    def _conflicts(self, creating: str | None = None) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError as e:
+            if creating:
+                raise DuplicateRecord(f"{creating} already exists; nothing was written") from e
+            raise ConcurrencyConflict(
+                "the record was changed by someone else since it was read; nothing was written, try again"
+            ) from e
+
+    def save_new(self, *aggregates: Aggregate, what: str) -> None:
+        """Save newly created aggregates in one transaction; any duplicate refuses them all."""
+        with self._conflicts(creating=what):
+            self.save(*aggregates)
+
+    def save_changes(self, *aggregates: Aggregate) -> None:
+        """Save changes to loaded aggregates in one transaction (optimistic concurrency)."""
+        with self._conflicts():
+            self.save(*aggregates)
+
+    # -- staff ------------------------------------------------------------------------------------------------------
+
+    def staff(self, handle: str) -> Staff:
+        """The staff member with this handle."""
+        return self.load(Staff, staff_id(handle), f"staff member {handle!r}")
+
+    def enrol_staff(self, *, handle: str, name: str, roles: list[str], wards: Sequence[str] = (), by: str) -> UUID:
+        """Enrol a staff member; ward codes in `wards` must be registered wards."""
+        for code in wards:
+            self._area_of_level(code, AreaLevel.WARD)
+        member = Staff.enrol(handle=handle, name=name, roles=roles, wards=list(wards), by=by)
+        self.save_new(member, what=f"staff member {member.handle!r}")
+        return member.id
+
+    def change_role(self, handle: str, role: str, *, grant: bool, by: str) -> None:
+        """Grant or revoke a role."""
+        member = self.staff(handle)
+        member.grant(role, by=by) if grant else member.revoke(role, by=by)
+        self.save_changes(member)
+
+    def record_training(self, handle: str, course: str, *, on: date, by: str) -> None:
+        """Record a completed training course."""
+        member = self.staff(handle)
+        member.complete_training(course, on=on, by=by)
+        self.save_changes(member)
+
+    # -- areas and endpoints ---------------------------------------------------------------------------------------
+
+    def area(self, code: str) -> Area:
+        """The area node with this code, or UnknownArea."""
+        try:
+            return self.load(Area, area_id(code), f"area {code!r}")
+        except NotFound:
+            raise UnknownArea(f"rule {UnknownArea.rule}: no area with code {code!r} is registered") from None
+
+    def _area_of_level(self, code: str, level: AreaLevel) -> Area:
+        node = self.area(code)
+        if node.level != level.value:
+            raise UnknownArea(f"rule {UnknownArea.rule}: {code!r} is a {node.level}, not a {level.value}")
+        return node
+
+    def endpoint(self, code: str) -> Endpoint:
+        """The endpoint with this inventory code."""
+        return self.load(Endpoint, endpoint_id(code), f"endpoint {code!r}")
+
+    def scope_of(self, areas: Sequence[str], endpoints: Sequence[str]) -> list[str]:
+        """The ward codes (or district/city codes, for wider targets) that a set of targets covers."""
+        scope: set[str] = set()
+        for code in areas:
+            node = self.area(code)
+            scope.add(node.parent if node.level == AreaLevel.GROUP.value and node.parent else node.code)
+        for code in endpoints:
+            try:
+                scope.add(self.endpoint(code).ward)
+            except NotFound:
+                raise UnknownArea(f"rule {UnknownArea.rule}: no endpoint with code {code!r} is registered") from None
+        return sorted(scope)
+
+    # -- broadcasts ------------------------------------------------------------------------------------------------
+
+    def broadcast(self, broadcast_id: UUID) -> Broadcast:
+        """The broadcast with this id."""
+        return self.load(Broadcast, broadcast_id, f"broadcast {broadcast_id}")
+
+    def draft_broadcast(
+        self,
+        *,
+        by: str,
+        title: str,
+        text: str,
+        priority: str,
+        target_areas: Sequence[str] = (),
+        target_endpoints: Sequence[str] = (),
+        source_kind: str = "operator",
+        source_ref: str | None = None,
+        **content: Any,
+    ) -> UUID:
+        """Draft a broadcast; targets must be registered. Returns the new id."""
+        author = self.staff(by)
+        built = build_content(
+            title=title,
+            text=text,
+            priority=priority,
+            target_areas=target_areas,
+            target_endpoints=target_endpoints,
+            scope=self.scope_of(target_areas, target_endpoints),
+            now=self.clock(),
+            **content,
+        )
+        item = Broadcast.draft(built, by=author, source_kind=source_kind, source_ref=source_ref)
+        self.save_new(item, what=f"a broadcast for {source_kind} message {source_ref!r}")
+        return item.id
+
+    def revise_broadcast(self, broadcast_id: UUID, *, by: str, **changes: Any) -> None:
+        """Revise some fields of the content (the rest stay); voids approvals."""
+        item = self.broadcast(broadcast_id)
+        current = item.content().as_event_kwargs()
+        merged = {k: v for k, v in current.items() if k != "scope"} | {
+            k: v for k, v in changes.items() if v is not None
+        }
+        merged["scope"] = self.scope_of(merged["target_areas"], merged["target_endpoints"])
+        built = build_content(now=self.clock(), **merged)
+        item.revise(built, by=self.staff(by))
+        self.save_changes(item)
+
+    def _act(self, broadcast_id: UUID, action: Callable[[Broadcast], object]) -> Broadcast:
+        item = self.broadcast(broadcast_id)
+        action(item)
+        self.save_changes(item)
+        return item
+
+    def submit_broadcast(self, broadcast_id: UUID, *, by: str) -> None:
+        """Submit for approval."""
+        actor = self.staff(by)
+        self._act(broadcast_id, lambda b: b.submit(by=actor))
+
+    def approve_broadcast(self, broadcast_id: UUID, *, by: str) -> None:
+        """Approve the current revision."""
+        actor, now = self.staff(by), self.clock()
+        self._act(broadcast_id, lambda b: b.approve(by=actor, now=now))
+
+    def reject_broadcast(self, broadcast_id: UUID, *, by: str, reason: str) -> None:
+        """Reject a submitted broadcast."""
+        actor = self.staff(by)
+        self._act(broadcast_id, lambda b: b.reject(by=actor, reason=reason))
+
+    def cancel_broadcast(self, broadcast_id: UUID, *, by: str, reason: str) -> bool:
+        """Cancel; returns True when devices must be told to stop."""
+        actor = self.staff(by)
+        item = self.broadcast(broadcast_id)
+        stop = item.cancel(by=actor, reason=reason)
+        self.save_changes(item)
+        return stop
+
+    # -- the global log -------------------------------------------------------------------------------------------
+
+    def max_position(self) -> int:
+        """Position of the newest event in the global order (0 when empty)."""
+        return self.recorder.max_notification_id() or 0
+
+    def read_events(self, since: int = 0, limit: int | None = None) -> Iterator[tuple[int, DomainEventProtocol[Any]]]:
+        """Events after position `since`, in global order, decoded, with their positions."""
+        start, remaining, page = since + 1, limit, 1000
+        while remaining is None or remaining > 0:
+            batch = self.recorder.select_notifications(start=start, limit=min(page, remaining or page))
+            if not batch:
+                return
+            for n in batch:
+                yield n.id, self.mapper.to_domain_event(n)
+            start = batch[-1].id + 1
+            if remaining is not None:
+                remaining -= len(batch)

@@ -1,0 +1,350 @@
+"""The Broadcast aggregate (bản tin): content, approval and lifecycle.
+
+Lifecycle: draft -> submitted -> approved -> (scheduled) -> dispatching -> completed, with cancelled, expired and
+rejected as the other ends. Rules (each refusal names its rule):
+- the approver is never an author (whoever drafted or revised the broadcast);
+- a revision voids every earlier approval;
+- nothing is dispatched without an approval of its current revision;
+- cancel works from every live state (and a cancel after dispatch asks for `stop` to be sent);
+- an expired broadcast cannot be approved or dispatched.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate
+
+from domain.content import Content
+from domain.errors import ExpiredBroadcast, IllegalTransition, NotApproved, SelfApprovalRefused
+from domain.ids import sourced_broadcast_id
+from domain.staff import Staff
+from domain.values import Role, SourceKind, clean_text, parse_enum
+
+LIVE_STATES = ("draft", "submitted", "approved", "scheduled", "dispatching")
+FINAL_STATES = ("completed", "cancelled", "expired", "rejected")
+REVISABLE_STATES = ("draft", "submitted", "approved", "scheduled")
+
+
+class Broadcast(Aggregate):
+    """One piece of content with its targets, channels, schedule and expiry, and its approval history."""
+
+    class Drafted(Aggregate.Created):
+        title: str
+        text: str
+        audio: str | None
+        priority: str
+        target_areas: list[str]
+        target_endpoints: list[str]
+        scope: list[str]
+        channels: list[str]
+        schedule_at: list[datetime]
+        repeats: int
+        expires_at: datetime
+        drill: bool
+        source_kind: str
+        source_ref: str | None
+        by: str
+
+    class Revised(Aggregate.Event):
+        title: str
+        text: str
+        audio: str | None
+        priority: str
+        target_areas: list[str]
+        target_endpoints: list[str]
+        scope: list[str]
+        channels: list[str]
+        schedule_at: list[datetime]
+        repeats: int
+        expires_at: datetime
+        drill: bool
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            content = {k: v for k, v in vars(self).items() if k in aggregate.CONTENT_FIELDS}
+            aggregate.__dict__.update(content)
+            aggregate.revision += 1
+            aggregate.approvals = []
+            if self.by not in aggregate.authors:
+                aggregate.authors.append(self.by)
+            aggregate.state = "draft" if aggregate.state == "draft" else "submitted"
+
+    class SubmittedForApproval(Aggregate.Event):
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = "submitted"
+
+    class Approved(Aggregate.Event):
+        by: str
+        revision: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.approvals.append({"by": self.by, "revision": self.revision, "rule": None})
+            aggregate.state = "approved"
+
+    class AutoApproved(Aggregate.Event):
+        rule: str
+        revision: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.approvals.append({"by": None, "revision": self.revision, "rule": self.rule})
+            aggregate.state = "approved"
+
+    class Rejected(Aggregate.Event):
+        by: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = "rejected"
+            aggregate.end_reason = self.reason
+
+    class Scheduled(Aggregate.Event):
+        slots: list[datetime]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = "scheduled"
+            aggregate.slots = list(self.slots)
+
+    class DispatchOpened(Aggregate.Event):
+        dispatch_id: UUID
+        wave: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = "dispatching"
+            aggregate.dispatches.append(self.dispatch_id)
+
+    class Completed(Aggregate.Event):
+        summary: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = "completed"
+
+    class Cancelled(Aggregate.Event):
+        by: str
+        reason: str
+        stop_required: bool
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = "cancelled"
+            aggregate.end_reason = self.reason
+
+    class Expired(Aggregate.Event):
+        def apply(self, aggregate: Any) -> None:
+            aggregate.state = "expired"
+
+    class Rendered(Aggregate.Event):
+        channel: str
+        asset_hash: str
+        duration_s: float | None
+        engine: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.renders.append(
+                {
+                    "channel": self.channel,
+                    "asset_hash": self.asset_hash,
+                    "duration_s": self.duration_s,
+                    "engine": self.engine,
+                    "revision": aggregate.revision,
+                }
+            )
+
+    class RenderFailed(Aggregate.Event):
+        channel: str
+        engine: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.render_failures.append({"channel": self.channel, "engine": self.engine, "reason": self.reason})
+
+    CONTENT_FIELDS = frozenset(Content.__dataclass_fields__)
+
+    def __init__(
+        self,
+        title: str,
+        text: str,
+        audio: str | None,
+        priority: str,
+        target_areas: list[str],
+        target_endpoints: list[str],
+        scope: list[str],
+        channels: list[str],
+        schedule_at: list[datetime],
+        repeats: int,
+        expires_at: datetime,
+        drill: bool,
+        source_kind: str,
+        source_ref: str | None,
+        by: str,
+    ) -> None:
+        self.title = title
+        self.text = text
+        self.audio = audio
+        self.priority = priority
+        self.target_areas = list(target_areas)
+        self.target_endpoints = list(target_endpoints)
+        self.scope = list(scope)
+        self.channels = list(channels)
+        self.schedule_at = list(schedule_at)
+        self.repeats = repeats
+        self.expires_at = expires_at
+        self.drill = drill
+        self.source_kind = source_kind
+        self.source_ref = source_ref
+        self.drafted_by = by
+        self.authors: list[str] = [by]
+        self.state = "draft"
+        self.revision = 0
+        self.approvals: list[dict[str, Any]] = []
+        self.slots: list[datetime] = []
+        self.dispatches: list[UUID] = []
+        self.renders: list[dict[str, Any]] = []
+        self.render_failures: list[dict[str, str]] = []
+        self.end_reason: str | None = None
+
+    # -- commands -------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def draft(
+        cls, content: Content, *, by: Staff, source_kind: str = "operator", source_ref: str | None = None
+    ) -> Broadcast:
+        """Draft a broadcast. With a `source_ref` the id is deterministic, so the same external message cannot
+        create two broadcasts (the store refuses the second)."""
+        by.require_role(Role.DRAFTER, "draft a broadcast")
+        by.require_scope(content.scope, "draft for these areas")
+        kind = parse_enum(SourceKind, source_kind, "source kind").value
+        ref = clean_text(source_ref, "source reference", max_len=300) if source_ref is not None else None
+        new_id = sourced_broadcast_id(kind, ref) if ref else uuid4()
+        return cls._create(
+            cls.Drafted,
+            id=new_id,
+            source_kind=kind,
+            source_ref=ref,
+            by=by.handle,
+            **content.as_event_kwargs(),
+        )
+
+    def content(self) -> Content:
+        """The current revision's content."""
+        return Content(**{name: getattr(self, name) for name in self.CONTENT_FIELDS})
+
+    def revise(self, content: Content, *, by: Staff) -> None:
+        """Replace the content. Voids every approval; a submitted or approved broadcast needs approval again."""
+        self._require_state(REVISABLE_STATES, "revise")
+        by.require_role(Role.DRAFTER, "revise a broadcast")
+        by.require_scope(content.scope, "revise for these areas")
+        self.trigger_event(self.Revised, by=by.handle, **content.as_event_kwargs())
+
+    def submit(self, *, by: Staff) -> None:
+        """Submit a draft for approval."""
+        self._require_state(("draft",), "submit")
+        by.require_role(Role.DRAFTER, "submit a broadcast")
+        self.trigger_event(self.SubmittedForApproval, by=by.handle)
+
+    def approve(self, *, by: Staff, now: datetime) -> None:
+        """Approve the current revision: an approver, not an author, within scope, before expiry."""
+        self._require_state(("submitted",), "approve")
+        by.require_role(Role.APPROVER, "approve a broadcast")
+        if by.handle in self.authors:
+            raise SelfApprovalRefused(
+                f"rule {SelfApprovalRefused.rule}: {by.handle} drafted or revised this broadcast "
+                "and cannot approve it; another approver must"
+            )
+        by.require_scope(self.scope, "approve for these areas")
+        self._require_unexpired(now, "approved")
+        self.trigger_event(self.Approved, by=by.handle, revision=self.revision)
+
+    def auto_approve(self, *, rule: str, now: datetime) -> None:
+        """Approve under a standing order; the event names the rule so that an approver can ratify it later."""
+        self._require_state(("draft", "submitted"), "auto-approve")
+        self._require_unexpired(now, "approved")
+        self.trigger_event(self.AutoApproved, rule=clean_text(rule, "rule name", max_len=200), revision=self.revision)
+
+    def reject(self, *, by: Staff, reason: str) -> None:
+        """Reject a submitted broadcast (final)."""
+        self._require_state(("submitted",), "reject")
+        by.require_role(Role.APPROVER, "reject a broadcast")
+        self.trigger_event(self.Rejected, by=by.handle, reason=clean_text(reason, "reason", max_len=1000))
+
+    def schedule(self, slots: list[datetime]) -> None:
+        """Record the programme slots an approved broadcast will go out in."""
+        self._require_approved("schedule")
+        self.trigger_event(self.Scheduled, slots=sorted(slots))
+
+    def open_dispatch(self, *, now: datetime, dispatch_id: UUID | None = None) -> UUID:
+        """Open a dispatch wave. Refused unless the current revision is approved and unexpired."""
+        self._require_approved("dispatch")
+        self._require_unexpired(now, "dispatched")
+        new_id = dispatch_id or uuid4()
+        self.trigger_event(self.DispatchOpened, dispatch_id=new_id, wave=len(self.dispatches) + 1)
+        return new_id
+
+    def complete(self, summary: dict[str, Any]) -> None:
+        """Close the broadcast after its dispatch, with the dispatch summary."""
+        self._require_state(("dispatching",), "complete")
+        self.trigger_event(self.Completed, summary=summary)
+
+    def cancel(self, *, by: Staff, reason: str) -> bool:
+        """Cancel from any live state; returns True when devices must be told to stop."""
+        self._require_state(LIVE_STATES, "cancel")
+        if not (by.has_role(Role.DRAFTER) or by.has_role(Role.APPROVER)):
+            by.require_role(Role.APPROVER, "cancel a broadcast")
+        stop = self.state == "dispatching"
+        self.trigger_event(
+            self.Cancelled,
+            by=by.handle,
+            reason=clean_text(reason, "reason", max_len=1000),
+            stop_required=stop,
+        )
+        return stop
+
+    def expire(self, *, now: datetime) -> bool:
+        """Mark a live broadcast expired once its expiry has passed. Returns True if that happened now."""
+        if self.state not in LIVE_STATES or now < self.expires_at:
+            return False
+        self.trigger_event(self.Expired)
+        return True
+
+    def record_render(self, *, channel: str, asset_hash: str, duration_s: float | None, engine: str) -> None:
+        """Record that content was rendered for a channel (the asset's content hash)."""
+        self.trigger_event(self.Rendered, channel=channel, asset_hash=asset_hash, duration_s=duration_s, engine=engine)
+
+    def record_render_failure(self, *, channel: str, engine: str, reason: str) -> None:
+        """Record that an engine failed to render; the broadcast itself stays intact."""
+        self.trigger_event(
+            self.RenderFailed,
+            channel=channel,
+            engine=engine,
+            reason=clean_text(reason, "reason", max_len=1000),
+        )
+
+    # -- queries --------------------------------------------------------------------------------------------------
+
+    @property
+    def is_approved(self) -> bool:
+        """True when an approval (manual or standing order) covers the current revision."""
+        return any(a["revision"] == self.revision for a in self.approvals)
+
+    def _require_state(self, allowed: tuple[str, ...], action: str) -> None:
+        if self.state not in allowed:
+            raise IllegalTransition(
+                f"rule lifecycle: cannot {action} a broadcast that is {self.state} (allowed from: {', '.join(allowed)})"
+            )
+
+    def _require_approved(self, action: str) -> None:
+        if self.state not in ("approved", "scheduled") or not self.is_approved:
+            raise NotApproved(
+                f"rule {NotApproved.rule}: cannot {action} a broadcast that is {self.state} "
+                f"without an approval of revision {self.revision}"
+            )
+
+    def _require_unexpired(self, now: datetime, what: str) -> None:
+        if now >= self.expires_at:
+            raise ExpiredBroadcast(
+                f"rule {ExpiredBroadcast.rule}: the broadcast expired at {self.expires_at.isoformat()} "
+                f"and cannot be {what}"
+            )

@@ -1,0 +1,61 @@
+"""Named domain errors. Each message names the rule that was broken."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: a command was refused because it breaks a rule of the domain."""
+
+    rule: str = "domain-rule"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidValue(DomainError):
+    """A value given to a command is malformed or out of range."""
+
+    rule = "invalid-value"
+
+
+class IllegalTransition(DomainError):
+    """The aggregate's state does not allow this command."""
+
+    rule = "illegal-transition"
+
+
+class SelfApprovalRefused(DomainError):
+    """Four-eyes rule: whoever drafted or revised a broadcast may not approve it."""
+
+    rule = "approver-is-not-drafter"
+
+
+class NotAuthorised(DomainError):
+    """The actor lacks the role or the area scope the command needs."""
+
+    rule = "role-required"
+
+
+class OutOfScope(NotAuthorised):
+    """The actor's area scope does not cover the broadcast's targets."""
+
+    rule = "approver-area-scope"
+
+
+class ExpiredBroadcast(DomainError):
+    """An expired broadcast can be neither approved nor dispatched."""
+
+    rule = "expired-cannot-be-approved"
+
+
+class NotApproved(DomainError):
+    """Nothing is dispatched without an approval of its current revision."""
+
+    rule = "nothing-dispatched-unapproved"
+
+
+class UnknownArea(DomainError):
+    """A target or a record names an area that is not registered."""
+
+    rule = "unknown-area"

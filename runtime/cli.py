@@ -1,0 +1,114 @@
+"""The `keng` command line: argument parsing, the composition of each command, and error reporting.
+
+Messages for ward staff are Vietnamese first, with the English detail (which names the broken rule) after a dash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from adapters.district_file import DistrictFileError
+from adapters.store.config import StoreConfigError
+from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
+from domain.errors import (
+    DomainError,
+    ExpiredBroadcast,
+    IllegalTransition,
+    InvalidValue,
+    NotApproved,
+    NotAuthorised,
+    OutOfScope,
+    SelfApprovalRefused,
+    UnknownArea,
+)
+from runtime import cli_admin, cli_broadcast
+from runtime.bootstrap import StartupError
+from runtime.config import load_settings
+from runtime.logs import configure_logging
+
+# Most specific first: the first matching class gives the Vietnamese headline.
+HEADLINES: list[tuple[type[BaseException], str]] = [
+    (SelfApprovalRefused, "Người soạn hoặc sửa bản tin không được tự duyệt"),
+    (OutOfScope, "Ngoài phạm vi địa bàn được giao"),
+    (NotAuthorised, "Không có quyền thực hiện"),
+    (ExpiredBroadcast, "Bản tin đã hết hạn"),
+    (NotApproved, "Bản tin chưa được duyệt"),
+    (IllegalTransition, "Thao tác không hợp lệ ở trạng thái hiện tại"),
+    (UnknownArea, "Địa bàn hoặc thiết bị không tồn tại"),
+    (InvalidValue, "Dữ liệu không hợp lệ"),
+    (DomainError, "Vi phạm quy tắc"),
+    (NotFound, "Không tìm thấy"),
+    (DuplicateRecord, "Đã tồn tại"),
+    (ConcurrencyConflict, "Xung đột: dữ liệu vừa được người khác thay đổi"),
+    (DistrictFileError, "Tệp địa bàn có lỗi"),
+    (StoreConfigError, "Cấu hình kho dữ liệu không hợp lệ"),
+    (StartupError, "Không mở được kho dữ liệu"),
+]
+
+
+class CommandError(Exception):
+    """A command failed for a reason already explained in `headline` and `detail`."""
+
+    def __init__(self, headline: str, detail: str) -> None:
+        super().__init__(detail)
+        self.headline = headline
+        self.detail = detail
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (each module adds its own sub-commands)."""
+    parser = argparse.ArgumentParser(
+        prog="keng",
+        description="keng: hệ thống phát thanh cơ sở và cảnh báo khẩn cấp (emergency alerting core)",
+    )
+    parser.add_argument("--data", help="data directory (default: $KENG_DATA or ~/.local/share/keng)")
+    parser.add_argument(
+        "--store",
+        help="event store URL, e.g. postgres://user@host:5432/db (default: $KENG_STORE, "
+        "else SQLite in the data directory)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cli_admin.register(sub)
+    cli_broadcast.register(sub)
+    try:
+        from runtime import cli_tts  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        cli_tts.register(sub)
+    return parser
+
+
+def headline_for(error: BaseException) -> str | None:
+    """The Vietnamese headline for a known error type."""
+    return next((text for kind, text in HEADLINES if isinstance(error, kind)), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `keng` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = load_settings(data_dir=args.data, store_url=args.store)
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        result = args.handler(args, settings)
+    except CommandError as e:
+        print(f"lỗi: {e.headline} — {e.detail}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        headline = headline_for(e)
+        if headline is None:
+            structlog.get_logger(__name__).exception("command.crashed", command=args.command)
+            print(f"lỗi: sự cố ngoài dự kiến — unexpected {type(e).__name__}: {e}", file=sys.stderr)
+            return 70
+        print(f"lỗi: {headline} — {e}", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

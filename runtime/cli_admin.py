@@ -1,0 +1,239 @@
+"""CLI commands for setting up and inspecting a district: init, district, staff, endpoint, events."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from adapters.district_file import DistrictFileError, plan_load, read_rows
+from adapters.store.app import Keng
+from domain.area import Area
+from domain.errors import InvalidValue, UnknownArea
+from domain.ids import endpoint_id
+from domain.values import Role
+from projections.catalog import Catalog
+from runtime import sample
+from runtime.bootstrap import open_app
+from runtime.config import Settings
+from runtime.output import print_json, print_table
+from runtime.views import endpoint_view, event_view, staff_view
+
+log = structlog.get_logger(__name__)
+SYSTEM = "system"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the set-up and inspection commands."""
+    p = sub.add_parser("init", help="create the data directory and store (with --sample: Bắc Từ Liêm sample)")
+    p.add_argument("--sample", action="store_true", help="load the sample district, its staff and endpoints")
+    p.set_defaults(handler=cmd_init)
+
+    district = sub.add_parser("district", help="district inventory").add_subparsers(dest="action", required=True)
+    p = district.add_parser("load", help="load areas and endpoints from a CSV or JSON file (docs/district-file.md)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--as", dest="actor", default=SYSTEM, help="admin handle recorded as the loader")
+    p.add_argument("--dry-run", action="store_true", help="validate only; store nothing")
+    p.set_defaults(handler=cmd_district_load)
+
+    staff = sub.add_parser("staff", help="staff members").add_subparsers(dest="action", required=True)
+    p = staff.add_parser("add", help="enrol a staff member")
+    p.add_argument("handle")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", action="append", required=True, help="drafter, approver, auditor or admin (repeat)")
+    p.add_argument("--ward", action="append", default=[], help="limit authority to this ward code (repeat)")
+    p.add_argument("--as", dest="actor", required=True, help="handle of an admin")
+    p.set_defaults(handler=cmd_staff_add)
+    for verb in ("grant", "revoke"):
+        p = staff.add_parser(verb, help=f"{verb} a role")
+        p.add_argument("handle")
+        p.add_argument("role")
+        p.add_argument("--as", dest="actor", required=True, help="handle of an admin")
+        p.set_defaults(handler=cmd_staff_role, grant=verb == "grant")
+    p = staff.add_parser("train", help="record a completed training course")
+    p.add_argument("handle")
+    p.add_argument("--course", required=True)
+    p.add_argument("--on", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
+    p.add_argument("--as", dest="actor", required=True, help="handle of an admin")
+    p.set_defaults(handler=cmd_staff_train)
+    p = staff.add_parser("list", help="list staff members")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_staff_list)
+
+    endpoint = sub.add_parser("endpoint", help="endpoints").add_subparsers(dest="action", required=True)
+    p = endpoint.add_parser("list", help="list endpoints")
+    p.add_argument("--ward")
+    p.add_argument("--kind")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_endpoint_list)
+
+    p = sub.add_parser("events", help="the global event log, in order")
+    p.add_argument("--since", type=int, default=0, help="show events after this position")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_events)
+
+
+def catalog(app: Keng) -> Catalog:
+    """Fold the whole log into current states (for list commands)."""
+    return Catalog().fold(app.read_events())
+
+
+def require_admin(app: Keng, handle: str) -> None:
+    """Admin commands need an admin (the bootstrap `system` actor only exists for init and sample loading)."""
+    app.staff(handle).require_role(Role.ADMIN, "administer staff and inventory")
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=True)
+    first = app.max_position() == 0
+    if first:
+        app.enrol_staff(handle="admin", name="Quản trị hệ thống", roles=["admin"], by=SYSTEM)
+    print(f"Kho dữ liệu sẵn sàng (store ready): {settings.store_url or settings.data_dir / 'keng.db'}")
+    if args.sample:
+        counts = load_rows(app, sample.located_rows(), by=SYSTEM, generated=True)
+        for member in sample.STAFF:
+            if member["handle"] != "admin":
+                app.enrol_staff(by=SYSTEM, **member)
+        print(
+            "Đã nạp địa bàn mẫu quận Bắc Từ Liêm (sample district loaded; groups and endpoints are GENERATED): "
+            + ", ".join(f"{n} {k}" for k, n in counts.items())
+        )
+        print(
+            "Cán bộ mẫu (sample staff): " + ", ".join(f"{m['handle']} ({'/'.join(m['roles'])})" for m in sample.STAFF)
+        )
+    return 0
+
+
+def load_rows(
+    app: Keng,
+    rows: Iterable[tuple[str, dict[str, str]]],
+    *,
+    by: str,
+    generated: bool = False,
+    dry_run: bool = False,
+) -> dict[str, int]:
+    """Validate rows; store all of them in one transaction, or none and raise with every error."""
+
+    def existing_area(code: str) -> Area | None:
+        try:
+            return app.area(code)
+        except UnknownArea:
+            return None
+
+    plan = plan_load(
+        rows,
+        existing_area=existing_area,
+        existing_endpoint=lambda c: app.exists(endpoint_id(c)),
+        by=by,
+        generated=generated,
+    )
+    if plan.errors:
+        shown = plan.errors[:50]
+        more = f"\n  ... and {len(plan.errors) - 50} more" if len(plan.errors) > 50 else ""
+        raise DistrictFileError(f"{len(plan.errors)} error(s); nothing was loaded:\n  " + "\n  ".join(shown) + more)
+    if not dry_run:
+        app.save_new(*plan.aggregates, what="part of this inventory")
+        log.info("district.loaded", actor=by, **plan.counts)
+    return plan.counts
+
+
+def cmd_district_load(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    if args.actor != SYSTEM:
+        require_admin(app, args.actor)
+    counts = load_rows(app, read_rows(args.file), by=args.actor, dry_run=args.dry_run)
+    verb = "Tệp hợp lệ, chưa nạp (valid, not loaded)" if args.dry_run else "Đã nạp (loaded)"
+    print(f"{verb}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return 0
+
+
+def cmd_staff_add(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    app.enrol_staff(handle=args.handle, name=args.name, roles=args.role, wards=args.ward, by=args.actor)
+    log.info("staff.enrolled", actor=args.actor, handle=args.handle, roles=args.role)
+    print(f"Đã thêm cán bộ (staff enrolled): {args.handle.lower()}")
+    return 0
+
+
+def cmd_staff_role(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    app.change_role(args.handle, args.role, grant=args.grant, by=args.actor)
+    print(f"{'Đã cấp' if args.grant else 'Đã thu hồi'} vai trò {args.role} ({args.handle})")
+    return 0
+
+
+def cmd_staff_train(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    app.record_training(args.handle, args.course, on=args.on or app.clock().date(), by=args.actor)
+    print(f"Đã ghi nhận tập huấn (training recorded): {args.handle}")
+    return 0
+
+
+def cmd_staff_list(args: argparse.Namespace, settings: Settings) -> int:
+    members = catalog(open_app(settings, create=False)).staff()
+    if args.json:
+        print_json([staff_view(s) for s in members])
+    else:
+        print_table(
+            ["handle", "họ tên (name)", "vai trò (roles)", "phường (wards)"],
+            [[s.handle, s.name, ",".join(s.roles), ",".join(s.wards) or "toàn quận"] for s in members],
+        )
+    return 0
+
+
+def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
+    items = catalog(open_app(settings, create=False)).endpoints(ward=args.ward, kind=args.kind)
+    if args.json:
+        print_json([endpoint_view(e) for e in items])
+    else:
+        print_table(
+            ["mã (code)", "loại (kind)", "phường", "tổ dân phố", "công nghệ", "lắp đặt", "tình trạng"],
+            [[e.code, e.kind, e.ward, e.group or "", e.technology, e.installed_on or "", e.condition] for e in items],
+        )
+        print(f"{len(items)} thiết bị (endpoints)")
+    return 0
+
+
+def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    if args.since < 0:
+        raise InvalidValue("--since must be 0 or a positive position")
+    views = [event_view(pos, ev, settings.display_tz) for pos, ev in app.read_events(args.since, args.limit)]
+    if args.json:
+        print_json(views)
+    else:
+        print_timeline(views)
+    return 0
+
+
+def print_timeline(views: list[dict[str, Any]]) -> None:
+    """A readable timeline of events: position, local time, event, actor, subject."""
+    print_table(
+        ["#", "thời gian (time, +07:00)", "sự kiện (event)", "người (actor)", "đối tượng (subject)"],
+        [
+            [
+                v["position"],
+                v["time"].replace("T", " "),
+                f"{v['aggregate']}.{v['event']}",
+                v["actor"] or "",
+                _subject(v),
+            ]
+            for v in views
+        ],
+    )
+
+
+def _subject(v: dict[str, Any]) -> str:
+    d = v["data"]
+    for key in ("title", "handle", "code", "reason", "role", "course"):
+        if d.get(key):
+            return str(d[key])[:60]
+    return str(v["aggregate_id"])[:8]

@@ -1,0 +1,198 @@
+"""CLI commands for broadcasts: draft, revise, submit, approve, reject, cancel, show, list."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import structlog
+
+from adapters.store.app import Keng
+from adapters.store.errors import NotFound
+from domain.broadcast import Broadcast
+from domain.errors import InvalidValue
+from runtime.bootstrap import open_app
+from runtime.cli_admin import catalog
+from runtime.config import Settings
+from runtime.output import print_json, print_table
+from runtime.views import broadcast_view
+
+log = structlog.get_logger(__name__)
+
+
+def _when(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-27T17:00+07:00)") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset (add +07:00)")
+    return parsed
+
+
+def _content_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--title", required=required)
+    text = p.add_mutually_exclusive_group(required=required)
+    text.add_argument("--text", help="the bulletin text (Vietnamese)")
+    text.add_argument("--text-file", type=Path, help="read the text from a UTF-8 file")
+    p.add_argument("--priority", required=required, choices=["emergency", "priority", "normal"])
+    p.add_argument("--area", action="append", default=None, help="target area code (district, ward, group); repeat")
+    p.add_argument("--endpoint", action="append", default=None, help="target endpoint code; repeat")
+    p.add_argument("--channel", action="append", default=None, help="speaker, eboard, portal, app (default: all)")
+    p.add_argument("--at", action="append", type=_when, default=None, help="scheduled time (ISO 8601); repeat")
+    p.add_argument("--repeats", type=int, default=None, help="times to play (default: 3 emergency, else 1)")
+    p.add_argument("--expires", type=_when, default=None, help="expiry (ISO 8601; default by priority)")
+    p.add_argument("--drill", action="store_true", default=None, help="an exercise: played only in drill mode")
+    p.add_argument("--audio", default=None, help="pre-recorded audio reference")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `broadcast` command group."""
+    group = sub.add_parser("broadcast", help="bản tin: draft, approve and follow broadcasts")
+    verbs = group.add_subparsers(dest="action", required=True)
+    p = verbs.add_parser("draft", help="draft a broadcast; prints its id")
+    p.add_argument("--as", dest="actor", required=True, help="staff handle of the drafter")
+    _content_args(p, required=True)
+    p.set_defaults(handler=cmd_draft)
+    p = verbs.add_parser("revise", help="revise a broadcast (voids approvals)")
+    p.add_argument("id")
+    p.add_argument("--as", dest="actor", required=True)
+    _content_args(p, required=False)
+    p.set_defaults(handler=cmd_revise)
+    for verb in ("submit", "approve"):
+        p = verbs.add_parser(verb, help=f"{verb} a broadcast")
+        p.add_argument("id")
+        p.add_argument("--as", dest="actor", required=True)
+        p.set_defaults(handler=cmd_transition, verb=verb)
+    for verb in ("reject", "cancel"):
+        p = verbs.add_parser(verb, help=f"{verb} a broadcast")
+        p.add_argument("id")
+        p.add_argument("--as", dest="actor", required=True)
+        p.add_argument("--reason", required=True)
+        p.set_defaults(handler=cmd_transition, verb=verb)
+    p = verbs.add_parser("show", help="show one broadcast")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_show)
+    p = verbs.add_parser("list", help="list broadcasts, newest first")
+    p.add_argument("--state", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_list)
+
+
+def _text(args: argparse.Namespace) -> str | None:
+    if getattr(args, "text_file", None):
+        try:
+            return str(args.text_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidValue(f"cannot read text file {args.text_file}: {e}") from None
+    return getattr(args, "text", None)
+
+
+def _content_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "title": args.title,
+        "text": _text(args),
+        "priority": args.priority,
+        "target_areas": args.area,
+        "target_endpoints": args.endpoint,
+        "channels": args.channel,
+        "schedule_at": args.at,
+        "repeats": args.repeats,
+        "expires_at": args.expires,
+        "drill": args.drill,
+        "audio": args.audio,
+    }
+
+
+def resolve_id(app: Keng, ref: str) -> UUID:
+    """A full broadcast id, or a unique prefix of at least 6 hex digits."""
+    try:
+        return UUID(ref)
+    except ValueError:
+        pass
+    prefix = ref.replace("-", "").lower()
+    if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix):
+        raise NotFound(f"{ref!r} is not a broadcast id (give the id or at least its first 6 hex digits)")
+    matches = [b.id for b in catalog(app).of_type(Broadcast) if b.id.hex.startswith(prefix)]
+    if len(matches) != 1:
+        raise NotFound(f"{len(matches)} broadcasts have ids starting with {ref!r}; give more digits")
+    return matches[0]
+
+
+def cmd_draft(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    kwargs = {k: v for k, v in _content_kwargs(args).items() if v is not None}
+    kwargs.setdefault("target_areas", [])
+    new_id = app.draft_broadcast(by=args.actor, **kwargs)
+    log.info("broadcast.drafted", broadcast_id=str(new_id), actor=args.actor, priority=args.priority)
+    print(new_id)
+    return 0
+
+
+def cmd_revise(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    bid = resolve_id(app, args.id)
+    app.revise_broadcast(bid, by=args.actor, **_content_kwargs(args))
+    log.info("broadcast.revised", broadcast_id=str(bid), actor=args.actor)
+    print(f"Đã sửa bản tin, cần duyệt lại (revised; approval needed again): {bid}")
+    return 0
+
+
+_DONE = {
+    "submit": "Đã trình duyệt (submitted)",
+    "approve": "Đã duyệt (approved)",
+    "reject": "Đã từ chối (rejected)",
+    "cancel": "Đã hủy (cancelled)",
+}
+
+
+def cmd_transition(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    bid = resolve_id(app, args.id)
+    if args.verb == "submit":
+        app.submit_broadcast(bid, by=args.actor)
+    elif args.verb == "approve":
+        app.approve_broadcast(bid, by=args.actor)
+    elif args.verb == "reject":
+        app.reject_broadcast(bid, by=args.actor, reason=args.reason)
+    elif app.cancel_broadcast(bid, by=args.actor, reason=args.reason):
+        print("Thiết bị sẽ nhận lệnh dừng (stop will be sent to devices)")
+    log.info(f"broadcast.{args.verb}", broadcast_id=str(bid), actor=args.actor)
+    print(f"{_DONE[args.verb]}: {bid}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    view = broadcast_view(app.broadcast(resolve_id(app, args.id)), settings.display_tz)
+    if args.json:
+        print_json(view)
+        return 0
+    print(f"{view['title']}  [{view['priority']}]  — {view['state']} (revision {view['revision']})")
+    print(f"id {view['id']}; soạn bởi (drafted by) {view['drafted_by']}; hết hạn (expires) {view['expires_at']}")
+    print(
+        f"đích (targets): {', '.join(view['targets']['areas'] + view['targets']['endpoints'])}; "
+        f"kênh (channels): {', '.join(view['channels'])}"
+    )
+    for a in view["approvals"]:
+        print(f"duyệt (approved) by {a['by'] or 'standing order ' + str(a['rule'])} (revision {a['revision']})")
+    print()
+    print(view["text"])
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    items = catalog(open_app(settings, create=False)).broadcasts(state=args.state)
+    views = [broadcast_view(b, settings.display_tz) for b in items]
+    if args.json:
+        print_json(views)
+        return 0
+    print_table(
+        ["id", "trạng thái (state)", "mức (priority)", "tiêu đề (title)", "soạn (by)", "tạo lúc (created)"],
+        [[v["id"][:8], v["state"], v["priority"], v["title"][:50], v["drafted_by"], v["created_on"]] for v in views],
+    )
+    return 0

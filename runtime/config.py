@@ -1,0 +1,43 @@
+"""Settings, read once by the composition root from arguments and the environment (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta, timezone
+from pathlib import Path
+
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where keng keeps its data and how it talks to people."""
+
+    data_dir: Path
+    store_url: str | None
+    log_format: str  # auto | json | console
+    log_level: str
+    display_tz: timezone = VIETNAM
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """`KENG_DATA`, else `$XDG_DATA_HOME/keng`, else `~/.local/share/keng`."""
+    if environ.get("KENG_DATA"):
+        return Path(environ["KENG_DATA"]).expanduser()
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "keng"
+
+
+def load_settings(
+    *, data_dir: str | None = None, store_url: str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings: explicit arguments win over the environment, which wins over defaults."""
+    env = os.environ if environ is None else environ
+    return Settings(
+        data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(env),
+        store_url=store_url or env.get("KENG_STORE") or None,
+        log_format=env.get("KENG_LOG_FORMAT", "auto"),
+        log_level=env.get("KENG_LOG_LEVEL", "info"),
+    )
