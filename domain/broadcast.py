@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate
 
 from domain.content import Content
+from domain.dispatch import dispatch_id
 from domain.errors import ExpiredBroadcast, IllegalTransition, NotApproved, SelfApprovalRefused
 from domain.ids import sourced_broadcast_id
 from domain.staff import Staff
@@ -275,12 +276,14 @@ class Broadcast(Aggregate):
         self._require_approved("schedule")
         self.trigger_event(self.Scheduled, slots=sorted(slots))
 
-    def open_dispatch(self, *, now: datetime, dispatch_id: UUID | None = None) -> UUID:
-        """Open a dispatch wave. Refused unless the current revision is approved and unexpired."""
+    def open_dispatch(self, *, now: datetime) -> UUID:
+        """Open the next dispatch wave; returns its (deterministic) dispatch id. Refused unless the current revision
+        is approved and unexpired."""
         self._require_approved("dispatch")
         self._require_unexpired(now, "dispatched")
-        new_id = dispatch_id or uuid4()
-        self.trigger_event(self.DispatchOpened, dispatch_id=new_id, wave=len(self.dispatches) + 1)
+        wave = len(self.dispatches) + 1
+        new_id = dispatch_id(self.id, wave)
+        self.trigger_event(self.DispatchOpened, dispatch_id=new_id, wave=wave)
         return new_id
 
     def complete(self, summary: dict[str, Any]) -> None:
