@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from adapters.district_file import DistrictFileError, plan_load, read_rows
+from adapters.district_file import read_rows
 from adapters.store.app import Keng
-from domain.area import Area
-from domain.errors import InvalidValue, UnknownArea
-from domain.ids import endpoint_id
+from domain.errors import InvalidValue
 from domain.values import Role
 from projections.catalog import Catalog
 from runtime import sample
 from runtime.bootstrap import open_app
 from runtime.config import Settings
+from runtime.inventory import SYSTEM, bootstrap_admin, install_sample, load_rows
 from runtime.output import print_json, print_table
 from runtime.views import endpoint_view, event_view, staff_view
 
 log = structlog.get_logger(__name__)
-SYSTEM = "system"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,56 +87,17 @@ def require_admin(app: Keng, handle: str) -> None:
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=True)
-    first = app.max_position() == 0
-    if first:
-        app.enrol_staff(handle="admin", name="Quản trị hệ thống", roles=["admin"], by=SYSTEM)
+    bootstrap_admin(app)
     print(f"Kho dữ liệu sẵn sàng (store ready): {settings.store_url or settings.data_dir / 'keng.db'}")
     if args.sample:
-        counts = load_rows(app, sample.located_rows(), by=SYSTEM, generated=True)
-        for member in sample.STAFF:
-            if member["handle"] != "admin":
-                app.enrol_staff(by=SYSTEM, **member)
+        counts = install_sample(app)
         print(
             "Đã nạp địa bàn mẫu quận Bắc Từ Liêm (sample district loaded; groups and endpoints are GENERATED): "
             + ", ".join(f"{n} {k}" for k, n in counts.items())
         )
-        print(
-            "Cán bộ mẫu (sample staff): " + ", ".join(f"{m['handle']} ({'/'.join(m['roles'])})" for m in sample.STAFF)
-        )
+        staff = ", ".join(f"{m['handle']} ({'/'.join(m['roles'])})" for m in sample.STAFF)
+        print(f"Cán bộ mẫu (sample staff): {staff}")
     return 0
-
-
-def load_rows(
-    app: Keng,
-    rows: Iterable[tuple[str, dict[str, str]]],
-    *,
-    by: str,
-    generated: bool = False,
-    dry_run: bool = False,
-) -> dict[str, int]:
-    """Validate rows; store all of them in one transaction, or none and raise with every error."""
-
-    def existing_area(code: str) -> Area | None:
-        try:
-            return app.area(code)
-        except UnknownArea:
-            return None
-
-    plan = plan_load(
-        rows,
-        existing_area=existing_area,
-        existing_endpoint=lambda c: app.exists(endpoint_id(c)),
-        by=by,
-        generated=generated,
-    )
-    if plan.errors:
-        shown = plan.errors[:50]
-        more = f"\n  ... and {len(plan.errors) - 50} more" if len(plan.errors) > 50 else ""
-        raise DistrictFileError(f"{len(plan.errors)} error(s); nothing was loaded:\n  " + "\n  ".join(shown) + more)
-    if not dry_run:
-        app.save_new(*plan.aggregates, what="part of this inventory")
-        log.info("district.loaded", actor=by, **plan.counts)
-    return plan.counts
 
 
 def cmd_district_load(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,111 @@
+"""Shared fixtures: a fresh event store on SQLite (a file) and on PostgreSQL (a fresh schema on a real server).
+
+PostgreSQL comes from KENG_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test). Without a server the
+PostgreSQL tests are skipped with the reason, except in CI (CI=true), where a missing server fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.store.app import Keng
+from adapters.store.config import locate_store
+
+POSTGRES_URL = os.environ.get("KENG_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _postgres_problem() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install '.[postgres]')"
+    env = locate_store(POSTGRES_URL, Path(".")).env
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=3,
+        ):
+            return None
+    except Exception as e:  # any failure to connect means "no server here"
+        return f"no PostgreSQL server at {POSTGRES_URL} ({type(e).__name__}: {str(e).strip()[:120]})"
+
+
+_PG_PROBLEM: list[str | None] = []
+
+
+def require_postgres() -> None:
+    """Skip (locally) or fail (in CI) when no PostgreSQL server is reachable."""
+    if not _PG_PROBLEM:
+        _PG_PROBLEM.append(_postgres_problem())
+    problem = _PG_PROBLEM[0]
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI=true but {problem}")
+        pytest.skip(problem)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL store URL with a fresh schema, dropped afterwards."""
+    require_postgres()
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    env = locate_store(POSTGRES_URL, Path(".")).env
+    params = {
+        "dbname": env["POSTGRES_DBNAME"],
+        "host": env["POSTGRES_HOST"],
+        "port": int(env["POSTGRES_PORT"]),
+        "user": env["POSTGRES_USER"],
+        "password": env["POSTGRES_PASSWORD"] or None,
+        "autocommit": True,
+    }
+    with psycopg.connect(**params) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{POSTGRES_URL}?schema={schema}"
+    with psycopg.connect(**params) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on both stores: an SQLite file URL, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'keng.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def make_app(store_url: str, tmp_path: Path) -> Iterator[Callable[..., Keng]]:
+    """Factory for applications on the parametrised store (each closed at the end)."""
+    apps: list[Keng] = []
+
+    def factory(clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Keng:
+        app = Keng(env=locate_store(store_url, tmp_path).env, clock=clock)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture
+def sample_app(make_app: Callable[..., Keng]) -> Keng:
+    """An application on the parametrised store with the sample district and staff loaded."""
+    from runtime.inventory import install_sample
+
+    app = make_app()
+    install_sample(app)
+    return app
