@@ -117,8 +117,8 @@ class BroadcastMachine(RuleBasedStateMachine):
         if self.broadcast is None:
             return
         replayed: Any = None
-        for event in self.events:
-            replayed = event.mutate(replayed)
+        for recorded in self.events:
+            replayed = recorded.mutate(replayed)
         for name in COMPARED:
             assert getattr(replayed, name) == getattr(self.broadcast, name), name
 
