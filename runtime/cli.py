@@ -25,7 +25,7 @@ from domain.errors import (
     SelfApprovalRefused,
     UnknownArea,
 )
-from runtime import cli_admin, cli_broadcast
+from runtime import cli_admin, cli_broadcast, demo
 from runtime.bootstrap import StartupError
 from runtime.config import load_settings
 from runtime.logs import configure_logging
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_admin.register(sub)
     cli_broadcast.register(sub)
+    demo.register(sub)
     try:
         from runtime import cli_tts  # type: ignore[attr-defined]
     except ImportError:
