@@ -95,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(data_dir=args.data, store_url=args.store)
     configure_logging(settings.log_format, settings.log_level)
+    structlog.contextvars.bind_contextvars(command=args.command, actor=getattr(args, "actor", None))
     try:
         result = args.handler(args, settings)
     except CommandError as e:

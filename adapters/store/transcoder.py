@@ -2,8 +2,9 @@
 
 orjson encodes UUIDs and datetimes natively but cannot decode them back, so values of those types are tagged on the way
 in with the same `{"_type_": name, "_data_": value}` envelope as the library's JSONTranscoder uses, and restored on the
-way out. Events written by either transcoder can be read by the other. Hand-written because the library offers only
-the stdlib `json` transcoder, which is several times slower on our event shapes (see bench figures in the README).
+way out. Events written by either transcoder can be read by the other. Hand-written because the library ships only the
+stdlib `json` transcoder; `bench/transcoder.py` measures both in one run: decoding (the replay path) is about 1.6-2.5x
+faster, encoding on par (the tagging walk costs what orjson saves; a write's fsync dwarfs both).
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import Transcoder, Transcoding, TranscodingNotRegisteredError
 
-_SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
+def _is_restored(value: Any) -> bool:
+    # Values restored by the top-level pass are no longer JSON types; scalars need no walk either.
+    return not isinstance(value, dict | list)
 
 
 class DateAsISO(Transcoding):
@@ -47,18 +53,40 @@ class OrjsonTranscoder(Transcoder):
         return orjson.dumps(self._tag(obj))
 
     def decode(self, data: bytes) -> Any:
-        """Decode bytes written by `encode` (or by the library's JSONTranscoder)."""
-        return self._untag(orjson.loads(data))
+        """Decode bytes written by `encode` (or by the library's JSONTranscoder).
+
+        Most events carry tagged values only at the top level (the timestamp, an expiry), so the top level is
+        restored first and the nested containers are walked only when the bytes hold more tags than that."""
+        obj = orjson.loads(data)
+        tags = data.count(b'"_type_"')
+        if not tags or not isinstance(obj, dict):
+            return self._untag(obj) if tags else obj
+        found = 0
+        for key, value in obj.items():
+            if type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value:
+                obj[key] = self._untag(value)
+                found += 1
+        if found == tags:
+            return obj
+        return {k: (v if k in obj and _is_restored(v) else self._untag(v)) for k, v in obj.items()}
 
     def _tag(self, o: Any) -> Any:
-        if isinstance(o, _SCALARS):
+        kind = type(o)
+        if kind in _SCALAR_TYPES:
             return o
-        if isinstance(o, dict):
-            return {k: self._tag(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [self._tag(v) for v in o]
-        transcoding = self.types.get(type(o))
+        if kind is dict:
+            return {k: v if type(v) in _SCALAR_TYPES else self._tag(v) for k, v in o.items()}
+        if kind is list or kind is tuple:
+            return [v if type(v) in _SCALAR_TYPES else self._tag(v) for v in o]
+        transcoding = self.types.get(kind)
         if transcoding is None:
+            # Subclasses of JSON types (a StrEnum member, an OrderedDict) are stored as their base type.
+            if isinstance(o, str | int | float):
+                return o
+            if isinstance(o, dict):
+                return self._tag(dict(o))
+            if isinstance(o, list | tuple):
+                return self._tag(list(o))
             raise TranscodingNotRegisteredError(
                 f"Object of type {type(o)} is not serializable: register a transcoding for it"
             )

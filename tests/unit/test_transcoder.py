@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from uuid import uuid4
@@ -18,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.store.transcoder import DateAsISO, OrjsonTranscoder
+from domain.values import Priority
 
 
 def _both() -> tuple[OrjsonTranscoder, JSONTranscoder]:
@@ -48,6 +50,14 @@ def test_reads_what_the_library_transcoder_wrote_and_vice_versa() -> None:
     fast, slow = _both()
     assert fast.decode(slow.encode(STATE)) == STATE
     assert slow.decode(fast.encode(STATE)) == STATE
+
+
+def test_subclasses_of_json_types_are_stored_as_their_base_type() -> None:
+    fast, _ = _both()
+    assert fast.decode(fast.encode({"p": Priority.EMERGENCY, "d": OrderedDict(a=(1, 2))})) == {
+        "p": "emergency",
+        "d": {"a": [1, 2]},
+    }
 
 
 def test_unregistered_types_are_refused_by_name() -> None:
