@@ -1,0 +1,67 @@
+"""The integration secrets file: `<data dir>/integrations.secrets.json`, mode 0600, written atomically.
+
+Secrets stay out of the event log (which cannot forget them); the log records their fingerprints. For a multi-machine
+deployment, distribute this file with the same care as a TLS private key.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import orjson
+
+from adapters.signing import fingerprint
+
+
+class SecretStore:
+    """Active secrets per integration name, keyed by fingerprint."""
+
+    FILENAME = "integrations.secrets.json"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / self.FILENAME
+        self._lock = threading.Lock()
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        if not self.path.exists():
+            return {}
+        data: dict[str, dict[str, str]] = orjson.loads(self.path.read_bytes())
+        return data
+
+    def _write(self, data: dict[str, dict[str, str]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets-")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def add(self, integration: str, secret: str) -> str:
+        """Store a secret; returns its fingerprint."""
+        with self._lock:
+            data = self._read()
+            fp = fingerprint(secret)
+            data.setdefault(integration, {})[fp] = secret
+            self._write(data)
+            return fp
+
+    def remove(self, integration: str, fp: str) -> None:
+        """Forget a retired secret."""
+        with self._lock:
+            data = self._read()
+            data.get(integration, {}).pop(fp, None)
+            self._write(data)
+
+    def active(self, integration: str, fingerprints: list[str]) -> list[str]:
+        """The secrets of an integration whose fingerprints the log lists as active."""
+        stored = self._read().get(integration, {})
+        return [stored[fp] for fp in fingerprints if fp in stored]

@@ -1,0 +1,127 @@
+"""Credentials as events: API tokens for staff and webhook integrations (the city source system, CAP senders).
+
+Only a token's SHA-256 is ever recorded, never the token. An integration's signing secrets are kept outside the event
+log (an append-only log cannot forget a leaked secret); the log records each secret's fingerprint, when it was issued
+and when it was retired, so an auditor can tell which secret verified which message.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.area import check_code
+from domain.errors import IllegalTransition, InvalidValue
+from domain.ids import KENG_NAMESPACE
+from domain.values import clean_text
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+INTEGRATION_KINDS = ("city-source", "cap")
+
+
+def token_id(token_sha256: str) -> UUID:
+    """Aggregate id of the API token with this SHA-256 (hex)."""
+    return uuid5(KENG_NAMESPACE, f"token\x1f{token_sha256}")
+
+
+def integration_id(name: str) -> UUID:
+    """Aggregate id of the integration with this name."""
+    return uuid5(KENG_NAMESPACE, f"integration\x1f{name}")
+
+
+class ApiToken(Aggregate):
+    """A bearer token of one staff member; revocable, never shown again after creation."""
+
+    class Issued(Aggregate.Created):
+        staff: str
+        label: str
+        by: str
+
+    class Revoked(Aggregate.Event):
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.revoked = True
+
+    def __init__(self, staff: str, label: str, by: str) -> None:
+        self.staff = staff
+        self.label = label
+        self.revoked = False
+
+    @classmethod
+    def issue(cls, *, token_sha256: str, staff: str, label: str, by: str) -> ApiToken:
+        """Record a new token by its hash."""
+        if not re.fullmatch(r"[0-9a-f]{64}", token_sha256):
+            raise InvalidValue("a token is recorded by its SHA-256 in hex")
+        return cls._create(
+            cls.Issued,
+            id=token_id(token_sha256),
+            staff=staff,
+            label=clean_text(label, "label", max_len=80, required=False),
+            by=by,
+        )
+
+    def revoke(self, *, by: str) -> None:
+        """Revoke the token (final)."""
+        if self.revoked:
+            raise IllegalTransition("rule lifecycle: the token is already revoked")
+        self.trigger_event(self.Revoked, by=by)
+
+
+class Integration(Aggregate):
+    """An external system allowed to post signed messages, limited to a jurisdiction (area codes)."""
+
+    class Added(Aggregate.Created):
+        name: str
+        kind: str
+        jurisdiction: list[str]
+        by: str
+
+    class SecretIssued(Aggregate.Event):
+        fingerprint: str
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.secrets.append(self.fingerprint)
+
+    class SecretRetired(Aggregate.Event):
+        fingerprint: str
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.secrets.remove(self.fingerprint)
+
+    def __init__(self, name: str, kind: str, jurisdiction: list[str], by: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.jurisdiction = list(jurisdiction)
+        self.secrets: list[str] = []
+
+    @classmethod
+    def add(cls, *, name: str, kind: str, jurisdiction: list[str], by: str) -> Integration:
+        """Add an integration of a kind (`city-source` or `cap`) for some area codes."""
+        if not _NAME.match(name):
+            raise InvalidValue(f"integration name {name!r} must be 2-40 characters of a-z, 0-9 and '-'")
+        if kind not in INTEGRATION_KINDS:
+            raise InvalidValue(f"unknown integration kind {kind!r}: expected one of {', '.join(INTEGRATION_KINDS)}")
+        codes = sorted({check_code(c) for c in jurisdiction})
+        if not codes:
+            raise InvalidValue("an integration needs a jurisdiction (at least one area code)")
+        return cls._create(cls.Added, id=integration_id(name), name=name, kind=kind, jurisdiction=codes, by=by)
+
+    def issue_secret(self, fingerprint: str, *, by: str) -> None:
+        """Record a new active secret (rotation keeps the older ones active until retired)."""
+        if fingerprint in self.secrets:
+            raise InvalidValue(f"secret {fingerprint} is already active")
+        self.trigger_event(self.SecretIssued, fingerprint=fingerprint, by=by)
+
+    def retire_secret(self, fingerprint: str, *, by: str) -> None:
+        """Retire a secret; the last active secret cannot be retired (issue a new one first)."""
+        if fingerprint not in self.secrets:
+            raise InvalidValue(f"secret {fingerprint} is not active for {self.name}")
+        if len(self.secrets) == 1:
+            raise IllegalTransition("rule keep-one-secret: issue a new secret before retiring the last one")
+        self.trigger_event(self.SecretRetired, fingerprint=fingerprint, by=by)
