@@ -24,12 +24,18 @@ class SecretStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / self.FILENAME
         self._lock = threading.Lock()
+        self._cache: tuple[int, dict[str, dict[str, str]]] = (-1, {})
 
     def _read(self) -> dict[str, dict[str, str]]:
-        if not self.path.exists():
+        # Re-read only when the file changed: every signed request consults it.
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
             return {}
-        data: dict[str, dict[str, str]] = orjson.loads(self.path.read_bytes())
-        return data
+        if mtime != self._cache[0]:
+            data: dict[str, dict[str, str]] = orjson.loads(self.path.read_bytes())
+            self._cache = (mtime, data)
+        return {k: dict(v) for k, v in self._cache[1].items()}
 
     def _write(self, data: dict[str, dict[str, str]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

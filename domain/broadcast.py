@@ -17,11 +17,11 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
+from domain.actor import Actor
 from domain.content import Content
 from domain.dispatch import dispatch_id
 from domain.errors import ExpiredBroadcast, IllegalTransition, NotApproved, SelfApprovalRefused
 from domain.ids import sourced_broadcast_id
-from domain.staff import Staff
 from domain.values import Role, SourceKind, clean_text, parse_enum
 
 LIVE_STATES = ("draft", "submitted", "approved", "scheduled", "dispatching")
@@ -211,7 +211,7 @@ class Broadcast(Aggregate):
 
     @classmethod
     def draft(
-        cls, content: Content, *, by: Staff, source_kind: str = "operator", source_ref: str | None = None
+        cls, content: Content, *, by: Actor, source_kind: str = "operator", source_ref: str | None = None
     ) -> Broadcast:
         """Draft a broadcast. With a `source_ref` the id is deterministic, so the same external message cannot
         create two broadcasts (the store refuses the second)."""
@@ -233,20 +233,20 @@ class Broadcast(Aggregate):
         """The current revision's content."""
         return Content(**{name: getattr(self, name) for name in self.CONTENT_FIELDS})
 
-    def revise(self, content: Content, *, by: Staff) -> None:
+    def revise(self, content: Content, *, by: Actor) -> None:
         """Replace the content. Voids every approval; a submitted or approved broadcast needs approval again."""
         self._require_state(REVISABLE_STATES, "revise")
         by.require_role(Role.DRAFTER, "revise a broadcast")
         by.require_scope(content.scope, "revise for these areas")
         self.trigger_event(self.Revised, by=by.handle, **content.as_event_kwargs())
 
-    def submit(self, *, by: Staff) -> None:
+    def submit(self, *, by: Actor) -> None:
         """Submit a draft for approval."""
         self._require_state(("draft",), "submit")
         by.require_role(Role.DRAFTER, "submit a broadcast")
         self.trigger_event(self.SubmittedForApproval, by=by.handle)
 
-    def approve(self, *, by: Staff, now: datetime) -> None:
+    def approve(self, *, by: Actor, now: datetime) -> None:
         """Approve the current revision: an approver, not an author, within scope, before expiry."""
         self._require_state(("submitted",), "approve")
         by.require_role(Role.APPROVER, "approve a broadcast")
@@ -265,7 +265,7 @@ class Broadcast(Aggregate):
         self._require_unexpired(now, "approved")
         self.trigger_event(self.AutoApproved, rule=clean_text(rule, "rule name", max_len=200), revision=self.revision)
 
-    def reject(self, *, by: Staff, reason: str) -> None:
+    def reject(self, *, by: Actor, reason: str) -> None:
         """Reject a submitted broadcast (final)."""
         self._require_state(("submitted",), "reject")
         by.require_role(Role.APPROVER, "reject a broadcast")
@@ -291,7 +291,7 @@ class Broadcast(Aggregate):
         self._require_state(("dispatching",), "complete")
         self.trigger_event(self.Completed, summary=summary)
 
-    def cancel(self, *, by: Staff, reason: str) -> bool:
+    def cancel(self, *, by: Actor, reason: str) -> bool:
         """Cancel from any live state; returns True when devices must be told to stop."""
         self._require_state(LIVE_STATES, "cancel")
         if not (by.has_role(Role.DRAFTER) or by.has_role(Role.APPROVER)):

@@ -59,3 +59,9 @@ class UnknownArea(DomainError):
     """A target or a record names an area that is not registered."""
 
     rule = "unknown-area"
+
+
+class OutsideJurisdiction(OutOfScope):
+    """An external sender targeted an area outside its authorised jurisdiction (refused, never clipped)."""
+
+    rule = "jurisdiction"

@@ -25,7 +25,7 @@ from domain.errors import (
     SelfApprovalRefused,
     UnknownArea,
 )
-from runtime import cli_admin, cli_broadcast, demo
+from runtime import cli_admin, cli_broadcast, cli_service, demo
 from runtime.bootstrap import StartupError
 from runtime.config import load_settings
 from runtime.logs import configure_logging
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_admin.register(sub)
     cli_broadcast.register(sub)
     demo.register(sub)
+    cli_service.register(sub)
     try:
         from runtime import cli_tts  # type: ignore[attr-defined]
     except ImportError:

@@ -15,9 +15,11 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.utils import get_topic
 
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
 from adapters.store.transcoder import DateAsISO, OrjsonTranscoder
+from domain.actor import Actor
 from domain.area import Area
 from domain.broadcast import Broadcast
 from domain.content import build_content
@@ -158,30 +160,34 @@ class Keng(Application[UUID]):
         self,
         *,
         by: str,
-        title: str,
-        text: str,
-        priority: str,
+        source_kind: str = "operator",
+        source_ref: str | None = None,
+        **content: Any,
+    ) -> UUID:
+        """Draft a broadcast as a staff member; targets must be registered. Returns the new id."""
+        item = self.prepare_broadcast(self.staff(by), source_kind=source_kind, source_ref=source_ref, **content)
+        self.save_new(item, what=f"a broadcast for {source_kind} message {source_ref!r}")
+        return item.id
+
+    def prepare_broadcast(
+        self,
+        actor: Actor,
+        *,
         target_areas: Sequence[str] = (),
         target_endpoints: Sequence[str] = (),
         source_kind: str = "operator",
         source_ref: str | None = None,
         **content: Any,
-    ) -> UUID:
-        """Draft a broadcast; targets must be registered. Returns the new id."""
-        author = self.staff(by)
+    ) -> Broadcast:
+        """A drafted (unsaved) broadcast, for callers that save it together with other records."""
         built = build_content(
-            title=title,
-            text=text,
-            priority=priority,
             target_areas=target_areas,
             target_endpoints=target_endpoints,
             scope=self.scope_of(target_areas, target_endpoints),
             now=self.clock(),
             **content,
         )
-        item = Broadcast.draft(built, by=author, source_kind=source_kind, source_ref=source_ref)
-        self.save_new(item, what=f"a broadcast for {source_kind} message {source_ref!r}")
-        return item.id
+        return Broadcast.draft(built, by=actor, source_kind=source_kind, source_ref=source_ref)
 
     def revise_broadcast(self, broadcast_id: UUID, *, by: str, **changes: Any) -> None:
         """Revise some fields of the content (the rest stay); voids approvals."""
@@ -242,3 +248,21 @@ class Keng(Application[UUID]):
             start = batch[-1].id + 1
             if remaining is not None:
                 remaining -= len(batch)
+
+    def aggregates_of(self, *event_classes: type) -> dict[UUID, Any]:
+        """Current states folded from only these event classes (a topic-filtered read, not the whole log)."""
+        topics = [get_topic(c) for c in event_classes]
+        found: dict[UUID, Any] = {}
+        start = 1
+        while True:
+            batch = self.recorder.select_notifications(start=start, limit=1000, topics=topics)
+            if not batch:
+                return found
+            for n in batch:
+                event: Any = self.mapper.to_domain_event(n)
+                found[event.originator_id] = event.mutate(found.get(event.originator_id))
+            start = batch[-1].id + 1
+
+    def areas(self) -> list[Area]:
+        """Every registered area node (area nodes have a single event)."""
+        return list(self.aggregates_of(Area.Registered).values())

@@ -1,0 +1,134 @@
+"""CLI commands for the service: `keng serve`, API tokens and webhook integrations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import structlog
+from aiohttp import web
+
+from adapters.secrets import SecretStore
+from adapters.store.access import add_integration, issue_token, retire_secret, revoke_tokens, rotate_secret
+from domain.access import ApiToken, Integration
+from runtime.bootstrap import open_app
+from runtime.cli_admin import catalog, require_admin
+from runtime.config import Settings
+from runtime.http.app import create_app
+from runtime.http.services import Services
+from runtime.output import print_json, print_table
+
+log = structlog.get_logger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `serve`, `token` and `integration`."""
+    p = sub.add_parser("serve", help="run the HTTP service (API, webhooks, metrics)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--max-body", type=int, default=1_048_576, help="largest accepted request body in bytes")
+    p.set_defaults(handler=cmd_serve)
+
+    token = sub.add_parser("token", help="API bearer tokens").add_subparsers(dest="action", required=True)
+    p = token.add_parser("create", help="create a token for a staff member (shown once)")
+    p.add_argument("--staff", required=True)
+    p.add_argument("--label", default="")
+    p.add_argument("--as", dest="actor", default="admin", help="admin handle (default: admin)")
+    p.set_defaults(handler=cmd_token_create)
+    p = token.add_parser("revoke", help="revoke every token of a staff member")
+    p.add_argument("--staff", required=True)
+    p.add_argument("--as", dest="actor", default="admin")
+    p.set_defaults(handler=cmd_token_revoke)
+
+    integ = sub.add_parser("integration", help="signed-webhook senders").add_subparsers(dest="action", required=True)
+    p = integ.add_parser("add", help="add an integration; prints its first secret once")
+    p.add_argument("name")
+    p.add_argument("--kind", default="city-source", choices=["city-source", "cap"])
+    p.add_argument("--jurisdiction", action="append", required=True, help="area code it may target (repeat)")
+    p.add_argument("--as", dest="actor", default="admin")
+    p.set_defaults(handler=cmd_integration_add)
+    p = integ.add_parser("rotate", help="issue another active secret (prints it once)")
+    p.add_argument("name")
+    p.add_argument("--as", dest="actor", default="admin")
+    p.set_defaults(handler=cmd_integration_rotate)
+    p = integ.add_parser("retire", help="retire a secret by fingerprint")
+    p.add_argument("name")
+    p.add_argument("fingerprint")
+    p.add_argument("--as", dest="actor", default="admin")
+    p.set_defaults(handler=cmd_integration_retire)
+    p = integ.add_parser("list", help="integrations and their active secret fingerprints")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_integration_list)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    services = Services(
+        app=app, secrets=SecretStore(settings.data_dir), settings=settings, max_body_bytes=args.max_body
+    )
+    log.info("service.starting", host=args.host, port=args.port)
+    print(f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop")
+    web.run_app(create_app(services), host=args.host, port=args.port, print=None, shutdown_timeout=10)
+    app.close()
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    token = issue_token(app, staff=args.staff, label=args.label, by=args.actor)
+    print(token)
+    print("Lưu mã này ngay: sẽ không hiển thị lại (store it now: it is not shown again)", file=sys.stderr)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    mine = [t for t in catalog(app).of_type(ApiToken) if t.staff == app.staff(args.staff).handle]
+    print(f"Đã thu hồi {revoke_tokens(app, mine, by=args.actor)} mã (tokens revoked)")
+    return 0
+
+
+def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    secret = add_integration(
+        app,
+        SecretStore(settings.data_dir),
+        name=args.name,
+        kind=args.kind,
+        jurisdiction=args.jurisdiction,
+        by=args.actor,
+    )
+    print(secret)
+    print("Lưu khóa ký này ngay (signing secret): store it now, it is not shown again", file=sys.stderr)
+    return 0
+
+
+def cmd_integration_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    print(rotate_secret(app, SecretStore(settings.data_dir), name=args.name, by=args.actor))
+    return 0
+
+
+def cmd_integration_retire(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    retire_secret(app, SecretStore(settings.data_dir), name=args.name, fingerprint=args.fingerprint, by=args.actor)
+    print(f"Đã ngừng khóa (secret retired): {args.fingerprint}")
+    return 0
+
+
+def cmd_integration_list(args: argparse.Namespace, settings: Settings) -> int:
+    items = catalog(open_app(settings, create=False)).of_type(Integration)
+    views = [{"name": i.name, "kind": i.kind, "jurisdiction": i.jurisdiction, "secrets": i.secrets} for i in items]
+    if args.json:
+        print_json(views)
+    else:
+        print_table(
+            ["name", "kind", "jurisdiction", "active secrets"],
+            [[v["name"], v["kind"], ",".join(v["jurisdiction"]), " ".join(v["secrets"])] for v in views],
+        )
+    return 0

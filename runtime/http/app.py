@@ -1,0 +1,71 @@
+"""`create_app(services) -> web.Application`: the operator API, the signed webhooks, and the ops endpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from runtime.http import routes_hooks, routes_operator, routes_ops
+from runtime.http.problems import PROBLEM_TYPE, Problem, problem_for
+from runtime.http.services import SERVICES, Services
+
+log = structlog.get_logger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_KIND_BY_STATUS = {
+    400: "bad-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+    415: "unsupported-media-type",
+}
+
+
+def _route_name(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def problems_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One canonical log line and metric per request; every error becomes a problem document."""
+    services = request.app[SERVICES]
+    started = time.perf_counter()
+    route = _route_name(request)
+    try:
+        response = await handler(request)
+    except Problem as p:
+        response = p.response()
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        response = Problem(e.status, _KIND_BY_STATUS.get(e.status, "http-error"), e.text or e.reason).response()
+    except Exception as e:
+        known = problem_for(e)
+        if known is None:
+            log.exception("http.unhandled", route=route, method=request.method)
+            known = Problem(500, "internal-error", "an unexpected error occurred; it has been logged")
+        response = known.response()
+    elapsed = time.perf_counter() - started
+    services.metrics.requests.labels(route, request.method, str(response.status)).inc()
+    services.metrics.latency.labels(route).observe(elapsed)
+    log.info(
+        "http.request", method=request.method, route=route, status=response.status, latency_ms=round(elapsed * 1000, 2)
+    )
+    return response
+
+
+def create_app(services: Services) -> web.Application:
+    """The aiohttp application over the given services."""
+    app = web.Application(client_max_size=services.max_body_bytes, middlewares=[problems_and_metrics])
+    app[SERVICES] = services
+    routes_ops.add_routes(app)
+    routes_operator.add_routes(app)
+    routes_hooks.add_routes(app)
+    return app
+
+
+__all__ = ["PROBLEM_TYPE", "create_app"]

@@ -1,0 +1,41 @@
+"""Prometheus metrics, in a registry of the service's own (no global state shared between apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """The service's counters, gauges and histograms."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "keng_http_requests_total", "HTTP requests", ["route", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "keng_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.webhooks = Counter(
+            "keng_webhook_outcomes_total",
+            "Signed inbound messages by outcome",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "keng_dispatch_queue_depth", "Commands queued per priority", ["priority"], registry=self.registry
+        )
+        self.dispatch_latency = Histogram(
+            "keng_dispatch_latency_seconds", "Approval to device ack", ["priority"], registry=self.registry
+        )
+        self.devices_online = Gauge("keng_devices_online", "Endpoints last seen online", registry=self.registry)
+
+    def render(self) -> bytes:
+        """The exposition text."""
+        return generate_latest(self.registry)

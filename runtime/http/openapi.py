@@ -1,0 +1,265 @@
+"""The OpenAPI 3.1 document of `keng serve` (tests check it is valid and that it lists exactly the served routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    return {
+        str(c): {"description": "problem", "content": {"application/problem+json": {"schema": _PROBLEM}}} for c in codes
+    }
+
+
+def _ok(schema: dict[str, Any], code: int = 200, description: str = "ok") -> dict[str, Any]:
+    return {str(code): {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
+_BODY = {"required": True, "content": {"application/json": {"schema": _ref("BroadcastInput")}}}
+_REASON = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}
+        }
+    },
+}
+_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+        },
+    },
+    "BroadcastInput": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "title": {"type": "string", "maxLength": 200},
+            "text": {"type": "string", "maxLength": 5000},
+            "priority": {"enum": ["emergency", "priority", "normal"]},
+            "targets": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "areas": {"type": "array", "items": {"type": "string"}},
+                    "endpoints": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "channels": {"type": "array", "items": {"enum": ["speaker", "eboard", "portal", "app"]}},
+            "schedule": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "at": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+                    "repeats": {"type": "integer", "minimum": 1, "maximum": 10},
+                },
+            },
+            "expires_at": {"type": "string", "format": "date-time"},
+            "audio_url": {"type": "string"},
+            "drill": {"type": "boolean"},
+        },
+    },
+    "Broadcast": {
+        "type": "object",
+        "required": [
+            "id",
+            "title",
+            "text",
+            "priority",
+            "state",
+            "revision",
+            "approved",
+            "targets",
+            "scope",
+            "channels",
+            "expires_at",
+            "source",
+            "approvals",
+        ],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "title": {"type": "string"},
+            "text": {"type": "string"},
+            "priority": {"enum": ["emergency", "priority", "normal"]},
+            "state": {
+                "enum": [
+                    "draft",
+                    "submitted",
+                    "approved",
+                    "scheduled",
+                    "dispatching",
+                    "completed",
+                    "cancelled",
+                    "expired",
+                    "rejected",
+                ]
+            },
+            "revision": {"type": "integer"},
+            "approved": {"type": "boolean"},
+            "targets": {"type": "object"},
+            "scope": {"type": "array", "items": {"type": "string"}},
+            "channels": {"type": "array", "items": {"type": "string"}},
+            "expires_at": {"type": "string"},
+            "source": {"type": "object"},
+            "approvals": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Endpoint": {
+        "type": "object",
+        "required": ["code", "kind", "ward"],
+        "properties": {
+            "code": {"type": "string"},
+            "kind": {"type": "string"},
+            "ward": {"type": "string"},
+            "group": {"type": ["string", "null"]},
+            "online": {"type": ["boolean", "null"]},
+        },
+    },
+    "Area": {
+        "type": "object",
+        "required": ["code", "name", "level"],
+        "properties": {
+            "code": {"type": "string"},
+            "name": {"type": "string"},
+            "level": {"type": "string"},
+            "parent": {"type": ["string", "null"]},
+        },
+    },
+    "Staff": {
+        "type": "object",
+        "required": ["handle", "name", "roles"],
+        "properties": {
+            "handle": {"type": "string"},
+            "name": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "wards": {"type": "array"},
+        },
+    },
+    "InboundResult": {
+        "type": "object",
+        "required": ["broadcast_id", "state", "message_id"],
+        "properties": {
+            "broadcast_id": {"type": "string", "format": "uuid"},
+            "state": {"type": "string"},
+            "message_id": {"type": "string"},
+        },
+    },
+}
+
+_WEBHOOK_HEADERS = [
+    {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+    for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
+]
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document served at /openapi.json."""
+    array = {"type": "array", "items": {}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "keng",
+            "version": "1.0.0",
+            "description": "Emergency alerting and public-broadcast core. Errors are application/problem+json.",
+        },
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": {
+            "/healthz": {"get": {"summary": "liveness", "responses": _ok({"type": "object"})}},
+            "/readyz": {
+                "get": {
+                    "summary": "readiness (the event store answers)",
+                    "responses": {**_ok({"type": "object"}), "503": {"description": "not ready"}},
+                }
+            },
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            "/openapi.json": {"get": {"summary": "this document", "responses": _ok({"type": "object"})}},
+            "/api/v1/broadcasts": {
+                "get": {
+                    "summary": "list broadcasts, newest first",
+                    "security": _AUTH,
+                    "parameters": [{"name": "state", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {**_ok({**array, "items": _ref("Broadcast")}), **_problems(401)},
+                },
+                "post": {
+                    "summary": "draft a broadcast (drafter)",
+                    "security": _AUTH,
+                    "requestBody": _BODY,
+                    "responses": {**_ok(_ref("Broadcast"), 201, "drafted"), **_problems(400, 401, 403, 413, 415, 422)},
+                },
+            },
+            "/api/v1/broadcasts/{id}": {
+                "get": {
+                    "summary": "one broadcast",
+                    "security": _AUTH,
+                    "parameters": _ID,
+                    "responses": {**_ok(_ref("Broadcast")), **_problems(401, 404)},
+                },
+                "patch": {
+                    "summary": "revise (voids approvals)",
+                    "security": _AUTH,
+                    "parameters": _ID,
+                    "requestBody": _BODY,
+                    "responses": {**_ok(_ref("Broadcast")), **_problems(400, 401, 403, 404, 409, 415, 422)},
+                },
+            },
+            **{
+                f"/api/v1/broadcasts/{{id}}/{action}": {
+                    "post": {
+                        "summary": f"{action} a broadcast",
+                        "security": _AUTH,
+                        "parameters": _ID,
+                        **({"requestBody": _REASON} if action in ("reject", "cancel") else {}),
+                        "responses": {**_ok(_ref("Broadcast")), **_problems(400, 401, 403, 404, 409, 415, 422)},
+                    }
+                }
+                for action in ("submit", "approve", "reject", "cancel")
+            },
+            "/api/v1/endpoints": {
+                "get": {
+                    "summary": "endpoints",
+                    "security": _AUTH,
+                    "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("ward", "kind")],
+                    "responses": {**_ok({**array, "items": _ref("Endpoint")}), **_problems(401)},
+                }
+            },
+            "/api/v1/areas": {
+                "get": {
+                    "summary": "the area tree",
+                    "security": _AUTH,
+                    "responses": {**_ok({**array, "items": _ref("Area")}), **_problems(401)},
+                }
+            },
+            "/api/v1/staff": {
+                "get": {
+                    "summary": "staff members",
+                    "security": _AUTH,
+                    "responses": {**_ok({**array, "items": _ref("Staff")}), **_problems(401)},
+                }
+            },
+            "/api/v1/hooks/city-source": {
+                "post": {
+                    "summary": "signed message from the city source system (Standard Webhooks, idempotent by id)",
+                    "parameters": _WEBHOOK_HEADERS,
+                    "requestBody": _BODY,
+                    "responses": {
+                        **_ok(_ref("InboundResult"), 202, "accepted (or replayed: Idempotent-Replayed: true)"),
+                        **_problems(400, 401, 403, 413, 415, 422),
+                    },
+                }
+            },
+        },
+    }

@@ -1,0 +1,157 @@
+"""The operator API (`/api/v1/...`): broadcasts, endpoints, areas and staff, for bearer-token holders.
+
+Handlers are thin: authenticate, parse, call one application method off the loop, serialise. Roles and area scope are
+checked by the domain (an auditor reads everything and changes nothing; a ward's approver approves only their ward).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import orjson
+from aiohttp import web
+
+from adapters.city_source import parse_city_message
+from adapters.store.access import Unauthenticated, authenticate
+from domain.staff import Staff
+from runtime.http.problems import Problem
+from runtime.http.services import SERVICES, Services
+from runtime.views import broadcast_view, endpoint_view, staff_view
+
+JSON = "application/json"
+
+
+async def current_staff(request: web.Request) -> Staff:
+    """The staff member behind the request's bearer token."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send 'Authorization: Bearer <token>' (create one with `keng token create`)")
+    services = request.app[SERVICES]
+    return await services.run(lambda: authenticate(services.app, token.strip()))
+
+
+async def json_body(request: web.Request) -> bytes:
+    """The raw body of a JSON request (415 for another content type; aiohttp answers 413 past the size limit)."""
+    if request.content_type != JSON:
+        raise Problem(415, "unsupported-media-type", f"expected Content-Type {JSON}, got {request.content_type!r}")
+    return await request.read()
+
+
+def _broadcast_id(request: web.Request) -> UUID:
+    try:
+        return UUID(request.match_info["id"])
+    except ValueError:
+        raise Problem(404, "not-found", f"{request.match_info['id']!r} is not a broadcast id") from None
+
+
+def _view(services: Services, bid: UUID) -> dict[str, Any]:
+    return broadcast_view(services.app.broadcast(bid), services.settings.display_tz)
+
+
+async def create_broadcast(request: web.Request) -> web.Response:
+    staff = await current_staff(request)
+    fields = parse_city_message(await json_body(request))
+    services = request.app[SERVICES]
+
+    def draft() -> dict[str, Any]:
+        return _view(services, services.app.draft_broadcast(by=staff.handle, **fields))
+
+    view = await services.run(draft)
+    return web.json_response(view, status=201, headers={"Location": f"/api/v1/broadcasts/{view['id']}"})
+
+
+async def revise_broadcast(request: web.Request) -> web.Response:
+    staff = await current_staff(request)
+    changes = parse_city_message(await json_body(request), partial=True)
+    bid, services = _broadcast_id(request), request.app[SERVICES]
+
+    def revise() -> dict[str, Any]:
+        services.app.revise_broadcast(bid, by=staff.handle, **changes)
+        return _view(services, bid)
+
+    return web.json_response(await services.run(revise))
+
+
+async def _reason(request: web.Request) -> str:
+    body = await json_body(request)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise Problem(400, "malformed-json", f"malformed JSON: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("reason"), str):
+        raise Problem(422, "invalid-payload", "expected an object with a string 'reason'")
+    return str(data["reason"])
+
+
+async def act_on_broadcast(request: web.Request) -> web.Response:
+    staff = await current_staff(request)
+    bid, action, services = _broadcast_id(request), request.match_info["action"], request.app[SERVICES]
+    reason = await _reason(request) if action in ("reject", "cancel") else ""
+    app = services.app
+
+    def act() -> dict[str, Any]:
+        if action == "submit":
+            app.submit_broadcast(bid, by=staff.handle)
+        elif action == "approve":
+            app.approve_broadcast(bid, by=staff.handle)
+        elif action == "reject":
+            app.reject_broadcast(bid, by=staff.handle, reason=reason)
+        else:
+            app.cancel_broadcast(bid, by=staff.handle, reason=reason)
+        return _view(services, bid)
+
+    return web.json_response(await services.run(act))
+
+
+async def get_broadcast(request: web.Request) -> web.Response:
+    await current_staff(request)
+    bid, services = _broadcast_id(request), request.app[SERVICES]
+    return web.json_response(await services.run(lambda: _view(services, bid)))
+
+
+async def list_broadcasts(request: web.Request) -> web.Response:
+    await current_staff(request)
+    services, state = request.app[SERVICES], request.query.get("state")
+    items = await services.run(lambda: services.catalog.current().broadcasts(state=state))
+    return web.json_response([broadcast_view(b, services.settings.display_tz) for b in items])
+
+
+async def list_endpoints(request: web.Request) -> web.Response:
+    await current_staff(request)
+    services = request.app[SERVICES]
+    ward, kind = request.query.get("ward"), request.query.get("kind")
+    items = await services.run(lambda: services.catalog.current().endpoints(ward=ward, kind=kind))
+    return web.json_response([endpoint_view(e) for e in items])
+
+
+async def list_areas(request: web.Request) -> web.Response:
+    await current_staff(request)
+    services = request.app[SERVICES]
+    items = await services.run(lambda: services.catalog.current().areas())
+    return web.json_response(
+        [
+            {"code": a.code, "name": a.name, "level": a.level, "parent": a.parent, "lat": a.lat, "lon": a.lon}
+            for a in items
+        ]
+    )
+
+
+async def list_staff(request: web.Request) -> web.Response:
+    await current_staff(request)
+    services = request.app[SERVICES]
+    items = await services.run(lambda: services.catalog.current().staff())
+    return web.json_response([staff_view(s) for s in items])
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/v1/broadcasts", create_broadcast)
+    r.add_get("/api/v1/broadcasts", list_broadcasts)
+    r.add_get("/api/v1/broadcasts/{id}", get_broadcast)
+    r.add_patch("/api/v1/broadcasts/{id}", revise_broadcast)
+    r.add_post("/api/v1/broadcasts/{id}/{action:submit|approve|reject|cancel}", act_on_broadcast)
+    r.add_get("/api/v1/endpoints", list_endpoints)
+    r.add_get("/api/v1/areas", list_areas)
+    r.add_get("/api/v1/staff", list_staff)
