@@ -109,3 +109,11 @@ def sample_app(make_app: Callable[..., Keng]) -> Keng:
     app = make_app()
     install_sample(app)
     return app
+
+
+# Hypothesis: CI runs the generated-input tests at their full size (>= 2,000 examples each); a local run is quicker.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", max_examples=2000, deadline=None)
+_hypothesis_settings.register_profile("dev", max_examples=200, deadline=None)
+_hypothesis_settings.load_profile("ci" if IN_CI else os.environ.get("HYPOTHESIS_PROFILE", "dev"))

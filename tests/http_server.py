@@ -35,8 +35,14 @@ class Client:
     def __init__(self, port: int) -> None:
         self.port = port
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                token: str | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> Reply:
         hdrs = dict(headers or {})
         if token:
             hdrs["Authorization"] = f"Bearer {token}"
@@ -52,12 +58,28 @@ class Client:
         body = None if data is None else orjson.dumps(data)
         return self.request(method, path, body, {"Content-Type": "application/json"}, token)
 
-    def signed(self, path: str, body: bytes, secret: str, message_id: str, *, timestamp: int | None = None,
-               content_type: str = "application/json") -> Reply:
+    def signed(
+        self,
+        path: str,
+        body: bytes,
+        secret: str,
+        message_id: str,
+        *,
+        timestamp: int | None = None,
+        content_type: str = "application/json",
+    ) -> Reply:
         ts = int(time.time()) if timestamp is None else timestamp
-        return self.request("POST", path, body, {
-            "Content-Type": content_type, "webhook-id": message_id, "webhook-timestamp": str(ts),
-            "webhook-signature": sign(secret, message_id, ts, body)})
+        return self.request(
+            "POST",
+            path,
+            body,
+            {
+                "Content-Type": content_type,
+                "webhook-id": message_id,
+                "webhook-timestamp": str(ts),
+                "webhook-signature": sign(secret, message_id, ts, body),
+            },
+        )
 
 
 @contextmanager

@@ -19,8 +19,12 @@ from runtime.config import load_settings
 from runtime.http.services import Services
 from tests.http_server import Client, serve
 
-DRAFT = {"title": "Thông báo phun thuốc", "text": "Phun thuốc diệt muỗi ngày 28/11.", "priority": "normal",
-         "targets": {"areas": ["00595"]}}
+DRAFT = {
+    "title": "Thông báo phun thuốc",
+    "text": "Phun thuốc diệt muỗi ngày 28/11.",
+    "priority": "normal",
+    "targets": {"areas": ["00595"]},
+}
 HOOK = "/api/v1/hooks/city-source"
 
 
@@ -28,10 +32,13 @@ HOOK = "/api/v1/hooks/city-source"
 def api(sample_app: Keng, tmp_path: Path) -> Iterator[tuple[Client, dict[str, str], Keng]]:
     settings = load_settings(data_dir=str(tmp_path), environ={})
     secrets = SecretStore(tmp_path)
-    creds = {h: issue_token(sample_app, staff=h, label="test", by="admin")
-             for h in ("lan.nguyen", "hung.tran", "minh.pham", "ha.vu", "mai.le", "tuan.do")}
-    creds["secret"] = add_integration(sample_app, secrets, name="city-source", kind="city-source",
-                                      jurisdiction=["00595", "00601"], by="admin")
+    creds = {
+        h: issue_token(sample_app, staff=h, label="test", by="admin")
+        for h in ("lan.nguyen", "hung.tran", "minh.pham", "ha.vu", "mai.le", "tuan.do")
+    }
+    creds["secret"] = add_integration(
+        sample_app, secrets, name="city-source", kind="city-source", jurisdiction=["00595", "00601"], by="admin"
+    )
     services = Services(app=sample_app, secrets=secrets, settings=settings, max_body_bytes=64 * 1024)
     with serve(services) as client:
         yield client, creds, sample_app
@@ -67,35 +74,60 @@ def test_refusals_are_precise_and_store_nothing(api: tuple[Client, dict[str, str
     bid = mine.json()["id"]
     client.json("POST", f"/api/v1/broadcasts/{bid}/submit", None, t["minh.pham"])
     before = app.max_position()
-    problem(client.json("POST", f"/api/v1/broadcasts/{bid}/approve", None, t["minh.pham"]), 403,
-            "approver-is-not-drafter")
+    problem(
+        client.json("POST", f"/api/v1/broadcasts/{bid}/approve", None, t["minh.pham"]), 403, "approver-is-not-drafter"
+    )
     problem(client.json("POST", f"/api/v1/broadcasts/{bid}/approve", None, t["ha.vu"]), 403, "approver-area-scope")
     problem(client.json("POST", "/api/v1/broadcasts", DRAFT, t["mai.le"]), 403, "drafter role is required")
     problem(client.json("POST", f"/api/v1/broadcasts/{bid}/reject", {}, t["hung.tran"]), 422, "reason")
     problem(client.json("POST", f"/api/v1/broadcasts/{bid}/cancel", None, None), 401, "Bearer")
     problem(client.json("GET", "/api/v1/broadcasts", None, "keng_not-a-real-token"), 401, "not known")
     problem(client.json("GET", "/api/v1/broadcasts/not-an-id", None, t["mai.le"]), 404)
-    problem(client.json("POST", "/api/v1/broadcasts", {**DRAFT, "targets": {"areas": ["99999"]}}, t["lan.nguyen"]),
-            422, "99999")
-    problem(client.request("POST", "/api/v1/broadcasts", b"{bad json", {"Content-Type": "application/json"},
-                           t["lan.nguyen"]), 400, "malformed JSON")
-    problem(client.request("POST", "/api/v1/broadcasts", b"x=1", {"Content-Type": "text/plain"}, t["lan.nguyen"]),
-            415, "application/json")
-    problem(client.request("POST", "/api/v1/broadcasts", b"[" + b"1," * 40000 + b"1]",
-                           {"Content-Type": "application/json"}, t["lan.nguyen"]), 413)
+    problem(
+        client.json("POST", "/api/v1/broadcasts", {**DRAFT, "targets": {"areas": ["99999"]}}, t["lan.nguyen"]),
+        422,
+        "99999",
+    )
+    problem(
+        client.request(
+            "POST", "/api/v1/broadcasts", b"{bad json", {"Content-Type": "application/json"}, t["lan.nguyen"]
+        ),
+        400,
+        "malformed JSON",
+    )
+    problem(
+        client.request("POST", "/api/v1/broadcasts", b"x=1", {"Content-Type": "text/plain"}, t["lan.nguyen"]),
+        415,
+        "application/json",
+    )
+    problem(
+        client.request(
+            "POST",
+            "/api/v1/broadcasts",
+            b"[" + b"1," * 40000 + b"1]",
+            {"Content-Type": "application/json"},
+            t["lan.nguyen"],
+        ),
+        413,
+    )
     assert app.max_position() == before
 
 
 def test_webhook_creates_a_submitted_broadcast_once(api: tuple[Client, dict[str, str], Keng]) -> None:
     client, t, app = api
-    body = orjson.dumps({"title": "Cảnh báo lũ", "text": "Nước sông lên cao.", "priority": "emergency",
-                         "targets": {"areas": ["00601"]}})
+    body = orjson.dumps(
+        {"title": "Cảnh báo lũ", "text": "Nước sông lên cao.", "priority": "emergency", "targets": {"areas": ["00601"]}}
+    )
     first = client.signed(HOOK, body, t["secret"], "city-2026-11-27-001")
     assert first.status == 202
     outcome = first.json()
     item = app.broadcast(__import__("uuid").UUID(outcome["broadcast_id"]))
     assert (item.state, item.source_kind, item.source_ref, item.drafted_by) == (
-        "submitted", "city-source", "city-2026-11-27-001", "integration:city-source")
+        "submitted",
+        "city-source",
+        "city-2026-11-27-001",
+        "integration:city-source",
+    )
     position = app.max_position()
     again = client.signed(HOOK, body, t["secret"], "city-2026-11-27-001")
     assert again.status == 202 and again.json() == outcome and again.headers["idempotent-replayed"] == "true"
@@ -113,16 +145,22 @@ def test_webhook_bad_input_matrix(api: tuple[Client, dict[str, str], Keng]) -> N
     problem(client.signed(HOOK, good, secret, "m2", content_type="text/plain"), 415)
     problem(client.signed(HOOK, b'{"title":"' + b"x" * 70000 + b'"}', secret, "m3"), 413)
     problem(client.request("POST", HOOK, good, {"Content-Type": "application/json"}), 401, "missing header")
-    garbled = {"Content-Type": "application/json", "webhook-id": "m4", "webhook-timestamp": str(now),
-               "webhook-signature": "v1,@@not-base64@@"}
+    garbled = {
+        "Content-Type": "application/json",
+        "webhook-id": "m4",
+        "webhook-timestamp": str(now),
+        "webhook-signature": "v1,@@not-base64@@",
+    }
     problem(client.request("POST", HOOK, good, garbled), 401, "not base64")
     problem(client.signed(HOOK, good, "whsec_" + "QUJD" * 11, "m5"), 401, "no signature matches")
     problem(client.signed(HOOK, good, secret, "m6", timestamp=now - 301), 401, "in the past")
     problem(client.signed(HOOK, good, secret, "m7", timestamp=now + 301), 401, "in the future")
-    problem(client.signed(HOOK, orjson.dumps({**DRAFT, "targets": {"areas": ["00000"]}}), secret, "m8"), 422,
-            "00000")
-    problem(client.signed(HOOK, orjson.dumps({**DRAFT, "targets": {"areas": ["00598"]}}), secret, "m9"), 422,
-            "outside its jurisdiction: 00598")
+    problem(client.signed(HOOK, orjson.dumps({**DRAFT, "targets": {"areas": ["00000"]}}), secret, "m8"), 422, "00000")
+    problem(
+        client.signed(HOOK, orjson.dumps({**DRAFT, "targets": {"areas": ["00598"]}}), secret, "m9"),
+        422,
+        "outside its jurisdiction: 00598",
+    )
     problem(client.signed(HOOK, orjson.dumps({**DRAFT, "priority": "urgent"}), secret, "m10"), 422, "urgent")
     problem(client.signed(HOOK, orjson.dumps({**DRAFT, "extra": 1}), secret, "m11"), 422, "unknown field")
     assert app.max_position() == before
