@@ -6,7 +6,7 @@ Each command loads aggregates, calls one domain method, and saves. A uniqueness 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -82,7 +82,7 @@ class Keng(Application[UUID]):
                 "the record was changed by someone else since it was read; nothing was written, try again"
             ) from e
 
-    def save_new(self, *aggregates: Aggregate, what: str) -> None:
+    def save_new(self, *aggregates: Aggregate | DomainEventProtocol[UUID], what: str) -> None:
         """Save newly created aggregates in one transaction; any duplicate refuses them all."""
         with self._conflicts(creating=what):
             self.save(*aggregates)
@@ -137,11 +137,14 @@ class Keng(Application[UUID]):
         """The endpoint with this inventory code."""
         return self.load(Endpoint, endpoint_id(code), f"endpoint {code!r}")
 
-    def scope_of(self, areas: Sequence[str], endpoints: Sequence[str]) -> list[str]:
-        """The ward codes (or district/city codes, for wider targets) that a set of targets covers."""
+    def scope_of(
+        self, areas: Sequence[str], endpoints: Sequence[str], index: Mapping[str, Area] | None = None
+    ) -> list[str]:
+        """The ward codes (or district/city codes, for wider targets) that a set of targets covers. `index` is an
+        optional in-memory map of areas by code (the hot path's cache); unknown codes are looked up in the store."""
         scope: set[str] = set()
         for code in areas:
-            node = self.area(code)
+            node = index[code] if index is not None and code in index else self.area(code)
             scope.add(node.parent if node.level == AreaLevel.GROUP.value and node.parent else node.code)
         for code in endpoints:
             try:
@@ -177,13 +180,14 @@ class Keng(Application[UUID]):
         target_endpoints: Sequence[str] = (),
         source_kind: str = "operator",
         source_ref: str | None = None,
+        area_index: Mapping[str, Area] | None = None,
         **content: Any,
     ) -> Broadcast:
         """A drafted (unsaved) broadcast, for callers that save it together with other records."""
         built = build_content(
             target_areas=target_areas,
             target_endpoints=target_endpoints,
-            scope=self.scope_of(target_areas, target_endpoints),
+            scope=self.scope_of(target_areas, target_endpoints, area_index),
             now=self.clock(),
             **content,
         )

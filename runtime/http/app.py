@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import web
@@ -58,10 +59,17 @@ async def problems_and_metrics(request: web.Request, handler: Handler) -> web.St
     return response
 
 
+async def _close_committer(app: web.Application) -> AsyncIterator[None]:
+    yield
+    # Finish the queued writes (each caller is still waiting for its commit) before the process exits.
+    await asyncio.to_thread(app[SERVICES].committer.close)
+
+
 def create_app(services: Services) -> web.Application:
     """The aiohttp application over the given services."""
     app = web.Application(client_max_size=services.max_body_bytes, middlewares=[problems_and_metrics])
     app[SERVICES] = services
+    app.cleanup_ctx.append(_close_committer)
     routes_ops.add_routes(app)
     routes_operator.add_routes(app)
     routes_hooks.add_routes(app)

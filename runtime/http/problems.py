@@ -12,6 +12,7 @@ from adapters.city_source import PayloadError
 from adapters.signing import SignatureError
 from adapters.store.access import IdempotencyConflict, Unauthenticated
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
+from adapters.store.group_commit import Overloaded
 from domain.errors import (
     DomainError,
     ExpiredBroadcast,
@@ -40,6 +41,7 @@ STATUS: list[tuple[type[BaseException], int, str]] = [
     (ConcurrencyConflict, 409, "conflict"),
     (DuplicateRecord, 409, "duplicate"),
     (IdempotencyConflict, 422, "idempotency-key-reused"),
+    (Overloaded, 503, "overloaded"),
     (UnknownArea, 422, "unknown-area"),
     (InvalidValue, 422, "invalid-value"),
     (DomainError, 422, "rule-violation"),

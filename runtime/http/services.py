@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from aiohttp import web
 
 from adapters.secrets import SecretStore
 from adapters.store.app import Keng
+from adapters.store.group_commit import GroupCommitter
+from domain.access import Integration
 from domain.area import Area
 from projections.catalog import Catalog
 from runtime.config import Settings
@@ -35,18 +37,21 @@ class LiveCatalog:
             return self.catalog
 
 
-class AreaCache:
-    """Registered areas, re-read at most every `ttl_s` seconds (areas change rarely; jurisdictions need them)."""
+class TimedCache(Generic[T]):
+    """A value re-read at most every `ttl_s` seconds: areas and integrations change rarely, and every signed request
+    needs them (a secret rotation or a new ward takes effect within the TTL)."""
 
-    def __init__(self, app: Keng, ttl_s: float = 30.0) -> None:
-        self.app, self.ttl_s = app, ttl_s
-        self._areas: list[Area] = []
+    def __init__(self, read: Callable[[], T], ttl_s: float) -> None:
+        self.read, self.ttl_s = read, ttl_s
+        self._value: T | None = None
         self._read_at = float("-inf")
+        self._lock = threading.Lock()
 
-    def get(self) -> list[Area]:
-        if time.monotonic() - self._read_at > self.ttl_s:
-            self._areas, self._read_at = self.app.areas(), time.monotonic()
-        return self._areas
+    def get(self) -> T:
+        with self._lock:
+            if self._value is None or time.monotonic() - self._read_at > self.ttl_s:
+                self._value, self._read_at = self.read(), time.monotonic()
+            return self._value
 
 
 @dataclass
@@ -60,11 +65,24 @@ class Services:
     max_body_bytes: int = 1_048_576
     wall_clock: Callable[[], float] = time.time
     catalog: LiveCatalog = field(init=False)
-    area_cache: AreaCache = field(init=False)
+    area_cache: TimedCache[list[Area]] = field(init=False)
+    integration_cache: TimedCache[list[Integration]] = field(init=False)
+    committer: GroupCommitter = field(init=False)
+    cache_ttl_s: float = 5.0
 
     def __post_init__(self) -> None:
+        self.committer = GroupCommitter(self.app)
         self.catalog = LiveCatalog(self.app)
-        self.area_cache = AreaCache(self.app)
+        self.area_cache = TimedCache(self.app.areas, 30.0)
+        self.integration_cache = TimedCache(self._integrations, self.cache_ttl_s)
+
+    def _integrations(self) -> list[Integration]:
+        found = self.app.aggregates_of(Integration.Added, Integration.SecretIssued, Integration.SecretRetired)
+        return list(found.values())
+
+    def integrations(self, kind: str) -> list[Integration]:
+        """Integrations of a kind with their active secret fingerprints (cached for `cache_ttl_s`)."""
+        return [i for i in self.integration_cache.get() if i.kind == kind]
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run blocking store work off the event loop (the eventsourcing library is synchronous)."""

@@ -1,0 +1,216 @@
+"""Signed city-source webhooks at a steady arrival rate from a separate process; keng against a bare aiohttp handler.
+
+    python bench/ingest.py [--rate 1000] [--duration 30] [--store URL] [--json]
+
+Starts `keng serve` (SQLite in a temporary directory unless --store is given, sample district, one integration), then
+sends signed webhooks open-loop at --rate per second for --duration seconds from a separate process, each with a new
+webhook id; then does the same against a bare aiohttp handler that answers 200 (the baseline) on the same machine.
+A 2xx from keng means the message and its broadcast are durably stored (SQLite synchronous=FULL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+BODY = orjson.dumps(
+    {
+        "title": "Thông báo lịch tiêm chủng",
+        "text": "Trạm y tế phường tổ chức tiêm chủng mở rộng vào sáng thứ Bảy, đề nghị phụ huynh đưa trẻ đến đúng giờ.",
+        "priority": "normal",
+        "targets": {"areas": ["00595"]},
+    }
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+async def _load(port: int, secret: str | None, rate: float, duration: float, prefix: str) -> dict[str, Any]:
+    import aiohttp
+
+    from adapters.signing import sign
+
+    latencies: list[float] = []
+    errors = 0
+    statuses: dict[int, int] = {}
+    url = f"http://127.0.0.1:{port}/api/v1/hooks/city-source"
+    connector = aiohttp.TCPConnector(limit=256)
+
+    async def one(session: aiohttp.ClientSession, i: int) -> None:
+        nonlocal errors
+        headers = {"Content-Type": "application/json"}
+        if secret:
+            ts = int(time.time())
+            mid = f"{prefix}-{i}"
+            headers.update(
+                {"webhook-id": mid, "webhook-timestamp": str(ts), "webhook-signature": sign(secret, mid, ts, BODY)}
+            )
+        started = time.perf_counter()
+        try:
+            async with session.post(url, data=BODY, headers=headers) as r:
+                await r.read()
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+                if r.status >= 300:
+                    errors += 1
+                    return
+        except aiohttp.ClientError:
+            errors += 1
+            return
+        latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        tasks = []
+        start = time.perf_counter()
+        total = int(rate * duration)
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, i)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
+
+    return {
+        "sent": total,
+        "ok": len(latencies),
+        "errors": errors,
+        "per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": pct(1.0),
+        "statuses": statuses,
+    }
+
+
+def _load_process(port: int, secret: str | None, rate: float, duration: float, prefix: str, out: Any) -> None:
+    sys.path.insert(0, str(ROOT))
+    out.put(asyncio.run(_load(port, secret, rate, duration, prefix)))
+
+
+def run_load(port: int, secret: str | None, rate: float, duration: float, prefix: str) -> dict[str, Any]:
+    queue: Any = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=_load_process, args=(port, secret, rate, duration, prefix, queue))
+    proc.start()
+    result: dict[str, Any] = queue.get(timeout=duration * 4 + 120)
+    proc.join()
+    return result
+
+
+BARE = """
+from aiohttp import web
+async def ok(request):
+    await request.read()
+    return web.json_response({"ok": True})
+app = web.Application()
+app.router.add_post("/api/v1/hooks/city-source", ok)
+web.run_app(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), print=None, access_log=None)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--duration", type=float, default=30)
+    parser.add_argument("--store", default=None, help="event store URL (default: SQLite in a temp dir)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    keng = [sys.executable, "-m", "runtime.cli"]
+    with tempfile.TemporaryDirectory(prefix="keng-bench-") as tmp:
+        env = {
+            **os.environ,
+            "KENG_DATA": tmp,
+            "KENG_LOG_LEVEL": "warning",
+            "KENG_LOG_FORMAT": "json",
+            "PYTHONPATH": str(ROOT),
+        }
+        if args.store:
+            env["KENG_STORE"] = args.store
+        subprocess.run([*keng, "init", "--sample"], env=env, check=True, capture_output=True)
+        secret = subprocess.run(
+            [*keng, "integration", "add", "city-source", "--jurisdiction", "021"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()[0]
+        port = free_port()
+        server = subprocess.Popen(
+            [*keng, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_port(port)
+            run_load(port, secret, min(args.rate, 200), 2, "warmup")
+            keng_result = run_load(port, secret, args.rate, args.duration, "bench")
+        finally:
+            server.terminate()
+            server.wait(30)
+        port = free_port()
+        bare = subprocess.Popen(
+            [sys.executable, "-c", BARE, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_port(port)
+            base = run_load(port, None, args.rate, args.duration, "base")
+        finally:
+            bare.terminate()
+            bare.wait(30)
+    result = {
+        "rate": args.rate,
+        "duration_s": args.duration,
+        "store": args.store or "sqlite",
+        "accepted_per_s": keng_result["per_s"],
+        "p50_ms": keng_result["p50_ms"],
+        "p99_ms": keng_result["p99_ms"],
+        "max_ms": keng_result["max_ms"],
+        "errors": keng_result["errors"],
+        "statuses": keng_result["statuses"],
+        "baseline_per_s": base["per_s"],
+        "baseline_p50_ms": base["p50_ms"],
+        "baseline_p99_ms": base["p99_ms"],
+        "ratio": round(keng_result["per_s"] / base["per_s"], 3) if base["per_s"] else None,
+    }
+    print(f"{'':<26}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    print(
+        f"{'keng (signed, durable)':<26}{keng_result['per_s']:>12}{keng_result['p50_ms']:>10}"
+        f"{keng_result['p99_ms']:>10}{keng_result['errors']:>8}"
+    )
+    print(
+        f"{'baseline: bare aiohttp':<26}{base['per_s']:>12}{base['p50_ms']:>10}{base['p99_ms']:>10}{base['errors']:>8}"
+    )
+    print(f"ratio keng/baseline (throughput): {result['ratio']}")
+    if args.json:
+        print(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS).decode())
+
+
+if __name__ == "__main__":
+    main()
