@@ -359,4 +359,3 @@ class DispatchModel:
             b.complete(summary)
             return self._save(d, b)
         return self._save(d)
-
