@@ -64,6 +64,7 @@ class Plan:
     first_at: dict[str, datetime] = field(default_factory=dict)
     retries: int = 0
     resumed: bool = False
+    play_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,7 @@ class DispatchModel:
             first_at=dict(self.first_at.get(d.id, {})),
             retries=d.retries,
             resumed=resumed,
+            play_s=duration * b.repeats,
         )
 
     def _area_chain(self, code: str) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -70,6 +70,7 @@ class Dispatcher:
         self.outbox = Outbox(self.link, clock=clock, metrics=self.metrics, rates=rates)
         self.live: dict[str, LiveDispatch] = {}
         self.known: set[str] = set()
+        self.closed: deque[str] = deque(maxlen=1000)
         self.online: dict[str, bool | None] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.on_progress, self.on_closed = on_progress, on_closed
@@ -89,10 +90,14 @@ class Dispatcher:
         self.link.start()
         await self.link.connected.wait()
         self.outbox.start()
-        for coro in (self._record_acks(), self._record_statuses(), self._retry_loop()):
+        for coro in (self._follow(), self._record_acks(), self._record_statuses(), self._retry_loop()):
             self._tasks.append(asyncio.create_task(coro))
         try:
-            await self._follow()
+            # A worker that fails stops the dispatcher (a swallowed failure is an alert that never sounded);
+            # the supervisor restarts it and the log tells it where to resume.
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
         finally:
             await self.stop()
 
@@ -213,6 +218,7 @@ class Dispatcher:
         summary = live.summary(outcome, {c for c in live.plan.targets if self.online.get(c)})
         await self._store(self.model.close, live.plan.dispatch_id, summary)
         self.live.pop(live.plan.dispatch_id, None)
+        self.closed.append(live.plan.dispatch_id)
         log.info("dispatch.closed", dispatch_id=live.plan.dispatch_id, **{k: v for k, v in summary.items()})
         if self.on_closed:
             self.on_closed(live, summary)
@@ -292,7 +298,13 @@ class Dispatcher:
                 check = check_ack(
                     code, message, known_endpoints=self.known, targets_of=targets, sha256_of=shas, max_seq_of=seqs
                 )
-                if check.ack is None or check.dispatch is None:
+                if (
+                    check.refused == "unknown-dispatch"
+                    and isinstance(message, dict)
+                    and message.get("dispatch") in self.closed
+                ):
+                    self.metrics["acks_late"] += 1  # a re-ack after the dispatch closed: expected, not hostile
+                elif check.ack is None or check.dispatch is None:
                     self._refuse("acks", check.refused or "malformed", topic)
                 elif self.live[check.dispatch].advances(check.ack):
                     by_dispatch.setdefault(check.dispatch, []).append(check.ack)
@@ -334,8 +346,9 @@ class Dispatcher:
                 continue
             await self._store(self.model.record_statuses, changes)
             for code, (state, _) in changes.items():
+                was_online = self.online.get(code)
                 self.online[code] = state == "online"
-                if state == "online":
+                if state == "online" and was_online is not True:
                     self._resend_live(code)
 
     def _resend_live(self, code: str) -> None:
@@ -343,7 +356,8 @@ class Dispatcher:
         now = self.clock()
         for live in self.live.values():
             pending = code in live.plan.targets and code not in live.plan.states
-            if pending and live.plan.expires_at > now and not live.closing:
+            fresh = time.monotonic() - live.opened_mono < 1.0  # the group publish is still on its way
+            if pending and not fresh and live.plan.expires_at > now and not live.closing:
                 live.mark_resent(code, time.monotonic())
                 self._send_to(live, code)
                 self.metrics["commands_sent_on_reconnect"] += 1

@@ -55,12 +55,16 @@ class LiveDispatch:
                 self.plan.first_at[ack["endpoint"]] = at
 
     def due_retries(self, mono: float, reachable: Callable[[str], bool]) -> list[str]:
-        """Endpoints without any ack whose backoff has run out (offline ones wait until they come back)."""
+        """Endpoints that have not reported a final state and whose backoff has run out (offline ones wait until
+        they come back). One that acknowledged but never reported `played` is asked again once its playback should
+        be over: the device re-acknowledges without playing twice, which recovers acks the broker dropped."""
         due = []
         for code in self.plan.targets:
-            if code in self.plan.states or not reachable(code):
+            state = self.plan.states.get(code)
+            if state in FINAL or not reachable(code):
                 continue
-            at = self.next_due.get(code, self.opened_mono + self.retry.delay(1))
+            start = self.opened_mono + (self.plan.play_s if state else 0.0)
+            at = self.next_due.get(code, start + self.retry.delay(1))
             if mono >= at:
                 self.mark_resent(code, mono)
                 due.append(code)
