@@ -243,10 +243,12 @@ class Fleet:
         for code in late:
             self.devices[code].journal.append(("offline", "", asyncio.get_running_loop().time()))
             delay = rng.uniform(*self.options.comeback_s)
-            asyncio.get_running_loop().call_later(
-                delay, lambda d=self.devices[code]: asyncio.ensure_future(d.connect())
-            )
+            asyncio.get_running_loop().call_later(delay, self._come_back, self.devices[code])
         return len(self.devices) - len(late)
+
+    def _come_back(self, device: SimDevice) -> None:
+        task = asyncio.ensure_future(device.connect())
+        device._tasks.add(task)  # keep a reference until it is done
 
     def _come_back(self, device: SimDevice) -> None:
         task = asyncio.ensure_future(device.connect())
@@ -262,12 +264,13 @@ def fleet_specs(app: Any, *, limit: int | None = None, wards: set[str] | None = 
     from projections.catalog import Catalog
 
     catalog = Catalog().fold(app.read_events())
-    parents = {a.code: a.parent for a in catalog.areas()}
+    parents: dict[str, str | None] = {a.code: a.parent for a in catalog.areas()}
     specs = []
     for e in catalog.endpoints():
         if e.kind not in proto.CLASS_OF_KIND or e.decommissioned or (wards and e.ward not in wards):
             continue
-        chain, code = [], e.group or e.ward
+        chain: list[str] = []
+        code: str | None = e.group or e.ward
         while code:
             chain.append(code)
             code = parents.get(code)
