@@ -250,10 +250,6 @@ class Fleet:
         task = asyncio.ensure_future(device.connect())
         device._tasks.add(task)  # keep a reference until it is done
 
-    def _come_back(self, device: SimDevice) -> None:
-        task = asyncio.ensure_future(device.connect())
-        device._tasks.add(task)  # keep a reference until it is done
-
     async def stop(self) -> None:
         """Disconnect every device."""
         await asyncio.gather(*(d.close() for d in self.devices.values()), return_exceptions=True)
