@@ -167,7 +167,7 @@ def main() -> int:
             register(sub)
         return parser
 
-    cli.build_parser = build_with_dispatch  # type: ignore[assignment]
+    cli.build_parser = build_with_dispatch
     return cli.main()
 
 
