@@ -282,6 +282,7 @@ class Dispatcher:
         return batch
 
     async def _record_acks(self) -> None:
+        await self.ready.wait()  # messages wait in the bounded queue until the log is caught up
         while True:
             batch = await self._drain(self.acks_in)
             by_dispatch: dict[str, list[dict[str, Any]]] = {}
@@ -325,6 +326,7 @@ class Dispatcher:
                 self._maybe_close(live)
 
     async def _record_statuses(self) -> None:
+        await self.ready.wait()  # retained statuses arrive at once; the endpoints are known after catch-up
         while True:
             batch = await self._drain(self.status_in)
             changes: dict[str, tuple[str, str]] = {}
