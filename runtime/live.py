@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,7 @@ class LiveDispatch:
         self.next_due: dict[str, float] = {}
         self.closing = False
         self.stop_seq = 0
+        self.last_ack_mono = opened_mono
 
     def advances(self, ack: dict[str, Any]) -> bool:
         """True when the ack moves the endpoint forward (repeats of a known state are not recorded again)."""
@@ -46,6 +48,7 @@ class LiveDispatch:
 
     def apply(self, acks: list[dict[str, Any]]) -> None:
         """Fold recorded acks into the live state."""
+        self.last_ack_mono = time.monotonic()
         for ack in acks:
             if self.advances(ack):
                 self.plan.states[ack["endpoint"]] = ack["state"]
@@ -91,12 +94,13 @@ class LiveDispatch:
         }
 
     def outcome(self, mono: float, settle_s: float | None) -> str | None:
-        """`complete` when every target is final; `settled` when `settle_s` has passed and every endpoint that
+        """`complete` when every target is final; `settled` when no ack came for `settle_s` and every endpoint that
         acknowledged is final (the rest count as unreachable); else None (keep going until expiry)."""
         states = self.plan.states
         if all(states.get(c) in FINAL for c in self.plan.targets):
             return "complete"
-        if settle_s is not None and mono - self.opened_mono >= settle_s and all(s in FINAL for s in states.values()):
+        quiet = mono - max(self.opened_mono, self.last_ack_mono) >= settle_s if settle_s is not None else False
+        if quiet and all(s in FINAL for s in states.values()):
             return "settled"
         return None
 
