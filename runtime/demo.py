@@ -1,70 +1,116 @@
-"""`keng demo`: the sample district and one broadcast taken through its lifecycle, printed as a timeline.
+"""`keng demo`: the whole path on embedded defaults, printed as a Vietnamese-first timeline.
 
-Runs on embedded defaults in a fresh temporary data directory unless `--data`/`--store` name one.
+SQLite in a temporary directory, the embedded broker, a simulated fleet of the sample district (some devices start
+offline and come back), then an emergency broadcast drafted, approved and dispatched, with a live progress line per
+ward and the closing summary.
 """
 
 from __future__ import annotations
 
-import argparse
+import asyncio
+import contextlib
 import tempfile
-from dataclasses import replace
+import time
+from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
+from adapters.mqtt.broker import EmbeddedBroker
 from adapters.store.app import Keng
-from domain.errors import DomainError
-from runtime.bootstrap import open_app
-from runtime.cli_admin import print_timeline
-from runtime.config import Settings
+from adapters.store.config import locate_store
+from domain.programme import Programme, parse_slots
+from projections.catalog import Catalog
+from runtime.dispatcher import Dispatcher
 from runtime.inventory import install_sample
-from runtime.views import event_view
+from runtime.live import LiveDispatch
+from runtime.simulator import Fleet, FleetOptions, fleet_specs
 
 TEXT = (
-    "Theo Trung tâm Dự báo khí tượng thủy văn quốc gia, bão số 3 đang tiến gần Hà Nội. "
-    "Ủy ban nhân dân quận Bắc Từ Liêm đề nghị bà con chằng chống nhà cửa, không ra ngoài khi mưa to gió lớn, "
-    "theo dõi thông tin trên hệ thống loa truyền thanh và bảng tin điện tử."
+    "Khẩn cấp: mực nước sông Hồng đang lên nhanh. Đề nghị bà con khu vực ven đê chuẩn bị di chuyển đến nơi an toàn "
+    "theo hướng dẫn của tổ dân phố."
 )
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `keng demo`."""
-    p = sub.add_parser("demo", help="sample district + one broadcast through its lifecycle (embedded defaults)")
-    p.set_defaults(handler=cmd_demo)
+class Timeline:
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+
+    def say(self, vi: str, en: str = "") -> None:
+        stamp = datetime.now(self.tz).strftime("%H:%M:%S.%f")[:-3]
+        print(f"{stamp}  {vi}" + (f" — {en}" if en else ""), flush=True)
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    if args.data or args.store:
-        return run_demo(open_app(settings, create=True), settings)
-    with tempfile.TemporaryDirectory(prefix="keng-demo-") as tmp:
-        return run_demo(open_app(replace(settings, data_dir=Path(tmp)), create=True), settings)
+async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
+    """Run the demo; returns the exit code (0 when every online device played the alert)."""
+    line = Timeline(tz)
+    data = Path(tempfile.mkdtemp(prefix="keng-demo-"))
+    env = locate_store(None, data).env
+    app = Keng(env=env)
+    install_sample(app)
+    wards = {a.code: a.name for a in Catalog().fold(app.read_events()).areas() if a.level == "ward"}
+    line.say(f"Kho dữ liệu tạm (temporary store) {data / 'keng.db'}; địa bàn mẫu quận Bắc Từ Liêm, {len(wards)} phường")
+    broker = EmbeddedBroker()
+    address = await broker.start()
+    line.say(f"Broker MQTT nhúng (embedded broker) {address.display}")
+    specs = fleet_specs(app)
+    fleet = Fleet(address, specs, FleetOptions(offline_rate=offline_rate, comeback_s=(3.0, 6.0), play_scale=0.05))
+    online = await fleet.start()
+    line.say(f"Thiết bị mô phỏng trực tuyến (simulated devices online): {online}/{len(specs)}", "others come back soon")
+    closed = asyncio.Event()
+    summary: dict[str, Any] = {}
+    shown: dict[str, tuple[int, int]] = {}
 
+    def progress(live: LiveDispatch) -> None:
+        for code, name in sorted(wards.items()):
+            c = live.counts(code)
+            if c["targeted"] and shown.get(code) != (c["received"], c["played"]):
+                shown[code] = (c["received"], c["played"])
+                print(
+                    f"      {name:<28} nhận {c['received']:>3}/{c['targeted']:<3} · đã phát {c['played']:>3}",
+                    flush=True,
+                )
 
-def _step(text: str) -> None:
-    print(f"\n▶ {text}")
+    def done(live: LiveDispatch, result: dict[str, Any]) -> None:
+        summary.update(result)
+        closed.set()
 
-
-def run_demo(app: Keng, settings: Settings) -> int:
-    """Drive the lifecycle through the application, as operators would, then print the broadcast's timeline."""
-    _step("Nạp địa bàn mẫu (loading the sample district: Bắc Từ Liêm, 13 wards, generated groups and endpoints)")
-    counts = install_sample(app)
-    print("   " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-    start = app.max_position()
-    _step("minh.pham soạn bản tin khẩn cấp (drafts an emergency broadcast to the whole district)")
-    bid = app.draft_broadcast(
-        by="minh.pham", title="Cảnh báo bão số 3", text=TEXT, priority="emergency", target_areas=["021"]
+    dispatcher = Dispatcher(
+        Keng(env=env),
+        address,
+        programme=Programme(default=parse_slots("00:00-24:00")),
+        settle_s=10.0,
+        on_progress=progress,
+        on_closed=done,
     )
-    print(f"   id {bid}")
-    _step("minh.pham trình duyệt (submits it for approval)")
-    app.submit_broadcast(bid, by="minh.pham")
-    _step("minh.pham (soạn tin và duyệt tin) thử tự duyệt (drafter and approver, tries to approve his own broadcast)")
-    try:
-        app.approve_broadcast(bid, by="minh.pham")
-    except DomainError as refused:
-        print(f"   bị từ chối (refused): {refused}")
-    _step("hung.tran duyệt (another approver approves it)")
+    task = asyncio.create_task(dispatcher.run())
+    await dispatcher.ready.wait()
+    line.say("Bộ điều phối sẵn sàng (dispatcher following the event log)")
+    bid = app.draft_broadcast(
+        by="lan.nguyen", title="Cảnh báo lũ sông Hồng", text=TEXT, priority="emergency", target_areas=["021"]
+    )
+    line.say(f"Nguyễn Thị Lan soạn bản tin KHẨN CẤP {str(bid)[:8]}", "emergency drafted for the whole district")
+    app.submit_broadcast(bid, by="lan.nguyen")
+    line.say("Trình duyệt (submitted for approval)")
+    started = time.monotonic()
     app.approve_broadcast(bid, by="hung.tran")
-    item = app.broadcast(bid)
-    expires = item.expires_at.astimezone(settings.display_tz)
-    print(f"   trạng thái (state): {item.state}; phát {item.repeats} lần; hết hạn (expires) {expires:%H:%M %d/%m}")
-    _step("Dòng thời gian bản tin (the broadcast's timeline, from the append-only log)")
-    print_timeline([event_view(pos, ev, settings.display_tz) for pos, ev in app.read_events(start)])
-    return 0
+    line.say("Trần Văn Hùng duyệt (approved) — phát ngay, phát 3 lần, âm lượng 100%", "released at once")
+    try:
+        await asyncio.wait_for(closed.wait(), 60)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await fleet.stop()
+        await broker.stop()
+    lat = summary["latency_ms"]["emergency"]
+    line.say(f"Đóng đợt phát (dispatch closed: {summary['outcome']}) sau {time.monotonic() - started:.1f} s")
+    print(
+        f"\nTổng kết (summary): mục tiêu {summary['targeted']} · trực tuyến {summary['online']} · đã nhận "
+        f"{summary['received']} · đã phát {summary['played']} · lỗi {summary['failed']} · không liên lạc được "
+        f"{summary['unreachable']} · gửi lại {summary['retries']} lần\n"
+        f"Độ trễ từ lúc duyệt đến lúc thiết bị nhận (approval -> received): p50 {lat['p50']} ms · "
+        f"p95 {lat['p95']} ms · p99 {lat['p99']} ms",
+        flush=True,
+    )
+    app.close()
+    return 0 if summary["played"] + summary["failed"] >= summary["online"] else 1

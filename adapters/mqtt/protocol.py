@@ -1,0 +1,171 @@
+"""Device protocol v1 (docs/device-protocol.md): the one module that builds and parses topics and payloads.
+
+Topics (`<class>` is `speaker` or `board`):
+- `keng/v1/cmd/<class>/area/<area code>`: group commands; the broker fans out to every device under the area;
+- `keng/v1/cmd/<class>/ep/<endpoint code>`: one endpoint (retries, endpoints targeted one by one);
+- `keng/v1/ack/<endpoint code>`: acknowledgements from the device;
+- `keng/v1/status/<endpoint code>`: retained status, with a retained last will `offline`.
+Payloads are JSON objects (orjson) with `"v": 1`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+PREFIX = "keng/v1"
+QOS = 1
+HEARTBEAT_S = 30  # MQTT keep-alive: the broker publishes the last will after 1.5 x this without a packet
+SPEAKER, BOARD = "speaker", "board"
+CLASS_OF_KIND = {"ip-speaker": SPEAKER, "eboard": BOARD}
+KINDS_OF_CHANNEL = {"speaker": ("ip-speaker",), "eboard": ("eboard",)}
+ACK_SUBSCRIPTION = f"{PREFIX}/ack/+"
+STATUS_SUBSCRIPTION = f"{PREFIX}/status/+"
+PLAY_OP = {SPEAKER: "play", BOARD: "display"}
+STOP_OP = {SPEAKER: "stop", BOARD: "clear"}
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the protocol."""
+
+
+def area_topic(cls: str, area: str) -> str:
+    """Group command topic for every device of a class under an area (district, ward or residential group)."""
+    return f"{PREFIX}/cmd/{cls}/area/{area}"
+
+
+def endpoint_topic(cls: str, code: str) -> str:
+    """Command topic of one endpoint."""
+    return f"{PREFIX}/cmd/{cls}/ep/{code}"
+
+
+def ack_topic(code: str) -> str:
+    """Where an endpoint publishes its acks."""
+    return f"{PREFIX}/ack/{code}"
+
+
+def status_topic(code: str) -> str:
+    """Where an endpoint publishes its retained status (and where its last will lands)."""
+    return f"{PREFIX}/status/{code}"
+
+
+def device_subscriptions(cls: str, code: str, areas: list[str]) -> list[str]:
+    """Topics a device subscribes to: its own, and the group topics of each area it belongs to."""
+    return [endpoint_topic(cls, code), *(area_topic(cls, a) for a in areas)]
+
+
+def _tail(topic: str, kind: str) -> str | None:
+    head = f"{PREFIX}/{kind}/"
+    if not topic.startswith(head):
+        return None
+    code = topic[len(head) :]
+    return code if code and "/" not in code else None
+
+
+def parse_ack_topic(topic: str) -> str | None:
+    """The endpoint code of an ack topic, or None."""
+    return _tail(topic, "ack")
+
+
+def parse_status_topic(topic: str) -> str | None:
+    """The endpoint code of a status topic, or None."""
+    return _tail(topic, "status")
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """Serialise a payload."""
+    return orjson.dumps(message)
+
+
+def decode(payload: bytes | bytearray | str) -> Any:
+    """Parse a payload; ProtocolError when it is not JSON."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as e:
+        raise ProtocolError(f"not JSON: {e}") from None
+
+
+def play_command(
+    *,
+    cls: str,
+    broadcast_id: str,
+    dispatch_id: str,
+    seq: int,
+    priority: str,
+    rank: int,
+    title: str,
+    text: str,
+    audio_url: str | None,
+    sha256: str,
+    duration_s: float,
+    repeats: int,
+    volume: int,
+    expires_at: datetime,
+    issued_at: datetime,
+    drill: bool,
+) -> dict[str, Any]:
+    """A `play` (speaker) or `display` (board) command."""
+    return {
+        "v": 1,
+        "op": PLAY_OP[cls],
+        "broadcast": broadcast_id,
+        "dispatch": dispatch_id,
+        "seq": seq,
+        "priority": priority,
+        "rank": rank,
+        "title": title,
+        "text": text,
+        "audio": {"url": audio_url, "sha256": sha256, "duration_s": duration_s},
+        "repeats": repeats,
+        "volume": volume,
+        "expires_at": expires_at.isoformat(),
+        "issued_at": issued_at.isoformat(),
+        "drill": drill,
+    }
+
+
+def stop_command(*, cls: str, broadcast_id: str, dispatch_id: str, seq: int, expires_at: datetime) -> dict[str, Any]:
+    """A `stop` (speaker) or `clear` (board) command for a dispatch."""
+    return {
+        "v": 1,
+        "op": STOP_OP[cls],
+        "broadcast": broadcast_id,
+        "dispatch": dispatch_id,
+        "seq": seq,
+        "expires_at": expires_at.isoformat(),
+    }
+
+
+def ack_message(
+    *, code: str, dispatch_id: str, seq: int, state: str, at: datetime, sha256: str | None = None, reason: str = ""
+) -> dict[str, Any]:
+    """An acknowledgement (built by devices and the simulator)."""
+    msg: dict[str, Any] = {"v": 1, "endpoint": code, "dispatch": dispatch_id, "seq": seq, "state": state}
+    msg["at"] = at.isoformat()
+    if sha256:
+        msg["sha256"] = sha256
+    if reason:
+        msg["reason"] = reason
+    return msg
+
+
+def status_message(code: str, state: str, at: datetime | None = None, **extra: str) -> dict[str, Any]:
+    """A status message (`online`, `offline` with a reason, `fault` with a fault)."""
+    msg: dict[str, Any] = {"v": 1, "endpoint": code, "state": state, **extra}
+    if at is not None:
+        msg["at"] = at.isoformat()
+    return msg
+
+
+def expiry_properties(expires_at: datetime, now: datetime) -> Properties | None:
+    """MQTT 5 PUBLISH properties with the message expiry set from the broadcast's expiry (None once expired)."""
+    remaining = int((expires_at - now).total_seconds())
+    if remaining <= 0:
+        return None
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.MessageExpiryInterval = remaining
+    return props

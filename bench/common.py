@@ -1,0 +1,126 @@
+"""Shared set-up for the benchmarks: a generated district of N loudspeakers, brokers, the fleet, an ack observer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.mqtt import protocol as proto
+from adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
+from adapters.mqtt.link import MqttLink
+from adapters.store.app import Keng
+from adapters.store.config import locate_store
+from runtime import sample
+from runtime.inventory import SYSTEM, bootstrap_admin, load_rows
+
+MOSQUITTO_CONF = "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 200000\npersistence false\n"
+PER_GROUP = 20
+
+
+def district(n: int) -> tuple[str, Keng]:
+    """A store with the 13 sample wards and `n` generated IP loudspeakers (20 per residential group)."""
+    data = Path(tempfile.mkdtemp(prefix="keng-bench-"))
+    url = f"sqlite:///{data / 'keng.db'}"
+    app = Keng(env=locate_store(url, data).env)
+    bootstrap_admin(app)
+    rows: list[dict[str, Any]] = [{"record": "district", "code": "021", "name": "Quận Bắc Từ Liêm"}]
+    wards = sample.wards()
+    rows += [{"record": "ward", "parent": "021", "code": w["code"], "name": w["name"]} for w in wards]
+    for i in range(n):
+        ward = wards[(i // PER_GROUP) % len(wards)]["code"]
+        group = f"{ward}-G{i // PER_GROUP:04d}"
+        if i % PER_GROUP == 0:
+            rows.append({"record": "group", "parent": ward, "code": group, "name": f"Tổ {i // PER_GROUP}"})
+        rows.append(
+            {
+                "record": "endpoint",
+                "parent": group,
+                "code": f"{group}-S{i % PER_GROUP:02d}",
+                "kind": "ip-speaker",
+                "technology": "ip-wired",
+                "condition": "good",
+            }
+        )
+    located = [(f"row {i}", {k: str(v) for k, v in r.items()}) for i, r in enumerate(rows)]
+    load_rows(app, located, by=SYSTEM, generated=True)
+    for m in sample.STAFF:
+        if m["handle"] in ("lan.nguyen", "hung.tran"):
+            app.enrol_staff(by=SYSTEM, **m)
+    return url, app
+
+
+def cli(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KENG_LOG_LEVEL": "warning", "KENG_LOG_FORMAT": "json"}
+    return subprocess.Popen([sys.executable, "-m", "runtime.cli_dispatch", *args], env=env, **kw)
+
+
+def wait_line(proc: subprocess.Popen[bytes], word: str, timeout: float = 900) -> str:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode()
+        if word in line:
+            return line.strip()
+        if not line and proc.poll() is not None:
+            raise RuntimeError(f"process exited ({proc.returncode}) before printing {word!r}")
+    raise RuntimeError(f"no {word!r} within {timeout} s")
+
+
+def start_broker(spec: str) -> tuple[BrokerAddress, subprocess.Popen[bytes] | None]:
+    """`mosquitto` (own process, free port), `embedded` (amqtt in its own process) or a URL."""
+    if spec not in ("mosquitto", "embedded"):
+        return parse_broker_url(spec), None
+    port = free_port()
+    if spec == "mosquitto":
+        conf = Path(tempfile.mkdtemp()) / "mosquitto.conf"
+        conf.write_text(MOSQUITTO_CONF.format(port=port))
+        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+        address = BrokerAddress("127.0.0.1", port)
+    else:
+        code = (
+            "import asyncio\nfrom adapters.mqtt.broker import EmbeddedBroker\n"
+            f"async def m():\n    await EmbeddedBroker(port={port}).start()\n    await asyncio.Event().wait()\n"
+            "asyncio.run(m())"
+        )
+        proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+        address = BrokerAddress("127.0.0.1", port, mqtt5=False)
+    time.sleep(1.0)
+    return address, proc
+
+
+class Observer:
+    """Collects `received` acks (device time) per dispatch id."""
+
+    def __init__(self, broker: BrokerAddress) -> None:
+        self.received: dict[str, dict[str, datetime]] = defaultdict(dict)
+        self.link = MqttLink(
+            broker, client_id="bench-observer", subscriptions=(proto.ACK_SUBSCRIPTION,), on_message=self._on
+        )
+
+    def _on(self, topic: str, payload: bytes) -> None:
+        msg = proto.decode(payload)
+        if msg.get("state") == "received":
+            self.received[msg["dispatch"]].setdefault(msg["endpoint"], datetime.fromisoformat(msg["at"]))
+
+    async def wait(self, dispatch: str, n: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.received[dispatch]) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def latencies_ms(received: dict[str, datetime], t0: datetime) -> list[float]:
+    return sorted(max(0.0, (at - t0).total_seconds() * 1000) for at in received.values())

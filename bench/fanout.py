@@ -1,0 +1,162 @@
+"""Benchmark: an emergency to the whole district, approval -> each device's `received`, against plain aiomqtt.
+
+python bench/fanout.py --devices 10000 [--broker mosquitto|embedded|mqtt://host:port] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from adapters.mqtt import protocol as proto
+from adapters.mqtt.link import MqttLink
+from bench.common import Observer, cli, district, latencies_ms, rss_mb, start_broker, wait_line
+from domain.broadcast import Broadcast
+from domain.delivery import percentile
+from domain.dispatch import Dispatch
+
+
+async def baseline(address, observer: Observer, n: int, topics: list[str]) -> list[float]:  # type: ignore[no-untyped-def]
+    """The same number of command payloads, published with plain aiomqtt to the same topics and devices."""
+    did = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    payload = proto.encode(
+        proto.play_command(
+            cls="speaker",
+            broadcast_id=did,
+            dispatch_id=did,
+            seq=1,
+            priority="emergency",
+            rank=0,
+            title="baseline",
+            text="baseline",
+            audio_url=None,
+            sha256="0" * 64,
+            duration_s=1.0,
+            repeats=1,
+            volume=100,
+            expires_at=now + timedelta(minutes=5),
+            issued_at=now,
+            drill=True,
+        )
+    )
+    link = MqttLink(address, client_id="bench-baseline")
+    link.start()
+    await link.connected.wait()
+    t0 = datetime.now(UTC)
+    for topic in topics:
+        await link.publish(topic, payload)
+    await observer.wait(did, n, 60)
+    await link.close()
+    return latencies_ms(observer.received[did], t0)
+
+
+def stats(values: list[float]) -> dict[str, float | None]:
+    return {
+        "p50_ms": percentile(values, 50),
+        "p99_ms": percentile(values, 99),
+        "max_ms": values[-1] if values else None,
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    address, broker_proc = start_broker(args.broker)
+    url, app = district(args.devices)
+    broker_url = f"mqtt://{address.host}:{address.port}" + ("" if address.mqtt5 else "?v=3")
+    sim = cli(
+        "--store",
+        url,
+        "simulate",
+        "--devices",
+        str(args.devices),
+        "--broker",
+        broker_url,
+        "--processes",
+        str(args.processes),
+        stdout=-1,
+    )
+    t = time.monotonic()
+    print(wait_line(sim, "ready"), f"({time.monotonic() - t:.0f} s)", file=sys.stderr)
+    observer = Observer(address)
+    observer.link.start()
+    await observer.link.connected.wait()
+    base = await baseline(address, observer, args.devices, [proto.area_topic("speaker", "021")])
+    disp = cli(
+        "--store", url, "dispatch", "run", "--broker", broker_url, "--slots", "00:00-24:00", "--settle", "5", stdout=-1
+    )
+    wait_line(disp, "ready")
+    bid = app.draft_broadcast(
+        by="lan.nguyen",
+        title="Bench",
+        text="Cảnh báo khẩn cấp thử nghiệm.",
+        priority="emergency",
+        target_areas=["021"],
+        drill=True,
+    )
+    app.submit_broadcast(bid, by="lan.nguyen")
+    app.approve_broadcast(bid, by="hung.tran")
+    approved = next(e for _, e in app.read_events() if isinstance(e, Broadcast.Approved) and e.originator_id == bid)
+    while not app.broadcast(bid).dispatches:
+        await asyncio.sleep(0.01)
+    did = str(app.broadcast(bid).dispatches[0])
+    await observer.wait(did, args.devices, 120)
+    rss = rss_mb(disp.pid)
+    closed = None
+    deadline = time.monotonic() + 120
+    while closed is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        closed = next((e for _, e in app.read_events() if isinstance(e, Dispatch.Closed)), None)
+    batches = [e for _, e in app.read_events() if isinstance(e, Dispatch.AcksRecorded)]
+    keng = latencies_ms(observer.received[did], approved.timestamp)
+    for proc in (disp, sim):
+        proc.send_signal(signal.SIGTERM)
+    await observer.link.close()
+    for proc in (disp, sim):
+        proc.wait(30)
+    if broker_proc:
+        broker_proc.terminate()
+    k, b = stats(keng), stats(base)
+    return {
+        "benchmark": "fanout",
+        "broker": args.broker,
+        "devices": args.devices,
+        "received": len(keng),
+        **k,
+        "baseline_received": len(base),
+        "baseline_p50_ms": b["p50_ms"],
+        "baseline_p99_ms": b["p99_ms"],
+        "baseline_max_ms": b["max_ms"],
+        "ratio": round(k["p99_ms"] / b["p99_ms"], 2) if k["p99_ms"] and b["p99_ms"] else None,
+        "ack_batches": len(batches),
+        "acks_recorded": sum(len(e.acks) for e in batches),
+        "last_ack_recorded_s": round((max(e.timestamp for e in batches) - approved.timestamp).total_seconds(), 2)
+        if batches
+        else None,
+        "summary_recorded_s": round((closed.timestamp - approved.timestamp).total_seconds(), 2) if closed else None,
+        "summary_outcome": closed.summary["outcome"] if closed else None,
+        "dispatcher_rss_mb": round(rss[0], 1),
+        "dispatcher_peak_rss_mb": round(rss[1], 1),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--broker", default="mosquitto", help="mosquitto (started here), embedded, or mqtt://...")
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--json", action="store_true")
+    result = asyncio.run(main(parser.parse_args()))
+    for key, value in result.items():
+        print(f"{key:<24} {value}")
+    if parser.parse_args().json:
+        print(orjson.dumps(result).decode())

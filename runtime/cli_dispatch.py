@@ -1,0 +1,175 @@
+"""CLI commands for delivery: `dispatch run` (the dispatcher + MQTT bridge), `simulate` (a device fleet), `demo`.
+
+The broker comes from `--broker` or `KENG_MQTT` (`mqtt://user:pass@host:port`); with neither, `dispatch run` starts
+the embedded amqtt broker in its own process (demos and small sites).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+from typing import Any
+
+import structlog
+
+from adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
+from domain.programme import SAMPLE_SLOTS, Programme, parse_slots
+from runtime.bootstrap import open_app
+from runtime.config import Settings
+from runtime.dispatcher import Dispatcher
+from runtime.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
+
+log = structlog.get_logger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `dispatch run`, `simulate` and `demo`."""
+    dispatch = sub.add_parser("dispatch", help="phát lệnh tới thiết bị (deliver broadcasts over MQTT)")
+    verbs = dispatch.add_subparsers(dest="action", required=True)
+    p = verbs.add_parser("run", help="run the dispatcher: follow the log, publish commands, record acks")
+    p.add_argument("--broker", default=None, help="mqtt://user:pass@host:port (default $KENG_MQTT, else embedded)")
+    p.add_argument("--embedded-port", type=int, default=1883, help="port of the embedded broker (default 1883)")
+    p.add_argument("--slots", default=None, help="programme slots, e.g. 05:30-06:30,17:00-18:00 (+07:00)")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        help="close a dispatch this many seconds after opening "
+        "once every endpoint that answered is done (default: keep it open until expiry)",
+    )
+    p.set_defaults(handler=cmd_dispatch_run)
+
+    p = sub.add_parser("simulate", help="a simulated fleet of the store's endpoints, obeying device protocol v1")
+    p.add_argument("--devices", type=int, default=None, help="how many endpoints (default: all in the store)")
+    p.add_argument("--broker", default=None, help="mqtt://host:port (default $KENG_MQTT or mqtt://127.0.0.1:1883)")
+    p.add_argument("--processes", type=int, default=None, help="worker processes (default: 1 per 2,500 devices)")
+    p.add_argument("--offline-rate", type=float, default=0.0, help="share of devices that start offline")
+    p.add_argument("--fail-rate", type=float, default=0.0, help="share of commands a device fails to play")
+    p.add_argument("--play-scale", type=float, default=0.01, help="simulated playback time per second of audio")
+    p.set_defaults(handler=cmd_simulate)
+
+    p = sub.add_parser("demo", help="the whole path on embedded defaults: sample district, broker, fleet, alert")
+    p.add_argument("--offline-rate", type=float, default=0.05)
+    p.set_defaults(handler=cmd_demo)
+
+
+def broker_from(arg: str | None, default: str | None = None) -> BrokerAddress | None:
+    """The broker address from an argument, `KENG_MQTT`, or a default; None for the embedded broker."""
+    url = arg or os.environ.get("KENG_MQTT") or default
+    return parse_broker_url(url) if url else None
+
+
+def programme_from(slots: str | None) -> Programme:
+    """The programme for every ward (per-ward slots are a `Programme(by_ward=...)` for integrators)."""
+    return Programme(default=parse_slots(slots) if slots else SAMPLE_SLOTS)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+
+    async def main() -> None:
+        embedded: EmbeddedBroker | None = None
+        broker = broker_from(args.broker)
+        if broker is None:
+            embedded = EmbeddedBroker(port=args.embedded_port)
+            broker = await embedded.start()
+            print(f"Broker nhúng (embedded broker): {broker.display}", flush=True)
+        dispatcher = Dispatcher(app, broker, programme=programme_from(args.slots), settle_s=args.settle)
+        task = asyncio.create_task(dispatcher.run())
+        waiter = asyncio.create_task(_until_signalled())
+        ready = asyncio.create_task(dispatcher.ready.wait())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if dispatcher.ready.is_set():
+            print(f"Sẵn sàng phát (dispatcher ready) on {broker.display}", flush=True)
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (task, waiter, ready):
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if embedded is not None:
+            await embedded.stop()
+
+    asyncio.run(main())
+    return 0
+
+
+def _worker(broker: BrokerAddress, specs: list[DeviceSpec], options: FleetOptions, ready: Any) -> None:
+    async def main() -> None:
+        fleet = Fleet(broker, specs, options)
+        ready.put(await fleet.start())
+        await _until_signalled()
+        await fleet.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+def run_processes(broker: BrokerAddress, specs: list[DeviceSpec], options: FleetOptions, processes: int) -> None:
+    """Spread a fleet over worker processes; print `ready N` once all connected; stop on SIGINT/SIGTERM."""
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    workers = []
+    for i in range(processes):
+        part = specs[i::processes]
+        opts = FleetOptions(**{**vars(options), "seed": options.seed + i})
+        proc = ctx.Process(target=_worker, args=(broker, part, opts, ready), daemon=True)
+        proc.start()
+        workers.append(proc)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # after the workers started
+    connected = sum(ready.get(timeout=600) for _ in workers)
+    print(f"ready {connected} of {len(specs)} devices in {processes} processes on {broker.display}", flush=True)
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    for proc in workers:
+        proc.terminate()
+    for proc in workers:
+        proc.join(10)
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    specs = fleet_specs(app, limit=args.devices)
+    broker = broker_from(args.broker, "mqtt://127.0.0.1:1883")
+    assert broker is not None
+    options = FleetOptions(fail_rate=args.fail_rate, offline_rate=args.offline_rate, play_scale=args.play_scale)
+    processes = args.processes or max(1, min(os.cpu_count() or 1, (len(specs) + 2499) // 2500))
+    run_processes(broker, specs, options, processes)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from runtime.demo import run_demo
+
+    return asyncio.run(run_demo(offline_rate=args.offline_rate, tz=settings.display_tz))
+
+
+def main() -> int:
+    """`python -m runtime.cli_dispatch ...`: the keng CLI with these commands, until runtime/cli.py registers them."""
+    from runtime import cli
+
+    build = cli.build_parser
+
+    def build_with_dispatch() -> argparse.ArgumentParser:
+        parser = build()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if "dispatch" not in sub.choices:
+            register(sub)
+        return parser
+
+    cli.build_parser = build_with_dispatch
+    return cli.main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

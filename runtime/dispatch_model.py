@@ -1,0 +1,363 @@
+"""The dispatcher's view of the log: folded from the notification log, position by position, on one thread.
+
+Why a pull follower: in eventsourcing 9.5.6 the SQLite recorder cannot `subscribe()`, so the dispatcher pulls the
+notification log from the position it has processed (the same code runs on PostgreSQL). It keeps no state of its own
+that the log does not hold: every decision it takes is recorded as an event with a deterministic id (dispatch ids
+derive from broadcast and wave), so a dispatcher that crashes replays the log on start, finds approved broadcasts
+without a dispatch, open dispatches and their recorded acks, and carries on; a duplicate decision collides in the
+store instead of sending twice. All methods run on the dispatcher's single store thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import structlog
+from eventsourcing.domain import Aggregate
+
+from adapters.mqtt import protocol as proto
+from adapters.store.app import Clock, Keng
+from adapters.store.errors import ConcurrencyConflict, DuplicateRecord
+from domain.area import Area
+from domain.broadcast import Broadcast
+from domain.dispatch import Dispatch
+from domain.endpoint import Endpoint
+from domain.ids import area_id as _area_id
+from domain.ids import endpoint_id as _endpoint_id
+from domain.programme import Programme, volume_for
+from domain.values import Priority
+
+log = structlog.get_logger(__name__)
+CHARS_PER_SECOND = 14.0  # spoken Vietnamese, for the duration of text that has no rendered audio yet
+
+
+@dataclass(frozen=True)
+class Target:
+    """One commandable endpoint of a dispatch."""
+
+    code: str
+    cls: str
+    ward: str
+    cellular: bool
+
+
+@dataclass
+class Plan:
+    """What the loop needs to deliver one dispatch (built from the log; `states` and `first_at` as recorded)."""
+
+    dispatch_id: str
+    broadcast_id: str
+    priority: str
+    rank: int
+    expires_at: datetime
+    reference_at: datetime
+    targets: dict[str, Target]
+    group_topics: list[str]
+    direct: list[str]
+    commands: dict[str, bytes]
+    sha256: str
+    states: dict[str, str] = field(default_factory=dict)
+    first_at: dict[str, datetime] = field(default_factory=dict)
+    retries: int = 0
+    resumed: bool = False
+    play_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Deliver:
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class Arm:
+    broadcast_id: UUID
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Cancel:
+    broadcast_id: UUID
+    plans: list[Plan]
+
+
+@dataclass(frozen=True)
+class Known:
+    code: str
+    online: bool | None
+
+
+Reaction = Deliver | Arm | Cancel | Known
+
+
+class DispatchModel:
+    """Aggregates folded from the log, and the dispatcher's writes (all on one thread)."""
+
+    def __init__(self, app: Keng, *, programme: Programme, clock: Clock, audio_base: str) -> None:
+        self.app = app
+        self.programme = programme
+        self.clock = clock
+        self.audio_base = audio_base.rstrip("/")
+        self.aggs: dict[UUID, Aggregate] = {}
+        self.position = 0
+        self.caught_up = False
+        self.approved_at: dict[UUID, datetime] = {}
+        self.first_at: dict[UUID, dict[str, datetime]] = {}
+
+    # -- following the log --------------------------------------------------------------------------------------
+
+    def step(self, limit: int = 5000) -> list[Reaction]:
+        """Fold the next events; return reactions (after the first catch-up, which ends in `reconcile`)."""
+        reactions: list[Reaction] = []
+        events = list(self.app.read_events(self.position, limit))
+        for position, event in events:
+            if self._fold(event) and self.caught_up:
+                reactions.extend(self._react(event))
+            self.position = position
+        if not self.caught_up and len(events) < limit:
+            self.caught_up = True
+            reactions.extend(self.reconcile())
+        return reactions
+
+    def _fold(self, event: Any) -> bool:
+        current = self.aggs.get(event.originator_id)
+        if current is not None and event.originator_version <= current.version:
+            return False  # our own write, already applied in memory
+        self.aggs[event.originator_id] = event.mutate(current)
+        if isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
+            self.approved_at[event.originator_id] = event.timestamp
+        elif isinstance(event, Dispatch.AcksRecorded):
+            firsts = self.first_at.setdefault(event.originator_id, {})
+            for ack in event.acks:
+                at = datetime.fromisoformat(ack["at"])
+                if ack["endpoint"] not in firsts or at < firsts[ack["endpoint"]]:
+                    firsts[ack["endpoint"]] = at
+        return True
+
+    def _react(self, event: Any) -> list[Reaction]:
+        if isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
+            return self.release(event.originator_id)
+        if isinstance(event, Broadcast.Cancelled):
+            return [Cancel(event.originator_id, self._open_plans(event.originator_id))]
+        if isinstance(event, Endpoint.Registered):
+            return [Known(event.code, None)]
+        return []
+
+    def reconcile(self) -> list[Reaction]:
+        """After a (re)start: every endpoint, and every broadcast that still needs the dispatcher."""
+        out: list[Reaction] = [Known(e.code, e.online) for e in self.of_type(Endpoint) if e.commandable]
+        for b in self.of_type(Broadcast):
+            if b.state in ("approved", "scheduled"):
+                out.extend(self.release(b.id))
+            elif b.state == "dispatching":
+                out.extend(Deliver(p) for p in self._open_plans(b.id, resumed=True))
+            elif b.state == "cancelled" and self._open_plans(b.id):
+                out.append(Cancel(b.id, self._open_plans(b.id)))
+        return out
+
+    def of_type(self, kind: type[Any]) -> list[Any]:
+        """Folded aggregates of one type."""
+        return [a for a in self.aggs.values() if isinstance(a, kind)]
+
+    def _open_plans(self, broadcast_id: UUID, resumed: bool = False) -> list[Plan]:
+        b = self.aggs.get(broadcast_id)
+        if not isinstance(b, Broadcast):
+            return []
+        plans = []
+        for did in b.dispatches:
+            d = self.aggs.get(did)
+            if isinstance(d, Dispatch) and not d.closed:
+                plans.append(self._plan(b, d, resumed=resumed))
+        return plans
+
+    # -- releasing broadcasts -------------------------------------------------------------------------------------
+
+    def release(self, broadcast_id: UUID) -> list[Reaction]:
+        """Open the dispatch of an approved broadcast when its time has come; otherwise schedule it and arm a timer.
+        Expired broadcasts are marked expired and never sent."""
+        b = self.app.broadcast(broadcast_id)
+        now = self.clock()
+        if b.state not in ("approved", "scheduled") or not b.is_approved:
+            return []
+        if b.expire(now=now):
+            self._save(b)
+            log.info("dispatch.expired_before_release", broadcast_id=str(b.id))
+            return []
+        at = self.programme.release_at(priority=b.priority, wards=b.scope, now=now, scheduled=b.schedule_at)
+        if at > now:
+            if b.state == "approved":
+                b.schedule([at])
+                self._save(b)
+            return [Arm(b.id, at)]
+        targets = self.resolve(b)
+        b.open_dispatch(now=now)
+        d = Dispatch.open(
+            broadcast_id=b.id,
+            wave=len(b.dispatches),
+            priority=b.priority,
+            targets=sorted(targets),
+            expires_at=b.expires_at,
+            drill=b.drill,
+        )
+        if not self._save(b, d):
+            return []
+        self.aggs[d.id] = d
+        self.aggs[b.id] = b
+        log.info("dispatch.opened", broadcast_id=str(b.id), dispatch_id=str(d.id), targets=len(targets))
+        return [Deliver(self._plan(b, d))]
+
+    def _save(self, *aggs: Aggregate) -> bool:
+        try:
+            self.app.save_changes(*aggs)
+            return True
+        except (ConcurrencyConflict, DuplicateRecord) as e:
+            log.warning("dispatch.write_conflict", error=str(e))
+            for agg in aggs:
+                self.aggs.pop(agg.id, None)
+                if agg.id in self.app.repository:
+                    self.aggs[agg.id] = self.app.repository.get(agg.id)
+            return False
+
+    def ancestors(self, e: Endpoint) -> list[str]:
+        """Area codes an endpoint belongs to, nearest first (group, ward, district, city)."""
+        return self._area_chain(e.group or e.ward)
+
+    def resolve(self, b: Broadcast) -> dict[str, Target]:
+        """Commandable endpoints reached by the broadcast's target areas and endpoints on its channels."""
+        kinds = {k for ch in b.channels for k in proto.KINDS_OF_CHANNEL.get(ch, ())}
+        areas, codes = set(b.target_areas), set(b.target_endpoints)
+        out = {}
+        for e in self.of_type(Endpoint):
+            if e.kind in kinds and e.commandable and (e.code in codes or areas.intersection(self.ancestors(e))):
+                cellular = "4g" in e.technology or "3g" in e.technology
+                out[e.code] = Target(e.code, proto.CLASS_OF_KIND[e.kind], e.ward, cellular)
+        return out
+
+    def _plan(self, b: Broadcast, d: Dispatch, resumed: bool = False) -> Plan:
+        endpoints = {e.code: e for e in self.of_type(Endpoint)}
+        targets: dict[str, Target] = {}
+        for code in d.targets:
+            e = endpoints.get(code)
+            if e is not None and e.kind in proto.CLASS_OF_KIND:
+                cellular = "4g" in e.technology or "3g" in e.technology
+                targets[code] = Target(code, proto.CLASS_OF_KIND[e.kind], e.ward, cellular)
+        areas = set(b.target_areas)
+        top = [a for a in sorted(areas) if not areas.intersection(self._area_chain(a)[1:])]
+        chains = {code: self.ancestors(endpoints[code]) for code in targets}
+        direct = [code for code in targets if not areas.intersection(chains[code])]
+        groups = [
+            proto.area_topic(cls, a)
+            for a in top
+            for cls in sorted({t.cls for c, t in targets.items() if a in chains[c]})
+        ]
+        render = next((r for r in reversed(b.renders) if r["revision"] == b.revision), None)
+        sha = render["asset_hash"] if render else hashlib.sha256(b.text.encode()).hexdigest()
+        duration = float(render["duration_s"] or 0) if render else round(len(b.text) / CHARS_PER_SECOND, 1)
+        approved = self.approved_at.get(b.id, d.created_on)
+        reference = max(approved, b.slots[0]) if b.slots else approved
+        common: dict[str, Any] = {
+            "broadcast_id": str(b.id),
+            "dispatch_id": str(d.id),
+            "seq": 1,
+            "priority": b.priority,
+            "rank": Priority(b.priority).rank,
+            "title": b.title,
+            "text": b.text,
+            "audio_url": f"{self.audio_base}/{sha}" if render else None,
+            "sha256": sha,
+            "duration_s": duration,
+            "repeats": b.repeats,
+            "volume": volume_for(b.priority),
+            "expires_at": b.expires_at,
+            "issued_at": d.created_on,
+            "drill": b.drill,
+        }
+        classes = {t.cls for t in targets.values()}
+        commands = {cls: proto.encode(proto.play_command(cls=cls, **common)) for cls in classes}
+        return Plan(
+            dispatch_id=str(d.id),
+            broadcast_id=str(b.id),
+            priority=b.priority,
+            rank=Priority(b.priority).rank,
+            expires_at=b.expires_at,
+            reference_at=reference,
+            targets=targets,
+            group_topics=groups,
+            direct=sorted(direct),
+            commands=commands,
+            sha256=sha,
+            states={k: v["state"] for k, v in d.states.items()},
+            first_at=dict(self.first_at.get(d.id, {})),
+            retries=d.retries,
+            resumed=resumed,
+            play_s=duration * b.repeats,
+        )
+
+    def _area_chain(self, code: str) -> list[str]:
+        chain: list[str] = []
+        current: str | None = code
+        while current:
+            chain.append(current)
+            node = self.aggs.get(_area_id(current))
+            current = node.parent if isinstance(node, Area) else None
+        return chain
+
+    # -- recording what devices said -----------------------------------------------------------------------------
+
+    def record_acks(self, by_dispatch: dict[str, list[dict[str, Any]]]) -> int:
+        """Record one batch: one AcksRecorded per dispatch, all in one transaction. Returns acks refused."""
+        changed, refused = [], 0
+        for did, acks in by_dispatch.items():
+            d = self.aggs.get(UUID(did))
+            if not isinstance(d, Dispatch) or d.closed:
+                refused += len(acks)
+                continue
+            refused += len(d.record_acks(acks))
+            changed.append(d)
+            firsts = self.first_at.setdefault(d.id, {})
+            for ack in acks:
+                firsts.setdefault(ack["endpoint"], datetime.fromisoformat(ack["at"]))
+        if changed and not self._save(*changed):
+            return refused + sum(len(a) for a in by_dispatch.values())
+        return refused
+
+    def record_statuses(self, changes: dict[str, tuple[str, str]]) -> list[str]:
+        """Turn status messages into Endpoint transitions (only real changes are events); one transaction."""
+        changed = []
+        for code, (state, detail) in changes.items():
+            e = self.aggs.get(_endpoint_id(code))
+            if not isinstance(e, Endpoint) or e.decommissioned:
+                continue
+            if (state == "online" and e.came_online()) or (state == "offline" and e.went_offline(detail or "offline")):
+                changed.append(e)
+            elif state == "fault" and e.condition == "good":
+                e.report_fault(detail or "unspecified", severity="degraded", by=f"device:{code}")
+                changed.append(e)
+        if changed and not self._save(*changed):
+            return []
+        return [e.code for e in changed]
+
+    def record_retries(self, dispatch_id: str, endpoints: list[str]) -> None:
+        """One RetriesSent event for a round of resends."""
+        d = self.aggs.get(UUID(dispatch_id))
+        if isinstance(d, Dispatch) and not d.closed and endpoints:
+            d.record_retries(endpoints)
+            self._save(d)
+
+    def close(self, dispatch_id: str, summary: dict[str, Any]) -> bool:
+        """Close the dispatch with its summary; complete the broadcast when its last dispatch closes."""
+        d = self.aggs.get(UUID(dispatch_id))
+        if not isinstance(d, Dispatch) or d.closed:
+            return False
+        d.close(summary)
+        b = self.app.broadcast(d.broadcast_id)
+        others_open = any(
+            isinstance(x := self.aggs.get(o), Dispatch) and not x.closed and o != d.id for o in b.dispatches
+        )
+        if b.state == "dispatching" and not others_open and summary.get("outcome") != "cancelled":
+            b.complete(summary)
+            return self._save(d, b)
+        return self._save(d)

@@ -1,0 +1,372 @@
+"""The dispatcher: follows the log, fans commands out over MQTT, records acks in batches, resends, closes.
+
+Threads: the eventsourcing library is synchronous, so every store call (pulling the log, recording acks and
+transitions, opening and closing dispatches) runs on one dedicated store thread, in order; the asyncio loop owns the
+MQTT link, the outbox and the live delivery state. Acks are recorded as one `Dispatch.AcksRecorded` per dispatch per
+batch (100 ms or 1,000 acks, whichever comes first), all dispatches of a batch in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import aiomqtt
+import structlog
+
+from adapters.mqtt import protocol as proto
+from adapters.mqtt.broker import BrokerAddress
+from adapters.mqtt.link import MqttLink
+from adapters.store.app import Clock, Keng, utc_now
+from domain.delivery import check_ack
+from domain.device_status import check_status
+from domain.programme import Programme
+from runtime.dispatch_model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
+from runtime.live import LiveDispatch, RetryPolicy
+from runtime.outbox import Outbox, Outgoing, Rates
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+ACK_BATCH, ACK_WINDOW_S = 1000, 0.1
+OnProgress = Callable[[LiveDispatch], None]
+OnClosed = Callable[[LiveDispatch, dict[str, Any]], None]
+
+
+class Dispatcher:
+    """Wire it with `run()` inside a task; `stop()` cancels and awaits everything it started."""
+
+    def __init__(
+        self,
+        app: Keng,
+        broker: BrokerAddress,
+        *,
+        programme: Programme | None = None,
+        clock: Clock = utc_now,
+        poll_s: float = 0.02,
+        settle_s: float | None = None,
+        retry: RetryPolicy | None = None,
+        rates: Rates | None = None,
+        audio_base: str = "http://127.0.0.1:8080/audio",
+        client_id: str = "keng-dispatcher",
+        on_progress: OnProgress | None = None,
+        on_closed: OnClosed | None = None,
+    ) -> None:
+        self.clock = clock
+        self.poll_s = poll_s
+        self.settle_s = settle_s
+        self.retry = retry or RetryPolicy()
+        self.model = DispatchModel(app, programme=programme or Programme(), clock=clock, audio_base=audio_base)
+        self.metrics: Counter[str] = Counter()
+        self.link = MqttLink(
+            broker,
+            client_id=client_id,
+            subscriptions=(proto.ACK_SUBSCRIPTION, proto.STATUS_SUBSCRIPTION),
+            on_message=self._on_message,
+        )
+        self.outbox = Outbox(self.link, clock=clock, metrics=self.metrics, rates=rates)
+        self.live: dict[str, LiveDispatch] = {}
+        self.known: set[str] = set()
+        self.closed: deque[str] = deque(maxlen=1000)
+        self.online: dict[str, bool | None] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.on_progress, self.on_closed = on_progress, on_closed
+        self.acks_in: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=200_000)
+        self.status_in: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=50_000)
+        self.ready = asyncio.Event()
+        self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keng-store")
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def _store(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, catch up with the log, then follow it until cancelled."""
+        self.link.start()
+        await self.link.connected.wait()
+        self.outbox.start()
+        for coro in (self._follow(), self._record_acks(), self._record_statuses(), self._retry_loop()):
+            self._tasks.append(asyncio.create_task(coro))
+        try:
+            # A worker that fails stops the dispatcher (a swallowed failure is an alert that never sounded);
+            # the supervisor restarts it and the log tells it where to resume.
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Cancel every task, close the link and the store thread."""
+        for handle in self.timers.values():
+            handle.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.outbox.stop()
+        await self.link.close()
+        self._store_thread.shutdown(wait=True)
+
+    async def _follow(self) -> None:
+        while True:
+            reactions = await self._store(self.model.step)
+            for reaction in reactions:
+                self._apply(reaction)
+            if self.model.caught_up and not self.ready.is_set():
+                self.ready.set()
+                log.info("dispatcher.ready", position=self.model.position, live=len(self.live))
+            if not reactions:
+                await asyncio.sleep(self.poll_s)
+
+    def _apply(self, reaction: Known | Deliver | Arm | Cancel) -> None:
+        if isinstance(reaction, Known):
+            self.known.add(reaction.code)
+            self.online.setdefault(reaction.code, reaction.online)
+        elif isinstance(reaction, Deliver):
+            self._deliver(reaction.plan)
+        elif isinstance(reaction, Arm):
+            self._arm(str(reaction.broadcast_id), reaction.at)
+        else:
+            asyncio.get_running_loop().create_task(self._cancel(reaction))
+
+    def _arm(self, broadcast_id: str, at: Any) -> None:
+        if broadcast_id in self.timers:
+            self.timers[broadcast_id].cancel()
+        delay = max(0.0, (at - self.clock()).total_seconds())
+        loop = asyncio.get_running_loop()
+        self.timers[broadcast_id] = loop.call_later(delay, lambda: loop.create_task(self._release(broadcast_id)))
+        log.info("dispatch.armed", broadcast_id=broadcast_id, at=at.isoformat(), in_s=round(delay, 1))
+
+    async def _release(self, broadcast_id: str) -> None:
+        from uuid import UUID
+
+        self.timers.pop(broadcast_id, None)
+        for reaction in await self._store(self.model.release, UUID(broadcast_id)):
+            self._apply(reaction)
+
+    # -- delivery --------------------------------------------------------------------------------------------------
+
+    def _deliver(self, plan: Plan) -> None:
+        if plan.dispatch_id in self.live:
+            return
+        live = LiveDispatch(plan, self.retry, time.monotonic())
+        self.live[plan.dispatch_id] = live
+        for topic in plan.group_topics:
+            cls = topic.split("/")[3]
+            self._send(live, topic, cls, cellular=cls == proto.BOARD)
+        for code in plan.direct:
+            self._send_to(live, code)
+        log.info(
+            "dispatch.delivering",
+            dispatch_id=plan.dispatch_id,
+            priority=plan.priority,
+            targets=len(plan.targets),
+            group_topics=len(plan.group_topics),
+            direct=len(plan.direct),
+            resumed=plan.resumed,
+        )
+        self._maybe_close(live)
+
+    def _send(self, live: LiveDispatch, topic: str, cls: str, *, cellular: bool, payload: bytes | None = None) -> None:
+        plan = live.plan
+        item = Outgoing(
+            topic,
+            payload or plan.commands[cls],
+            plan.expires_at,
+            plan.rank,
+            cellular,
+            plan.broadcast_id,
+            plan.dispatch_id,
+        )
+        self.outbox.put("speaker" if cls == proto.SPEAKER else "board", item)
+
+    def _send_to(self, live: LiveDispatch, code: str) -> None:
+        target = live.plan.targets[code]
+        self._send(live, proto.endpoint_topic(target.cls, code), target.cls, cellular=target.cellular)
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            now, mono = self.clock(), time.monotonic()
+            for live in list(self.live.values()):
+                if now >= live.plan.expires_at:
+                    await self._close(live, "expired")
+                    continue
+                due = live.due_retries(mono, lambda c: self.online.get(c) is not False)
+                for code in due:
+                    self._send_to(live, code)
+                if due:
+                    self.metrics["commands_resent"] += len(due)
+                    live.plan.retries += 1
+                    await self._store(self.model.record_retries, live.plan.dispatch_id, due)
+                self._maybe_close(live)
+
+    def _maybe_close(self, live: LiveDispatch) -> None:
+        outcome = live.outcome(time.monotonic(), self.settle_s)
+        if outcome and not live.closing:
+            live.closing = True
+            asyncio.get_running_loop().create_task(self._close(live, outcome))
+
+    async def _close(self, live: LiveDispatch, outcome: str) -> None:
+        live.closing = True
+        summary = live.summary(outcome, {c for c in live.plan.targets if self.online.get(c)})
+        await self._store(self.model.close, live.plan.dispatch_id, summary)
+        self.live.pop(live.plan.dispatch_id, None)
+        self.closed.append(live.plan.dispatch_id)
+        log.info("dispatch.closed", dispatch_id=live.plan.dispatch_id, **{k: v for k, v in summary.items()})
+        if self.on_closed:
+            self.on_closed(live, summary)
+
+    async def _cancel(self, reaction: Cancel) -> None:
+        bid = str(reaction.broadcast_id)
+        if bid in self.timers:
+            self.timers.pop(bid).cancel()
+        dropped = self.outbox.drop(bid)
+        for plan in reaction.plans:
+            live = self.live.get(plan.dispatch_id) or LiveDispatch(plan, self.retry, time.monotonic())
+            self.live.setdefault(plan.dispatch_id, live)
+            live.stop_seq = 2
+            for cls in plan.commands:
+                stop = proto.encode(
+                    proto.stop_command(
+                        cls=cls, broadcast_id=bid, dispatch_id=plan.dispatch_id, seq=2, expires_at=plan.expires_at
+                    )
+                )
+                topics = [t for t in plan.group_topics if t.split("/")[3] == cls]
+                topics += [
+                    proto.endpoint_topic(cls, c)
+                    for c in plan.targets
+                    if plan.targets[c].cls == cls and (c in plan.direct or live.resent(c))
+                ]
+                for topic in topics:
+                    item = Outgoing(topic, stop, plan.expires_at, 0, cls == proto.BOARD, "", plan.dispatch_id)
+                    self.outbox.put("speaker" if cls == proto.SPEAKER else "board", item)
+            await self._close(live, "cancelled")
+        log.info("dispatch.cancelled", broadcast_id=bid, dropped_queued=dropped, dispatches=len(reaction.plans))
+
+    # -- what devices say ------------------------------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        queue = None
+        if proto.parse_ack_topic(topic) is not None:
+            queue = self.acks_in
+        elif proto.parse_status_topic(topic) is not None:
+            queue = self.status_in
+        if queue is None:
+            self.metrics["messages_refused{reason=foreign-topic}"] += 1
+            return
+        try:
+            queue.put_nowait((topic, payload))
+        except asyncio.QueueFull:
+            self.metrics["messages_dropped_queue_full"] += 1
+
+    def _refuse(self, kind: str, reason: str, topic: str) -> None:
+        self.metrics[f"{kind}_refused{{reason={reason}}}"] += 1
+        log.warning(f"{kind}.refused", reason=reason, topic=topic[:120])
+
+    async def _drain(self, queue: asyncio.Queue[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        batch = [await queue.get()]
+        deadline = time.monotonic() + ACK_WINDOW_S
+        while len(batch) < ACK_BATCH:
+            while len(batch) < ACK_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            if len(batch) >= ACK_BATCH or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+        return batch
+
+    async def _record_acks(self) -> None:
+        await self.ready.wait()  # messages wait in the bounded queue until the log is caught up
+        while True:
+            batch = await self._drain(self.acks_in)
+            by_dispatch: dict[str, list[dict[str, Any]]] = {}
+            targets = {d: live.plan.targets for d, live in self.live.items() if not live.closing}
+            shas = {d: live.plan.sha256 for d, live in self.live.items()}
+            seqs = {d: 1 for d in self.live}
+            for topic, payload in batch:
+                code = proto.parse_ack_topic(topic) or ""
+                try:
+                    message = proto.decode(payload)
+                except proto.ProtocolError:
+                    self._refuse("acks", "bad-json", topic)
+                    continue
+                check = check_ack(
+                    code, message, known_endpoints=self.known, targets_of=targets, sha256_of=shas, max_seq_of=seqs
+                )
+                if (
+                    check.refused == "unknown-dispatch"
+                    and isinstance(message, dict)
+                    and message.get("dispatch") in self.closed
+                ):
+                    self.metrics["acks_late"] += 1  # a re-ack after the dispatch closed: expected, not hostile
+                elif check.ack is None or check.dispatch is None:
+                    self._refuse("acks", check.refused or "malformed", topic)
+                elif self.live[check.dispatch].advances(check.ack):
+                    by_dispatch.setdefault(check.dispatch, []).append(check.ack)
+                else:
+                    self.metrics["acks_duplicate"] += 1
+            if not by_dispatch:
+                continue
+            refused = await self._store(self.model.record_acks, by_dispatch)
+            self.metrics["acks_recorded"] += sum(len(a) for a in by_dispatch.values()) - refused
+            self.metrics["ack_batches_recorded"] += 1
+            for did, acks in by_dispatch.items():
+                live = self.live.get(did)
+                if live is None:
+                    continue
+                live.apply(acks)
+                if self.on_progress:
+                    self.on_progress(live)
+                self._maybe_close(live)
+
+    async def _record_statuses(self) -> None:
+        await self.ready.wait()  # retained statuses arrive at once; the endpoints are known after catch-up
+        while True:
+            batch = await self._drain(self.status_in)
+            changes: dict[str, tuple[str, str]] = {}
+            for topic, payload in batch:
+                code = proto.parse_status_topic(topic) or ""
+                try:
+                    message = proto.decode(payload) if payload else None
+                except proto.ProtocolError:
+                    self._refuse("status", "bad-json", topic)
+                    continue
+                if message is None:
+                    continue  # a cleared retained status
+                state, detail = check_status(code, message, known_endpoints=self.known)
+                if state == "refused":
+                    self._refuse("status", detail, topic)
+                    continue
+                changes[code] = (state, detail)
+            if not changes:
+                continue
+            await self._store(self.model.record_statuses, changes)
+            for code, (state, _) in changes.items():
+                was_online = self.online.get(code)
+                self.online[code] = state == "online"
+                if state == "online" and was_online is not True:
+                    self._resend_live(code)
+
+    def _resend_live(self, code: str) -> None:
+        """An endpoint came (back) online: send what is still live for it and not acknowledged."""
+        now = self.clock()
+        for live in self.live.values():
+            pending = code in live.plan.targets and code not in live.plan.states
+            fresh = time.monotonic() - live.opened_mono < 1.0  # the group publish is still on its way
+            if pending and not fresh and live.plan.expires_at > now and not live.closing:
+                live.mark_resent(code, time.monotonic())
+                self._send_to(live, code)
+                self.metrics["commands_sent_on_reconnect"] += 1
+
+
+def device_will(code: str) -> aiomqtt.Will:
+    """The retained last will of a device: `offline`, reason `last-will`."""
+    return aiomqtt.Will(
+        proto.status_topic(code), proto.encode(proto.status_message(code, "offline", reason="last-will")), 1, True
+    )

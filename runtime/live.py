@@ -1,0 +1,118 @@
+"""Live delivery state of one dispatch on the dispatcher's loop: acks so far, resend backoff, when to close."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from domain.delivery import summarise
+from runtime.dispatch_model import Plan
+
+_RANK = {"received": 1, "playing": 2, "played": 3, "failed": 3}
+FINAL = ("played", "failed")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff for resends to endpoints that have not acknowledged."""
+
+    first_s: float = 2.0
+    factor: float = 2.0
+    cap_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before resend number `attempt` (1-based)."""
+        return float(min(self.cap_s, self.first_s * self.factor ** max(0, attempt - 1)))
+
+
+class LiveDispatch:
+    """A dispatch being delivered."""
+
+    def __init__(self, plan: Plan, retry: RetryPolicy, opened_mono: float) -> None:
+        self.plan = plan
+        self.retry = retry
+        self.opened_mono = opened_mono
+        self.attempts: dict[str, int] = {}
+        self.next_due: dict[str, float] = {}
+        self.closing = False
+        self.stop_seq = 0
+        self.last_ack_mono = opened_mono
+
+    def advances(self, ack: dict[str, Any]) -> bool:
+        """True when the ack moves the endpoint forward (repeats of a known state are not recorded again)."""
+        current = self.plan.states.get(ack["endpoint"])
+        return current is None or _RANK[ack["state"]] > _RANK[current]
+
+    def apply(self, acks: list[dict[str, Any]]) -> None:
+        """Fold recorded acks into the live state."""
+        self.last_ack_mono = time.monotonic()
+        for ack in acks:
+            if self.advances(ack):
+                self.plan.states[ack["endpoint"]] = ack["state"]
+            at = datetime.fromisoformat(ack["at"])
+            first = self.plan.first_at.get(ack["endpoint"])
+            if first is None or at < first:
+                self.plan.first_at[ack["endpoint"]] = at
+
+    def due_retries(self, mono: float, reachable: Callable[[str], bool]) -> list[str]:
+        """Endpoints that have not reported a final state and whose backoff has run out (offline ones wait until
+        they come back). One that acknowledged but never reported `played` is asked again once its playback should
+        be over: the device re-acknowledges without playing twice, which recovers acks the broker dropped."""
+        due = []
+        for code in self.plan.targets:
+            state = self.plan.states.get(code)
+            if state in FINAL or not reachable(code):
+                continue
+            start = self.opened_mono + (self.plan.play_s if state else 0.0)
+            at = self.next_due.get(code, start + self.retry.delay(1))
+            if mono >= at:
+                self.mark_resent(code, mono)
+                due.append(code)
+        return due
+
+    def mark_resent(self, code: str, mono: float) -> None:
+        """Count a resend and push the next one back."""
+        self.attempts[code] = self.attempts.get(code, 0) + 1
+        self.next_due[code] = mono + self.retry.delay(self.attempts[code] + 1)
+
+    def resent(self, code: str) -> bool:
+        """Whether a command went to this endpoint's own topic."""
+        return code in self.attempts
+
+    def counts(self, ward: str | None = None) -> dict[str, int]:
+        """Targets, received (any ack), played and failed, optionally for one ward."""
+        codes = [c for c, t in self.plan.targets.items() if ward is None or t.ward == ward]
+        states = [self.plan.states.get(c) for c in codes]
+        return {
+            "targeted": len(codes),
+            "received": sum(1 for s in states if s),
+            "played": sum(1 for s in states if s == "played"),
+            "failed": sum(1 for s in states if s == "failed"),
+        }
+
+    def outcome(self, mono: float, settle_s: float | None) -> str | None:
+        """`complete` when every target is final; `settled` when no ack came for `settle_s` and every endpoint that
+        acknowledged is final (the rest count as unreachable); else None (keep going until expiry)."""
+        states = self.plan.states
+        if all(states.get(c) in FINAL for c in self.plan.targets):
+            return "complete"
+        quiet = mono - max(self.opened_mono, self.last_ack_mono) >= settle_s if settle_s is not None else False
+        if quiet and all(s in FINAL for s in states.values()):
+            return "settled"
+        return None
+
+    def summary(self, outcome: str, online: set[str]) -> dict[str, Any]:
+        """The closing summary (domain/delivery.py)."""
+        return summarise(
+            targets=list(self.plan.targets),
+            states=self.plan.states,
+            first_ack_at=self.plan.first_at,
+            online=online,
+            reference_at=self.plan.reference_at,
+            priority=self.plan.priority,
+            outcome=outcome,
+            retries=self.plan.retries,
+        )

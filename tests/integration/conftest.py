@@ -1,0 +1,109 @@
+"""MQTT brokers for integration tests: a mosquitto started by the test on a free port (with a temporary config),
+the embedded amqtt broker, and the configured one (KENG_TEST_MQTT, default mqtt://127.0.0.1:1883).
+
+Without a broker the `mqtt` tests are skipped with the reason, except in CI (CI=true), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, free_port, parse_broker_url
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SYSTEM_MQTT = os.environ.get("KENG_TEST_MQTT", "mqtt://127.0.0.1:1883")
+MOSQUITTO_CONF = """listener {port} 127.0.0.1
+allow_anonymous true
+max_queued_messages 100000
+max_inflight_messages 0
+persistence false
+"""
+
+
+def no_broker(reason: str) -> None:
+    """Skip (locally) or fail (in CI) a test that needs a broker."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class Mosquitto:
+    """A mosquitto process owned by one test; `restart()` keeps the port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> BrokerAddress:
+        return BrokerAddress("127.0.0.1", self.port)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while not _listening("127.0.0.1", self.port):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A fresh mosquitto on a free port."""
+    if shutil.which("mosquitto") is None:
+        no_broker("the mosquitto binary is not installed (apt-get install mosquitto)")
+    broker = Mosquitto(tmp_path)
+    try:
+        broker.start()
+    except RuntimeError as e:
+        no_broker(str(e))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def system_broker() -> BrokerAddress:
+    """The configured broker (KENG_TEST_MQTT, default the local mosquitto service)."""
+    address = parse_broker_url(SYSTEM_MQTT)
+    if not _listening(address.host, address.port):
+        no_broker(f"no MQTT broker listening at {address.display} (set KENG_TEST_MQTT)")
+    return address
+
+
+@pytest.fixture
+async def embedded() -> AsyncIterator[BrokerAddress]:
+    """The embedded amqtt broker in the test's event loop."""
+    broker = EmbeddedBroker()
+    address = await broker.start()
+    yield address
+    await broker.stop()

@@ -1,0 +1,95 @@
+"""A small driver for dispatch tests: a store with the sample district, a simulated fleet, a dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from adapters.mqtt.broker import BrokerAddress
+from adapters.store.app import Keng
+from adapters.store.config import locate_store
+from domain.dispatch import Dispatch
+from domain.programme import Programme, parse_slots
+from runtime.dispatcher import Dispatcher
+from runtime.inventory import install_sample
+from runtime.live import RetryPolicy
+from runtime.simulator import Fleet, FleetOptions, fleet_specs
+
+WARD = "00595"
+ALWAYS_OPEN = Programme(default=parse_slots("00:00-24:00"))
+
+
+class Harness:
+    def __init__(self, tmp: Path, broker: BrokerAddress, store_url: str | None = None) -> None:
+        self.store_url = store_url or f"sqlite:///{tmp / 'keng.db'}"
+        self.env = locate_store(self.store_url, tmp).env
+        self.broker = broker
+        self.app = Keng(env=self.env)
+        install_sample(self.app)
+        self.fleet: Fleet | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start_fleet(self, **options: Any) -> Fleet:
+        self.fleet = Fleet(self.broker, fleet_specs(self.app, wards={WARD}), FleetOptions(**options))
+        await self.fleet.start()
+        return self.fleet
+
+    async def start_dispatcher(self, **kw: Any) -> Dispatcher:
+        kw.setdefault("programme", ALWAYS_OPEN)
+        kw.setdefault("retry", RetryPolicy(first_s=1.0, cap_s=2.0))
+        self.dispatcher = Dispatcher(Keng(env=self.env), self.broker, **kw)
+        self.task = asyncio.create_task(self.dispatcher.run())
+        await asyncio.wait_for(self.dispatcher.ready.wait(), 20)
+        return self.dispatcher
+
+    async def stop_dispatcher(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+
+    def broadcast(self, priority: str = "emergency", *, expires_in_s: float | None = None, **kw: Any) -> UUID:
+        if expires_in_s is not None:
+            kw["expires_at"] = datetime.now(UTC) + timedelta(seconds=expires_in_s)
+        kw.setdefault("target_areas", [WARD])
+        bid = self.app.draft_broadcast(
+            by="lan.nguyen",
+            title=f"Thông báo {priority}",
+            text="Đề nghị bà con chú ý theo dõi thông báo.",
+            priority=priority,
+            **kw,
+        )
+        self.app.submit_broadcast(bid, by="lan.nguyen")
+        self.app.approve_broadcast(bid, by="hung.tran")
+        return bid
+
+    def dispatch_of(self, bid: UUID) -> Dispatch | None:
+        b = self.app.broadcast(bid)
+        return self.app.repository.get(b.dispatches[0]) if b.dispatches else None
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+            await asyncio.sleep(0.05)
+
+    def closed(self, bid: UUID) -> bool:
+        d = self.dispatch_of(bid)
+        return d is not None and d.closed
+
+    def events(self, kind: type) -> list[Any]:
+        return [e for _, e in self.app.read_events() if isinstance(e, kind)]
+
+    async def close(self) -> None:
+        await self.stop_dispatcher()
+        if self.fleet is not None:
+            await self.fleet.stop()
+        self.app.close()
