@@ -119,8 +119,8 @@ def seal(db: SqlDb, events_table: str, signer: Signer, *, checkpoint_every: int 
                 checkpoints.append(sign_checkpoint(signer, pos, count, link))
         position = records[-1][0]
         sealed += len(records)
-        if len(records) < PAGE and (not checkpoints or checkpoints[-1].position != position):
-            checkpoints.append(sign_checkpoint(signer, position, count, link))
+        if not checkpoints or checkpoints[-1].position != position:
+            checkpoints.append(sign_checkpoint(signer, position, count, link))  # every sealed link is covered
         with db.transaction(commit=True) as c:
             db.executemany(c, f"INSERT INTO {db.table(CHAIN_TABLE)} VALUES (?, ?)", rows)
             _insert_checkpoints(db, c, checkpoints)

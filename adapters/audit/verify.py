@@ -168,7 +168,7 @@ def verify(db: SqlDb, events_table: str, signer: Signer, exported: Exported | No
     chain = iter_chain(db)
     nxt = next(chain, None)
     tail = max(k.position for k in checkpoints) if checkpoints else 0
-    prev, ordinal, last_pos = GENESIS, 0, 0
+    prev, ordinal, last_pos, last_cp = GENESIS, 0, 0, 0
     for pos, oid, version, topic, state in _records(db, events_table):
         while nxt is not None and nxt[0] < pos:
             report.add(nxt[0], "chained event is missing from the store (deleted or moved)")
@@ -188,13 +188,18 @@ def verify(db: SqlDb, events_table: str, signer: Signer, exported: Exported | No
             report.unsealed += 1
         k = by_pos.get(pos)
         if k is not None and (k.link != link or k.count != ordinal):
-            report.add(pos, "signed checkpoint does not match the chain (chain rewritten before this position)")
+            report.add(pos, f"signed checkpoint does not match the chain: rewritten within {last_cp + 1}..{pos}")
+        if k is not None:
+            last_cp = pos
         if ordinal <= n_exported and prefixes[(ordinal - 1) * PREFIX : ordinal * PREFIX] != link[:PREFIX]:
             report.add(pos, "event differs from the exported checkpoint")
         prev, last_pos = link, pos
     while nxt is not None:
         report.add(nxt[0], "chained event is missing from the store (deleted)")
         nxt = next(chain, None)
+    covered = max((k.position for k in checkpoints), default=0)
+    if tail > covered:  # seal signs the end of every page: an unsigned end means newer events were cut off
+        report.add(tail + 1, f"chain ends at {tail}, after the newest signed checkpoint ({covered}): tail removed?")
     for k in checkpoints:
         if k.position > last_pos:
             report.add(last_pos + 1, f"signed checkpoint at {k.position} names events the store no longer has")
