@@ -53,7 +53,7 @@ class History:
         self.pending.extend(aggs)
 
     def flush(self) -> int:
-        events = [e for a in self.pending for e in a.collect_events()]
+        events = sorted((e for a in self.pending for e in a.collect_events()), key=lambda e: e.timestamp)
         self.pending = []
         if events:
             self.app.recorder.insert_events([self.app.mapper.to_stored_event(e) for e in events])
