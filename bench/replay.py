@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="keng-bench-"))
+    directory.mkdir(parents=True, exist_ok=True)
     app = Keng(env=locate_store(f"sqlite:///{directory / 'events.db'}", directory).env)
     t = time.perf_counter()
     if app.max_position() < args.events:
