@@ -167,7 +167,7 @@ def _endpoint(e: Any, at: str, docs: Docs) -> None:
 
 @on(Broadcast.Drafted)
 def _drafted(e: Broadcast.Drafted, at: str, docs: Docs) -> None:
-    doc = {
+    doc: Doc = {
         "id": str(e.originator_id), "title": e.title, "priority": e.priority, "drill": e.drill, "state": "draft",
         "source": {"kind": e.source_kind, "ref": e.source_ref}, "drafted_by": e.by, "drafted_at": at,
         "target_areas": list(e.target_areas), "scope": list(e.scope), "channels": list(e.channels),
@@ -215,7 +215,7 @@ def _broadcast(e: Any, at: str, docs: Docs) -> None:
 
 @on(Dispatch.Opened)
 def _opened(e: Dispatch.Opened, at: str, docs: Docs) -> None:
-    doc = {"id": str(e.originator_id), "broadcast_id": str(e.broadcast_id), "wave": e.wave, "opened_at": at,
+    doc: Doc = {"id": str(e.originator_id), "broadcast_id": str(e.broadcast_id), "wave": e.wave, "opened_at": at,
            "drill": e.drill, "targets": list(e.targets), "acks": {}, "retries": 0, "closed_at": None}  # fmt: skip
     docs.put("dispatch", doc["id"], doc)
 

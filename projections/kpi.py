@@ -15,6 +15,7 @@ Every target is 100% by 2025. Definitions (see docs/audit.md):
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from domain.ids import endpoint_id
@@ -108,8 +109,13 @@ def staff_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
     docs.put("kpi", KEY, doc)
 
 
+@lru_cache(maxsize=65536)
+def _endpoint_key(code: str) -> str:
+    return str(endpoint_id(code))
+
+
 def portal_published(code: str, when: str, docs: Docs) -> None:
-    key = str(endpoint_id(code))
+    key = _endpoint_key(code)
     e = docs.get("endpoint", key)
     if e is None or e["kind"] != "portal" or (e["last_published"] or "") >= when:
         return

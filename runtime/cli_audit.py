@@ -26,7 +26,7 @@ from runtime.bootstrap import open_app
 from runtime.cli_report import REPORTS, build, show
 from runtime.config import Settings
 from runtime.output import print_json
-from runtime.readmodels import print_csv, require_auditor
+from runtime.readmodels import events_table, print_csv, require_auditor
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +74,7 @@ def _open(args: argparse.Namespace, settings: Settings) -> tuple[Keng, SqlDb]:
 
 def cmd_seal(args: argparse.Namespace, settings: Settings) -> int:
     app, db = _open(args, settings)
-    sealed = seal(db, app.recorder.events_table_name, load_or_create(settings.data_dir))
+    sealed = seal(db, events_table(app), load_or_create(settings.data_dir))
     log.info("audit.sealed", actor=args.actor, events=sealed)
     print(f"Đã niêm phong (sealed) {sealed} sự kiện mới (new events)")
     return 0
@@ -84,7 +84,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     app, db = _open(args, settings)
     exported = Exported.from_json(args.checkpoint.read_bytes()) if args.checkpoint else None
     started = datetime.now()
-    report = verify(db, app.recorder.events_table_name, load_or_create(settings.data_dir), exported)
+    report = verify(db, events_table(app), load_or_create(settings.data_dir), exported)
     seconds = (datetime.now() - started).total_seconds()
     log.info("audit.verified", ok=report.ok, events=report.events, first_bad=report.first_bad_position,
              events_per_s=round(report.events / seconds) if seconds else None)  # fmt: skip
@@ -128,7 +128,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     app, db = _open(args, settings)
     links = dict(iter_chain(db, upto=args.last)) if args.last else dict(iter_chain(db))
     rows = []
-    for pos, oid, version, topic, state in select_records(db, app.recorder.events_table_name, args.first - 1,
+    for pos, oid, version, topic, state in select_records(db, events_table(app), args.first - 1,
                                                           10**12, args.last):  # fmt: skip
         link = links.get(pos)
         state_b64 = base64.b64encode(bytes(state)).decode()

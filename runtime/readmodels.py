@@ -28,6 +28,11 @@ def live_store(app: Keng) -> ReadStore:
     return ReadStore.sqlite_file(events.with_name(events.name + ".readmodels.db"))
 
 
+def events_table(app: Keng) -> str:
+    """Name of the application's event table (the recorder knows it; the base class does not declare it)."""
+    return str(app.recorder.events_table_name)  # type: ignore[attr-defined]
+
+
 def caught_up(app: Keng) -> ReadStore:
     """The live read store, brought up to the newest event."""
     store = live_store(app)

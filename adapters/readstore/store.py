@@ -32,7 +32,7 @@ class ReadStore:
         else:
             self.tracking = SQLiteTrackingRecorder(db.datastore)
             self.tracking_table = "tracking"
-        self.tracking.create_table()  # type: ignore[attr-defined]
+        self.tracking.create_table()
         with db.transaction(commit=True) as c:
             db.execute(c, f"CREATE TABLE IF NOT EXISTS {self.docs} (kind TEXT, key TEXT, doc {db.blob} NOT NULL, "
                           "PRIMARY KEY (kind, key))")  # fmt: skip
@@ -80,7 +80,7 @@ class ReadStore:
             self.db.execute(c, f"SELECT {cols} FROM {self.rows} WHERE {where} ORDER BY position", params)
             rows = c.fetchall()
         keys = cols.split(", ")
-        return [tuple(r[k] for k in keys) if self.db.kind == "postgres" else tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r[k] for k in keys) if self.db.kind == "postgres" else tuple(r) for r in rows]
 
     def commit(self, docs: dict[tuple[str, str], Doc], rows: list[Row], position: int) -> None:
         db = self.db
