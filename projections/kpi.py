@@ -1,0 +1,149 @@
+"""The district plan's targets (Kế hoạch 310/KH-UBND, 2022-2025), computed from events into one `kpi` document.
+
+Counters are kept incrementally (one small update per event); the values are derived from them, and at every
+change of quarter (in event time, UTC) the values as they stood at the end of the quarter are kept as its trend point.
+Every target is 100% by 2025. Definitions (see docs/audit.md):
+- ip_radio_wards: wards whose every residential group has at least one in-service IP speaker (not broken, not
+  decommissioned) / all wards (plan 2.1: 100% phường có hệ thống truyền thanh ứng dụng CNTT-VT đến các TDP);
+- eboard_groups: residential groups with an in-service e-board / all groups (plan 2.1, 1.3);
+- large_boards_connected: district-level e-boards (no group) online and in service / all of them (plan 1.4);
+- ward_portals_active: wards whose portal received or played a bulletin in the last 30 days / all wards (plan 1.2);
+- fm_converted: FM stations converted to IP / all FM stations ever registered (plan 2.2, 1.1);
+- staff_trained: staff with at least one completed training / all staff (plan 2.3).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from domain.ids import endpoint_id
+
+if TYPE_CHECKING:
+    from projections.fold import Doc, Docs
+
+KEY = "district"
+TARGET_YEAR = 2025
+PORTAL_DAYS = 30
+NAMES = ("ip_radio_wards", "eboard_groups", "large_boards_connected", "ward_portals_active", "fm_converted",
+         "staff_trained")  # fmt: skip
+
+
+def _kpi(docs: Docs) -> Doc:
+    doc = docs.get("kpi", KEY)
+    if doc is None:
+        doc = {"groups": {}, "wards": [], "large": {}, "portals": {}, "fm_total": 0, "fm_converted": 0,
+               "staff_total": 0, "staff_trained": 0, "quarter": None, "trend": {}}  # fmt: skip
+    return doc
+
+
+def quarter_of(at: str) -> str:
+    return f"{at[:4]}Q{(int(at[5:7]) - 1) // 3 + 1}"
+
+
+def quarter_end(quarter: str) -> str:
+    year, q = int(quarter[:4]), int(quarter[5])
+    start = datetime.fromisoformat(f"{year + (q == 4)}-{(q * 3) % 12 + 1:02d}-01T00:00:00+00:00")
+    return (start - timedelta(microseconds=1)).isoformat()
+
+
+def before_event(at: str, docs: Docs) -> None:
+    """Close the previous quarter's trend point when event time enters a new quarter."""
+    doc = docs.get("kpi", KEY)
+    if doc is None:
+        return
+    quarter = quarter_of(at)
+    if doc["quarter"] != quarter:
+        if doc["quarter"] is not None:
+            doc["trend"][doc["quarter"]] = values(doc, quarter_end(doc["quarter"]))
+        doc["quarter"] = quarter
+        docs.put("kpi", KEY, doc)
+
+
+def _touch(doc: Doc, at: str | None) -> None:
+    if at is not None and doc["quarter"] is None:
+        doc["quarter"] = quarter_of(at)
+
+
+def area_registered(code: str, level: str, parent: str | None, docs: Docs) -> None:
+    doc = _kpi(docs)
+    if level == "ward":
+        doc["wards"].append(code)
+    elif level == "group":
+        doc["groups"].setdefault(code, {"ward": parent, "ip": 0, "eb": 0})
+    docs.put("kpi", KEY, doc)
+
+
+def _contrib(e: Doc | None) -> list[tuple[str, str]]:
+    if e is None or e["decommissioned"]:
+        return []
+    out = []
+    working = e["condition"] != "broken"
+    if working and e["group"] and e["kind"] in ("ip-speaker", "eboard"):
+        out.append(("ip" if e["kind"] == "ip-speaker" else "eb", e["group"]))
+    return out
+
+
+def endpoint_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
+    doc = _kpi(docs)
+    for sign, e in ((-1, old), (1, new)):
+        for counter, group in _contrib(e):
+            entry = doc["groups"].setdefault(group, {"ward": new["ward"], "ip": 0, "eb": 0})
+            entry[counter] += sign
+    if new["kind"] == "eboard" and not new["group"]:
+        connected = new["online"] is True and new["condition"] != "broken" and not new["decommissioned"]
+        doc["large"][new["code"]] = connected
+    if old is None and new["was_fm"]:
+        doc["fm_total"] += 1
+    if new["converted_at"] and not (old and old["converted_at"]):
+        doc["fm_converted"] += 1
+    _touch(doc, new["since"])
+    docs.put("kpi", KEY, doc)
+
+
+def staff_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
+    doc = _kpi(docs)
+    doc["staff_total"] += old is None
+    doc["staff_trained"] += (new["trainings"] > 0) - (old is not None and old["trainings"] > 0)
+    docs.put("kpi", KEY, doc)
+
+
+@lru_cache(maxsize=65536)
+def _endpoint_key(code: str) -> str:
+    return str(endpoint_id(code))
+
+
+def portal_published(code: str, when: str, docs: Docs) -> None:
+    key = _endpoint_key(code)
+    e = docs.get("endpoint", key)
+    if e is None or e["kind"] != "portal" or (e["last_published"] or "") >= when:
+        return
+    docs.put("endpoint", key, dict(e, last_published=when))
+    doc = _kpi(docs)
+    if (doc["portals"].get(e["ward"]) or "") < when:
+        doc["portals"][e["ward"]] = when
+        docs.put("kpi", KEY, doc)
+
+
+def _share(num: int, den: int) -> dict[str, Any]:
+    return {"value": round(100.0 * num / den, 1) if den else 0.0, "numerator": num, "denominator": den}
+
+
+def values(doc: Doc, at: str, portal_days: int = PORTAL_DAYS) -> dict[str, dict[str, Any]]:
+    """Each KPI as a percentage with its numerator and denominator, as of time `at` (ISO)."""
+    groups_by_ward: dict[str, list[dict[str, Any]]] = {}
+    for g in doc["groups"].values():
+        groups_by_ward.setdefault(g["ward"], []).append(g)
+    wards = doc["wards"]
+    covered = sum(1 for w in wards if groups_by_ward.get(w) and all(g["ip"] > 0 for g in groups_by_ward[w]))
+    cutoff = (datetime.fromisoformat(at) - timedelta(days=portal_days)).isoformat()
+    active = sum(1 for w in wards if (doc["portals"].get(w) or "") >= cutoff)
+    return {
+        "ip_radio_wards": _share(covered, len(wards)),
+        "eboard_groups": _share(sum(1 for g in doc["groups"].values() if g["eb"] > 0), len(doc["groups"])),
+        "large_boards_connected": _share(sum(doc["large"].values()), len(doc["large"])),
+        "ward_portals_active": _share(active, len(wards)),
+        "fm_converted": _share(doc["fm_converted"], doc["fm_total"]),
+        "staff_trained": _share(doc["staff_trained"], doc["staff_total"]),
+    }

@@ -1,0 +1,152 @@
+"""Queries over the read models: the same functions answer for the live store and for an as-of replay."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Protocol
+
+from projections import kpi
+from projections.fold import Doc, Row
+
+
+class Reader(Protocol):
+    def load_kind(self, kind: str) -> dict[str, Doc]: ...
+
+    def load(self, kind: str, key: str) -> Doc | None: ...
+
+    def timeline(self, subject_kind: str, subject: str | None = None, until: str | None = None) -> list[Row]: ...
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def board(r: Reader, state: str | None = None) -> list[Doc]:
+    """Every broadcast with state, approvals, source and renders, newest first."""
+    items = [b for b in r.load_kind("broadcast").values() if state is None or b["state"] == state]
+    return sorted(items, key=lambda b: b["drafted_at"], reverse=True)
+
+
+def _ms(a: str, b: str) -> float:
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds() * 1000
+
+
+def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
+    """Per ward and residential group: targeted, received, played, failed, unreachable, pending, latency (ms)."""
+    b = r.load("broadcast", broadcast_id)
+    if b is None:
+        raise KeyError(broadcast_id)
+    by_code = {e["code"]: e for e in r.load_kind("endpoint").values()}
+    areas: dict[tuple[str, str], dict[str, Any]] = {}
+    failed: list[str] = []
+    for dispatch_id in b["dispatches"]:
+        d = r.load("dispatch", dispatch_id) or {"targets": [], "acks": {}, "closed_at": None, "opened_at": ""}
+        for code in d["targets"]:
+            e = by_code.get(code, {})
+            for key in (("ward", e.get("ward") or "?"), ("group", e.get("group") or "-")):
+                row = areas.setdefault(key, {"targeted": 0, "received": 0, "played": 0, "failed": 0,
+                                             "unreachable": 0, "pending": 0, "latency_ms": []})  # fmt: skip
+                row["targeted"] += 1
+                ack = d["acks"].get(code)
+                if ack is None:
+                    row["unreachable" if d["closed_at"] else "pending"] += 1
+                    continue
+                row["received"] += 1
+                row["played"] += ack[0] == "played"
+                row["failed"] += ack[0] == "failed"
+                row["latency_ms"].append(_ms(d["opened_at"], ack[2]))
+            if d["acks"].get(code, [""])[0] == "failed":
+                failed.append(code)
+    out = []
+    for (level, code), row in sorted(areas.items()):
+        lat = row.pop("latency_ms")
+        out.append({"level": level, "code": code, **row, **{f"p{p}_ms": percentile(lat, p) for p in (50, 90, 99)}})
+    return {"broadcast": b, "areas": out, "failed_endpoints": sorted(set(failed))}
+
+
+def working(e: Doc, kind: str) -> bool:
+    """In service and not known to be offline."""
+    return e["kind"] == kind and not e["decommissioned"] and e["condition"] != "broken" and e["online"] is not False
+
+
+def health(r: Reader) -> list[Doc]:
+    """Per endpoint: last known state and since when."""
+    keys = ("code", "kind", "ward", "group", "online", "since", "condition", "fault", "decommissioned")
+    return sorted(({k: e[k] for k in keys} for e in r.load_kind("endpoint").values()), key=lambda e: e["code"])
+
+
+def coverage(r: Reader) -> list[dict[str, Any]]:
+    """Per residential group and ward: has a working IP speaker? an e-board?"""
+    endpoints = list(r.load_kind("endpoint").values())
+    groups = [a for a in r.load_kind("area").values() if a["level"] == "group"]
+    rows = []
+    for g in sorted(groups, key=lambda a: a["code"]):
+        mine = [e for e in endpoints if e["group"] == g["code"]]
+        rows.append({"level": "group", "code": g["code"], "ward": g["parent"],
+                     "ip_speaker": any(working(e, "ip-speaker") for e in mine),
+                     "eboard": any(working(e, "eboard") for e in mine)})  # fmt: skip
+    wards = sorted({a["code"] for a in r.load_kind("area").values() if a["level"] == "ward"})
+    for w in wards:
+        mine = [g for g in rows if g["ward"] == w]
+        rows.append({"level": "ward", "code": w, "ward": w,
+                     "ip_speaker": bool(mine) and all(g["ip_speaker"] for g in mine),
+                     "eboard": bool(mine) and all(g["eboard"] for g in mine)})  # fmt: skip
+    return rows
+
+
+def offline_during(r: Reader, start: str, end: str) -> list[dict[str, Any]]:
+    """Endpoints offline at any time in [start, end), with how long (seconds) within the window."""
+    spans: dict[str, list[list[str | None]]] = {}
+    for _, at, _, code, event, _, _ in r.timeline("endpoint", until=end):
+        intervals = spans.setdefault(code, [])
+        if event in ("Endpoint.WentOffline", "Endpoint.Decommissioned"):
+            if not intervals or intervals[-1][1] is not None:
+                intervals.append([at, None])
+        elif event == "Endpoint.CameOnline" and intervals and intervals[-1][1] is None:
+            intervals[-1][1] = at
+    t0, t1, out = datetime.fromisoformat(start), datetime.fromisoformat(end), []
+    for code, intervals in sorted(spans.items()):
+        seconds = 0.0
+        for a, b in intervals:
+            lo, hi = max(t0, datetime.fromisoformat(str(a))), min(t1, datetime.fromisoformat(b) if b else t1)
+            seconds += max(0.0, (hi - lo).total_seconds())
+        if seconds > 0:
+            out.append({"code": code, "offline_s": round(seconds, 1)})
+    return out
+
+
+def kpis(r: Reader, at: str, portal_days: int = kpi.PORTAL_DAYS) -> list[dict[str, Any]]:
+    """Each plan target: value now, target (100% by 2025) and the trend per quarter."""
+    doc = r.load("kpi", kpi.KEY)
+    if doc is None:
+        return []
+    now = kpi.values(doc, at, portal_days)
+    trend = dict(doc["trend"])
+    trend[kpi.quarter_of(at)] = now
+    return [{"kpi": name, **now[name], "target": 100.0, "target_year": kpi.TARGET_YEAR,
+             "trend": {q: v[name]["value"] for q, v in sorted(trend.items())}} for name in kpi.NAMES]  # fmt: skip
+
+
+def timeline(r: Reader, subject_kind: str, subject: str) -> list[dict[str, Any]]:
+    """The audit timeline of one broadcast or one staff member."""
+    keys = ("position", "at", "subject_kind", "subject", "event", "actor", "detail")
+    return [dict(zip(keys, row, strict=True)) for row in r.timeline(subject_kind, subject)]
+
+
+def drills(r: Reader) -> list[dict[str, Any]]:
+    """For each drill broadcast: coverage and latency per ward, and which endpoints failed."""
+    out = []
+    for b in board(r):
+        if b["drill"] and b["dispatches"]:
+            report = delivery(r, b["id"])
+            wards = [a for a in report["areas"] if a["level"] == "ward"]
+            for w in wards:
+                w["coverage_pct"] = round(100.0 * w["received"] / w["targeted"], 1) if w["targeted"] else 0.0
+            out.append({"broadcast": b["id"], "title": b["title"], "at": b["drafted_at"], "wards": wards,
+                        "failed_endpoints": report["failed_endpoints"]})  # fmt: skip
+    return out

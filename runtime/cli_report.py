@@ -1,0 +1,87 @@
+"""`keng report ...`: the district's read models (auditor role and up): kpi, coverage, roadmap, drills, board,
+offline, timeline. Each prints a table, or `--json` / `--csv`."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.readstore.store import ReadStore
+from projections import queries, roadmap
+from runtime.bootstrap import open_app
+from runtime.config import Settings
+from runtime.output import print_json, print_table
+from runtime.readmodels import caught_up, print_csv, require_auditor
+
+REPORTS = ("kpi", "coverage", "roadmap", "drills", "board", "offline", "timeline")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `keng report`."""
+    p = sub.add_parser("report", help="read models: plan targets, coverage, FM->IP roadmap, drills (auditor)")
+    p.add_argument("name", choices=REPORTS)
+    p.add_argument("--as", dest="actor", required=True, help="handle of an auditor (or admin)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    p.add_argument("--from", dest="first", type=int, default=2022, help="roadmap: first year")
+    p.add_argument("--to", dest="last", type=int, default=2025, help="roadmap: last year")
+    p.add_argument("--start", help="offline: window start (ISO time)")
+    p.add_argument("--end", help="offline: window end (ISO time)")
+    p.add_argument("--broadcast", help="timeline: broadcast id")
+    p.add_argument("--staff", help="timeline: staff handle")
+    p.add_argument("--state", help="board: only broadcasts in this state")
+    p.set_defaults(handler=cmd_report)
+
+
+def build(store: ReadStore, args: argparse.Namespace, at: str) -> list[dict[str, Any]]:
+    """Rows of one report; shared with `keng audit replay`."""
+    name = args.name
+    if name == "kpi":
+        return queries.kpis(store, at)
+    if name == "coverage":
+        return queries.coverage(store)
+    if name == "roadmap":
+        plan = roadmap.plan(list(store.load_kind("endpoint").values()), args.first, args.last)
+        return [{k: v for k, v in y.items() if k != "stations"} for y in plan["years"]]
+    if name == "drills":
+        return [{**w, "broadcast": d["broadcast"], "title": d["title"], "failed_endpoints": d["failed_endpoints"]}
+                for d in queries.drills(store) for w in d["wards"]]  # fmt: skip
+    if name == "board":
+        keys = ("id", "state", "priority", "title", "drafted_by", "drafted_at", "source", "approvals", "renders")
+        return [{k: b[k] for k in keys} for b in queries.board(store, args.state)]
+    if name == "offline":
+        return queries.offline_during(store, args.start or "0001-01-01T00:00:00+00:00", args.end or at)
+    if args.broadcast:
+        return queries.timeline(store, "broadcast", args.broadcast)
+    return queries.timeline(store, "staff", args.staff or args.actor)
+
+
+def show(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    if args.json:
+        print_json(rows)
+    elif args.csv:
+        print_csv(rows)
+    elif rows:
+        headers = list(rows[0])
+        print_table(headers, [[_cell(r.get(h)) for h in headers] for r in rows])
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return f"{len(value)}" if value and isinstance(value[0], dict) else ",".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_auditor(app, args.actor)
+    store = caught_up(app)
+    try:
+        show(build(store, args, datetime.now(UTC).isoformat()), args)
+    finally:
+        store.close()
+    return 0
