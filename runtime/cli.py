@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import structlog
 
 from adapters.district_file import DistrictFileError
+from adapters.mqtt.broker import BrokerConfigError
 from adapters.store.config import StoreConfigError
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
 from domain.errors import (
@@ -25,7 +26,7 @@ from domain.errors import (
     SelfApprovalRefused,
     UnknownArea,
 )
-from runtime import cli_admin, cli_broadcast, cli_service, demo
+from runtime import cli_admin, cli_audit, cli_broadcast, cli_dispatch, cli_report, cli_service
 from runtime.bootstrap import StartupError
 from runtime.config import load_settings
 from runtime.logs import configure_logging
@@ -47,6 +48,7 @@ HEADLINES: list[tuple[type[BaseException], str]] = [
     (DistrictFileError, "Tệp địa bàn có lỗi"),
     (StoreConfigError, "Cấu hình kho dữ liệu không hợp lệ"),
     (StartupError, "Không mở được kho dữ liệu"),
+    (BrokerConfigError, "Cấu hình broker MQTT không hợp lệ"),
 ]
 
 
@@ -74,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_admin.register(sub)
     cli_broadcast.register(sub)
-    demo.register(sub)
+    cli_dispatch.register(sub)
+    cli_report.register(sub)
+    cli_audit.register(sub)
     cli_service.register(sub)
     try:
         from runtime import cli_tts  # type: ignore[attr-defined]
