@@ -6,15 +6,20 @@ import base64
 import hashlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from adapters.cap.errors import CapError, CapUnsafeXml
 from adapters.cap.ingest import DrillMismatch, IngestResult, StandingOrder, UnknownReference, ingest_cap
 from adapters.cap.places import load_gazetteer
 from adapters.store.app import Keng
+from adapters.store.errors import StoreError
 from domain.cap_mapping import NoVietnameseInfo
 from domain.cap_places import NotLocatable, OutsideJurisdiction, UnknownAreaCode
+from domain.errors import DomainError
 from domain.ids import sourced_broadcast_id
+from tests.conftest import IN_CI
 from tests.unit.cap_builders import SENDER, alert, area, info, reference
+from tests.unit.test_cap_fuzz import mutated
 from tests.unit.test_cap_parse import BILLION_LAUGHS, EXTERNAL
 
 DISTRICT = ["021"]
@@ -197,3 +202,22 @@ def test_the_gazetteer_sees_the_sample_district(sample_app: Keng) -> None:
 def test_errors_are_all_of_documented_kinds(sample_app: Keng) -> None:
     with pytest.raises(CapError):
         ingest(sample_app, b"<alert")
+
+
+INGEST_EXAMPLES = 500 if IN_CI else 60
+
+
+@settings(
+    max_examples=INGEST_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(document=mutated())
+def test_mutated_cap_is_accepted_or_refused_with_a_documented_error_and_nothing_stored(
+    sample_app: Keng, document: bytes
+) -> None:
+    before = sample_app.max_position()
+    try:
+        ingest(sample_app, document)
+    except (CapError, DomainError, StoreError):
+        assert sample_app.max_position() == before
