@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 import structlog
 
+from adapters.cap.errors import CapError
 from adapters.district_file import DistrictFileError
 from adapters.mqtt.broker import BrokerConfigError
 from adapters.store.config import StoreConfigError
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
+from domain.cap_places import CapRefused
 from domain.errors import (
     DomainError,
     ExpiredBroadcast,
@@ -26,7 +28,7 @@ from domain.errors import (
     SelfApprovalRefused,
     UnknownArea,
 )
-from runtime import cli_admin, cli_audit, cli_broadcast, cli_dispatch, cli_report, cli_service
+from runtime import cli_admin, cli_audit, cli_broadcast, cli_cap, cli_dispatch, cli_report, cli_service
 from runtime.bootstrap import StartupError
 from runtime.config import load_settings
 from runtime.logs import configure_logging
@@ -41,6 +43,8 @@ HEADLINES: list[tuple[type[BaseException], str]] = [
     (IllegalTransition, "Thao tác không hợp lệ ở trạng thái hiện tại"),
     (UnknownArea, "Địa bàn hoặc thiết bị không tồn tại"),
     (InvalidValue, "Dữ liệu không hợp lệ"),
+    (CapRefused, "Bản tin CAP không thể tiếp nhận"),
+    (CapError, "Tài liệu CAP không hợp lệ"),
     (DomainError, "Vi phạm quy tắc"),
     (NotFound, "Không tìm thấy"),
     (DuplicateRecord, "Đã tồn tại"),
@@ -79,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_dispatch.register(sub)
     cli_report.register(sub)
     cli_audit.register(sub)
+    cli_cap.register(sub)
     cli_service.register(sub)
     try:
         from runtime import cli_tts  # type: ignore[attr-defined]

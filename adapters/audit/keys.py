@@ -32,7 +32,7 @@ class Signer:
         self.key_id = key_id(self.public)
 
     def sign(self, message: bytes) -> bytes:
-        return self._private.sign(message)
+        return bytes(self._private.sign(message))
 
     @classmethod
     def generate(cls) -> Signer:

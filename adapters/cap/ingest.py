@@ -20,13 +20,13 @@ from adapters.cap.places import PlaceIndex
 from adapters.cap.xmldoc import CapLimits
 from adapters.store.app import Keng
 from adapters.store.errors import DuplicateRecord
+from domain.actor import Actor
 from domain.broadcast import FINAL_STATES, Broadcast
 from domain.cap import CapAlert, Resource
 from domain.cap_mapping import Action, CapPlan, plan_cap
 from domain.cap_places import CapRefused, Jurisdiction, OutsideJurisdiction
 from domain.content import Content, build_content
 from domain.ids import sourced_broadcast_id
-from domain.staff import Staff
 from domain.values import SourceKind
 
 log = structlog.get_logger(__name__)
@@ -84,7 +84,7 @@ def ingest_cap(
     raw: bytes,
     *,
     sender_jurisdiction: list[str],
-    actor: str,
+    actor: str | Actor,
     limits: CapLimits = DEFAULT_LIMITS,
     places: PlaceIndex | None = None,
     standing_order: StandingOrder | None = None,
@@ -104,13 +104,26 @@ def ingest_cap(
         result = run.revise(standing_order)
     else:
         result = run.cancel()
-    log.info("cap.ingested", key=alert.key, action=result.action, broadcast_id=str(result.broadcast_id), actor=actor)
+    log.info(
+        "cap.ingested",
+        key=alert.key,
+        action=result.action,
+        broadcast_id=str(result.broadcast_id),
+        actor=actor if isinstance(actor, str) else actor.handle,
+    )
     return result
 
 
 class _Run:
     def __init__(
-        self, app: Keng, alert: CapAlert, plan: CapPlan, juris: Jurisdiction, actor: str, raw: bytes, now: datetime
+        self,
+        app: Keng,
+        alert: CapAlert,
+        plan: CapPlan,
+        juris: Jurisdiction,
+        actor: str | Actor,
+        raw: bytes,
+        now: datetime,
     ) -> None:
         self.app, self.alert, self.plan, self.juris, self.actor, self.now = app, alert, plan, juris, actor, now
         self.sha256 = hashlib.sha256(raw).hexdigest()
@@ -155,11 +168,15 @@ class _Run:
             now=self.now,
         )
 
+    def author(self) -> Actor:
+        """A staff member (by handle), or an integration acting within its jurisdiction."""
+        return self.app.staff(self.actor) if isinstance(self.actor, str) else self.actor
+
     def new(self, standing_order: StandingOrder | None) -> IngestResult:
         new_id = sourced_broadcast_id(SourceKind.CAP.value, self.plan.key)
         if self.app.exists(new_id):
             return self.result("duplicate", [new_id])
-        author = self.app.staff(self.actor)
+        author = self.author()
         item = Broadcast.draft(self.content(), by=author, source_kind=SourceKind.CAP.value, source_ref=self.plan.key)
         action = self._advance(item, author, standing_order, "drafted")
         try:
@@ -168,7 +185,7 @@ class _Run:
             return self.result("duplicate", [item.id])
         return self.result(action, [item.id])
 
-    def _advance(self, item: Broadcast, author: Staff, order: StandingOrder | None, action: str) -> str:
+    def _advance(self, item: Broadcast, author: Actor, order: StandingOrder | None, action: str) -> str:
         if self.plan.submit and item.state == "draft":
             item.submit(by=author)
             action = "submitted"
@@ -179,7 +196,7 @@ class _Run:
         return action
 
     def revise(self, standing_order: StandingOrder | None) -> IngestResult:
-        author = self.app.staff(self.actor)
+        author = self.author()
         changed = []
         for item in self.referenced():
             built = self.content(item)
@@ -194,7 +211,7 @@ class _Run:
         return self.result("revised", [b.id for b in changed])
 
     def cancel(self) -> IngestResult:
-        author = self.app.staff(self.actor)
+        author = self.author()
         live = [b for b in self.referenced() if b.state not in FINAL_STATES]
         stop = False
         for item in live:
