@@ -107,15 +107,15 @@ def test_corrupt_uploads_are_refused_with_the_reason() -> None:
         validate_upload(b"")
     with pytest.raises(UploadRefused, match="not an audio file of an accepted type"):
         validate_upload(b"%PDF-1.7 not audio", "ghi-am.mp3")
-    with pytest.raises(UploadRefused, match="named .mp3 but its content is wav"):
+    with pytest.raises(UploadRefused, match=r"named \.mp3 but its content is wav"):
         validate_upload(wav, "ghi-am.mp3")
     with pytest.raises(UploadRefused, match="cannot be decoded"):
         validate_upload(wav[:12] + b"\x00" * 40, "ghi-am.wav")
     with pytest.raises(UploadRefused, match="the limit is 1,000 bytes"):
         validate_upload(wav, "ghi-am.wav", UploadLimits(max_bytes=1000))
-    with pytest.raises(UploadRefused, match="the minimum is 0.5 s"):
+    with pytest.raises(UploadRefused, match=r"the minimum is 0\.5 s"):
         validate_upload(encode_wav(_tone_audio(0.2)), "ngan.wav")
-    with pytest.raises(UploadRefused, match="the maximum is 1 s"):
+    with pytest.raises(UploadRefused, match=r"the maximum is 1 s"):
         validate_upload(wav, "dai.wav", UploadLimits(max_duration_s=1.0))
     silent = Audio(samples=np.zeros(16000, dtype=np.int16), sample_rate=16000)
     with pytest.raises(UploadRefused, match="silent"):
