@@ -65,7 +65,7 @@ def build_random_vits(out_dir: Path, tiny: bool = True, seed: int = 0) -> tuple[
         ),
     )
     config.audio.sample_rate = 22050
-    model = Vits.init_from_config(config)
+    model = Vits(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path, config_path = out_dir / "model.pth", out_dir / "config.json"
     torch.save({"model": model.state_dict()}, model_path)
