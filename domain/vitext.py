@@ -21,7 +21,7 @@ DEFAULT_CHUNK_CHARS = 400
 
 _VI_LETTERS = "aăâbcdđeêghiklmnoôơpqrstuưvxyfjwz"
 _VOWELS_WITH_TONES = "àáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ"
-_SPEAKABLE = frozenset(
+SPEAKABLE = frozenset(
     _VI_LETTERS + _VI_LETTERS.upper() + _VOWELS_WITH_TONES + _VOWELS_WITH_TONES.upper() + " .,!?;:-()\"'\n"
 )
 
@@ -159,10 +159,10 @@ def _lower_shouting(text: str) -> str:
 
 def remove_unspeakable(text: str) -> tuple[str, tuple[str, ...]]:
     """Drop characters outside the Vietnamese alphabet and punctuation; return text and what was dropped."""
-    dropped = sorted({ch for ch in text if ch not in _SPEAKABLE})
+    dropped = sorted({ch for ch in text if ch not in SPEAKABLE})
     if not dropped:
         return text, ()
-    return "".join(ch if ch in _SPEAKABLE else " " for ch in text), tuple(dropped)
+    return "".join(ch if ch in SPEAKABLE else " " for ch in text), tuple(dropped)
 
 
 def _tidy(text: str) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domain.vitext import _SPEAKABLE
+from domain.vitext import SPEAKABLE
 
-VI_CHARACTERS = "".join(sorted({ch.lower() for ch in _SPEAKABLE if ch.isalpha()}))
+VI_CHARACTERS = "".join(sorted({ch.lower() for ch in SPEAKABLE if ch.isalpha()}))
 VI_PUNCTUATION = " .,!?;:-()\"'"
 
 
