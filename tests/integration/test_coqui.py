@@ -31,10 +31,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return build_random_vits(tmp_path_factory.mktemp("vits"), tiny=True)
 
 
-def _config(store: Path, model: tuple[Path, Path], **extra: object) -> RenderConfig:
-    tts = TTSConfig(
-        engine="coqui", voice="", coqui_model=model[0], coqui_config=model[1], coqui_device="cpu", **extra
-    )  # type: ignore[arg-type]
+def _config(store: Path, model: tuple[Path, Path], keep_wav: bool = False) -> RenderConfig:
+    tts = TTSConfig(engine="coqui", voice="", coqui_model=model[0], coqui_config=model[1], coqui_device="cpu",
+                    keep_wav=keep_wav)
     return RenderConfig(store_root=store, tts=tts)
 
 
