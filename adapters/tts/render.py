@@ -9,6 +9,7 @@ instead, and the asset carries the failure so that both events can be recorded.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from pathlib import Path
 import structlog
 
 from adapters.audio_store import AudioStore, content_key
-from adapters.boards import BoardProfile, render_board_png, render_board_text
+from adapters.boards import BoardProfile, page_count, render_board_png, render_board_text
 from adapters.tts.base import (
     Audio,
     EngineUnavailable,
@@ -29,7 +30,7 @@ from adapters.tts.base import (
     TTSConfig,
 )
 from adapters.tts.loudness import normalise_loudness
-from domain.vitext import PreparedText, prepare
+from domain.vitext import PreparedText, normalise, prepare
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,7 @@ AUDIO_CHANNELS = frozenset({"speaker", "ip-speaker", "audio"})
 BOARD_CHANNELS = frozenset({"eboard", "board"})
 TEXT_CHANNELS = frozenset({"portal", "app", "text"})
 PRIORITIES = ("emergency", "priority", "normal")
+MAX_BOARD_PAGES = 20
 
 
 class TextTooLong(ValueError):
@@ -173,23 +175,30 @@ def _audio_with_fallback(
         return replace(asset, failed=((exc.engine, exc.reason),))
 
 
-def _text_asset(text: str, channel: str, store_root: Path) -> RenderedAsset:
-    data = text.encode("utf-8")
+def _stored(
+    data: bytes, suffix: str, mime: str, channel: str, engine: str, store_root: Path
+) -> RenderedAsset:
+    """Write bytes under their own SHA-256 (atomically, once) and describe them."""
     key = hashlib.sha256(data).hexdigest()
-    path = store_root / f"{key}.txt"
+    path = store_root / f"{key}.{suffix}"
     if not path.exists():
         tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
     return RenderedAsset(
-        channel=channel,
-        asset_hash=key,
-        path=path,
-        duration_s=None,
-        engine="text",
-        mime="text/plain; charset=utf-8",
-        size=len(data),
+        channel=channel, asset_hash=key, path=path, duration_s=None, engine=engine, mime=mime, size=len(data)
     )
+
+
+def _board_assets(text: str, priority: str, channel: str, config: RenderConfig) -> list[RenderedAsset]:
+    """The layout as JSON (for boards that draw text) and one PNG per page (for boards that show images)."""
+    layout = render_board_text(text, priority, config.board)
+    body = json.dumps({"board": config.board.name, **layout.as_dict()}, ensure_ascii=False).encode()
+    assets = [_stored(body, "json", "application/json", channel, "board", config.store_root)]
+    for page in range(min(page_count(layout), MAX_BOARD_PAGES)):
+        png = render_board_png(layout, config.board, page)
+        assets.append(_stored(png, "png", "image/png", channel, "board", config.store_root))
+    return assets
 
 
 def render_bulletin(
@@ -209,23 +218,10 @@ def render_bulletin(
             asset = _audio_with_fallback(prepared, priority, config, store)
             assets.append(replace(asset, channel=channel))
         elif channel in BOARD_CHANNELS:
-            layout = render_board_text(text, priority, config.board)
-            png = render_board_png(layout, config.board)
-            key = hashlib.sha256(png).hexdigest()
-            path = config.store_root / f"{key}.png"
-            if not path.exists():
-                path.write_bytes(png)
-            assets.append(
-                RenderedAsset(
-                    channel=channel,
-                    asset_hash=key,
-                    path=path,
-                    duration_s=None,
-                    engine="board",
-                    mime="image/png",
-                    size=len(png),
-                )
-            )
+            assets.extend(_board_assets(text, priority, channel, config))
         else:
-            assets.append(_text_asset(text, channel, config.store_root))
+            data = normalise(text).encode("utf-8")
+            assets.append(
+                _stored(data, "txt", "text/plain; charset=utf-8", channel, "text", config.store_root)
+            )
     return assets

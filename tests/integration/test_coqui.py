@@ -32,8 +32,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _config(store: Path, model: tuple[Path, Path], keep_wav: bool = False) -> RenderConfig:
-    tts = TTSConfig(engine="coqui", voice="", coqui_model=model[0], coqui_config=model[1], coqui_device="cpu",
-                    keep_wav=keep_wav)
+    tts = TTSConfig(
+        engine="coqui",
+        voice="",
+        coqui_model=model[0],
+        coqui_config=model[1],
+        coqui_device="cpu",
+        keep_wav=keep_wav,
+    )
     return RenderConfig(store_root=store, tts=tts)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from adapters.tts import render
 from adapters.tts.base import Audio, EngineUnavailable, SynthesisFailed, TTSConfig
 from adapters.tts.render import RenderConfig, RenderFailed, TextTooLong, render_bulletin
+from domain.vitext import prepare
 
 
 class FakeEngine:
@@ -53,19 +56,32 @@ def _config(tmp_path: Path, **tts: object) -> RenderConfig:
     return RenderConfig(store_root=tmp_path, tts=TTSConfig(**tts))  # type: ignore[arg-type]
 
 
-def test_every_channel_gets_an_asset(tmp_path: Path, engines: dict[str, FakeEngine]) -> None:
-    assets = render_bulletin(
-        "Bão số 3 đổ bộ lúc 14h.", "priority", ["speaker", "eboard", "portal"], _config(tmp_path)
-    )
-    by_channel = {a.channel: a for a in assets}
-    assert by_channel["speaker"].mime == "audio/mpeg" and by_channel["speaker"].duration_s == pytest.approx(
-        1.0
-    )
-    assert (
-        by_channel["eboard"].mime == "image/png" and by_channel["eboard"].path.read_bytes()[:4] == b"\x89PNG"
-    )
-    assert by_channel["portal"].path.read_text() == "Bão số 3 đổ bộ lúc 14h."
-    assert engines["espeak"].spoken == [("Bão số ba đổ bộ lúc mười bốn giờ.",)]
+def test_every_channel_gets_its_assets(tmp_path: Path, engines: dict[str, FakeEngine]) -> None:
+    text = "Bão số 3 đổ bộ lúc 14h. " * 12
+    assets = render_bulletin(text, "priority", ["speaker", "eboard", "portal"], _config(tmp_path))
+    speaker = [a for a in assets if a.channel == "speaker"]
+    board = [a for a in assets if a.channel == "eboard"]
+    [portal] = [a for a in assets if a.channel == "portal"]
+    assert len(speaker) == 1 and speaker[0].mime == "audio/mpeg"
+    assert speaker[0].duration_s == pytest.approx(1.0)
+    assert board[0].mime == "application/json"
+    layout = json.loads(board[0].path.read_text())
+    assert layout["label"] == "ƯU TIÊN" and layout["scroll"] is True
+    pngs = [a for a in board if a.mime == "image/png"]
+    assert len(pngs) > 1 and all(a.path.read_bytes()[:4] == b"\x89PNG" for a in pngs)
+    assert portal.path.read_text() == text
+    [spoken] = engines["espeak"].spoken
+    assert spoken == prepare(text).chunks
+    assert spoken[0].startswith("Bão số ba đổ bộ lúc mười bốn giờ. Bão số ba")
+
+
+def test_text_assets_of_composed_and_decomposed_text_are_one(
+    tmp_path: Path, engines: dict[str, FakeEngine]
+) -> None:
+    text = "Ủy ban nhân dân phường thông báo"
+    first = render_bulletin(text, "normal", ["portal"], _config(tmp_path))[0]
+    second = render_bulletin(unicodedata.normalize("NFD", text), "normal", ["app"], _config(tmp_path))[0]
+    assert first.asset_hash == second.asset_hash
 
 
 def test_over_long_text_is_refused_before_any_work(tmp_path: Path, engines: dict[str, FakeEngine]) -> None:
