@@ -79,6 +79,9 @@ _OLD_TONE = {
 }
 
 
+_OLD_TONE_RE = re.compile(rf"(\b|[^\Wq])({'|'.join(_OLD_TONE)})(?![^\W\d_])", re.I)
+
+
 def unify_tone_placement(text: str) -> str:
     """Write "hoà/thuỷ" (old placement) as "hòa/thủy" so both spellings give the same audio and cache key.
 
@@ -95,8 +98,7 @@ def unify_tone_placement(text: str) -> str:
             new = new[0].upper() + new[1:]
         return m.group(1) + new
 
-    keys = "|".join(_OLD_TONE)
-    return re.sub(rf"(\b|[^\Wq])({keys})(?![^\W\d_])", fix, text, flags=re.I)
+    return _OLD_TONE_RE.sub(fix, text)
 
 
 # --- abbreviations
@@ -150,11 +152,13 @@ _SYMBOLS = {
 }
 
 
+_UPPER = "".join(sorted({ch.upper() for ch in _VI_LETTERS + _VOWELS_WITH_TONES}))
+_SHOUTING_RE = re.compile(rf"(?<![^\W\d_])[{_UPPER}]{{2,}}(?![^\W\d_])")
+
+
 def _lower_shouting(text: str) -> str:
     """Lower-case words in capitals ("THÔNG BÁO KHẨN") so that no engine spells them letter by letter."""
-    return re.sub(
-        r"\b[^\W\d_]{2,}\b", lambda m: m.group(0).lower() if m.group(0).isupper() else m.group(0), text
-    )
+    return _SHOUTING_RE.sub(lambda m: m.group(0).lower(), text)
 
 
 def remove_unspeakable(text: str) -> tuple[str, tuple[str, ...]]:

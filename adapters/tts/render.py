@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import structlog
@@ -114,7 +115,11 @@ def check_text(text: str, config: TTSConfig) -> PreparedText:
     """Refuse over-long text before any work, then prepare it (TextRefused when nothing is speakable)."""
     if len(text) > config.max_text_chars:
         raise TextTooLong(f"text has {len(text)} characters; the limit is {config.max_text_chars}")
-    return prepare(text)
+    return _prepare_cached(text)
+
+
+# Repeats of a bulletin (an emergency is played again and again) skip preparation. PreparedText is immutable.
+_prepare_cached = lru_cache(maxsize=512)(prepare)
 
 
 def synthesize(prepared: PreparedText, config: TTSConfig) -> Audio:
