@@ -66,6 +66,7 @@ class CoquiSynthesizer:
         self.pause_s = pause_s
         self._lock = threading.Lock()
         self._synth: Any = None
+        self._cased = False
         self.device = ""
 
     def _load(self) -> Any:
@@ -102,7 +103,8 @@ class CoquiSynthesizer:
         vocab = self.vocabulary()
         if not vocab:
             return set()
-        return {ch for ch in text.lower() if ch not in vocab and not ch.isspace()}
+        cased = any(ch.isupper() for ch in vocab)
+        return {ch for ch in (text if cased else text.lower()) if ch not in vocab and not ch.isspace()}
 
     def synthesize(self, chunks: Sequence[str], voice: str, speed: float) -> Audio:
         with self._lock:
@@ -110,11 +112,16 @@ class CoquiSynthesizer:
             model = synth.tts_model
             if hasattr(model, "length_scale"):
                 model.length_scale = 1.0 / max(0.5, min(speed, 2.0))
+            vocab = (
+                getattr(getattr(getattr(model, "tokenizer", None), "characters", None), "vocab", None) or []
+            )
+            self._cased = any(ch.isupper() for ch in vocab)  # a lower-case vocabulary would drop capitals
             speaker = voice if getattr(synth.tts_model, "num_speakers", 0) > 1 else None
             parts: list[npt.NDArray[np.int16]] = []
             try:
                 for chunk in chunks:
-                    wave = synth.tts(chunk.lower(), speaker_name=speaker, split_sentences=False)
+                    text = chunk if self._cased else chunk.lower()
+                    wave = synth.tts(text, speaker_name=speaker, split_sentences=False)
                     parts.append(float_to_int16(np.asarray(wave, dtype=np.float32)))
             except Exception as exc:
                 raise SynthesisFailed(self.name, f"{type(exc).__name__}: {exc}") from exc
