@@ -1,0 +1,1 @@
+"""Fonts shipped as package data (DejaVu Sans Bold, Bitstream Vera licence: LICENSE-DejaVu.txt)."""

@@ -1,0 +1,12 @@
+"""Text-to-speech: the `Synthesizer` port, engines (espeak, coqui), loudness, bulletin rendering."""
+
+from adapters.tts.base import (
+    Audio,
+    EngineUnavailable,
+    SynthesisFailed,
+    SynthesisTimeout,
+    Synthesizer,
+    TTSConfig,
+)
+
+__all__ = ["Audio", "EngineUnavailable", "SynthesisFailed", "SynthesisTimeout", "Synthesizer", "TTSConfig"]

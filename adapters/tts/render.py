@@ -1,0 +1,232 @@
+"""Render one bulletin for its channels: audio for speakers, image and layout for boards, text for the rest.
+
+`render_bulletin` is what `keng render BROADCAST_ID` and the dispatcher call. It is blocking (run it in a
+worker). Failure rule: when the configured engine crashes or times out, `RenderFailed` (engine, reason) is
+raised so the caller records a `RenderFailed` event; for an emergency the embedded espeak voice renders
+instead, and the asset carries the failure so that both events can be recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import structlog
+
+from adapters.audio_store import AudioStore, content_key
+from adapters.boards import BoardProfile, page_count, render_board_png, render_board_text
+from adapters.tts.base import (
+    Audio,
+    EngineUnavailable,
+    SynthesisFailed,
+    SynthesisTimeout,
+    Synthesizer,
+    TTSConfig,
+)
+from adapters.tts.loudness import normalise_loudness
+from domain.vitext import PreparedText, normalise, prepare
+
+log = structlog.get_logger(__name__)
+
+AUDIO_CHANNELS = frozenset({"speaker", "ip-speaker", "audio"})
+BOARD_CHANNELS = frozenset({"eboard", "board"})
+TEXT_CHANNELS = frozenset({"portal", "app", "text"})
+PRIORITIES = ("emergency", "priority", "normal")
+MAX_BOARD_PAGES = 20
+
+
+class TextTooLong(ValueError):
+    """The text is over the configured limit; refused before any work."""
+
+
+class RenderFailed(RuntimeError):
+    """The configured engine failed; `engine` and `reason` go into the `RenderFailed` event."""
+
+    def __init__(self, engine: str, reason: str) -> None:
+        super().__init__(f"render failed on {engine}: {reason}")
+        self.engine = engine
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Everything rendering needs; built by the composition root."""
+
+    store_root: Path
+    tts: TTSConfig = field(default_factory=TTSConfig)
+    board: BoardProfile = field(default_factory=BoardProfile)
+
+
+@dataclass(frozen=True)
+class RenderedAsset:
+    """One channel's asset. `failed` lists (engine, reason) pairs that were replaced by a fallback."""
+
+    channel: str
+    asset_hash: str
+    path: Path
+    duration_s: float | None
+    engine: str
+    mime: str
+    size: int
+    unspeakable: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()
+
+
+_engines: dict[tuple[object, ...], Synthesizer] = {}
+_engines_lock = threading.Lock()
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keng-tts")
+_stores: dict[tuple[Path, int], AudioStore] = {}
+
+
+def store_for(root: Path, mp3_bitrate_kbps: int) -> AudioStore:
+    """One AudioStore per directory in this process, so that concurrent renders share its single-flight."""
+    with _engines_lock:
+        return _stores.setdefault((root, mp3_bitrate_kbps), AudioStore(root, mp3_bitrate_kbps))
+
+
+def make_synthesizer(config: TTSConfig) -> Synthesizer:
+    """Return the (cached) engine for the configuration; raise EngineUnavailable with the reason."""
+    key = (config.engine, config.coqui_model, config.coqui_config, config.coqui_device)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            if config.engine == "espeak":
+                from adapters.tts.espeak import EspeakSynthesizer
+
+                engine = EspeakSynthesizer()
+            elif config.engine == "coqui":
+                from adapters.tts.coqui import CoquiSynthesizer
+
+                engine = CoquiSynthesizer(config.coqui_model, config.coqui_config, config.coqui_device)
+            else:
+                raise EngineUnavailable(config.engine, "unknown engine (known: espeak, coqui)")
+            _engines[key] = engine
+    return engine
+
+
+def check_text(text: str, config: TTSConfig) -> PreparedText:
+    """Refuse over-long text before any work, then prepare it (TextRefused when nothing is speakable)."""
+    if len(text) > config.max_text_chars:
+        raise TextTooLong(f"text has {len(text)} characters; the limit is {config.max_text_chars}")
+    return _prepare_cached(text)
+
+
+# Repeats of a bulletin (an emergency is played again and again) skip preparation. PreparedText is immutable.
+_prepare_cached = lru_cache(maxsize=512)(prepare)
+
+
+def synthesize(prepared: PreparedText, config: TTSConfig) -> Audio:
+    """Synthesise and loudness-normalise in a worker thread, bounded by config.timeout_s."""
+    engine = make_synthesizer(config)
+    future = _pool.submit(engine.synthesize, prepared.chunks, config.voice, config.speed)
+    try:
+        audio = future.result(timeout=config.timeout_s)
+    except FutureTimeout as exc:
+        # The worker cannot be killed; it finishes in the background and its result is dropped.
+        raise SynthesisTimeout(engine.name, f"no audio after {config.timeout_s:g} s") from exc
+    except SynthesisFailed:
+        raise
+    except Exception as exc:  # an engine bug: still a named failure, never a crash of the caller
+        raise SynthesisFailed(engine.name, f"{type(exc).__name__}: {exc}") from exc
+    return normalise_loudness(audio, config.loudness_lufs)
+
+
+def render_audio(prepared: PreparedText, config: TTSConfig, store: AudioStore) -> RenderedAsset:
+    """Render (or find) the bulletin's audio in the store; raise SynthesisFailed on engine failure."""
+    key = content_key(prepared.text, config.engine, config.voice, config.settings_fingerprint())
+    info = store.get_or_create(
+        key,
+        config.engine,
+        config.voice,
+        lambda: synthesize(prepared, config),
+        keep_wav=config.keep_wav,
+        text=prepared.text,
+    )
+    return RenderedAsset(
+        channel="speaker",
+        asset_hash=key,
+        path=info.path,
+        duration_s=info.duration_s,
+        engine=config.engine,
+        mime=info.mime,
+        size=info.size,
+        unspeakable=prepared.unspeakable,
+    )
+
+
+def _audio_with_fallback(
+    prepared: PreparedText, priority: str, config: RenderConfig, store: AudioStore
+) -> RenderedAsset:
+    try:
+        return render_audio(prepared, config.tts, store)
+    except SynthesisFailed as exc:
+        log.warning("render_failed", engine=exc.engine, reason=exc.reason, priority=priority)
+        if priority != "emergency" or config.tts.engine == "espeak":
+            raise RenderFailed(exc.engine, exc.reason) from exc
+        fallback = replace(config.tts, engine="espeak", voice="vi")
+        try:
+            asset = render_audio(prepared, fallback, store)
+        except SynthesisFailed as second:
+            raise RenderFailed(
+                second.engine, f"{second.reason} (after {exc.engine}: {exc.reason})"
+            ) from second
+        return replace(asset, failed=((exc.engine, exc.reason),))
+
+
+def _stored(
+    data: bytes, suffix: str, mime: str, channel: str, engine: str, store_root: Path
+) -> RenderedAsset:
+    """Write bytes under their own SHA-256 (atomically, once) and describe them."""
+    key = hashlib.sha256(data).hexdigest()
+    path = store_root / f"{key}.{suffix}"
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return RenderedAsset(
+        channel=channel, asset_hash=key, path=path, duration_s=None, engine=engine, mime=mime, size=len(data)
+    )
+
+
+def _board_assets(text: str, priority: str, channel: str, config: RenderConfig) -> list[RenderedAsset]:
+    """The layout as JSON (for boards that draw text) and one PNG per page (for boards that show images)."""
+    layout = render_board_text(text, priority, config.board)
+    body = json.dumps({"board": config.board.name, **layout.as_dict()}, ensure_ascii=False).encode()
+    assets = [_stored(body, "json", "application/json", channel, "board", config.store_root)]
+    for page in range(min(page_count(layout), MAX_BOARD_PAGES)):
+        png = render_board_png(layout, config.board, page)
+        assets.append(_stored(png, "png", "image/png", channel, "board", config.store_root))
+    return assets
+
+
+def render_bulletin(
+    text: str, priority: str, channels: Sequence[str], config: RenderConfig
+) -> list[RenderedAsset]:
+    """Render the bulletin for each channel; see the module docstring for the failure and fallback rule."""
+    if priority not in PRIORITIES:
+        raise ValueError(f"unknown priority {priority!r} (known: {', '.join(PRIORITIES)})")
+    unknown = [c for c in channels if c not in AUDIO_CHANNELS | BOARD_CHANNELS | TEXT_CHANNELS]
+    if unknown:
+        raise ValueError(f"unknown channels: {', '.join(unknown)}")
+    prepared = check_text(text, config.tts)
+    store = store_for(config.store_root, config.tts.mp3_bitrate_kbps)
+    assets: list[RenderedAsset] = []
+    for channel in channels:
+        if channel in AUDIO_CHANNELS:
+            asset = _audio_with_fallback(prepared, priority, config, store)
+            assets.append(replace(asset, channel=channel))
+        elif channel in BOARD_CHANNELS:
+            assets.extend(_board_assets(text, priority, channel, config))
+        else:
+            data = normalise(text).encode("utf-8")
+            assets.append(
+                _stored(data, "txt", "text/plain; charset=utf-8", channel, "text", config.store_root)
+            )
+    return assets

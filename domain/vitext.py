@@ -1,0 +1,243 @@
+"""Vietnamese text preparation before speech synthesis.
+
+`prepare(text)` turns a bulletin as written (numbers, dates, times, phone numbers, units, abbreviations,
+URLs, markup) into what a voice should read, in words, NFC-normalised, split into sentence-sized chunks,
+and reports characters that no voice can speak (they are removed). Pure: no I/O. Hand-written: no
+maintained library on the registry normalises Vietnamese text for speech (the number rules live in
+`domain.vinumbers`, the tables in `domain.viabbrev`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from domain.viabbrev import ABBREVIATIONS, DOCUMENT_CODES
+from domain.vinumbers import read_numbers
+
+DEFAULT_CHUNK_CHARS = 400
+
+_VI_LETTERS = "aăâbcdđeêghiklmnoôơpqrstuưvxyfjwz"
+_VOWELS_WITH_TONES = "àáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ"
+SPEAKABLE = frozenset(
+    _VI_LETTERS + _VI_LETTERS.upper() + _VOWELS_WITH_TONES + _VOWELS_WITH_TONES.upper() + " .,!?;:-()\"'\n"
+)
+
+
+class TextRefused(ValueError):
+    """The text cannot be prepared (empty, or nothing speakable left)."""
+
+
+@dataclass(frozen=True)
+class PreparedText:
+    """Text ready for a voice: `text` is the whole, `chunks` its sentence-bounded parts (each at most the
+    chunk limit), `unspeakable` the distinct characters that were removed because no voice can speak them."""
+
+    text: str
+    chunks: tuple[str, ...]
+    unspeakable: tuple[str, ...]
+
+
+# --- markup, URLs
+
+
+def strip_markup(text: str) -> str:
+    """Remove HTML tags and entities, Markdown emphasis/headings/bullets, URLs and e-mail addresses."""
+    text = re.sub(r"<(script|style)\b.*?</\1\s*>", " ", text, flags=re.S | re.I)
+    text = re.sub(r"<br\s*/?>|</p\s*>|</li\s*>", ". ", text, flags=re.I)
+    text = re.sub(r"<[^>]{0,200}>", " ", text)
+    text = html.unescape(text)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # markdown link: keep its words
+    text = re.sub(r"(?:https?://|www\.)\S+", " ", text, flags=re.I)
+    text = re.sub(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", " ", text)
+    text = re.sub(r"\b[\w-]+(?:\.[\w-]+)*\.(?:vn|com|net|org|gov)(?:/\S*)?\b", " ", text, flags=re.I)
+    text = re.sub(r"^\s{0,3}(?:#{1,6}|[-*•+]|>)\s+", "", text, flags=re.M)
+    text = re.sub(r"(\*\*|__|\*|`|~~)(\S.*?\S|\S)\1", r"\2", text)
+    return text
+
+
+# --- tone placement
+
+_OLD_TONE = {
+    "oà": "òa",
+    "oá": "óa",
+    "oả": "ỏa",
+    "oã": "õa",
+    "oạ": "ọa",
+    "oè": "òe",
+    "oé": "óe",
+    "oẻ": "ỏe",
+    "oẽ": "õe",
+    "oẹ": "ọe",
+    "uỳ": "ùy",
+    "uý": "úy",
+    "uỷ": "ủy",
+    "uỹ": "ũy",
+    "uỵ": "ụy",
+}
+
+
+_OLD_TONE_RE = re.compile(rf"(\b|[^\Wq])({'|'.join(_OLD_TONE)})(?![^\W\d_])", re.I)
+
+
+def unify_tone_placement(text: str) -> str:
+    """Write "hoà/thuỷ" (old placement) as "hòa/thủy" so both spellings give the same audio and cache key.
+
+    Only open syllables change ("hoàng" keeps its mark), and "qu" is a consonant ("quý" stays).
+    """
+
+    def fix(m: re.Match[str]) -> str:
+        pair = m.group(2)
+        lower = pair.lower()
+        new = _OLD_TONE[lower]
+        if pair.isupper():
+            new = new.upper()
+        elif pair[0].isupper():
+            new = new[0].upper() + new[1:]
+        return m.group(1) + new
+
+    return _OLD_TONE_RE.sub(fix, text)
+
+
+# --- abbreviations
+
+# A key ending in a dot ("Q.", "TP.") may be followed by a number ("Q.3"); others must end at a word boundary.
+_ABBR_RE = re.compile(
+    r"(?<![\w.])("
+    + "|".join(
+        re.escape(k) + ("" if k.endswith(".") else r"(?![\w&])")
+        for k in sorted(ABBREVIATIONS, key=len, reverse=True)
+    )
+    + ")"
+)
+
+
+def _document_number(m: re.Match[str]) -> str:
+    """123/QĐ-UBND, 15/2020/NĐ-CP: number, year, then each part of the code in words."""
+    parts = [ABBREVIATIONS.get(part) or DOCUMENT_CODES.get(part) or part for part in m.group(3).split("-")]
+    year = f" năm {m.group(2)}" if m.group(2) else ""
+    return f"{m.group(1)}{year} {' '.join(parts)}"
+
+
+def expand_abbreviations(text: str) -> str:
+    """Replace administrative abbreviations (UBND, TDP, PCCC, HĐND, TP., Q., ...) by their words."""
+    text = re.sub(r"(?<!\w)(\d+)/(?:(\d{4})/)?([A-ZĐ][\w-]*-[A-ZĐ][\w-]*)", _document_number, text)
+    text = _ABBR_RE.sub(lambda m: f" {ABBREVIATIONS[m.group(1)]} ", text)
+    return re.sub(r"(?<=[A-ZĐa-zđ])-(?=[A-ZĐ])", " ", text)
+
+
+# --- symbols, unspeakable characters, sentences
+
+_SYMBOLS = {
+    "&": " và ",
+    "+": " cộng ",
+    "=": " bằng ",
+    "@": " a còng ",
+    "~": " khoảng ",
+    "≈": " khoảng ",
+    "…": ". ",
+    "–": " - ",
+    "—": ", ",
+    "“": '"',
+    "”": '"',
+    "‘": "'",
+    "’": "'",
+    "/": " trên ",
+    "\u00a0": " ",
+    "\t": " ",
+    "\r": "\n",
+    "•": ". ",
+}
+
+
+_UPPER = "".join(sorted({ch.upper() for ch in _VI_LETTERS + _VOWELS_WITH_TONES}))
+_SHOUTING_RE = re.compile(rf"(?<![^\W\d_])[{_UPPER}]{{2,}}(?![^\W\d_])")
+
+
+def _lower_shouting(text: str) -> str:
+    """Lower-case words in capitals ("THÔNG BÁO KHẨN") so that no engine spells them letter by letter."""
+    return _SHOUTING_RE.sub(lambda m: m.group(0).lower(), text)
+
+
+def remove_unspeakable(text: str) -> tuple[str, tuple[str, ...]]:
+    """Drop characters outside the Vietnamese alphabet and punctuation; return text and what was dropped."""
+    dropped = sorted({ch for ch in text if ch not in SPEAKABLE})
+    if not dropped:
+        return text, ()
+    return "".join(ch if ch in SPEAKABLE else " " for ch in text), tuple(dropped)
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"[ ]+", " ", text)
+    text = re.sub(r" *\n[\n ]*", ". ", text)
+    text = re.sub(r" +([.,!?;:])", r"\1", text)
+    text = re.sub(r"([.,!?;:])(?:\s*[.,;:])+", r"\1", text)
+    text = re.sub(r"\(\s*\)", "", text)
+    text = re.sub(r"\(\s+", "(", text)
+    text = re.sub(r"\s+\)", ")", text)
+    return re.sub(r"\s+", " ", text).strip(" ,;:-")
+
+
+def split_sentences(text: str, max_chars: int = DEFAULT_CHUNK_CHARS) -> tuple[str, ...]:
+    """Split at sentence ends (. ! ? ;), pack sentences into chunks of at most max_chars, and cut an over-long
+    sentence at commas, then at spaces."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?;])\s+", text) if s.strip(" .!?;,")]
+    pieces: list[str] = []
+    for sentence in sentences:
+        pieces.extend(_cut(sentence, max_chars))
+    chunks: list[str] = []
+    for piece in pieces:
+        if chunks and len(chunks[-1]) + 1 + len(piece) <= max_chars:
+            chunks[-1] = f"{chunks[-1]} {piece}"
+        else:
+            chunks.append(piece)
+    return tuple(chunks)
+
+
+def _cut(sentence: str, max_chars: int) -> list[str]:
+    if len(sentence) <= max_chars:
+        return [sentence]
+    for separator in (", ", " "):
+        parts = sentence.split(separator)
+        if len(parts) == 1:
+            continue
+        out: list[str] = []
+        for part in parts:
+            if out and len(out[-1]) + len(separator) + len(part) <= max_chars:
+                out[-1] = out[-1] + separator + part
+            else:
+                out.append(part)
+        return [piece for chunk in out for piece in _cut(chunk, max_chars)]
+    return [sentence[i : i + max_chars] for i in range(0, len(sentence), max_chars)]
+
+
+def normalise(text: str) -> str:
+    """NFC-normalise, unify tone placement and whitespace: the form every comparison and hash starts from."""
+    text = unicodedata.normalize("NFC", text)
+    return unify_tone_placement(text)
+
+
+def prepare(text: str, max_chunk_chars: int = DEFAULT_CHUNK_CHARS) -> PreparedText:
+    """Prepare bulletin text for a voice: NFC, markup and URLs removed, abbreviations and numbers in words,
+    capitals lowered, unspeakable characters removed and reported, split into sentence-bounded chunks.
+
+    Raises TextRefused when the text is empty or nothing speakable remains.
+    """
+    if not text or not text.strip():
+        raise TextRefused("empty text")
+    text = normalise(text)
+    text = strip_markup(text)
+    text = unicodedata.normalize("NFC", text)  # entities may decode to decomposed forms
+    text = expand_abbreviations(text)
+    text = read_numbers(text)
+    for symbol, words in _SYMBOLS.items():
+        text = text.replace(symbol, words)
+    text = _lower_shouting(text)
+    text, dropped = remove_unspeakable(text)
+    text = _tidy(text)
+    if not re.search(r"[^\W\d_]", text):
+        raise TextRefused("nothing speakable in the text")
+    chunks = split_sentences(text, max_chunk_chars)
+    return PreparedText(text=" ".join(chunks), chunks=chunks, unspeakable=dropped)

@@ -1,0 +1,103 @@
+"""`keng tts say "TEXT" -o out.mp3 [--engine espeak|coqui] [--voice ...]`: speak text to a file.
+
+`register(subparsers)` adds the `tts` command group to the main argparse CLI; the handler returns an exit code
+and prints one clear line on failure. The coqui model comes from --model/--config or, as the composition
+root's reading of the environment at run time, KENG_TTS_MODEL / KENG_TTS_CONFIG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from adapters.tts.base import ENGINES, MAX_TEXT_CHARS, SynthesisFailed, TTSConfig
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `tts say` to the CLI's subparsers."""
+    tts = subparsers.add_parser("tts", help="text-to-speech tools")
+    tts_sub = tts.add_subparsers(dest="tts_command", required=True)
+    say = tts_sub.add_parser("say", help="synthesise Vietnamese text to an MP3 or WAV file")
+    say.add_argument("text", help="the text to speak (use - to read standard input)")
+    say.add_argument("-o", "--output", required=True, type=Path, help="output file (.mp3 or .wav)")
+    say.add_argument("--engine", default="espeak", help="espeak (default) or coqui")
+    say.add_argument("--voice", default=None, help="espeak: vi, vi-vn-x-central, vi-vn-x-south")
+    say.add_argument("--speed", type=float, default=1.0, help="speaking rate, 0.5..2.0 (default 1.0)")
+    say.add_argument("--lufs", type=float, default=-16.0, help="loudness target in LUFS (default -16)")
+    say.add_argument("--model", type=Path, default=None, help="coqui checkpoint (.pth); or KENG_TTS_MODEL")
+    say.add_argument("--config", type=Path, default=None, help="coqui config.json; or KENG_TTS_CONFIG")
+    say.add_argument("--timeout", type=float, default=60.0, help="seconds before the engine is given up")
+    say.set_defaults(handler=cmd_say)
+
+
+def _fail(message: str) -> int:
+    print(f"keng tts say: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    """Handle `keng tts say`; return the process exit code."""
+    text = sys.stdin.read() if args.text == "-" else args.text
+    if not text.strip():
+        return _fail("the text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        return _fail(f"the text has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+    if args.engine not in ENGINES:
+        return _fail(f"unknown engine {args.engine!r}; choose one of: {', '.join(ENGINES)}")
+    suffix = args.output.suffix.lower()
+    if suffix not in (".mp3", ".wav"):
+        return _fail(f"the output must end in .mp3 or .wav, not {suffix or 'nothing'!r}")
+    if not (0.5 <= args.speed <= 2.0):
+        return _fail("--speed must be between 0.5 and 2.0")
+    model = args.model or (Path(p) if (p := os.environ.get("KENG_TTS_MODEL")) else None)
+    config_path = args.config or (Path(p) if (p := os.environ.get("KENG_TTS_CONFIG")) else None)
+    if args.engine == "coqui":
+        from adapters.tts.coqui import coqui_installed
+
+        if not coqui_installed():
+            return _fail("the coqui engine is not installed: pip install 'keng[coqui]'")
+        if model is None:
+            return _fail("no coqui model configured: pass --model or set KENG_TTS_MODEL")
+    config = TTSConfig(engine=args.engine, voice=args.voice or ("vi" if args.engine == "espeak" else ""),
+                       speed=args.speed, loudness_lufs=args.lufs, timeout_s=args.timeout,
+                       coqui_model=model, coqui_config=config_path)
+    return _say(text, args.output, config)
+
+
+def _say(text: str, output: Path, config: TTSConfig) -> int:
+    from adapters.audio_store import encode_mp3, encode_wav
+    from adapters.tts.render import TextTooLong, check_text, synthesize
+    from domain.vitext import TextRefused
+
+    try:
+        prepared = check_text(text, config)
+        audio = synthesize(prepared, config)
+    except (TextRefused, TextTooLong) as exc:
+        return _fail(str(exc))
+    except SynthesisFailed as exc:
+        return _fail(f"the {exc.engine} engine failed: {exc.reason}")
+    wav = output.suffix.lower() == ".wav"
+    data = encode_wav(audio) if wav else encode_mp3(audio, config.mp3_bitrate_kbps)
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        return _fail(f"cannot write {output}: {exc.strerror}")
+    if prepared.unspeakable:
+        print(f"warning: removed characters no voice can speak: {' '.join(prepared.unspeakable)}",
+              file=sys.stderr)
+    print(f"{output}: {audio.duration_s:.2f} s, {audio.sample_rate} Hz, {len(data)} bytes, {config.engine}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry for trying the command before it is wired into `keng` (python -m runtime.cli_tts)."""
+    parser = argparse.ArgumentParser(prog="keng")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
