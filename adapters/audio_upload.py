@@ -75,13 +75,9 @@ def validate_upload(data: bytes, filename: str = "", limits: UploadLimits | None
         raise UploadRefused(f"the {kind} file decodes to no audio")
     duration = frames / rate
     if duration < limits.min_duration_s:
-        raise UploadRefused(
-            f"the recording lasts {duration:.2f} s; the minimum is {limits.min_duration_s:g} s"
-        )
+        raise UploadRefused(f"the recording lasts {duration:.2f} s; the minimum is {limits.min_duration_s:g} s")
     if duration > limits.max_duration_s:
-        raise UploadRefused(
-            f"the recording lasts {duration:.0f} s; the maximum is {limits.max_duration_s:.0f} s"
-        )
+        raise UploadRefused(f"the recording lasts {duration:.0f} s; the maximum is {limits.max_duration_s:.0f} s")
     if not np.any(samples):
         raise UploadRefused("the recording is silent")
     return UploadInfo(

@@ -73,9 +73,7 @@ def _fetch(store: AudioStore, text: str, config: TTSConfig) -> AssetInfo:
     return store.get_or_create(key, config.engine, config.voice, partial(synthesize, prepared, config))
 
 
-def cache_hit_latency(
-    texts: list[str], config: TTSConfig, store: AudioStore, rounds: int = 200
-) -> list[float]:
+def cache_hit_latency(texts: list[str], config: TTSConfig, store: AudioStore, rounds: int = 200) -> list[float]:
     """Milliseconds for prepare + key + lookup of already stored bulletins (the cache-hit path)."""
     renders = store.renders
     times = []
@@ -117,9 +115,7 @@ def single_flight(text: str, config: TTSConfig, root: Path, requests: int = 32) 
         return synthesize(prepared, config)
 
     with ThreadPoolExecutor(max_workers=requests) as pool:
-        list(
-            pool.map(lambda _: store.get_or_create(key, config.engine, config.voice, render), range(requests))
-        )
+        list(pool.map(lambda _: store.get_or_create(key, config.engine, config.voice, render), range(requests)))
     return count
 
 
@@ -129,13 +125,9 @@ def p99(values: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=["espeak", "coqui"], default="espeak")
-    parser.add_argument(
-        "--standard", action="store_true", help="coqui: standard-size VITS (default VitsArgs)"
-    )
+    parser.add_argument("--standard", action="store_true", help="coqui: standard-size VITS (default VitsArgs)")
     parser.add_argument("--count", type=int, default=20, help="bulletins (default 20)")
     parser.add_argument("--max-chars", type=int, default=1500, help="longest bulletin (default 1,500)")
     parser.add_argument("--json", action="store_true")

@@ -154,9 +154,7 @@ _PHONE_CONTEXT_RE = re.compile(
 
 def _phone(m: re.Match[str]) -> str:
     prefix = "cộng tám tư" if m.group(1).startswith("+84") else "không"
-    return ", ".join(
-        [f"{prefix} {read_digits(m.group(2))}", read_digits(m.group(3)), read_digits(m.group(4))]
-    )
+    return ", ".join([f"{prefix} {read_digits(m.group(2))}", read_digits(m.group(3)), read_digits(m.group(4))])
 
 
 def _valid_date(day: int, month: int) -> bool:
@@ -219,9 +217,7 @@ def read_numbers(text: str) -> str:
         lambda m: f"{m.group(1)} {read_month(int(m.group(2)))}" if 1 <= int(m.group(2)) <= 12 else m.group(0),
         text,
     )
-    text = re.sub(
-        r"(?i)\b(thứ)\s+(\d{1,3})\b", lambda m: f"{m.group(1)} {read_ordinal(int(m.group(2)))}", text
-    )
+    text = re.sub(r"(?i)\b(thứ)\s+(\d{1,3})\b", lambda m: f"{m.group(1)} {read_ordinal(int(m.group(2)))}", text)
     text = re.sub(r"(?i)\b(quý)\s+([IVX]{1,3}|[1-4])/(\d{4})\b", _quarter, text)
     text = re.sub(r"(?i)\b(quý|khóa|đợt|phần|kỳ|giai đoạn|chương|khu)\s+([IVX]{1,5})\b", _roman, text)
     text = re.sub(
@@ -232,9 +228,7 @@ def read_numbers(text: str) -> str:
     text = re.sub(rf"({_NUM})\s?({_UNIT_ALT})(?![\w²³])", lambda m: f"{m.group(1)} {UNITS[m.group(2)]}", text)
     text = re.sub(r"(?<![\w])(\d+)/(\d+)(?![\w/])", lambda m: f"{m.group(1)} trên {m.group(2)}", text)
     # "25.000đ/kg", "3,5%/năm", "đồng/hộ": Vietnamese says "... một ki lô gam", "... một năm"
-    text = re.sub(
-        rf"(?<=[^\W\d_])\s?/\s?({_UNIT_ALT})(?![\w²³])", lambda m: f" một {UNITS[m.group(1)]}", text
-    )
+    text = re.sub(rf"(?<=[^\W\d_])\s?/\s?({_UNIT_ALT})(?![\w²³])", lambda m: f" một {UNITS[m.group(1)]}", text)
     text = re.sub(r"(?<=[^\W\d_])\s?/\s?(?=[^\W\d_])", " một ", text)
     text = re.sub(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:[.,]\d+)?", lambda m: _number_token(m.group(0)), text)
     return text

@@ -107,8 +107,7 @@ def unify_tone_placement(text: str) -> str:
 _ABBR_RE = re.compile(
     r"(?<![\w.])("
     + "|".join(
-        re.escape(k) + ("" if k.endswith(".") else r"(?![\w&])")
-        for k in sorted(ABBREVIATIONS, key=len, reverse=True)
+        re.escape(k) + ("" if k.endswith(".") else r"(?![\w&])") for k in sorted(ABBREVIATIONS, key=len, reverse=True)
     )
     + ")"
 )

@@ -16,6 +16,7 @@ from adapters.district_file import DistrictFileError
 from adapters.mqtt.broker import BrokerConfigError
 from adapters.store.config import StoreConfigError
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
+from adapters.tts.render import RenderFailed
 from domain.cap_places import CapRefused
 from domain.errors import (
     DomainError,
@@ -28,7 +29,17 @@ from domain.errors import (
     SelfApprovalRefused,
     UnknownArea,
 )
-from runtime import cli_admin, cli_audit, cli_broadcast, cli_cap, cli_dispatch, cli_report, cli_service
+from runtime import (
+    cli_admin,
+    cli_audit,
+    cli_broadcast,
+    cli_cap,
+    cli_dispatch,
+    cli_render,
+    cli_report,
+    cli_service,
+    cli_tts,
+)
 from runtime.bootstrap import StartupError
 from runtime.config import load_settings
 from runtime.logs import configure_logging
@@ -53,6 +64,7 @@ HEADLINES: list[tuple[type[BaseException], str]] = [
     (StoreConfigError, "Cấu hình kho dữ liệu không hợp lệ"),
     (StartupError, "Không mở được kho dữ liệu"),
     (BrokerConfigError, "Cấu hình broker MQTT không hợp lệ"),
+    (RenderFailed, "Không tạo được âm thanh"),
 ]
 
 
@@ -85,12 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_audit.register(sub)
     cli_cap.register(sub)
     cli_service.register(sub)
-    try:
-        from runtime import cli_tts  # type: ignore[attr-defined]
-    except ImportError:
-        pass
-    else:
-        cli_tts.register(sub)
+    cli_tts.register(sub)
+    cli_render.register(sub)
     return parser
 
 

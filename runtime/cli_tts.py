@@ -37,7 +37,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def cmd_say(args: argparse.Namespace) -> int:
+def cmd_say(args: argparse.Namespace, settings: object = None) -> int:
     """Handle `keng tts say`; return the process exit code."""
     text = sys.stdin.read() if args.text == "-" else args.text
     if not text.strip():
@@ -60,9 +60,15 @@ def cmd_say(args: argparse.Namespace) -> int:
             return _fail("the coqui engine is not installed: pip install 'keng[coqui]'")
         if model is None:
             return _fail("no coqui model configured: pass --model or set KENG_TTS_MODEL")
-    config = TTSConfig(engine=args.engine, voice=args.voice or ("vi" if args.engine == "espeak" else ""),
-                       speed=args.speed, loudness_lufs=args.lufs, timeout_s=args.timeout,
-                       coqui_model=model, coqui_config=config_path)
+    config = TTSConfig(
+        engine=args.engine,
+        voice=args.voice or ("vi" if args.engine == "espeak" else ""),
+        speed=args.speed,
+        loudness_lufs=args.lufs,
+        timeout_s=args.timeout,
+        coqui_model=model,
+        coqui_config=config_path,
+    )
     return _say(text, args.output, config)
 
 
@@ -85,8 +91,7 @@ def _say(text: str, output: Path, config: TTSConfig) -> int:
     except OSError as exc:
         return _fail(f"cannot write {output}: {exc.strerror}")
     if prepared.unspeakable:
-        print(f"warning: removed characters no voice can speak: {' '.join(prepared.unspeakable)}",
-              file=sys.stderr)
+        print(f"warning: removed characters no voice can speak: {' '.join(prepared.unspeakable)}", file=sys.stderr)
     print(f"{output}: {audio.duration_s:.2f} s, {audio.sample_rate} Hz, {len(data)} bytes, {config.engine}")
     return 0
 

@@ -53,9 +53,7 @@ class CoquiSynthesizer:
         if not coqui_installed():
             raise EngineUnavailable(self.name, "coqui-tts is not installed (pip install 'keng[coqui]')")
         if model_path is None:
-            raise EngineUnavailable(
-                self.name, "no model configured (set KENG_TTS_MODEL to a .pth checkpoint)"
-            )
+            raise EngineUnavailable(self.name, "no model configured (set KENG_TTS_MODEL to a .pth checkpoint)")
         config_path = config_path or model_path.with_name("config.json")
         for label, path in (("model", model_path), ("config", config_path)):
             if not path.is_file():
@@ -112,9 +110,7 @@ class CoquiSynthesizer:
             model = synth.tts_model
             if hasattr(model, "length_scale"):
                 model.length_scale = 1.0 / max(0.5, min(speed, 2.0))
-            vocab = (
-                getattr(getattr(getattr(model, "tokenizer", None), "characters", None), "vocab", None) or []
-            )
+            vocab = getattr(getattr(getattr(model, "tokenizer", None), "characters", None), "vocab", None) or []
             self._cased = any(ch.isupper() for ch in vocab)  # a lower-case vocabulary would drop capitals
             speaker = voice if getattr(synth.tts_model, "num_speakers", 0) > 1 else None
             parts: list[npt.NDArray[np.int16]] = []

@@ -100,9 +100,7 @@ class EspeakSynthesizer:
             for chunk in chunks:
                 buffer.clear()
                 encoded = chunk.encode("utf-8")
-                status = lib.espeak_Synth(
-                    encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-                )
+                status = lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
                 lib.espeak_Synchronize()
                 if status != 0:
                     raise SynthesisFailed(self.name, f"espeak_Synth returned {status}")

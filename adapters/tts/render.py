@@ -174,15 +174,11 @@ def _audio_with_fallback(
         try:
             asset = render_audio(prepared, fallback, store)
         except SynthesisFailed as second:
-            raise RenderFailed(
-                second.engine, f"{second.reason} (after {exc.engine}: {exc.reason})"
-            ) from second
+            raise RenderFailed(second.engine, f"{second.reason} (after {exc.engine}: {exc.reason})") from second
         return replace(asset, failed=((exc.engine, exc.reason),))
 
 
-def _stored(
-    data: bytes, suffix: str, mime: str, channel: str, engine: str, store_root: Path
-) -> RenderedAsset:
+def _stored(data: bytes, suffix: str, mime: str, channel: str, engine: str, store_root: Path) -> RenderedAsset:
     """Write bytes under their own SHA-256 (atomically, once) and describe them."""
     key = hashlib.sha256(data).hexdigest()
     path = store_root / f"{key}.{suffix}"
@@ -206,9 +202,7 @@ def _board_assets(text: str, priority: str, channel: str, config: RenderConfig) 
     return assets
 
 
-def render_bulletin(
-    text: str, priority: str, channels: Sequence[str], config: RenderConfig
-) -> list[RenderedAsset]:
+def render_bulletin(text: str, priority: str, channels: Sequence[str], config: RenderConfig) -> list[RenderedAsset]:
     """Render the bulletin for each channel; see the module docstring for the failure and fallback rule."""
     if priority not in PRIORITIES:
         raise ValueError(f"unknown priority {priority!r} (known: {', '.join(PRIORITIES)})")
@@ -226,7 +220,5 @@ def render_bulletin(
             assets.extend(_board_assets(text, priority, channel, config))
         else:
             data = normalise(text).encode("utf-8")
-            assets.append(
-                _stored(data, "txt", "text/plain; charset=utf-8", channel, "text", config.store_root)
-            )
+            assets.append(_stored(data, "txt", "text/plain; charset=utf-8", channel, "text", config.store_root))
     return assets

@@ -55,9 +55,7 @@ def test_checkpoint_loads_and_renders_a_decodable_mp3(tmp_path: Path, tiny_model
     assert wav_rate == 22050 and len(wav) / wav_rate == pytest.approx(asset.duration_s, abs=0.001)
 
 
-def test_second_request_is_a_cache_hit_without_synthesis(
-    tmp_path: Path, tiny_model: tuple[Path, Path]
-) -> None:
+def test_second_request_is_a_cache_hit_without_synthesis(tmp_path: Path, tiny_model: tuple[Path, Path]) -> None:
     config = _config(tmp_path, tiny_model)
     [first] = render_bulletin("Mất điện lúc 8h", "normal", ["speaker"], config)
     store = store_for(tmp_path, 64)
@@ -66,9 +64,7 @@ def test_second_request_is_a_cache_hit_without_synthesis(
     assert second.asset_hash == first.asset_hash and store.renders == renders
 
 
-def test_coqui_and_espeak_assets_of_one_text_are_distinct(
-    tmp_path: Path, tiny_model: tuple[Path, Path]
-) -> None:
+def test_coqui_and_espeak_assets_of_one_text_are_distinct(tmp_path: Path, tiny_model: tuple[Path, Path]) -> None:
     coqui = render_bulletin("Xin chào", "normal", ["speaker"], _config(tmp_path, tiny_model))[0]
     espeak = render_bulletin("Xin chào", "normal", ["speaker"], RenderConfig(store_root=tmp_path))[0]
     assert coqui.asset_hash != espeak.asset_hash

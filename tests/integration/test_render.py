@@ -31,9 +31,7 @@ class FakeEngine:
         time.sleep(self.stall_s)
         if self.fail == "crash":
             raise MemoryError("CUDA out of memory")
-        return Audio(
-            samples=(np.random.default_rng(0).normal(0, 3000, 16000)).astype(np.int16), sample_rate=16000
-        )
+        return Audio(samples=(np.random.default_rng(0).normal(0, 3000, 16000)).astype(np.int16), sample_rate=16000)
 
     def unsupported(self, text: str) -> set[str]:
         return set()
@@ -75,9 +73,7 @@ def test_every_channel_gets_its_assets(tmp_path: Path, engines: dict[str, FakeEn
     assert spoken[0].startswith("Bão số ba đổ bộ lúc mười bốn giờ. Bão số ba")
 
 
-def test_text_assets_of_composed_and_decomposed_text_are_one(
-    tmp_path: Path, engines: dict[str, FakeEngine]
-) -> None:
+def test_text_assets_of_composed_and_decomposed_text_are_one(tmp_path: Path, engines: dict[str, FakeEngine]) -> None:
     text = "Ủy ban nhân dân phường thông báo"
     first = render_bulletin(text, "normal", ["portal"], _config(tmp_path))[0]
     second = render_bulletin(unicodedata.normalize("NFD", text), "normal", ["app"], _config(tmp_path))[0]
@@ -102,13 +98,9 @@ def test_engine_crash_on_a_normal_bulletin_raises_render_failed_with_engine_and_
     assert engines["espeak"].spoken == []
 
 
-def test_emergency_falls_back_to_espeak_and_carries_the_failure(
-    tmp_path: Path, engines: dict[str, FakeEngine]
-) -> None:
+def test_emergency_falls_back_to_espeak_and_carries_the_failure(tmp_path: Path, engines: dict[str, FakeEngine]) -> None:
     engines["coqui"].fail = "crash"
-    [asset] = render_bulletin(
-        "Cháy lớn tại TDP 5", "emergency", ["speaker"], _config(tmp_path, engine="coqui")
-    )
+    [asset] = render_bulletin("Cháy lớn tại TDP 5", "emergency", ["speaker"], _config(tmp_path, engine="coqui"))
     assert asset.engine == "espeak"
     assert asset.failed == (("coqui", "MemoryError: CUDA out of memory"),)
     assert engines["espeak"].spoken == [("Cháy lớn tại tổ dân phố năm",)]
@@ -118,15 +110,11 @@ def test_engine_timeout_is_a_named_failure(tmp_path: Path, engines: dict[str, Fa
     engines["coqui"].stall_s = 1.0
     started = time.perf_counter()
     with pytest.raises(RenderFailed, match=r"coqui: no audio after 0.2 s|no audio after 0.2 s"):
-        render_bulletin(
-            "Thông báo", "priority", ["speaker"], _config(tmp_path, engine="coqui", timeout_s=0.2)
-        )
+        render_bulletin("Thông báo", "priority", ["speaker"], _config(tmp_path, engine="coqui", timeout_s=0.2))
     assert time.perf_counter() - started < 0.9
 
 
-def test_unknown_engine_on_an_emergency_still_produces_audio(
-    tmp_path: Path, engines: dict[str, FakeEngine]
-) -> None:
+def test_unknown_engine_on_an_emergency_still_produces_audio(tmp_path: Path, engines: dict[str, FakeEngine]) -> None:
     [asset] = render_bulletin("Sơ tán ngay", "emergency", ["speaker"], _config(tmp_path, engine="piper"))
     assert asset.engine == "espeak" and asset.failed == (("piper", "unknown engine"),)
 

@@ -77,9 +77,7 @@ def test_every_vietnamese_espeak_voice_speaks(tmp_path: Path, voice: str) -> Non
 
 
 @pytest.mark.parametrize("suffix", [".mp3", ".wav"])
-def test_cli_say_writes_a_decodable_file(
-    tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_say_writes_a_decodable_file(tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / f"out{suffix}"
     assert cli_main(["tts", "say", "Bão số 3 đổ bộ lúc 14h 🌊", "-o", str(out)]) == 0
     data, rate = _decode(out)

@@ -18,9 +18,7 @@ from adapters.boards import (
 )
 from tests.unit.test_vitext import BULLETIN_PHRASES
 
-VIETNAMESE_LETTERS = (
-    "aàáảãạăằắẳẵặâầấẩẫậbcdđeèéẻẽẹêềếểễệghiìíỉĩịklmnoòóỏõọôồốổỗộơờớởỡợpqrstuùúủũụưừứửữựvxyỳýỷỹỵ"
-)
+VIETNAMESE_LETTERS = "aàáảãạăằắẳẵặâầấẩẫậbcdđeèéẻẽẹêềếểễệghiìíỉĩịklmnoòóỏõọôồốổỗộơờớởỡợpqrstuùúủũụưừứửữựvxyỳýỷỹỵ"
 BULLETIN = (
     "UBND phường Hòa Bình THÔNG BÁO KHẨN: Bão số 3 đổ bộ lúc 14h ngày 12/9/2024, gió giật cấp 13-14. "
     "Đề nghị bà con chằng chống nhà cửa, di dời đến nơi an toàn. Liên hệ: 0912.345.678."

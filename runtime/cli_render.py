@@ -1,0 +1,98 @@
+"""`keng render BROADCAST_ID`: render a broadcast for every channel it goes to, and record what was rendered.
+
+Each asset becomes a `Broadcast.Rendered` event (channel, content hash, duration, engine); an engine failure becomes a
+`Broadcast.RenderFailed` event naming the engine and the reason, and the broadcast itself is left intact. For an
+emergency the renderer falls back to the embedded espeak voice rather than producing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import structlog
+
+from adapters.boards import BoardProfile
+from adapters.tts.base import TTSConfig
+from adapters.tts.render import RenderConfig, RenderFailed, render_bulletin
+from runtime.bootstrap import open_app
+from runtime.cli_broadcast import resolve_id
+from runtime.config import Settings
+from runtime.output import print_json, print_table
+
+log = structlog.get_logger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `keng render`."""
+    p = sub.add_parser("render", help="render a broadcast for all its channels (audio, board images, text)")
+    p.add_argument("id", help="broadcast id (or a unique prefix)")
+    p.add_argument("--engine", choices=["espeak", "coqui"], default=os.environ.get("KENG_TTS_ENGINE", "espeak"))
+    p.add_argument("--voice", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_render)
+
+
+def render_config(settings: Settings, engine: str, voice: str | None) -> RenderConfig:
+    """Rendering settings from the environment (KENG_TTS_MODEL / KENG_TTS_CONFIG for coqui)."""
+    model, config = os.environ.get("KENG_TTS_MODEL"), os.environ.get("KENG_TTS_CONFIG")
+    tts = TTSConfig(
+        engine=engine,
+        voice=voice or ("vi" if engine == "espeak" else ""),
+        coqui_model=Path(model) if model else None,
+        coqui_config=Path(config) if config else None,
+    )
+    return RenderConfig(store_root=settings.data_dir / "assets", tts=tts, board=BoardProfile())
+
+
+def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    bid = resolve_id(app, args.id)
+    item = app.broadcast(bid)
+    try:
+        assets = render_bulletin(
+            item.text, item.priority, item.channels, render_config(settings, args.engine, args.voice)
+        )
+    except RenderFailed as failure:
+        item.record_render_failure(channel="speaker", engine=failure.engine, reason=failure.reason)
+        app.save_changes(item)
+        log.warning("render.failed", broadcast_id=str(bid), engine=failure.engine, reason=failure.reason)
+        raise
+    for asset in assets:
+        for engine, reason in asset.failed:
+            item.record_render_failure(channel=asset.channel, engine=engine, reason=reason)
+        item.record_render(
+            channel=asset.channel, asset_hash=asset.asset_hash, duration_s=asset.duration_s, engine=asset.engine
+        )
+    app.save_changes(item)
+    rows = [
+        {
+            "channel": a.channel,
+            "engine": a.engine,
+            "sha256": a.asset_hash,
+            "mime": a.mime,
+            "bytes": a.size,
+            "duration_s": a.duration_s,
+            "path": str(a.path),
+        }
+        for a in assets
+    ]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(
+            ["kênh (channel)", "engine", "sha256", "mime", "bytes", "giây (s)"],
+            [
+                [
+                    r["channel"],
+                    r["engine"],
+                    str(r["sha256"])[:16],
+                    r["mime"],
+                    r["bytes"],
+                    "" if r["duration_s"] is None else f"{r['duration_s']:.1f}",
+                ]
+                for r in rows
+            ],
+        )
+    return 0
