@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sys
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from aiohttp import web
 
+from adapters.mqtt.broker import EmbeddedBroker
 from adapters.secrets import SecretStore
 from adapters.store.access import add_integration, issue_token, retire_secret, revoke_tokens, rotate_secret
 from domain.access import ApiToken, Integration
 from runtime.bootstrap import open_app
 from runtime.cli_admin import catalog, require_admin
+from runtime.cli_dispatch import broker_from, programme_from
 from runtime.config import Settings
+from runtime.dispatcher import Dispatcher
 from runtime.http.app import create_app
 from runtime.http.services import Services
 from runtime.output import print_json, print_table
@@ -27,6 +33,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--max-body", type=int, default=1_048_576, help="largest accepted request body in bytes")
+    p.add_argument("--broker", default=None, help="MQTT broker URL (default: $KENG_MQTT, else an embedded broker)")
+    p.add_argument("--slots", default=None, help="programme slots for normal items, e.g. 05:30-06:30,17:00-18:00")
+    p.add_argument("--no-dispatcher", action="store_true", help="serve the API only (another process dispatches)")
     p.set_defaults(handler=cmd_serve)
 
     token = sub.add_parser("token", help="API bearer tokens").add_subparsers(dest="action", required=True)
@@ -61,14 +70,46 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_integration_list)
 
 
+def dispatcher_context(
+    settings: Settings, broker_url: str | None, slots: str | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running the MQTT dispatcher (and an embedded broker when none is configured) beside the
+    HTTP service: started with it, cancelled and awaited on shutdown. It has its own store connection."""
+
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        embedded: EmbeddedBroker | None = None
+        broker = broker_from(broker_url)
+        if broker is None:
+            embedded = EmbeddedBroker()
+            broker = await embedded.start()
+        store = open_app(settings, create=False)
+        dispatcher = Dispatcher(store, broker, programme=programme_from(slots))
+        task = asyncio.create_task(dispatcher.run(), name="keng-dispatcher")
+        log.info("dispatcher.started", broker=broker.display, embedded=embedded is not None)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if embedded is not None:
+                await embedded.stop()
+            store.close()
+
+    return context
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
     services = Services(
         app=app, secrets=SecretStore(settings.data_dir), settings=settings, max_body_bytes=args.max_body
     )
+    web_app = create_app(services)
+    if not args.no_dispatcher:
+        web_app.cleanup_ctx.append(dispatcher_context(settings, args.broker, args.slots))
     log.info("service.starting", host=args.host, port=args.port)
-    print(f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop")
-    web.run_app(create_app(services), host=args.host, port=args.port, print=None, shutdown_timeout=10)
+    print(f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop", flush=True)
+    web.run_app(web_app, host=args.host, port=args.port, print=None, shutdown_timeout=10)
     app.close()
     return 0
 
