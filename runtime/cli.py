@@ -16,7 +16,6 @@ from adapters.district_file import DistrictFileError
 from adapters.mqtt.broker import BrokerConfigError
 from adapters.store.config import StoreConfigError
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
-from adapters.tts.render import RenderFailed
 from domain.cap_places import CapRefused
 from domain.errors import (
     DomainError,
@@ -43,6 +42,7 @@ from runtime import (
 from runtime.bootstrap import StartupError
 from runtime.config import load_settings
 from runtime.logs import configure_logging
+from runtime.output import CommandError
 
 # Most specific first: the first matching class gives the Vietnamese headline.
 HEADLINES: list[tuple[type[BaseException], str]] = [
@@ -64,17 +64,7 @@ HEADLINES: list[tuple[type[BaseException], str]] = [
     (StoreConfigError, "Cấu hình kho dữ liệu không hợp lệ"),
     (StartupError, "Không mở được kho dữ liệu"),
     (BrokerConfigError, "Cấu hình broker MQTT không hợp lệ"),
-    (RenderFailed, "Không tạo được âm thanh"),
 ]
-
-
-class CommandError(Exception):
-    """A command failed for a reason already explained in `headline` and `detail`."""
-
-    def __init__(self, headline: str, detail: str) -> None:
-        super().__init__(detail)
-        self.headline = headline
-        self.detail = detail
 
 
 def build_parser() -> argparse.ArgumentParser:

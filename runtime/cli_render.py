@@ -10,16 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
-from adapters.boards import BoardProfile
-from adapters.tts.base import TTSConfig
-from adapters.tts.render import RenderConfig, RenderFailed, render_bulletin
 from runtime.bootstrap import open_app
 from runtime.cli_broadcast import resolve_id
 from runtime.config import Settings
-from runtime.output import print_json, print_table
+from runtime.output import CommandError, print_json, print_table
+
+if TYPE_CHECKING:
+    from adapters.tts.render import RenderConfig
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +37,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def render_config(settings: Settings, engine: str, voice: str | None) -> RenderConfig:
     """Rendering settings from the environment (KENG_TTS_MODEL / KENG_TTS_CONFIG for coqui)."""
+    from adapters.boards import BoardProfile
+    from adapters.tts.base import TTSConfig
+    from adapters.tts.render import RenderConfig
+
     model, config = os.environ.get("KENG_TTS_MODEL"), os.environ.get("KENG_TTS_CONFIG")
     tts = TTSConfig(
         engine=engine,
@@ -47,6 +52,9 @@ def render_config(settings: Settings, engine: str, voice: str | None) -> RenderC
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
+    # The audio stack (numpy, scipy, the engines) loads only for this command, not for every `keng` invocation.
+    from adapters.tts.render import RenderFailed, render_bulletin
+
     app = open_app(settings, create=False)
     bid = resolve_id(app, args.id)
     item = app.broadcast(bid)
@@ -58,7 +66,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         item.record_render_failure(channel="speaker", engine=failure.engine, reason=failure.reason)
         app.save_changes(item)
         log.warning("render.failed", broadcast_id=str(bid), engine=failure.engine, reason=failure.reason)
-        raise
+        raise CommandError("Không tạo được âm thanh (recorded as RenderFailed)", str(failure)) from failure
     for asset in assets:
         for engine, reason in asset.failed:
             item.record_render_failure(channel=asset.channel, engine=engine, reason=reason)

@@ -9,6 +9,15 @@ from typing import Any
 import orjson
 
 
+class CommandError(Exception):
+    """A command failed for a reason explained by a Vietnamese `headline` and an English `detail`."""
+
+    def __init__(self, headline: str, detail: str) -> None:
+        super().__init__(detail)
+        self.headline = headline
+        self.detail = detail
+
+
 def print_json(value: Any) -> None:
     """Print a JSON document (UTF-8, Vietnamese characters as they are)."""
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
