@@ -138,16 +138,26 @@ class Broadcast(Aggregate):
             aggregate.state = "expired"
 
     class Rendered(Aggregate.Event):
+        """`asset_hash` addresses the asset in the store; `content_sha256` is the SHA-256 of its bytes (what a device
+        that played it reports back). Version 1 events had no content hash."""
+
+        class_version = 2
         channel: str
         asset_hash: str
         duration_s: float | None
         engine: str
+        content_sha256: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["content_sha256"] = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.renders.append(
                 {
                     "channel": self.channel,
                     "asset_hash": self.asset_hash,
+                    "content_sha256": self.content_sha256,
                     "duration_s": self.duration_s,
                     "engine": self.engine,
                     "revision": aggregate.revision,
@@ -160,7 +170,9 @@ class Broadcast(Aggregate):
         reason: str
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.render_failures.append({"channel": self.channel, "engine": self.engine, "reason": self.reason})
+            aggregate.render_failures.append(
+                {"channel": self.channel, "engine": self.engine, "reason": self.reason, "revision": aggregate.revision}
+            )
 
     CONTENT_FIELDS = frozenset(Content.__dataclass_fields__)
 
@@ -204,7 +216,7 @@ class Broadcast(Aggregate):
         self.slots: list[datetime] = []
         self.dispatches: list[UUID] = []
         self.renders: list[dict[str, Any]] = []
-        self.render_failures: list[dict[str, str]] = []
+        self.render_failures: list[dict[str, Any]] = []
         self.end_reason: str | None = None
 
     # -- commands -------------------------------------------------------------------------------------------------
@@ -312,9 +324,24 @@ class Broadcast(Aggregate):
         self.trigger_event(self.Expired)
         return True
 
-    def record_render(self, *, channel: str, asset_hash: str, duration_s: float | None, engine: str) -> None:
-        """Record that content was rendered for a channel (the asset's content hash)."""
-        self.trigger_event(self.Rendered, channel=channel, asset_hash=asset_hash, duration_s=duration_s, engine=engine)
+    def record_render(
+        self,
+        *,
+        channel: str,
+        asset_hash: str,
+        duration_s: float | None,
+        engine: str,
+        content_sha256: str | None = None,
+    ) -> None:
+        """Record that content was rendered for a channel: the asset's address, and the SHA-256 of its bytes."""
+        self.trigger_event(
+            self.Rendered,
+            channel=channel,
+            asset_hash=asset_hash,
+            duration_s=duration_s,
+            engine=engine,
+            content_sha256=content_sha256,
+        )
 
     def record_render_failure(self, *, channel: str, engine: str, reason: str) -> None:
         """Record that an engine failed to render; the broadcast itself stays intact."""

@@ -8,6 +8,7 @@ emergency the renderer falls back to the embedded espeak voice rather than produ
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,7 +72,11 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         for engine, reason in asset.failed:
             item.record_render_failure(channel=asset.channel, engine=engine, reason=reason)
         item.record_render(
-            channel=asset.channel, asset_hash=asset.asset_hash, duration_s=asset.duration_s, engine=asset.engine
+            channel=asset.channel,
+            asset_hash=asset.asset_hash,
+            duration_s=asset.duration_s,
+            engine=asset.engine,
+            content_sha256=hashlib.sha256(asset.path.read_bytes()).hexdigest(),
         )
     app.save_changes(item)
     rows = [

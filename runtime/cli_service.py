@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from aiohttp import web
 
+from adapters.audio_links import AudioLinks
 from adapters.mqtt.broker import EmbeddedBroker
 from adapters.secrets import SecretStore
 from adapters.store.access import add_integration, issue_token, retire_secret, revoke_tokens, rotate_secret
@@ -18,6 +19,7 @@ from domain.access import ApiToken, Integration
 from runtime.bootstrap import open_app
 from runtime.cli_admin import catalog, require_admin
 from runtime.cli_dispatch import broker_from, programme_from
+from runtime.cli_render import render_config
 from runtime.config import Settings
 from runtime.dispatcher import Dispatcher
 from runtime.http.app import create_app
@@ -36,6 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--broker", default=None, help="MQTT broker URL (default: $KENG_MQTT, else an embedded broker)")
     p.add_argument("--slots", default=None, help="programme slots for normal items, e.g. 05:30-06:30,17:00-18:00")
     p.add_argument("--no-dispatcher", action="store_true", help="serve the API only (another process dispatches)")
+    p.add_argument("--public-url", default=None, help="base URL devices use to reach this service (audio links)")
     p.set_defaults(handler=cmd_serve)
 
     token = sub.add_parser("token", help="API bearer tokens").add_subparsers(dest="action", required=True)
@@ -71,27 +74,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def dispatcher_context(
-    settings: Settings, broker_url: str | None, slots: str | None
+    settings: Settings, broker_url: str | None, slots: str | None, audio_base: str
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context running the MQTT dispatcher (and an embedded broker when none is configured) beside the
     HTTP service: started with it, cancelled and awaited on shutdown. It has its own store connection."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
+        from runtime.renderer import run_renderer  # the audio stack loads only in the serving process
+
         embedded: EmbeddedBroker | None = None
         broker = broker_from(broker_url)
         if broker is None:
             embedded = EmbeddedBroker()
             broker = await embedded.start()
         store = open_app(settings, create=False)
-        dispatcher = Dispatcher(store, broker, programme=programme_from(slots))
+        links = AudioLinks.in_data_dir(settings.data_dir)
+        dispatcher = Dispatcher(
+            store, broker, programme=programme_from(slots), audio_base=audio_base, sign_audio=links.query
+        )
         task = asyncio.create_task(dispatcher.run(), name="keng-dispatcher")
+        renderer = asyncio.create_task(run_renderer(store, render_config(settings, "espeak", None)), name="keng-render")
         log.info("dispatcher.started", broker=broker.display, embedded=embedded is not None)
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for t in (task, renderer):
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
             if embedded is not None:
                 await embedded.stop()
             store.close()
@@ -106,7 +116,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     web_app = create_app(services)
     if not args.no_dispatcher:
-        web_app.cleanup_ctx.append(dispatcher_context(settings, args.broker, args.slots))
+        base = args.public_url or f"http://{args.host}:{args.port}"
+        web_app.cleanup_ctx.append(dispatcher_context(settings, args.broker, args.slots, f"{base}/audio"))
     log.info("service.starting", host=args.host, port=args.port)
     print(f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop", flush=True)
     web.run_app(web_app, host=args.host, port=args.port, print=None, shutdown_timeout=10)

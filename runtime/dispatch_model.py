@@ -11,6 +11,7 @@ store instead of sending twice. All methods run on the dispatcher's single store
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -96,16 +97,30 @@ Reaction = Deliver | Arm | Cancel | Known
 class DispatchModel:
     """Aggregates folded from the log, and the dispatcher's writes (all on one thread)."""
 
-    def __init__(self, app: Keng, *, programme: Programme, clock: Clock, audio_base: str) -> None:
+    def __init__(
+        self,
+        app: Keng,
+        *,
+        programme: Programme,
+        clock: Clock,
+        audio_base: str,
+        sign_audio: Callable[[str, datetime], str] | None = None,
+    ) -> None:
         self.app = app
         self.programme = programme
         self.clock = clock
         self.audio_base = audio_base.rstrip("/")
+        self.sign_audio = sign_audio
         self.aggs: dict[UUID, Aggregate] = {}
         self.position = 0
         self.caught_up = False
         self.approved_at: dict[UUID, datetime] = {}
         self.first_at: dict[UUID, dict[str, datetime]] = {}
+
+    def audio_url(self, key: str, expires_at: datetime) -> str:
+        """Where devices fetch an asset: `<base>/<key>`, with a signed query valid until the broadcast expires."""
+        query = self.sign_audio(key, expires_at) if self.sign_audio else ""
+        return f"{self.audio_base}/{key}" + (f"?{query}" if query else "")
 
     # -- following the log --------------------------------------------------------------------------------------
 
@@ -253,8 +268,15 @@ class DispatchModel:
             for a in top
             for cls in sorted({t.cls for c, t in targets.items() if a in chains[c]})
         ]
-        render = next((r for r in reversed(b.renders) if r["revision"] == b.revision), None)
-        sha = render["asset_hash"] if render else hashlib.sha256(b.text.encode()).hexdigest()
+        render = next(
+            (r for r in reversed(b.renders) if r["revision"] == b.revision and r["channel"] == "speaker"), None
+        )
+        # Devices report the SHA-256 of the bytes they played; the URL addresses the asset by its store key.
+        sha = (
+            (render.get("content_sha256") or render["asset_hash"])
+            if render
+            else hashlib.sha256(b.text.encode()).hexdigest()
+        )
         duration = float(render["duration_s"] or 0) if render else round(len(b.text) / CHARS_PER_SECOND, 1)
         approved = self.approved_at.get(b.id, d.created_on)
         reference = max(approved, b.slots[0]) if b.slots else approved
@@ -266,7 +288,7 @@ class DispatchModel:
             "rank": Priority(b.priority).rank,
             "title": b.title,
             "text": b.text,
-            "audio_url": f"{self.audio_base}/{sha}" if render else None,
+            "audio_url": self.audio_url(render["asset_hash"], b.expires_at) if render else None,
             "sha256": sha,
             "duration_s": duration,
             "repeats": b.repeats,

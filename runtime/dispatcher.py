@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aiomqtt
@@ -51,6 +52,7 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         rates: Rates | None = None,
         audio_base: str = "http://127.0.0.1:8080/audio",
+        sign_audio: Callable[[str, datetime], str] | None = None,
         client_id: str = "keng-dispatcher",
         on_progress: OnProgress | None = None,
         on_closed: OnClosed | None = None,
@@ -59,7 +61,9 @@ class Dispatcher:
         self.poll_s = poll_s
         self.settle_s = settle_s
         self.retry = retry or RetryPolicy()
-        self.model = DispatchModel(app, programme=programme or Programme(), clock=clock, audio_base=audio_base)
+        self.model = DispatchModel(
+            app, programme=programme or Programme(), clock=clock, audio_base=audio_base, sign_audio=sign_audio
+        )
         self.metrics: Counter[str] = Counter()
         self.link = MqttLink(
             broker,

@@ -250,6 +250,23 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {**_ok({**array, "items": _ref("Staff")}), **_problems(401)},
                 }
             },
+            "/audio/{key}": {
+                "get": {
+                    "summary": "rendered audio (MP3) by asset hash: a signed device link or a staff token; "
+                    "ETag = the hash, single byte ranges, Repr-Digest = SHA-256 of the bytes",
+                    "parameters": [
+                        {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {"name": "exp", "in": "query", "schema": {"type": "string"}},
+                        {"name": "sig", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {"description": "the file", "content": {"audio/mpeg": {}}},
+                        "206": {"description": "a byte range", "content": {"audio/mpeg": {}}},
+                        "304": {"description": "not modified"},
+                        **_problems(401, 403, 404, 416),
+                    },
+                }
+            },
             "/api/v1/hooks/city-source": {
                 "post": {
                     "summary": "signed message from the city source system (Standard Webhooks, idempotent by id)",

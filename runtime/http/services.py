@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 
 from aiohttp import web
 
+from adapters.audio_links import AudioLinks
 from adapters.secrets import SecretStore
 from adapters.store.app import Keng
 from adapters.store.group_commit import GroupCommitter
@@ -68,10 +69,12 @@ class Services:
     area_cache: TimedCache[list[Area]] = field(init=False)
     integration_cache: TimedCache[list[Integration]] = field(init=False)
     committer: GroupCommitter = field(init=False)
+    audio_links: AudioLinks = field(init=False)
     cache_ttl_s: float = 5.0
 
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self.app)
+        self.audio_links = AudioLinks.in_data_dir(self.settings.data_dir)
         self.catalog = LiveCatalog(self.app)
         self.area_cache = TimedCache(self.app.areas, 30.0)
         self.integration_cache = TimedCache(self._integrations, self.cache_ttl_s)

@@ -75,6 +75,16 @@ def test_serve_accepts_signed_webhooks_dispatches_approved_broadcasts_and_stops_
         time.sleep(0.3)
         state = client.json("GET", f"/api/v1/broadcasts/{bid}", None, tokens["lan.nguyen"]).json()["state"]
     assert state in ("dispatching", "completed"), log.read_text()
+    # The render worker produced the speaker audio; staff (and devices, by signed link) can fetch it.
+    deadline = time.time() + 30
+    renders: list[dict[str, object]] = []
+    while time.time() < deadline and not renders:
+        view = client.json("GET", f"/api/v1/broadcasts/{bid}", None, tokens["lan.nguyen"]).json()
+        renders = [r for r in view["renders"] if r["channel"] == "speaker"]
+        time.sleep(0.3)
+    assert renders and renders[0]["content_sha256"], log.read_text()
+    audio = client.request("GET", f"/audio/{renders[0]['asset_hash']}", token=tokens["lan.nguyen"])
+    assert audio.status == 200 and audio.headers["content-type"] == "audio/mpeg"
     assert b"keng_http_requests_total" in client.request("GET", "/metrics").body
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0, log.read_text()

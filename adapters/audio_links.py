@@ -1,0 +1,51 @@
+"""Signed audio links for devices: `?exp=<unix seconds>&sig=<hex>`, an HMAC-SHA256 of the asset key and the expiry.
+
+Devices have no API token; the dispatcher puts a link signed with the service's key into each `play` command, valid
+until the broadcast expires. Staff fetch the same files with their bearer token. The key lives in
+`<data dir>/audio-links.key` (0600), created on first use; replacing it invalidates every outstanding link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+FILENAME = "audio-links.key"
+
+
+class AudioLinks:
+    """Signs and checks audio links."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("the audio link key must hold at least 32 bytes")
+        self._key = key
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> AudioLinks:
+        """Load the key from the data directory, creating it (mode 0600) the first time."""
+        path = data_dir / FILENAME
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+        return cls(path.read_bytes())
+
+    def _mac(self, key: str, expires: int) -> str:
+        return hmac.new(self._key, f"{key}.{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def query(self, key: str, expires_at: datetime) -> str:
+        """The query string that lets a device fetch `key` until `expires_at`."""
+        expires = int(expires_at.timestamp())
+        return f"exp={expires}&sig={self._mac(key, expires)}"
+
+    def allows(self, key: str, exp: str, sig: str, *, now: float) -> bool:
+        """True when the signature matches and has not expired."""
+        if not exp.isdigit() or len(exp) > 12 or int(exp) < now:
+            return False
+        return hmac.compare_digest(self._mac(key, int(exp)), sig)

@@ -1,0 +1,65 @@
+"""Audio for devices and staff: `GET /audio/{key}` with the asset's hash as `ETag`, conditional requests and single
+byte ranges (speakers on 3G/4G resume interrupted downloads). Access: a signed link (devices) or a staff token.
+
+The file's own SHA-256 travels as `Repr-Digest`, so a device can check what it will play against the `play` command.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from aiohttp import web
+
+from adapters.audio_store import lookup
+from runtime.http.problems import Problem
+from runtime.http.routes_operator import current_staff
+from runtime.http.services import SERVICES
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) of a single satisfiable range, or None; raises 416 for an unsatisfiable one."""
+    m = _RANGE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None  # unsupported forms (several ranges) get the whole file, as RFC 9110 allows
+    if m.group(1):
+        start = int(m.group(1))
+        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    else:
+        start, end = max(0, size - int(m.group(2))), size - 1
+    if start >= size or start > end:
+        raise Problem(416, "range-not-satisfiable", f"bytes {header} is outside the {size}-byte file")
+    return start, end
+
+
+async def audio(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    key = request.match_info["key"].removesuffix(".mp3")
+    query = request.query
+    if "sig" in query or "exp" in query:
+        if not services.audio_links.allows(key, query.get("exp", ""), query.get("sig", ""), now=services.wall_clock()):
+            raise Problem(403, "forbidden", "the audio link is invalid or has expired")
+    else:
+        await current_staff(request)
+    info = lookup(services.settings.data_dir / "assets", key, "mp3")
+    if info is None:
+        raise Problem(404, "not-found", f"no stored audio {key[:16]}…")
+    etag = f'"{info.key}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=86400, immutable"}
+    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        return web.Response(status=304, headers=headers)
+    data = await services.run(info.path.read_bytes)
+    headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+    span = _byte_range(request.headers["Range"], len(data)) if "Range" in request.headers else None
+    if span is None:
+        return web.Response(body=data, content_type=info.mime, headers=headers)
+    start, end = span
+    headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+    return web.Response(status=206, body=data[start : end + 1], content_type=info.mime, headers=headers)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/audio/{key}", audio)

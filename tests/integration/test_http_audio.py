@@ -1,0 +1,73 @@
+"""Audio served to devices (signed links) and staff (tokens): ETag = the asset hash, ranges, digests, refusals."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from adapters.secrets import SecretStore
+from adapters.store.access import issue_token
+from adapters.store.app import Keng
+from adapters.store.config import locate_store
+from adapters.tts.render import RenderConfig, render_bulletin
+from runtime.config import load_settings
+from runtime.http.services import Services
+from runtime.inventory import install_sample
+from tests.http_server import Client, serve
+
+
+@pytest.fixture
+def audio_server(tmp_path: Path) -> Iterator[tuple[Client, Services, str, str, bytes]]:
+    app = Keng(env=locate_store(None, tmp_path).env)
+    install_sample(app)
+    token = issue_token(app, staff="mai.le", label="audio", by="admin")
+    (asset,) = render_bulletin(
+        "Thông báo: ngày mai cắt điện từ 8 giờ.", "normal", ["speaker"], RenderConfig(store_root=tmp_path / "assets")
+    )
+    services = Services(
+        app=app, secrets=SecretStore(tmp_path), settings=load_settings(data_dir=str(tmp_path), environ={})
+    )
+    with serve(services) as client:
+        yield client, services, token, asset.asset_hash, asset.path.read_bytes()
+    app.close()
+
+
+def test_a_signed_link_serves_the_file_with_its_hash_and_digest(audio_server) -> None:  # type: ignore[no-untyped-def]
+    client, services, _, key, data = audio_server
+    query = services.audio_links.query(key, datetime.now(UTC) + timedelta(hours=1))
+    reply = client.request("GET", f"/audio/{key}?{query}")
+    assert reply.status == 200 and reply.body == data
+    assert reply.headers["etag"] == f'"{key}"' and reply.headers["content-type"] == "audio/mpeg"
+    assert reply.headers["repr-digest"] == f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+    assert client.request("GET", f"/audio/{key}?{query}", headers={"If-None-Match": f'"{key}"'}).status == 304
+
+
+def test_byte_ranges_resume_a_download(audio_server) -> None:  # type: ignore[no-untyped-def]
+    client, _, token, key, data = audio_server
+    part = client.request("GET", f"/audio/{key}", headers={"Range": "bytes=100-199"}, token=token)
+    assert part.status == 206 and part.body == data[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
+    tail = client.request("GET", f"/audio/{key}", headers={"Range": "bytes=-50"}, token=token)
+    assert tail.status == 206 and tail.body == data[-50:]
+    assert client.request("GET", f"/audio/{key}", headers={"Range": f"bytes={len(data)}-"}, token=token).status == 416
+
+
+def test_audio_is_refused_without_a_valid_link_or_token(audio_server) -> None:  # type: ignore[no-untyped-def]
+    client, services, _, key, _ = audio_server
+    assert client.request("GET", f"/audio/{key}").status == 401
+    expired = services.audio_links.query(key, datetime.now(UTC) - timedelta(seconds=1))
+    assert client.request("GET", f"/audio/{key}?{expired}").status == 403
+    other = services.audio_links.query("0" * 64, datetime.now(UTC) + timedelta(hours=1))
+    assert client.request("GET", f"/audio/{key}?{other}").status == 403
+    assert client.request("GET", f"/audio/{key}?exp=99999999999&sig=00").status == 403
+
+
+def test_unknown_or_malformed_keys_are_404(audio_server) -> None:  # type: ignore[no-untyped-def]
+    client, _, token, _, _ = audio_server
+    assert client.request("GET", f"/audio/{'a' * 64}", token=token).status == 404
+    assert client.request("GET", "/audio/..%2f..%2fkeng.db", token=token).status == 404
