@@ -95,6 +95,17 @@ class Broadcast(Aggregate):
             aggregate.approvals.append({"by": None, "revision": self.revision, "rule": self.rule})
             aggregate.state = "approved"
 
+    class Ratified(Aggregate.Event):
+        """An approver confirmed a standing-order approval after the fact."""
+
+        by: str
+        revision: int
+
+        def apply(self, aggregate: Any) -> None:
+            for approval in aggregate.approvals:
+                if approval["rule"] and approval["revision"] == self.revision:
+                    approval["ratified_by"] = self.by
+
     class Rejected(Aggregate.Event):
         by: str
         reason: str
@@ -276,6 +287,21 @@ class Broadcast(Aggregate):
         self._require_state(("draft", "submitted"), "auto-approve")
         self._require_unexpired(now, "approved")
         self.trigger_event(self.AutoApproved, rule=clean_text(rule, "rule name", max_len=200), revision=self.revision)
+
+    @property
+    def awaiting_ratification(self) -> bool:
+        """Approved under a standing order, live, and not yet ratified by an approver."""
+        return self.state in LIVE_STATES and any(
+            a["rule"] and a["revision"] == self.revision and not a.get("ratified_by") for a in self.approvals
+        )
+
+    def ratify(self, *, by: Actor) -> None:
+        """Confirm a standing-order approval (an approver within scope). To retract one, cancel the broadcast."""
+        if not self.awaiting_ratification:
+            raise IllegalTransition("rule lifecycle: there is no standing-order approval awaiting ratification")
+        by.require_role(Role.APPROVER, "ratify a standing-order approval")
+        by.require_scope(self.scope, "ratify for these areas")
+        self.trigger_event(self.Ratified, by=by.handle, revision=self.revision)
 
     def reject(self, *, by: Actor, reason: str) -> None:
         """Reject a submitted broadcast (final)."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
+import orjson
 import structlog
 from aiohttp import web
 
@@ -16,6 +19,8 @@ from adapters.mqtt.broker import EmbeddedBroker
 from adapters.secrets import SecretStore
 from adapters.store.access import add_integration, issue_token, retire_secret, revoke_tokens, rotate_secret
 from domain.access import ApiToken, Integration
+from domain.errors import InvalidValue
+from domain.standing_orders import StandingOrder, parse_orders
 from runtime.bootstrap import open_app
 from runtime.cli_admin import catalog, require_admin
 from runtime.cli_dispatch import broker_from, programme_from
@@ -109,14 +114,33 @@ def dispatcher_context(
     return context
 
 
+def load_standing_orders(settings: Settings) -> list[StandingOrder]:
+    """Standing orders from `$KENG_STANDING_ORDERS` or `<data dir>/standing-orders.json` (none when absent)."""
+    path = Path(os.environ.get("KENG_STANDING_ORDERS") or settings.data_dir / "standing-orders.json")
+    if not path.exists():
+        return []
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise InvalidValue(f"{path}: malformed JSON: {e}") from None
+    orders = parse_orders(data)
+    log.info("standing_orders.loaded", path=str(path), rules=[o.name for o in orders])
+    return orders
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
+    base = args.public_url or f"http://{args.host}:{args.port}"
     services = Services(
-        app=app, secrets=SecretStore(settings.data_dir), settings=settings, max_body_bytes=args.max_body
+        app=app,
+        secrets=SecretStore(settings.data_dir),
+        settings=settings,
+        max_body_bytes=args.max_body,
+        standing_orders=load_standing_orders(settings),
+        public_url=base,
     )
     web_app = create_app(services)
     if not args.no_dispatcher:
-        base = args.public_url or f"http://{args.host}:{args.port}"
         web_app.cleanup_ctx.append(dispatcher_context(settings, args.broker, args.slots, f"{base}/audio"))
     log.info("service.starting", host=args.host, port=args.port)
     print(f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop", flush=True)

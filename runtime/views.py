@@ -42,6 +42,7 @@ def broadcast_view(b: Broadcast, tz: tzinfo) -> dict[str, Any]:
             "state": b.state,
             "revision": b.revision,
             "approved": b.is_approved,
+            "awaiting_ratification": b.awaiting_ratification,
             "targets": {"areas": b.target_areas, "endpoints": b.target_endpoints},
             "scope": b.scope,
             "channels": b.channels,

@@ -221,6 +221,11 @@ class Keng(Application[UUID]):
         actor, now = self.staff(by), self.clock()
         self._act(broadcast_id, lambda b: b.approve(by=actor, now=now))
 
+    def ratify_broadcast(self, broadcast_id: UUID, *, by: str) -> None:
+        """Ratify a standing-order approval."""
+        actor = self.staff(by)
+        self._act(broadcast_id, lambda b: b.ratify(by=actor))
+
     def reject_broadcast(self, broadcast_id: UUID, *, by: str, reason: str) -> None:
         """Reject a submitted broadcast."""
         actor = self.staff(by)

@@ -191,7 +191,10 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "list broadcasts, newest first",
                     "security": _AUTH,
-                    "parameters": [{"name": "state", "in": "query", "schema": {"type": "string"}}],
+                    "parameters": [
+                        {"name": "state", "in": "query", "schema": {"type": "string"}},
+                        {"name": "unratified", "in": "query", "schema": {"type": "string", "enum": ["1", "true"]}},
+                    ],
                     "responses": {**_ok({**array, "items": _ref("Broadcast")}), **_problems(401)},
                 },
                 "post": {
@@ -226,7 +229,7 @@ def openapi_document() -> dict[str, Any]:
                         "responses": {**_ok(_ref("Broadcast")), **_problems(400, 401, 403, 404, 409, 415, 422)},
                     }
                 }
-                for action in ("submit", "approve", "reject", "cancel")
+                for action in ("submit", "approve", "ratify", "reject", "cancel")
             },
             "/api/v1/endpoints": {
                 "get": {
@@ -265,6 +268,36 @@ def openapi_document() -> dict[str, Any]:
                         "304": {"description": "not modified"},
                         **_problems(401, 403, 404, 416),
                     },
+                }
+            },
+            "/api/v1/cap": {
+                "post": {
+                    "summary": "a signed CAP 1.2 alert (Alert, Update, Cancel; Ack/Error/Test recorded only)",
+                    "parameters": _WEBHOOK_HEADERS,
+                    "requestBody": {"required": True, "content": {"application/cap+xml": {}}},
+                    "responses": {
+                        **_ok({"type": "object"}, 202, "accepted (or replayed: Idempotent-Replayed: true)"),
+                        **_problems(400, 401, 403, 409, 413, 415, 422),
+                    },
+                }
+            },
+            "/cap/{id}.xml": {
+                "get": {
+                    "summary": "a public alert as CAP 1.2",
+                    "parameters": _ID,
+                    "responses": {
+                        "200": {"description": "CAP", "content": {"application/cap+xml": {}}},
+                        **_problems(404),
+                    },
+                }
+            },
+            "/feeds/alerts.atom": {
+                "get": {"summary": "current public alerts (Atom)", "responses": {"200": {"description": "Atom"}}}
+            },
+            "/feeds/alerts.json": {
+                "get": {
+                    "summary": "current public alerts with the full text of every spoken bulletin (JSON Feed)",
+                    "responses": {"200": {"description": "JSON Feed"}},
                 }
             },
             "/api/v1/hooks/city-source": {

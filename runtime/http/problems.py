@@ -51,20 +51,23 @@ STATUS: list[tuple[type[BaseException], int, str]] = [
 class Problem(Exception):
     """Raise from a handler (or map an error to one) to answer with a problem document."""
 
-    def __init__(self, status: int, kind: str, detail: str) -> None:
+    def __init__(self, status: int, kind: str, detail: str, errors: list[dict[str, str]] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.detail = detail
+        self.errors = errors
 
     def response(self) -> web.Response:
         """The problem document as a response."""
-        body = {
+        body: dict[str, object] = {
             "type": f"urn:keng:problem:{self.kind}",
             "title": self.kind.replace("-", " "),
             "status": self.status,
             "detail": self.detail,
         }
+        if self.errors:
+            body["errors"] = self.errors  # every violation, by element path
         response = web.Response(status=self.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE)
         if self.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="keng"'

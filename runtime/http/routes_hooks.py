@@ -19,6 +19,7 @@ from adapters.store.errors import DuplicateRecord
 from adapters.store.group_commit import Overloaded
 from domain.broadcast import Broadcast
 from domain.inbound import Inbound
+from domain.standing_orders import first_match
 from runtime.http.problems import Problem, problem_for
 from runtime.http.services import SERVICES, Services
 
@@ -37,6 +38,9 @@ def prepare_city_message(services: Services, verified: VerifiedInbound, body: by
         actor, source_kind=SOURCE, source_ref=verified.verified.message_id, area_index=index, **fields
     )
     item.submit(by=actor)
+    rule = first_match(services.standing_orders, sender=verified.integration.name, priority=item.priority)
+    if rule:
+        item.auto_approve(rule=rule, now=services.app.clock())
     outcome = {"broadcast_id": str(item.id), "state": item.state, "message_id": verified.verified.message_id}
     return record_inbound(SOURCE, verified, outcome), item
 

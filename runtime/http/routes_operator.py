@@ -96,6 +96,8 @@ async def act_on_broadcast(request: web.Request) -> web.Response:
             app.submit_broadcast(bid, by=staff.handle)
         elif action == "approve":
             app.approve_broadcast(bid, by=staff.handle)
+        elif action == "ratify":
+            app.ratify_broadcast(bid, by=staff.handle)
         elif action == "reject":
             app.reject_broadcast(bid, by=staff.handle, reason=reason)
         else:
@@ -114,7 +116,10 @@ async def get_broadcast(request: web.Request) -> web.Response:
 async def list_broadcasts(request: web.Request) -> web.Response:
     await current_staff(request)
     services, state = request.app[SERVICES], request.query.get("state")
+    unratified = request.query.get("unratified") in ("1", "true")
     items = await services.run(lambda: services.catalog.current().broadcasts(state=state))
+    if unratified:
+        items = [b for b in items if b.awaiting_ratification]
     return web.json_response([broadcast_view(b, services.settings.display_tz) for b in items])
 
 
@@ -151,7 +156,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/broadcasts", list_broadcasts)
     r.add_get("/api/v1/broadcasts/{id}", get_broadcast)
     r.add_patch("/api/v1/broadcasts/{id}", revise_broadcast)
-    r.add_post("/api/v1/broadcasts/{id}/{action:submit|approve|reject|cancel}", act_on_broadcast)
+    r.add_post("/api/v1/broadcasts/{id}/{action:submit|approve|ratify|reject|cancel}", act_on_broadcast)
     r.add_get("/api/v1/endpoints", list_endpoints)
     r.add_get("/api/v1/areas", list_areas)
     r.add_get("/api/v1/staff", list_staff)

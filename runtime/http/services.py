@@ -17,6 +17,7 @@ from adapters.store.app import Keng
 from adapters.store.group_commit import GroupCommitter
 from domain.access import Integration
 from domain.area import Area
+from domain.standing_orders import StandingOrder
 from projections.catalog import Catalog
 from runtime.config import Settings
 from runtime.http.metrics import Metrics
@@ -71,6 +72,8 @@ class Services:
     committer: GroupCommitter = field(init=False)
     audio_links: AudioLinks = field(init=False)
     cache_ttl_s: float = 5.0
+    standing_orders: list[StandingOrder] = field(default_factory=list)
+    public_url: str = "http://127.0.0.1:8080"
 
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self.app)

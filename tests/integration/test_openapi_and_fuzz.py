@@ -49,7 +49,8 @@ def test_openapi_document_is_valid_and_lists_exactly_the_served_routes(tmp_path:
         path = re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", route.resource.canonical)  # type: ignore[union-attr]
         if "{action}" in path:
             served |= {
-                (path.replace("{action}", a), route.method.lower()) for a in ("submit", "approve", "reject", "cancel")
+                (path.replace("{action}", a), route.method.lower())
+                for a in ("submit", "approve", "ratify", "reject", "cancel")
             }
         elif route.method != "HEAD":
             served.add((path, route.method.lower()))

@@ -1,0 +1,157 @@
+"""CAP 1.2 in (`POST /api/v1/cap`, signed like the webhooks) and out (`/cap/{id}.xml`, `/feeds/alerts.atom`,
+`/feeds/alerts.json` for the citizen app with the full text of every spoken bulletin).
+
+Inbound CAP is idempotent on `sender,identifier,sent`: the key is checked in the event store before anything is done,
+the same key with another body is refused (422), and each accepted message is recorded as an `Inbound` event tied to
+what it did. Refusals (parse, validation, mapping, jurisdiction) are 4xx problems and store nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from adapters.cap.errors import CapError, status_for
+from adapters.cap.feeds import atom_feed, feed_item, is_current_public, json_feed
+from adapters.cap.ingest import IngestResult, ingest_cap
+from adapters.cap.parse import parse_cap
+from adapters.cap.places import PlaceIndex
+from adapters.cap.render import CAP_MEDIA_TYPE, broadcast_to_cap
+from adapters.store.access import VerifiedInbound, record_inbound, replayed_outcome, verify_inbound
+from domain.cap import CapAlert
+from domain.cap_mapping import CapPlan
+from domain.cap_places import CapRefused
+from domain.standing_orders import first_match
+from runtime.http.problems import Problem
+from runtime.http.services import SERVICES, Services
+
+SOURCE = "cap"
+ACCEPTED_TYPES = (CAP_MEDIA_TYPE, "application/xml", "text/xml")
+_PLACES = web.AppKey("cap_places", PlaceIndex)
+
+
+def _standing_order(services: Services, sender: str) -> Any:
+    def rule_for(alert: CapAlert, plan: CapPlan) -> str | None:
+        info = next((i for i in alert.infos if i.language.lower().startswith("vi")), alert.infos[0])
+        events = [info.event, *(c.value for c in info.categories)]
+        return first_match(
+            services.standing_orders,
+            sender=sender,
+            events=events,
+            severity=info.severity.value,
+            urgency=info.urgency.value,
+            priority=plan.priority.value if plan.priority else None,
+        )
+
+    return rule_for
+
+
+def _outcome(result: IngestResult) -> dict[str, Any]:
+    return {
+        "action": result.action,
+        "key": result.key,
+        "status": result.status,
+        "msg_type": result.msg_type,
+        "broadcast_ids": [str(b) for b in result.broadcast_ids],
+        "stop_required": result.stop_required,
+        "reason": result.reason,
+    }
+
+
+def accept_cap(
+    services: Services, places: PlaceIndex, verified: VerifiedInbound, raw: bytes
+) -> tuple[dict[str, Any], bool]:
+    """Ingest one verified CAP message (or answer a replay with its original outcome)."""
+    alert = parse_cap(raw)
+    # CAP's own `sender,identifier,sent` is the idempotency key (not the transport's webhook id).
+    keyed = replace(verified, verified=replace(verified.verified, message_id=alert.key))
+    earlier = replayed_outcome(services.app, SOURCE, keyed)
+    if earlier is not None:
+        return earlier, True
+    result = ingest_cap(
+        services.app,
+        raw,
+        sender_jurisdiction=list(verified.actor(services.area_cache.get()).area_codes),
+        actor=verified.actor(services.area_cache.get()),
+        places=places,
+        standing_order=_standing_order(services, verified.integration.name),
+    )
+    outcome = _outcome(result)
+    services.app.save_new(record_inbound(SOURCE, keyed, outcome), what=f"CAP message {alert.key!r}")
+    return outcome, False
+
+
+async def cap_ingest(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    if request.content_type not in ACCEPTED_TYPES:
+        raise Problem(415, "unsupported-media-type", f"expected {CAP_MEDIA_TYPE}, got {request.content_type!r}")
+    raw = await request.read()
+    now = services.wall_clock()
+
+    def handle() -> tuple[dict[str, Any], bool]:
+        verified = verify_inbound(
+            services.app, services.secrets, services.integrations(SOURCE), headers=request.headers, body=raw, now=now
+        )
+        return accept_cap(services, request.app[_PLACES], verified, raw)
+
+    try:
+        outcome, replayed = await services.run(handle)
+    except CapError as e:
+        errors = [{"path": v.path, "message": v.message} for v in e.violations]
+        detail = "; ".join([str(e), *(f"{v['path']}: {v['message']}" for v in errors[:20])])
+        problem = Problem(status_for(e) or 422, "invalid-cap", detail, errors)
+        services.metrics.webhooks.labels(SOURCE, "invalid-cap").inc()
+        raise problem from None
+    except CapRefused as e:
+        services.metrics.webhooks.labels(SOURCE, "refused").inc()
+        raise Problem(422, "cap-refused", str(e)) from None
+    services.metrics.webhooks.labels(SOURCE, "replayed" if replayed else "accepted").inc()
+    return web.json_response(outcome, status=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+async def cap_document(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    try:
+        bid = UUID(request.match_info["id"])
+    except ValueError:
+        raise Problem(404, "not-found", "not a broadcast id") from None
+
+    def render() -> bytes:
+        item = services.app.broadcast(bid)
+        if not is_current_public(item, item.channels, services.app.clock()) and item.state != "cancelled":
+            raise Problem(404, "not-found", "no public alert with this id")
+        names = {a.code: a.name for a in services.area_cache.get()}
+        return broadcast_to_cap(item, area_names=names, base_url=services.public_url)
+
+    return web.Response(body=await services.run(render), content_type=CAP_MEDIA_TYPE, charset="utf-8")
+
+
+def _current_items(services: Services) -> list[Any]:
+    now = services.app.clock()
+    names = {a.code: a.name for a in services.area_cache.get()}
+    return [
+        feed_item(b, names) for b in services.catalog.current().broadcasts() if is_current_public(b, b.channels, now)
+    ]
+
+
+async def atom(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    body = await services.run(lambda: atom_feed(_current_items(services), services.public_url))
+    return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
+
+
+async def json_items(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    body = await services.run(lambda: json_feed(_current_items(services), services.public_url))
+    return web.Response(body=body, content_type="application/feed+json", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    app[_PLACES] = PlaceIndex()
+    app.router.add_post("/api/v1/cap", cap_ingest)
+    app.router.add_get("/cap/{id}.xml", cap_document)
+    app.router.add_get("/feeds/alerts.atom", atom)
+    app.router.add_get("/feeds/alerts.json", json_items)

@@ -1,0 +1,137 @@
+"""CAP 1.2 over HTTP: signed ingest with idempotency, standing orders with ratification, and CAP/Atom/JSON out.
+
+Runs on SQLite and PostgreSQL; every refusal is a precise 4xx and leaves the event count as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from defusedxml import ElementTree
+
+from adapters.secrets import SecretStore
+from adapters.store.access import add_integration, issue_token
+from adapters.store.app import Keng
+from domain.standing_orders import parse_orders
+from runtime.config import load_settings
+from runtime.http.services import Services
+from tests.http_server import Client, serve
+from tests.unit.cap_builders import alert, area, info, reference
+
+CAP = "/api/v1/cap"
+CAP_TYPE = "application/cap+xml"
+ORDERS = [
+    {"name": "kttv-extreme-immediate", "senders": ["kttv"], "severities": ["Extreme"], "urgencies": ["Immediate"]}
+]
+
+
+@pytest.fixture
+def cap_api(sample_app: Keng, tmp_path: Path) -> Iterator[tuple[Client, dict[str, str], Keng]]:
+    secrets = SecretStore(tmp_path)
+    creds = {
+        "secret": add_integration(
+            sample_app, secrets, name="kttv", kind="cap", jurisdiction=["00595", "00601"], by="admin"
+        ),
+        "hung": issue_token(sample_app, staff="hung.tran", label="t", by="admin"),
+        "ha": issue_token(sample_app, staff="ha.vu", label="t", by="admin"),
+    }
+    services = Services(
+        app=sample_app,
+        secrets=secrets,
+        settings=load_settings(data_dir=str(tmp_path), environ={}),
+        standing_orders=parse_orders(ORDERS),
+        public_url="https://keng.example",
+    )
+    with serve(services) as client:
+        yield client, creds, sample_app
+
+
+def post(client: Client, doc: bytes, secret: str, n: int = 0) -> object:
+    return client.signed(CAP, doc, secret, f"cap-{time.time_ns()}-{n}", content_type=CAP_TYPE)
+
+
+def test_a_moderate_alert_waits_for_approval_and_is_published_after(cap_api) -> None:  # type: ignore[no-untyped-def]
+    client, t, _ = cap_api
+    doc = alert(identifier="KTTV-1", infos=(info(severity="Moderate", urgency="Expected"),))
+    reply = post(client, doc, t["secret"])
+    assert reply.status == 202, reply.body  # type: ignore[attr-defined]
+    outcome = reply.json()  # type: ignore[attr-defined]
+    assert outcome["action"] == "submitted"
+    bid = outcome["broadcast_ids"][0]
+    assert client.json("POST", f"/api/v1/broadcasts/{bid}/approve", None, t["ha"]).status == 200
+    atom = client.request("GET", "/feeds/alerts.atom")
+    assert atom.status == 200 and bid in atom.body.decode()
+    feed = json.loads(client.request("GET", "/feeds/alerts.json").body)
+    assert any("lũ quét" in item["content_text"] for item in feed["items"])
+    cap = client.request("GET", f"/cap/{bid}.xml")
+    assert cap.status == 200 and cap.headers["content-type"].startswith(CAP_TYPE)
+    assert ElementTree.fromstring(cap.body).tag.endswith("alert")
+    again = post(client, doc, t["secret"], 1)
+    assert again.status == 202 and again.json() == outcome  # type: ignore[attr-defined]
+    assert again.headers["idempotent-replayed"] == "true"  # type: ignore[attr-defined]
+
+
+def test_a_standing_order_approves_at_once_and_an_approver_ratifies(cap_api) -> None:  # type: ignore[no-untyped-def]
+    client, t, app = cap_api
+    reply = post(client, alert(identifier="KTTV-2"), t["secret"])
+    assert reply.status == 202 and reply.json()["action"] == "auto-approved"  # type: ignore[attr-defined]
+    bid = reply.json()["broadcast_ids"][0]  # type: ignore[attr-defined]
+    item = app.broadcast(UUID(bid))
+    assert item.approvals[0]["rule"] == "kttv-extreme-immediate" and item.awaiting_ratification
+    pending = client.json("GET", "/api/v1/broadcasts?unratified=1", None, t["hung"]).json()
+    assert [b["id"] for b in pending] == [bid]
+    assert client.json("POST", f"/api/v1/broadcasts/{bid}/ratify", None, t["hung"]).status == 200
+    assert client.json("GET", "/api/v1/broadcasts?unratified=1", None, t["hung"]).json() == []
+
+
+def test_cancel_references_the_alert_and_stops_it(cap_api) -> None:  # type: ignore[no-untyped-def]
+    client, t, app = cap_api
+    first = alert(identifier="KTTV-3", sent="2026-11-27T08:00:00+07:00")
+    bid = post(client, first, t["secret"]).json()["broadcast_ids"][0]  # type: ignore[attr-defined]
+    cancel = alert(
+        identifier="KTTV-3C",
+        msg_type="Cancel",
+        references=reference("kttv@hanoi.gov.vn", "KTTV-3", "2026-11-27T08:00:00+07:00"),
+    )
+    reply = post(client, cancel, t["secret"])
+    assert reply.status == 202 and reply.json()["action"] == "cancelled"  # type: ignore[attr-defined]
+    assert app.broadcast(UUID(bid)).state == "cancelled"
+
+
+def test_bad_cap_is_refused_precisely_and_stores_nothing(cap_api) -> None:  # type: ignore[no-untyped-def]
+    client, t, app = cap_api
+    secret = t["secret"]
+    before = app.max_position()
+    dtd = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><alert>&x;</alert>'
+    assert post(client, dtd, secret).status == 400  # type: ignore[attr-defined]
+    laughs = b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><alert>&b;</alert>'
+    assert post(client, laughs, secret).status == 400  # type: ignore[attr-defined]
+    external = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]><alert>&e;</alert>'
+    assert post(client, external, secret).status == 400  # type: ignore[attr-defined]
+    missing = alert(identifier="KTTV-4").replace(b"<status>Actual</status>", b"")
+    reply = post(client, missing, secret)
+    assert reply.status == 422 and "status" in reply.json()["detail"]  # type: ignore[attr-defined]
+    unknown_ward = alert(identifier="KTTV-5", infos=(info(areas=(area(codes=("99999",)),)),))
+    assert post(client, unknown_ward, secret).status == 422  # type: ignore[attr-defined]
+    outside = alert(identifier="KTTV-6", infos=(info(areas=(area(codes=("00598",)),)),))
+    reply = post(client, outside, secret)
+    assert reply.status == 422 and "00598" in reply.json()["detail"]  # type: ignore[attr-defined]
+    orphan = alert(
+        identifier="KTTV-7", msg_type="Update", references="kttv@hanoi.gov.vn,NOPE,2026-01-01T00:00:00+07:00"
+    )
+    assert post(client, orphan, secret).status == 422  # type: ignore[attr-defined]
+    unsigned = client.request("POST", CAP, alert(identifier="KTTV-8"), {"Content-Type": CAP_TYPE})
+    assert unsigned.status == 401
+    wrong_type = client.signed(CAP, alert(identifier="KTTV-9"), secret, "x", content_type="application/json")
+    assert wrong_type.status == 415
+    assert app.max_position() == before
+    first = alert(identifier="KTTV-10", sent="2026-11-27T09:00:00+07:00")
+    assert post(client, first, secret).status == 202  # type: ignore[attr-defined]
+    altered = alert(identifier="KTTV-10", sent="2026-11-27T09:00:00+07:00", infos=(info(headline="Khác hẳn"),))
+    reply = post(client, altered, secret)
+    assert reply.status == 422 and "different body" in reply.json()["detail"]  # type: ignore[attr-defined]
