@@ -270,6 +270,18 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/stream": {
+                "get": {
+                    "summary": "live status as server-sent events (broadcasts, dispatch progress, devices); "
+                    "resume with Last-Event-ID or ?since=POSITION",
+                    "security": _AUTH,
+                    "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}}],
+                    "responses": {
+                        "200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
+                        **_problems(400, 401),
+                    },
+                }
+            },
             "/api/v1/cap": {
                 "post": {
                     "summary": "a signed CAP 1.2 alert (Alert, Update, Cancel; Ack/Error/Test recorded only)",

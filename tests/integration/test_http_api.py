@@ -164,3 +164,25 @@ def test_webhook_bad_input_matrix(api: tuple[Client, dict[str, str], Keng]) -> N
     problem(client.signed(HOOK, orjson.dumps({**DRAFT, "priority": "urgent"}), secret, "m10"), 422, "urgent")
     problem(client.signed(HOOK, orjson.dumps({**DRAFT, "extra": 1}), secret, "m11"), 422, "unknown field")
     assert app.max_position() == before
+
+
+def test_live_stream_carries_state_changes_from_a_position(api: tuple[Client, dict[str, str], Keng]) -> None:
+    import http.client
+
+    client, t, app = api
+    start = app.max_position()
+    bid = client.json("POST", "/api/v1/broadcasts", DRAFT, t["lan.nguyen"]).json()["id"]
+    client.json("POST", f"/api/v1/broadcasts/{bid}/submit", None, t["lan.nguyen"])
+    conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=10)
+    conn.request("GET", f"/api/v1/stream?since={start}", headers={"Authorization": f"Bearer {t['mai.le']}"})
+    reply = conn.getresponse()
+    assert reply.status == 200 and reply.getheader("Content-Type", "").startswith("text/event-stream")
+    seen: list[str] = []
+    while len(seen) < 2:
+        line = reply.fp.readline().decode().strip()
+        if line.startswith("data: "):
+            seen.append(orjson.loads(line[6:])["type"])
+    conn.close()
+    assert seen == ["Broadcast.Drafted", "Broadcast.SubmittedForApproval"]
+    problem(client.request("GET", "/api/v1/stream"), 401)
+    problem(client.request("GET", "/api/v1/stream?since=abc", token=t["mai.le"]), 400, "log position")
