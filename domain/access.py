@@ -87,6 +87,15 @@ class Integration(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.secrets.append(self.fingerprint)
 
+    class ReportUrlSet(Aggregate.Event):
+        """Where keng POSTs delivery reports for the messages this integration sent (None: no reports)."""
+
+        url: str | None
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.report_url = self.url
+
     class SecretRetired(Aggregate.Event):
         fingerprint: str
         by: str
@@ -99,6 +108,7 @@ class Integration(Aggregate):
         self.kind = kind
         self.jurisdiction = list(jurisdiction)
         self.secrets: list[str] = []
+        self.report_url: str | None = None
 
     @classmethod
     def add(cls, *, name: str, kind: str, jurisdiction: list[str], by: str) -> Integration:
@@ -117,6 +127,12 @@ class Integration(Aggregate):
         if fingerprint in self.secrets:
             raise InvalidValue(f"secret {fingerprint} is already active")
         self.trigger_event(self.SecretIssued, fingerprint=fingerprint, by=by)
+
+    def set_report_url(self, url: str | None, *, by: str) -> None:
+        """Set (or clear) the delivery-report URL; only http(s) URLs."""
+        if url is not None and not re.match(r"^https?://[^\s/]+", url):
+            raise InvalidValue(f"report URL {url!r} must be an http(s) URL")
+        self.trigger_event(self.ReportUrlSet, url=url, by=by)
 
     def retire_secret(self, fingerprint: str, *, by: str) -> None:
         """Retire a secret; the last active secret cannot be retired (issue a new one first)."""

@@ -30,6 +30,7 @@ from runtime.dispatcher import Dispatcher
 from runtime.http.app import create_app
 from runtime.http.services import Services
 from runtime.output import print_json, print_table
+from runtime.reporter import Reporter
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name")
     p.add_argument("--kind", default="city-source", choices=["city-source", "cap"])
     p.add_argument("--jurisdiction", action="append", required=True, help="area code it may target (repeat)")
+    p.add_argument("--report-url", default=None, help="where to POST signed delivery reports (city source)")
     p.add_argument("--as", dest="actor", default="admin")
     p.set_defaults(handler=cmd_integration_add)
     p = integ.add_parser("rotate", help="issue another active secret (prints it once)")
@@ -98,12 +100,13 @@ def dispatcher_context(
             store, broker, programme=programme_from(slots), audio_base=audio_base, sign_audio=links.query
         )
         task = asyncio.create_task(dispatcher.run(), name="keng-dispatcher")
+        reporter = asyncio.create_task(Reporter(store, SecretStore(settings.data_dir)).run(), name="keng-reports")
         renderer = asyncio.create_task(run_renderer(store, render_config(settings, "espeak", None)), name="keng-render")
         log.info("dispatcher.started", broker=broker.display, embedded=embedded is not None)
         try:
             yield
         finally:
-            for t in (task, renderer):
+            for t in (task, renderer, reporter):
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
@@ -176,6 +179,7 @@ def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
         kind=args.kind,
         jurisdiction=args.jurisdiction,
         by=args.actor,
+        report_url=args.report_url,
     )
     print(secret)
     print("Lưu khóa ký này ngay (signing secret): store it now, it is not shown again", file=sys.stderr)

@@ -64,11 +64,22 @@ def revoke_tokens(app: Keng, tokens: list[ApiToken], *, by: str) -> int:
     return len(live)
 
 
-def add_integration(app: Keng, secrets: SecretStore, *, name: str, kind: str, jurisdiction: list[str], by: str) -> str:
-    """Add an integration with a first secret; returns the secret (shown once)."""
+def add_integration(
+    app: Keng,
+    secrets: SecretStore,
+    *,
+    name: str,
+    kind: str,
+    jurisdiction: list[str],
+    by: str,
+    report_url: str | None = None,
+) -> str:
+    """Add an integration with a first secret (and a delivery-report URL); returns the secret (shown once)."""
     for code in jurisdiction:
         app.area(code)
     integration = Integration.add(name=name, kind=kind, jurisdiction=jurisdiction, by=by)
+    if report_url:
+        integration.set_report_url(report_url, by=by)
     secret = new_secret()
     integration.issue_secret(secrets.add(name, secret), by=by)
     app.save_new(integration, what=f"integration {name!r}")

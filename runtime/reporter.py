@@ -1,0 +1,162 @@
+"""The delivery-report worker of `keng serve`: tells the city source system what became of each message it sent.
+
+When a broadcast that came from a city-source message ends (completed, cancelled, rejected, expired), a
+`DeliveryReport` is queued for the integration that sent it (if it configured a report URL), then POSTed, signed the
+same way as inbound webhooks (Standard Webhooks, the report's id as `webhook-id`), and retried with capped
+exponential backoff until the receiver answers 2xx. Every attempt is recorded; the schedule is derived from the
+recorded attempts, so a restart neither loses nor repeats work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+from eventsourcing.utils import get_topic
+
+from adapters.secrets import SecretStore
+from adapters.signing import sign
+from adapters.store.app import Keng
+from adapters.store.errors import DuplicateRecord, NotFound
+from domain.access import Integration, integration_id
+from domain.broadcast import Broadcast
+from domain.inbound import Inbound, inbound_id
+from domain.report import DeliveryReport, backoff_s, report_id
+
+log = structlog.get_logger(__name__)
+SOURCE = "city-source"
+FINAL = {
+    Broadcast.Completed: "completed",
+    Broadcast.Cancelled: "cancelled",
+    Broadcast.Rejected: "rejected",
+    Broadcast.Expired: "expired",
+}
+
+
+class Reporter:
+    """Queues and sends delivery reports."""
+
+    def __init__(
+        self,
+        app: Keng,
+        secrets: SecretStore,
+        *,
+        poll_s: float = 1.0,
+        timeout_s: float = 10.0,
+        backoff_base_s: float = 2.0,
+    ) -> None:
+        self.app, self.secrets, self.poll_s, self.timeout_s = app, secrets, poll_s, timeout_s
+        self.backoff_base_s = backoff_base_s
+        self.position = 0
+
+    def queue_new(self) -> int:
+        """Queue reports for broadcasts that ended since the last call; returns how many were queued."""
+        topics = [get_topic(cls) for cls in FINAL]
+        queued = 0
+        while True:
+            batch = self.app.recorder.select_notifications(start=self.position + 1, limit=500, topics=topics)
+            if not batch:
+                return queued
+            for note in batch:
+                event: Any = self.app.mapper.to_domain_event(note)
+                queued += self._queue_for(event.originator_id, FINAL[type(event)], getattr(event, "summary", {}))
+                self.position = note.id
+
+    def _queue_for(self, broadcast_id: Any, outcome: str, summary: dict[str, Any]) -> int:
+        item = self.app.broadcast(broadcast_id)
+        if item.source_kind != SOURCE or not item.source_ref or self.app.exists(report_id(item.id, outcome)):
+            return 0
+        try:
+            inbound = self.app.load(Inbound, inbound_id(SOURCE, item.source_ref), "inbound message")
+            integration = self.app.load(Integration, integration_id(inbound.integration), "integration")
+        except NotFound:
+            return 0
+        if not integration.report_url:
+            return 0
+        body = {
+            "message_id": item.source_ref,
+            "broadcast_id": str(item.id),
+            "outcome": outcome,
+            "state": item.state,
+            "summary": summary,
+            "reason": item.end_reason,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        report = DeliveryReport.queue(
+            integration=integration.name,
+            url=integration.report_url,
+            broadcast_id=item.id,
+            message_id=item.source_ref,
+            outcome=outcome,
+            body=body,
+        )
+        try:
+            self.app.save_new(report, what="this delivery report")
+        except DuplicateRecord:
+            return 0
+        return 1
+
+    def due(self, now: datetime) -> list[DeliveryReport]:
+        """Undelivered reports whose next attempt is due."""
+        found = self.app.aggregates_of(DeliveryReport.Queued, DeliveryReport.AttemptFailed, DeliveryReport.Delivered)
+        return [
+            r
+            for r in found.values()
+            if not r.delivered
+            and (r.attempts == 0 or (now - r.modified_on).total_seconds() >= backoff_s(r.attempts, self.backoff_base_s))
+        ]
+
+    def signed_headers(self, report: DeliveryReport, body: bytes) -> dict[str, str] | None:
+        integration = self.app.load(Integration, integration_id(report.integration), "integration")
+        active = self.secrets.active(integration.name, integration.secrets)
+        if not active:
+            return None
+        ts = int(time.time())
+        return {
+            "Content-Type": "application/json",
+            "webhook-id": str(report.id),
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign(active[-1], str(report.id), ts, body),
+        }
+
+    async def send(self, session: aiohttp.ClientSession, report: DeliveryReport) -> None:
+        """One attempt; its outcome is recorded either way."""
+        body = orjson.dumps(report.body)
+        headers = await asyncio.to_thread(self.signed_headers, report, body)
+        if headers is None:
+            outcome: tuple[bool, int | str] = (False, "the integration has no active secret to sign with")
+        else:
+            try:
+                async with session.post(report.url, data=body, headers=headers) as reply:
+                    outcome = (
+                        200 <= reply.status < 300,
+                        reply.status if reply.status < 300 else f"HTTP {reply.status}",
+                    )
+            except (aiohttp.ClientError, TimeoutError) as e:
+                outcome = (False, f"{type(e).__name__}: {e}")
+        await asyncio.to_thread(self._record, report, outcome)
+
+    def _record(self, report: DeliveryReport, outcome: tuple[bool, int | str]) -> None:
+        if outcome[0]:
+            report.mark_delivered(int(outcome[1]))
+        else:
+            report.attempt_failed(str(outcome[1]))
+        self.app.save_changes(report)
+        log.info(
+            "report.attempt", report_id=str(report.id), delivered=outcome[0], detail=outcome[1], attempt=report.attempts
+        )
+
+    async def run(self) -> None:
+        """Queue and send until cancelled."""
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                await asyncio.to_thread(self.queue_new)
+                for report in await asyncio.to_thread(self.due, datetime.now(UTC)):
+                    await self.send(session, report)
+                await asyncio.sleep(self.poll_s)

@@ -1,0 +1,97 @@
+"""Delivery reports to the city source system: queued when its broadcast ends, POSTed signed, retried with backoff
+until a 2xx, every attempt recorded. The receiver is a real HTTP server on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from uuid import UUID
+
+import orjson
+import pytest
+from aiohttp import web
+
+from adapters.secrets import SecretStore
+from adapters.signing import verify
+from adapters.store.access import add_integration, record_inbound
+from adapters.store.app import Keng
+from domain.report import DeliveryReport, backoff_s, report_id
+from runtime.reporter import Reporter
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [backoff_s(n) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
+    assert backoff_s(30) == 300.0
+
+
+async def test_a_cancelled_city_message_is_reported_after_a_failed_attempt(sample_app: Keng, tmp_path: Path) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+    answers = [503, 200]
+
+    async def city(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.read()))
+        return web.Response(status=answers.pop(0))
+
+    receiver = web.Application()
+    receiver.router.add_post("/reports", city)
+    runner = web.AppRunner(receiver)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    secrets = SecretStore(tmp_path)
+    secret = add_integration(
+        sample_app,
+        secrets,
+        name="city-source",
+        kind="city-source",
+        jurisdiction=["021"],
+        by="admin",
+        report_url=f"http://127.0.0.1:{port}/reports",
+    )
+    bid = _city_broadcast(sample_app, secrets)
+    sample_app.cancel_broadcast(bid, by="hung.tran", reason="trùng lặp")
+    reporter = Reporter(sample_app, secrets, poll_s=0.05, backoff_base_s=0.1)
+    task = asyncio.create_task(reporter.run())
+    try:
+        deadline = time.monotonic() + 15
+        while len(received) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await runner.cleanup()
+    assert len(received) == 2
+    headers, body = received[-1]
+    verify([secret], headers, body, now=time.time())
+    report = orjson.loads(body)
+    assert (report["message_id"], report["outcome"], report["broadcast_id"]) == ("city-77", "cancelled", str(bid))
+    stored = sample_app.load(DeliveryReport, report_id(bid, "cancelled"), "report")
+    assert (stored.delivered, stored.attempts, stored.last_error) == (True, 2, "HTTP 503")
+    # Nothing is queued twice, also by a restarted reporter.
+    assert Reporter(sample_app, secrets).queue_new() == 0
+
+
+def _city_broadcast(app: Keng, secrets: SecretStore) -> UUID:
+    from adapters.signing import Verified
+    from adapters.store.access import VerifiedInbound
+    from domain.access import Integration, integration_id
+
+    integration = app.load(Integration, integration_id("city-source"), "integration")
+    verified = VerifiedInbound(integration, Verified("city-77", int(time.time()), integration.secrets[0]), "0" * 64)
+    actor = verified.actor(app.areas())
+    item = app.prepare_broadcast(
+        actor,
+        source_kind="city-source",
+        source_ref="city-77",
+        title="Thông báo",
+        text="Nội dung",
+        priority="normal",
+        target_areas=["00595"],
+    )
+    item.submit(by=actor)
+    app.save_new(record_inbound("city-source", verified, {"broadcast_id": str(item.id)}), item, what="test")
+    return item.id
