@@ -260,17 +260,25 @@ class Keng(Application[UUID]):
 
     def aggregates_of(self, *event_classes: type) -> dict[UUID, Any]:
         """Current states folded from only these event classes (a topic-filtered read, not the whole log)."""
-        topics = [get_topic(c) for c in event_classes]
         found: dict[UUID, Any] = {}
-        start = 1
-        while True:
-            batch = self.recorder.select_notifications(start=start, limit=1000, topics=topics)
+        self.fold_topics(event_classes, found, since=0)
+        return found
+
+    def fold_topics(self, event_classes: Sequence[type], into: dict[UUID, Any], *, since: int) -> int:
+        """Fold the events of these classes recorded after position `since` into `into` (states by id); returns
+        the position read up to, so that the next call reads only what is new."""
+        topics = [get_topic(c) for c in event_classes]
+        top = self.max_position()
+        start = since + 1
+        while start <= top:
+            batch = self.recorder.select_notifications(start=start, limit=1000, stop=top, topics=topics)
             if not batch:
-                return found
+                break
             for n in batch:
                 event: Any = self.mapper.to_domain_event(n)
-                found[event.originator_id] = event.mutate(found.get(event.originator_id))
+                into[event.originator_id] = event.mutate(into.get(event.originator_id))
             start = batch[-1].id + 1
+        return max(top, since)
 
     def areas(self) -> list[Area]:
         """Every registered area node (area nodes have a single event)."""

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+from uuid import UUID
 
 from aiohttp import web
 
@@ -79,12 +80,21 @@ class Services:
         self.committer = GroupCommitter(self.app)
         self.audio_links = AudioLinks.in_data_dir(self.settings.data_dir)
         self.catalog = LiveCatalog(self.app)
-        self.area_cache = TimedCache(self.app.areas, 30.0)
-        self.integration_cache = TimedCache(self._integrations, self.cache_ttl_s)
+        self.area_cache = TimedCache(self._fold_areas, 30.0)
+        self.integration_cache = TimedCache(self._fold_integrations, self.cache_ttl_s)
+        self._areas: dict[UUID, Area] = {}
+        self._integrations: dict[UUID, Integration] = {}
+        self._area_position = self._integration_position = 0
 
-    def _integrations(self) -> list[Integration]:
-        found = self.app.aggregates_of(Integration.Added, Integration.SecretIssued, Integration.SecretRetired)
-        return list(found.values())
+    # Each refresh reads only the events recorded since the previous one (a topic-filtered read from a position).
+    def _fold_areas(self) -> list[Area]:
+        self._area_position = self.app.fold_topics([Area.Registered], self._areas, since=self._area_position)
+        return list(self._areas.values())
+
+    def _fold_integrations(self) -> list[Integration]:
+        classes = [Integration.Added, Integration.SecretIssued, Integration.SecretRetired, Integration.ReportUrlSet]
+        self._integration_position = self.app.fold_topics(classes, self._integrations, since=self._integration_position)
+        return list(self._integrations.values())
 
     def integrations(self, kind: str) -> list[Integration]:
         """Integrations of a kind with their active secret fingerprints (cached for `cache_ttl_s`)."""
