@@ -26,8 +26,10 @@ from runtime.cli_admin import catalog, require_admin
 from runtime.cli_dispatch import broker_from, programme_from
 from runtime.cli_render import render_config
 from runtime.config import Settings
+from runtime.dispatch_metrics import DispatcherCollector, observe_closed
 from runtime.dispatcher import Dispatcher
 from runtime.http.app import create_app
+from runtime.http.metrics import Metrics
 from runtime.http.services import Services
 from runtime.output import print_json, print_table
 from runtime.reporter import Reporter
@@ -81,7 +83,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def dispatcher_context(
-    settings: Settings, broker_url: str | None, slots: str | None, audio_base: str
+    settings: Settings, broker_url: str | None, slots: str | None, audio_base: str, metrics: Metrics
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context running the MQTT dispatcher (and an embedded broker when none is configured) beside the
     HTTP service: started with it, cancelled and awaited on shutdown. It has its own store connection."""
@@ -97,8 +99,15 @@ def dispatcher_context(
         store = open_app(settings, create=False)
         links = AudioLinks.in_data_dir(settings.data_dir)
         dispatcher = Dispatcher(
-            store, broker, programme=programme_from(slots), audio_base=audio_base, sign_audio=links.query
+            store,
+            broker,
+            programme=programme_from(slots),
+            audio_base=audio_base,
+            sign_audio=links.query,
+            on_closed=lambda live, _summary: observe_closed(metrics, live),
         )
+        collector = DispatcherCollector(dispatcher)
+        metrics.registry.register(collector)
         task = asyncio.create_task(dispatcher.run(), name="keng-dispatcher")
         reporter = asyncio.create_task(Reporter(store, SecretStore(settings.data_dir)).run(), name="keng-reports")
         renderer = asyncio.create_task(run_renderer(store, render_config(settings, "espeak", None)), name="keng-render")
@@ -110,6 +119,7 @@ def dispatcher_context(
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+            metrics.registry.unregister(collector)
             if embedded is not None:
                 await embedded.stop()
             store.close()
@@ -144,7 +154,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     web_app = create_app(services)
     if not args.no_dispatcher:
-        web_app.cleanup_ctx.append(dispatcher_context(settings, args.broker, args.slots, f"{base}/audio"))
+        web_app.cleanup_ctx.append(
+            dispatcher_context(settings, args.broker, args.slots, f"{base}/audio", services.metrics)
+        )
     log.info("service.starting", host=args.host, port=args.port)
     print(f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop", flush=True)
     web.run_app(web_app, host=args.host, port=args.port, print=None, shutdown_timeout=10)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -28,13 +28,15 @@ class Metrics:
             ["source", "outcome"],
             registry=self.registry,
         )
-        self.queue_depth = Gauge(
-            "keng_dispatch_queue_depth", "Commands queued per priority", ["priority"], registry=self.registry
-        )
         self.dispatch_latency = Histogram(
-            "keng_dispatch_latency_seconds", "Approval to device ack", ["priority"], registry=self.registry
+            "keng_dispatch_latency_seconds",
+            "Approval (or slot) to each device's first ack, per closed dispatch",
+            ["priority"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=self.registry,
         )
-        self.devices_online = Gauge("keng_devices_online", "Endpoints last seen online", registry=self.registry)
+        # Queue depth per priority, devices online and dispatcher counters come from a collector registered by
+        # the process that runs the dispatcher (runtime/dispatch_metrics.py).
 
     def render(self) -> bytes:
         """The exposition text."""

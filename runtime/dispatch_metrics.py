@@ -1,0 +1,49 @@
+"""Prometheus views of a running dispatcher: queue depth per priority, devices online, its event counters (read at
+scrape time by a collector) and the approval-to-ack latency of every closed dispatch (a histogram per priority)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from domain.values import Priority
+from runtime.dispatcher import Dispatcher
+from runtime.http.metrics import Metrics
+from runtime.live import LiveDispatch
+
+_KEY = re.compile(r"^(?P<name>[a-z_]+)(\{reason=(?P<reason>[^}]*)\})?$")
+
+
+class DispatcherCollector(Collector):
+    """Reads the dispatcher's state when Prometheus scrapes."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def collect(self) -> Iterator[Any]:
+        d = self.dispatcher
+        depth = GaugeMetricFamily("keng_dispatch_queue_depth", "Commands queued per priority", labels=["priority"])
+        for p in Priority:
+            depth.add_metric([p.value], sum(lanes.depth(p.rank) for lanes in d.outbox.lanes.values()))
+        yield depth
+        yield GaugeMetricFamily(
+            "keng_devices_online", "Endpoints last seen online", value=sum(1 for up in d.online.values() if up)
+        )
+        events = CounterMetricFamily("keng_dispatcher_events", "Dispatcher events by kind", labels=["event", "reason"])
+        for key, count in sorted(d.metrics.items()):
+            m = _KEY.match(key)
+            if m:
+                events.add_metric([m.group("name"), m.group("reason") or ""], count)
+        yield events
+
+
+def observe_closed(metrics: Metrics, live: LiveDispatch) -> None:
+    """Record each endpoint's approval (or slot) to first-ack latency of a dispatch that just closed."""
+    plan = live.plan
+    histogram = metrics.dispatch_latency.labels(plan.priority)
+    for at in plan.first_at.values():
+        histogram.observe(max(0.0, (at - plan.reference_at).total_seconds()))
