@@ -23,6 +23,7 @@ from runtime.http.openapi import openapi_document
 from runtime.http.services import Services
 from runtime.inventory import install_sample
 from tests.http_server import Client, serve
+from tests.unit.cap_builders import alert
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, s
     secrets = SecretStore(tmp)
     token = issue_token(app, staff="lan.nguyen", label="fuzz", by="admin")
     secret = add_integration(app, secrets, name="city-source", kind="city-source", jurisdiction=["021"], by="admin")
+    CAP_SECRET.append(add_integration(app, secrets, name="kttv", kind="cap", jurisdiction=["021"], by="admin"))
     services = Services(app=app, secrets=secrets, settings=load_settings(data_dir=str(tmp), environ={}))
     with serve(services) as client:
         yield client, token, secret, app
@@ -126,6 +128,50 @@ bodies = st.one_of(
     json_ish.map(orjson.dumps),
     json_ish.map(lambda v: orjson.dumps(v)[:-1] if len(orjson.dumps(v)) > 1 else b"{"),
 )
+CAP_SECRET: list[str] = []
+VALID_CAP = alert(identifier="FUZZ-BASE")
+
+
+@st.composite
+def cap_variants(draw: st.DrawFn) -> bytes:
+    """A valid alert with random damage: a cut, an insertion, a duplicated slice, or a swapped tag."""
+    doc = bytearray(VALID_CAP)
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(doc)))
+        j = draw(st.integers(i, min(len(doc), i + 40)))
+        kind = draw(st.sampled_from(["cut", "insert", "dup", "tag"]))
+        if kind == "cut":
+            del doc[i:j]
+        elif kind == "insert":
+            doc[i:i] = draw(
+                st.sampled_from(
+                    [
+                        b"<",
+                        b">",
+                        b"&",
+                        b"<!DOCTYPE x>",
+                        b"\xff\xfe",
+                        b"<info>",
+                        b"</alert>",
+                        b"&lt;",
+                        b"Extreme",
+                        b"2026-13-45T99:00:00+07:00",
+                    ]
+                )
+            )
+        elif kind == "dup":
+            doc[i:i] = doc[i:j]
+        else:
+            doc = bytearray(
+                bytes(doc).replace(
+                    draw(st.sampled_from([b"urgency", b"severity", b"msgType", b"status", b"geocode", b"info"])),
+                    b"bogus",
+                    1,
+                )
+            )
+    return bytes(doc)
+
+
 FUZZ = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
 
 
@@ -135,6 +181,15 @@ def test_malformed_operator_input_gets_a_clean_4xx(server: tuple[Client, str, st
     client, token, _, app = server
     before = app.max_position()
     reply = client.request("POST", "/api/v1/broadcasts", body, {"Content-Type": "application/json"}, token)
+    _assert_clean_refusal(reply, app, before)
+
+
+@FUZZ
+@given(body=st.one_of(cap_variants(), st.binary(max_size=300)), n=st.integers(0, 10**9))
+def test_malformed_cap_gets_a_clean_4xx(server: tuple[Client, str, str, Keng], body: bytes, n: int) -> None:
+    client, _, _, app = server
+    before = app.max_position()
+    reply = client.signed("/api/v1/cap", body, CAP_SECRET[0], f"cap-fuzz-{n}", content_type="application/cap+xml")
     _assert_clean_refusal(reply, app, before)
 
 
