@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-import aiomqtt
 import structlog
 
 from adapters.mqtt import protocol as proto
@@ -367,10 +366,3 @@ class Dispatcher:
                 live.mark_resent(code, time.monotonic())
                 self._send_to(live, code)
                 self.metrics["commands_sent_on_reconnect"] += 1
-
-
-def device_will(code: str) -> aiomqtt.Will:
-    """The retained last will of a device: `offline`, reason `last-will`."""
-    return aiomqtt.Will(
-        proto.status_topic(code), proto.encode(proto.status_message(code, "offline", reason="last-will")), 1, True
-    )
