@@ -133,15 +133,17 @@ class _Connection(asyncio.Protocol):
             for kind, flags, body in parse_packets(self.buffer):
                 self.link._packet(self, kind, flags, body)
         except (WireError, struct.error, UnicodeDecodeError, IndexError) as e:
-            if not self.lost.done():
-                self.lost.set_exception(WireError(str(e)))
+            self._fail(WireError(str(e)))
             if self.transport is not None:
                 self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionResetError("connection closed by the broker"))
+
+    def _fail(self, exc: BaseException) -> None:
         if not self.lost.done():
-            self.lost.set_exception(exc or ConnectionResetError("connection closed by the broker"))
-        self.lost.exception()  # retrieved: nobody may be waiting any more
+            self.lost.set_exception(exc)
+            self.lost.exception()  # marked retrieved: the session may already have stopped waiting
 
 
 class WireLink:
