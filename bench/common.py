@@ -15,7 +15,7 @@ from typing import Any
 
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
-from adapters.mqtt.link import MqttLink
+from adapters.mqtt.wire import WireLink
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from runtime import sample
@@ -100,11 +100,11 @@ def start_broker(spec: str) -> tuple[BrokerAddress, subprocess.Popen[bytes] | No
 
 
 class Observer:
-    """Collects `received` acks (device time) per dispatch id."""
+    """Collects `received` acks (device time) per dispatch id (on the fleet's light client: it reads every ack)."""
 
     def __init__(self, broker: BrokerAddress) -> None:
         self.received: dict[str, dict[str, datetime]] = defaultdict(dict)
-        self.link = MqttLink(
+        self.link = WireLink(
             broker, client_id="bench-observer", subscriptions=(proto.ACK_SUBSCRIPTION,), on_message=self._on
         )
 
