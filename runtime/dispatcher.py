@@ -211,7 +211,10 @@ class Dispatcher:
                 self._maybe_close(live)
 
     def _maybe_close(self, live: LiveDispatch) -> None:
-        outcome = live.outcome(time.monotonic(), self.settle_s)
+        did = live.plan.dispatch_id
+        outcome = live.outcome(
+            time.monotonic(), self.settle_s, self.outbox.queued[did], self.outbox.last_out.get(did, 0.0)
+        )
         if outcome and not live.closing:
             live.closing = True
             asyncio.get_running_loop().create_task(self._close(live, outcome))
@@ -221,6 +224,7 @@ class Dispatcher:
         summary = live.summary(outcome, {c for c in live.plan.targets if self.online.get(c)})
         await self._store(self.model.close, live.plan.dispatch_id, summary)
         self.live.pop(live.plan.dispatch_id, None)
+        self.outbox.forget(live.plan.dispatch_id)
         self.closed.append(live.plan.dispatch_id)
         log.info("dispatch.closed", dispatch_id=live.plan.dispatch_id, **{k: v for k, v in summary.items()})
         if self.on_closed:
