@@ -15,13 +15,16 @@ from typing import Any
 
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
-from adapters.mqtt.link import MqttLink
+from adapters.mqtt.wire import WireLink
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from runtime import sample
 from runtime.inventory import SYSTEM, bootstrap_admin, load_rows
 
-MOSQUITTO_CONF = "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 200000\npersistence false\n"
+MOSQUITTO_CONF = (
+    "listener {port} 127.0.0.1\nallow_anonymous true\n"
+    "max_queued_messages 200000\nmax_inflight_messages 0\npersistence false\n"
+)
 PER_GROUP = 20
 
 
@@ -58,7 +61,7 @@ def district(n: int) -> tuple[str, Keng]:
 
 
 def cli(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KENG_LOG_LEVEL": "warning", "KENG_LOG_FORMAT": "json"}
+    env = {**os.environ, "KENG_LOG_LEVEL": os.environ.get("KENG_BENCH_LOG_LEVEL", "warning"), "KENG_LOG_FORMAT": "json"}
     return subprocess.Popen([sys.executable, "-m", "runtime.cli_dispatch", *args], env=env, **kw)
 
 
@@ -97,11 +100,11 @@ def start_broker(spec: str) -> tuple[BrokerAddress, subprocess.Popen[bytes] | No
 
 
 class Observer:
-    """Collects `received` acks (device time) per dispatch id."""
+    """Collects `received` acks (device time) per dispatch id (on the fleet's light client: it reads every ack)."""
 
     def __init__(self, broker: BrokerAddress) -> None:
         self.received: dict[str, dict[str, datetime]] = defaultdict(dict)
-        self.link = MqttLink(
+        self.link = WireLink(
             broker, client_id="bench-observer", subscriptions=(proto.ACK_SUBSCRIPTION,), on_message=self._on
         )
 
@@ -114,6 +117,29 @@ class Observer:
         deadline = time.monotonic() + timeout
         while len(self.received[dispatch]) < n and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+
+
+async def wait_online(app: Keng, n: int, timeout: float = 300) -> float:
+    """Wait until the dispatcher has recorded `n` endpoints online (the fleet's retained statuses), so that a
+    benchmark measures a dispatch in steady state, not the dispatcher's start-up intake. Returns seconds waited."""
+    from domain.endpoint import Endpoint
+
+    t0, position, online = time.monotonic(), 0, 0
+    while online < n and time.monotonic() - t0 < timeout:
+        for at, event in app.read_events(position):
+            online += isinstance(event, Endpoint.CameOnline)
+            position = at
+        await asyncio.sleep(0.2)
+    return round(time.monotonic() - t0, 2)
+
+
+def drain(proc: subprocess.Popen[bytes]) -> None:
+    """Keep reading a child's stdout in a thread, so that a full pipe never blocks it."""
+    import threading
+
+    assert proc.stdout is not None
+    stream = proc.stdout
+    threading.Thread(target=lambda: stream.read(), daemon=True).start()
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

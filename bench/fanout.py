@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.link import MqttLink
-from bench.common import Observer, cli, district, latencies_ms, rss_mb, start_broker, wait_line
+from bench.common import Observer, cli, district, drain, latencies_ms, rss_mb, start_broker, wait_line, wait_online
 from domain.broadcast import Broadcast
 from domain.delivery import percentile
 from domain.dispatch import Dispatch
@@ -87,14 +87,17 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     )
     t = time.monotonic()
     print(wait_line(sim, "ready"), f"({time.monotonic() - t:.0f} s)", file=sys.stderr)
+    drain(sim)
     observer = Observer(address)
     observer.link.start()
     await observer.link.connected.wait()
     base = await baseline(address, observer, args.devices, [proto.area_topic("speaker", "021")])
     disp = cli(
-        "--store", url, "dispatch", "run", "--broker", broker_url, "--slots", "00:00-24:00", "--settle", "5", stdout=-1
+        "--store", url, "dispatch", "run", "--broker", broker_url, "--slots", "00:00-24:00", "--settle", "10", stdout=-1
     )
     wait_line(disp, "ready")
+    drain(disp)
+    print(f"statuses recorded in {await wait_online(app, args.devices)} s", file=sys.stderr)
     bid = app.draft_broadcast(
         by="lan.nguyen",
         title="Bench",

@@ -10,9 +10,7 @@ store instead of sending twice. All methods run on the dispatcher's single store
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -29,69 +27,12 @@ from domain.dispatch import Dispatch
 from domain.endpoint import Endpoint
 from domain.ids import area_id as _area_id
 from domain.ids import endpoint_id as _endpoint_id
-from domain.programme import Programme, volume_for
+from domain.programme import Programme
 from domain.values import Priority
+from runtime.dispatch_plan import Arm, Cancel, Deliver, Known, Plan, Reaction, Target, play_commands
 
 log = structlog.get_logger(__name__)
-CHARS_PER_SECOND = 14.0  # spoken Vietnamese, for the duration of text that has no rendered audio yet
-
-
-@dataclass(frozen=True)
-class Target:
-    """One commandable endpoint of a dispatch."""
-
-    code: str
-    cls: str
-    ward: str
-    cellular: bool
-
-
-@dataclass
-class Plan:
-    """What the loop needs to deliver one dispatch (built from the log; `states` and `first_at` as recorded)."""
-
-    dispatch_id: str
-    broadcast_id: str
-    priority: str
-    rank: int
-    expires_at: datetime
-    reference_at: datetime
-    targets: dict[str, Target]
-    group_topics: list[str]
-    direct: list[str]
-    commands: dict[str, bytes]
-    sha256: str
-    states: dict[str, str] = field(default_factory=dict)
-    first_at: dict[str, datetime] = field(default_factory=dict)
-    retries: int = 0
-    resumed: bool = False
-    play_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Deliver:
-    plan: Plan
-
-
-@dataclass(frozen=True)
-class Arm:
-    broadcast_id: UUID
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Cancel:
-    broadcast_id: UUID
-    plans: list[Plan]
-
-
-@dataclass(frozen=True)
-class Known:
-    code: str
-    online: bool | None
-
-
-Reaction = Deliver | Arm | Cancel | Known
+__all__ = ["Arm", "Cancel", "Deliver", "DispatchModel", "Known", "Plan", "Reaction", "Target"]
 
 
 class DispatchModel:
@@ -268,37 +209,9 @@ class DispatchModel:
             for a in top
             for cls in sorted({t.cls for c, t in targets.items() if a in chains[c]})
         ]
-        render = next(
-            (r for r in reversed(b.renders) if r["revision"] == b.revision and r["channel"] == "speaker"), None
-        )
-        # Devices report the SHA-256 of the bytes they played; the URL addresses the asset by its store key.
-        sha = (
-            (render.get("content_sha256") or render["asset_hash"])
-            if render
-            else hashlib.sha256(b.text.encode()).hexdigest()
-        )
-        duration = float(render["duration_s"] or 0) if render else round(len(b.text) / CHARS_PER_SECOND, 1)
         approved = self.approved_at.get(b.id, d.created_on)
         reference = max(approved, b.slots[0]) if b.slots else approved
-        common: dict[str, Any] = {
-            "broadcast_id": str(b.id),
-            "dispatch_id": str(d.id),
-            "seq": 1,
-            "priority": b.priority,
-            "rank": Priority(b.priority).rank,
-            "title": b.title,
-            "text": b.text,
-            "audio_url": self.audio_url(render["asset_hash"], b.expires_at) if render else None,
-            "sha256": sha,
-            "duration_s": duration,
-            "repeats": b.repeats,
-            "volume": volume_for(b.priority),
-            "expires_at": b.expires_at,
-            "issued_at": d.created_on,
-            "drill": b.drill,
-        }
-        classes = {t.cls for t in targets.values()}
-        commands = {cls: proto.encode(proto.play_command(cls=cls, **common)) for cls in classes}
+        commands, sha, duration = play_commands(b, d, {t.cls for t in targets.values()}, self.audio_url)
         return Plan(
             dispatch_id=str(d.id),
             broadcast_id=str(b.id),

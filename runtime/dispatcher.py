@@ -16,23 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-import aiomqtt
 import structlog
 
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.broker import BrokerAddress
 from adapters.mqtt.link import MqttLink
 from adapters.store.app import Clock, Keng, utc_now
-from domain.delivery import check_ack
-from domain.device_status import check_status
 from domain.programme import Programme
 from runtime.dispatch_model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
+from runtime.intake import Intake
 from runtime.live import LiveDispatch, RetryPolicy
 from runtime.outbox import Outbox, Outgoing, Rates
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-ACK_BATCH, ACK_WINDOW_S = 1000, 0.1
 OnProgress = Callable[[LiveDispatch], None]
 OnClosed = Callable[[LiveDispatch, dict[str, Any]], None]
 
@@ -65,11 +62,12 @@ class Dispatcher:
             app, programme=programme or Programme(), clock=clock, audio_base=audio_base, sign_audio=sign_audio
         )
         self.metrics: Counter[str] = Counter()
+        self.intake = Intake(self.metrics)
         self.link = MqttLink(
             broker,
             client_id=client_id,
             subscriptions=(proto.ACK_SUBSCRIPTION, proto.STATUS_SUBSCRIPTION),
-            on_message=self._on_message,
+            on_message=self.intake.route,
         )
         self.outbox = Outbox(self.link, clock=clock, metrics=self.metrics, rates=rates)
         self.live: dict[str, LiveDispatch] = {}
@@ -78,8 +76,6 @@ class Dispatcher:
         self.online: dict[str, bool | None] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.on_progress, self.on_closed = on_progress, on_closed
-        self.acks_in: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=200_000)
-        self.status_in: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=50_000)
         self.ready = asyncio.Event()
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keng-store")
         self._tasks: list[asyncio.Task[Any]] = []
@@ -212,7 +208,10 @@ class Dispatcher:
                 self._maybe_close(live)
 
     def _maybe_close(self, live: LiveDispatch) -> None:
-        outcome = live.outcome(time.monotonic(), self.settle_s)
+        did = live.plan.dispatch_id
+        outcome = live.outcome(
+            time.monotonic(), self.settle_s, self.outbox.queued[did], self.outbox.last_out.get(did, 0.0)
+        )
         if outcome and not live.closing:
             live.closing = True
             asyncio.get_running_loop().create_task(self._close(live, outcome))
@@ -222,6 +221,7 @@ class Dispatcher:
         summary = live.summary(outcome, {c for c in live.plan.targets if self.online.get(c)})
         await self._store(self.model.close, live.plan.dispatch_id, summary)
         self.live.pop(live.plan.dispatch_id, None)
+        self.outbox.forget(live.plan.dispatch_id)
         self.closed.append(live.plan.dispatch_id)
         log.info("dispatch.closed", dispatch_id=live.plan.dispatch_id, **{k: v for k, v in summary.items()})
         if self.on_closed:
@@ -256,65 +256,11 @@ class Dispatcher:
 
     # -- what devices say ------------------------------------------------------------------------------------------
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
-        queue = None
-        if proto.parse_ack_topic(topic) is not None:
-            queue = self.acks_in
-        elif proto.parse_status_topic(topic) is not None:
-            queue = self.status_in
-        if queue is None:
-            self.metrics["messages_refused{reason=foreign-topic}"] += 1
-            return
-        try:
-            queue.put_nowait((topic, payload))
-        except asyncio.QueueFull:
-            self.metrics["messages_dropped_queue_full"] += 1
-
-    def _refuse(self, kind: str, reason: str, topic: str) -> None:
-        self.metrics[f"{kind}_refused{{reason={reason}}}"] += 1
-        log.warning(f"{kind}.refused", reason=reason, topic=topic[:120])
-
-    async def _drain(self, queue: asyncio.Queue[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-        batch = [await queue.get()]
-        deadline = time.monotonic() + ACK_WINDOW_S
-        while len(batch) < ACK_BATCH:
-            while len(batch) < ACK_BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
-            if len(batch) >= ACK_BATCH or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
-        return batch
-
     async def _record_acks(self) -> None:
         await self.ready.wait()  # messages wait in the bounded queue until the log is caught up
         while True:
-            batch = await self._drain(self.acks_in)
-            by_dispatch: dict[str, list[dict[str, Any]]] = {}
-            targets = {d: live.plan.targets for d, live in self.live.items() if not live.closing}
-            shas = {d: live.plan.sha256 for d, live in self.live.items()}
-            seqs = {d: 1 for d in self.live}
-            for topic, payload in batch:
-                code = proto.parse_ack_topic(topic) or ""
-                try:
-                    message = proto.decode(payload)
-                except proto.ProtocolError:
-                    self._refuse("acks", "bad-json", topic)
-                    continue
-                check = check_ack(
-                    code, message, known_endpoints=self.known, targets_of=targets, sha256_of=shas, max_seq_of=seqs
-                )
-                if (
-                    check.refused == "unknown-dispatch"
-                    and isinstance(message, dict)
-                    and message.get("dispatch") in self.closed
-                ):
-                    self.metrics["acks_late"] += 1  # a re-ack after the dispatch closed: expected, not hostile
-                elif check.ack is None or check.dispatch is None:
-                    self._refuse("acks", check.refused or "malformed", topic)
-                elif self.live[check.dispatch].advances(check.ack):
-                    by_dispatch.setdefault(check.dispatch, []).append(check.ack)
-                else:
-                    self.metrics["acks_duplicate"] += 1
+            batch = await self.intake.drain(self.intake.acks)
+            by_dispatch = self.intake.sort_acks(batch, self.live, self.known, self.closed)
             if not by_dispatch:
                 continue
             refused = await self._store(self.model.record_acks, by_dispatch)
@@ -332,22 +278,8 @@ class Dispatcher:
     async def _record_statuses(self) -> None:
         await self.ready.wait()  # retained statuses arrive at once; the endpoints are known after catch-up
         while True:
-            batch = await self._drain(self.status_in)
-            changes: dict[str, tuple[str, str]] = {}
-            for topic, payload in batch:
-                code = proto.parse_status_topic(topic) or ""
-                try:
-                    message = proto.decode(payload) if payload else None
-                except proto.ProtocolError:
-                    self._refuse("status", "bad-json", topic)
-                    continue
-                if message is None:
-                    continue  # a cleared retained status
-                state, detail = check_status(code, message, known_endpoints=self.known)
-                if state == "refused":
-                    self._refuse("status", detail, topic)
-                    continue
-                changes[code] = (state, detail)
+            batch = await self.intake.drain(self.intake.statuses)
+            changes = self.intake.sort_statuses(batch, self.known)
             if not changes:
                 continue
             await self._store(self.model.record_statuses, changes)
@@ -367,10 +299,3 @@ class Dispatcher:
                 live.mark_resent(code, time.monotonic())
                 self._send_to(live, code)
                 self.metrics["commands_sent_on_reconnect"] += 1
-
-
-def device_will(code: str) -> aiomqtt.Will:
-    """The retained last will of a device: `offline`, reason `last-will`."""
-    return aiomqtt.Will(
-        proto.status_topic(code), proto.encode(proto.status_message(code, "offline", reason="last-will")), 1, True
-    )

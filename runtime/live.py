@@ -93,13 +93,16 @@ class LiveDispatch:
             "failed": sum(1 for s in states if s == "failed"),
         }
 
-    def outcome(self, mono: float, settle_s: float | None) -> str | None:
-        """`complete` when every target is final; `settled` when no ack came for `settle_s` and every endpoint that
-        acknowledged is final (the rest count as unreachable); else None (keep going until expiry)."""
+    def outcome(self, mono: float, settle_s: float | None, queued: int = 0, last_out: float = 0.0) -> str | None:
+        """`complete` when every target is final; `settled` when none of its commands is still queued, no ack came
+        for `settle_s` since the last one left the outbox, and every endpoint that acknowledged is final (the rest
+        count as unreachable); else None (keep going until expiry)."""
         states = self.plan.states
         if all(states.get(c) in FINAL for c in self.plan.targets):
             return "complete"
-        quiet = mono - max(self.opened_mono, self.last_ack_mono) >= settle_s if settle_s is not None else False
+        if queued or settle_s is None:
+            return None
+        quiet = mono - max(self.opened_mono, self.last_ack_mono, last_out) >= settle_s
         if quiet and all(s in FINAL for s in states.values()):
             return "settled"
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,9 @@ from domain.lanes import PriorityLanes
 
 log = structlog.get_logger(__name__)
 LANE_CAPACITY = {0: 50_000, 1: 100_000, 2: 200_000}
+# Publishers per channel: each awaits its PUBACK, so this is the number of commands in flight per channel. With 4,
+# a backlog of commands to single endpoints drained at about 300/s on a busy 2-core machine (bench/priority.py).
+WORKERS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,7 @@ class Outbox:
         clock: Clock,
         metrics: Counter[str],
         rates: Rates | None = None,
-        workers: int = 4,
+        workers: int = WORKERS,
     ) -> None:
         rates = rates or Rates()
         self.link = link
@@ -80,6 +84,8 @@ class Outbox:
         self._wake = {channel: asyncio.Event() for channel in self.lanes}
         self._tasks: list[asyncio.Task[None]] = []
         self.published = 0
+        self.queued: Counter[str] = Counter()  # commands still queued or being published, per dispatch id
+        self.last_out: dict[str, float] = {}  # monotonic time a dispatch's last queued command left the outbox
 
     def put(self, channel: str, item: Outgoing) -> bool:
         """Queue a command on a channel's lane for its rank."""
@@ -87,12 +93,35 @@ class Outbox:
             self.metrics["commands_refused_queue_full"] += 1
             log.error("dispatch.queue_full", channel=channel, rank=item.rank, dispatch_id=item.dispatch_id)
             return False
+        self.queued[item.dispatch_id] += 1
         self._wake[channel].set()
         return True
 
     def drop(self, broadcast_id: str) -> int:
         """Remove everything queued for a broadcast (it was cancelled)."""
-        return sum(lanes.remove_where(lambda o: o.broadcast_id == broadcast_id) for lanes in self.lanes.values())
+        dropped: list[Outgoing] = []
+
+        def match(item: Outgoing) -> bool:
+            if item.broadcast_id == broadcast_id:
+                dropped.append(item)
+                return True
+            return False
+
+        for lanes in self.lanes.values():
+            lanes.remove_where(match)
+        for item in dropped:
+            self._done(item.dispatch_id)
+        return len(dropped)
+
+    def forget(self, dispatch_id: str) -> None:
+        """A dispatch closed: stop tracking it."""
+        self.queued.pop(dispatch_id, None)
+        self.last_out.pop(dispatch_id, None)
+
+    def _done(self, dispatch_id: str) -> None:
+        if self.queued.get(dispatch_id):  # a closed dispatch's stop commands are no longer tracked
+            self.queued[dispatch_id] -= 1
+            self.last_out[dispatch_id] = time.monotonic()
 
     def depth(self) -> int:
         """Commands queued on all channels."""
@@ -123,9 +152,13 @@ class Outbox:
                 continue
             if item.expires_at <= self.clock():
                 self.metrics["commands_dropped_expired"] += 1
+                self._done(item.dispatch_id)
                 continue
-            async with self.channel_rate[channel], self.class_rate[item.cellular]:
-                sent = await self.link.publish(item.topic, item.payload, expires_at=item.expires_at)
+            try:
+                async with self.channel_rate[channel], self.class_rate[item.cellular]:
+                    sent = await self.link.publish(item.topic, item.payload, expires_at=item.expires_at)
+            finally:
+                self._done(item.dispatch_id)
             if sent:
                 self.published += 1
                 self.metrics["commands_published"] += 1

@@ -20,8 +20,12 @@ from typing import Any
 
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.broker import BrokerAddress
-from adapters.mqtt.link import MqttLink
-from runtime.dispatcher import device_will
+from adapters.mqtt.wire import WireLink, WireWill
+
+
+def device_will(code: str) -> WireWill:
+    """The retained last will of a device: `offline`, reason `last-will`."""
+    return WireWill(proto.status_topic(code), proto.encode(proto.status_message(code, "offline", reason="last-will")))
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class SimDevice:
 
     def __init__(self, spec: DeviceSpec, broker: BrokerAddress, options: FleetOptions, rng: random.Random) -> None:
         self.spec, self.broker, self.options, self.rng = spec, broker, options, rng
-        self.link: MqttLink | None = None
+        self.link: WireLink | None = None
         self.seen: dict[tuple[str, int], tuple[str, str]] = {}
         self.current: Command | None = None
         self.play_task: asyncio.Task[None] | None = None
@@ -75,7 +79,7 @@ class SimDevice:
 
     async def connect(self) -> None:
         """Connect (own client id), subscribe, announce `online`."""
-        self.link = MqttLink(
+        self.link = WireLink(
             self.broker,
             client_id=f"keng-dev-{self.code}",
             subscriptions=tuple(proto.device_subscriptions(self.spec.cls, self.code, list(self.spec.areas))),
@@ -86,7 +90,7 @@ class SimDevice:
         self.link.start()
         await self.link.connected.wait()
 
-    async def _announce(self, link: MqttLink) -> None:
+    async def _announce(self, link: WireLink) -> None:
         status = proto.status_message(self.code, "online", datetime.now(UTC))
         await link.publish(proto.status_topic(self.code), proto.encode(status), retain=True)
 
@@ -116,11 +120,6 @@ class SimDevice:
             await self.link.close()
             self.link = None
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _ack(self, cmd: Command, state: str, reason: str = "") -> None:
         self.seen[(cmd.dispatch, cmd.seq)] = (state, reason)
         if self.link is None:
@@ -135,7 +134,7 @@ class SimDevice:
             sha256=sha,
             reason=reason,
         )
-        self._spawn(self.link.publish(proto.ack_topic(self.code), proto.encode(msg)))
+        self.link.send(proto.ack_topic(self.code), proto.encode(msg))
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         try:

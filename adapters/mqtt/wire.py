@@ -1,0 +1,344 @@
+"""A minimal MQTT 3.1.1 client on a raw asyncio transport, for the simulated fleet and the benchmarks only.
+
+Why not aiomqtt here: each aiomqtt client is a paho client with its own socket callbacks, futures and a task per
+publish; 10,000 of them in a few Python processes on 2 cores made the simulated fleet, not keng, the bottleneck of
+the fan-out benchmark (docs/dispatch-integration.md). This client is an `asyncio.Protocol`: one parser per
+connection, no task per message, and fire-and-forget QoS 1 publishes (`send`) that stay in flight until the PUBACK
+and are resent on reconnect. It speaks only what a device needs: CONNECT (with a retained last will), SUBSCRIBE,
+PUBLISH/PUBACK at QoS 0/1, PINGREQ, DISCONNECT. MQTT 3.1.1 works with mosquitto (which strips MQTT 5 properties such
+as the message expiry for 3.1.1 subscribers; devices read the expiry from the payload) and with the embedded broker.
+keng itself keeps using aiomqtt (adapters/mqtt/link.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from adapters.mqtt.broker import BrokerAddress
+from adapters.mqtt.protocol import HEARTBEAT_S, QOS
+
+log = structlog.get_logger(__name__)
+OnMessage = Callable[[str, bytes], None]
+CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK = 1, 2, 3, 4, 8, 9
+PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
+MAX_INFLIGHT = 1000  # unacknowledged publishes kept for resend; the oldest is dropped (and counted) beyond this
+MAX_BACKOFF_S = 5.0
+
+
+class WireError(ConnectionError):
+    """The broker refused the connection or sent something this client does not understand."""
+
+
+@dataclass(frozen=True)
+class WireWill:
+    """A last will: published by the broker when the connection drops without DISCONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = QOS
+    retain: bool = True
+
+
+def _string(value: str | bytes) -> bytes:
+    raw = value.encode() if isinstance(value, str) else value
+    return struct.pack("!H", len(raw)) + raw
+
+
+def _packet(kind: int, flags: int, body: bytes) -> bytes:
+    n, length = len(body), bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        length.append(byte | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes([kind << 4 | flags]) + bytes(length) + body
+
+
+def connect_packet(
+    client_id: str, keepalive: int, will: WireWill | None, username: str | None, password: str | None
+) -> bytes:
+    """CONNECT, protocol level 4 (3.1.1), clean session."""
+    flags = 0x02
+    payload = _string(client_id)
+    if will is not None:
+        flags |= 0x04 | will.qos << 3 | (0x20 if will.retain else 0)
+        payload += _string(will.topic) + _string(will.payload)
+    if username is not None:
+        flags |= 0x80
+        payload += _string(username)
+        if password is not None:
+            flags |= 0x40
+            payload += _string(password)
+    return _packet(CONNECT, 0, _string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + payload)
+
+
+def publish_packet(topic: str, payload: bytes, *, qos: int, retain: bool, packet_id: int) -> bytes:
+    """PUBLISH (packet id only at QoS > 0)."""
+    head = _string(topic) + (struct.pack("!H", packet_id) if qos else b"")
+    return _packet(PUBLISH, qos << 1 | (1 if retain else 0), head + payload)
+
+
+def subscribe_packet(packet_id: int, topics: tuple[str, ...], qos: int = QOS) -> bytes:
+    """SUBSCRIBE to every topic filter in one packet."""
+    return _packet(SUBSCRIBE, 0x02, struct.pack("!H", packet_id) + b"".join(_string(t) + bytes([qos]) for t in topics))
+
+
+def parse_packets(buffer: bytearray) -> list[tuple[int, int, bytes]]:
+    """Cut every complete packet off the front of `buffer`: (type, flags, body)."""
+    out: list[tuple[int, int, bytes]] = []
+    pos, end = 0, len(buffer)
+    while end - pos >= 2:
+        multiplier, length, i = 1, 0, pos + 1
+        while True:
+            if i >= end:
+                del buffer[:pos]
+                return out
+            byte = buffer[i]
+            length += (byte & 0x7F) * multiplier
+            multiplier *= 128
+            i += 1
+            if not byte & 0x80:
+                break
+            if multiplier > 128**4:
+                raise WireError("malformed remaining length")
+        if end - i < length:
+            break
+        out.append((buffer[pos] >> 4, buffer[pos] & 0x0F, bytes(buffer[i : i + length])))
+        pos = i + length
+    del buffer[:pos]
+    return out
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, link: WireLink) -> None:
+        self.link = link
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        try:
+            for kind, flags, body in parse_packets(self.buffer):
+                self.link._packet(self, kind, flags, body)
+        except (WireError, struct.error, UnicodeDecodeError, IndexError) as e:
+            self._fail(WireError(str(e)))
+            if self.transport is not None:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionResetError("connection closed by the broker"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.lost.done():
+            self.lost.set_exception(exc)
+            self.lost.exception()  # marked retrieved: the session may already have stopped waiting
+
+
+class WireLink:
+    """A reconnecting device connection with the surface of `MqttLink` that the simulator uses."""
+
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        *,
+        client_id: str,
+        subscriptions: tuple[str, ...] = (),
+        on_message: OnMessage | None = None,
+        will: WireWill | None = None,
+        on_connect: Callable[[WireLink], Awaitable[None]] | None = None,
+        keepalive: int = HEARTBEAT_S,
+        max_backoff_s: float = MAX_BACKOFF_S,
+    ) -> None:
+        self.broker = broker
+        self.client_id = client_id
+        self.subscriptions = subscriptions
+        self.on_message = on_message
+        self.will = will
+        self.on_connect = on_connect
+        self.keepalive = keepalive
+        self.max_backoff_s = max_backoff_s
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self.dropped_inflight = 0
+        self._conn: _Connection | None = None
+        self._inflight: dict[int, bytes] = {}
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self._handshake: dict[int, asyncio.Future[bytes]] = {}
+        self._next_id = 0
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._ping: asyncio.TimerHandle | None = None
+        self._last_write = 0.0
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the connection loop in a task (kept, and cancelled by `close`)."""
+        self._task = asyncio.create_task(self.run(), name=f"wire-{self.client_id}")
+        return self._task
+
+    async def run(self) -> None:
+        """Connect, subscribe, serve; on a lost connection wait (0.25 s, doubling, capped) and reconnect."""
+        backoff = 0.25
+        while not self._closing:
+            try:
+                await self._session()
+                backoff = 0.25
+            except (OSError, WireError, TimeoutError) as e:
+                if self._closing:
+                    break
+                log.debug("wire.disconnected", client_id=self.client_id, error=str(e), retry_in_s=backoff)
+            finally:
+                self._teardown()
+            if not self._closing:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(lambda: _Connection(self), self.broker.host, self.broker.port)
+        self._conn = conn
+        b = self.broker
+        connack = self._expect(CONNACK << 16)
+        self._write(connect_packet(self.client_id, self.keepalive, self.will, b.username, b.password))
+        body = await asyncio.wait_for(self._race(connack, conn), 10)
+        if len(body) < 2 or body[1] != 0:
+            raise WireError(f"connection refused (return code {body[1] if len(body) > 1 else '?'})")
+        if self.subscriptions:
+            pid = self._packet_id()
+            suback = self._expect(SUBACK << 16 | pid)
+            self._write(subscribe_packet(pid, self.subscriptions))
+            await asyncio.wait_for(self._race(suback, conn), 10)
+        self.connects += 1
+        for packet in self._inflight.values():  # QoS 1: resend what the broker never acknowledged, marked DUP
+            self._write(bytes([packet[0] | 0x08]) + packet[1:])
+        self._schedule_ping()
+        self.connected.set()
+        if self.on_connect is not None:
+            await self.on_connect(self)
+        await conn.lost
+
+    async def _race(self, future: asyncio.Future[bytes], conn: _Connection) -> bytes:
+        waiting: set[asyncio.Future[Any]] = {future, conn.lost}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not future.done():
+            await conn.lost  # raises why the connection was lost
+        return future.result()
+
+    def _expect(self, key: int) -> asyncio.Future[bytes]:
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._handshake[key] = future
+        return future
+
+    def _teardown(self) -> None:
+        self.connected.clear()
+        if self._ping is not None:
+            self._ping.cancel()
+            self._ping = None
+        for future in self._handshake.values():
+            future.cancel()
+        self._handshake.clear()
+        if self._conn is not None and self._conn.transport is not None:
+            self._conn.transport.close()
+        self._conn = None
+
+    def _packet(self, conn: _Connection, kind: int, flags: int, body: bytes) -> None:
+        if kind == PUBLISH:
+            qos = flags >> 1 & 0x03
+            n = body[0] << 8 | body[1]
+            topic = body[2 : 2 + n].decode()
+            start = 2 + n
+            if qos:
+                self._write(_packet(PUBACK, 0, body[start : start + 2]))
+                start += 2
+            if self.on_message is not None:
+                self.on_message(topic, body[start:])
+        elif kind == PUBACK:
+            pid = body[0] << 8 | body[1]
+            self._inflight.pop(pid, None)
+            waiter = self._waiters.pop(pid, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif kind in (CONNACK, SUBACK):
+            key = kind << 16 | (0 if kind == CONNACK else body[0] << 8 | body[1])
+            future = self._handshake.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(body)
+        elif kind != PINGRESP:
+            raise WireError(f"unexpected packet type {kind}")
+
+    def _write(self, packet: bytes) -> None:
+        conn = self._conn
+        if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            conn.transport.write(packet)
+            self._last_write = asyncio.get_running_loop().time()
+
+    def _schedule_ping(self) -> None:
+        self._ping = asyncio.get_running_loop().call_later(self.keepalive * 0.5, self._keepalive)
+
+    def _keepalive(self) -> None:
+        if asyncio.get_running_loop().time() - self._last_write >= self.keepalive * 0.5:
+            self._write(_packet(PINGREQ, 0, b""))
+        self._schedule_ping()
+
+    def _packet_id(self) -> int:
+        for _ in range(65535):
+            self._next_id = self._next_id % 65535 + 1
+            if self._next_id not in self._inflight:
+                return self._next_id
+        raise WireError("no free packet id")
+
+    def send(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = QOS) -> int:
+        """Publish without waiting: at QoS 1 the message stays in flight (resent on reconnect) until its PUBACK.
+        While disconnected it waits in flight too (bounded by MAX_INFLIGHT). Returns the packet id (0 at QoS 0)."""
+        pid = self._packet_id() if qos else 0
+        packet = publish_packet(topic, payload, qos=qos, retain=retain, packet_id=pid)
+        if qos:
+            if len(self._inflight) >= MAX_INFLIGHT:
+                del self._inflight[next(iter(self._inflight))]
+                self.dropped_inflight += 1
+            self._inflight[pid] = packet
+        if self.connected.is_set():
+            self._write(packet)
+        return pid
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = QOS) -> bool:
+        """Publish and wait for the broker's PUBACK (QoS 1), waiting out disconnects."""
+        await self.connected.wait()
+        if self._closing:
+            return False
+        pid = self.send(topic, payload, retain=retain, qos=qos)
+        if not qos:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[pid] = waiter
+        try:
+            await waiter
+        finally:
+            self._waiters.pop(pid, None)
+        return True
+
+    async def close(self) -> None:
+        """Disconnect cleanly (the broker does not publish the will) and stop reconnecting."""
+        self._closing = True
+        with contextlib.suppress(Exception):
+            self._write(_packet(DISCONNECT, 0, b""))
+        self._teardown()
+        self.connected.set()  # wake publishers waiting for a connection; they see `_closing`
+        for waiter in self._waiters.values():
+            waiter.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
