@@ -22,11 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adapters.audit.chain import seal
 from adapters.audit.keys import Signer
 from adapters.audit.verify import verify
+from adapters.readstore.source import FactSource
 from adapters.readstore.sql import SqlDb
 from adapters.readstore.store import ReadStore
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
-from projections.runner import run
+from projections.runner import run_facts
+from runtime.readmodels import REBUILD_BATCH
 from runtime.synthetic import History
 
 
@@ -58,7 +60,7 @@ def main() -> int:
 
     store = ReadStore.sqlite_file(directory / f"rebuild-{time.time_ns()}.db")
     t = time.perf_counter()
-    folded = run(app.read_events(0), store, batch_size=5000)
+    folded = run_facts(FactSource.of_app(app).facts(), store, batch_size=REBUILD_BATCH)
     rebuild = folded / (time.perf_counter() - t)
     store.close()
 

@@ -12,12 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.readstore.source import FactSource
 from adapters.readstore.sql import SqlDb
 from adapters.readstore.store import ReadStore
 from adapters.store.app import Keng
 from domain.errors import NotAuthorised
 from domain.values import Role
-from projections.runner import run
+from projections.runner import run_facts
+
+# Events per read-model transaction when catching up or rebuilding: fewer, larger commits write each busy document
+# once per batch instead of once per few thousand events.
+REBUILD_BATCH = 20_000
 
 
 def live_store(app: Keng) -> ReadStore:
@@ -36,7 +41,11 @@ def events_table(app: Keng) -> str:
 def caught_up(app: Keng) -> ReadStore:
     """The live read store, brought up to the newest event."""
     store = live_store(app)
-    run(app.read_events(store.position()), store)
+    try:
+        run_facts(FactSource.of_app(app).facts(store.position()), store, batch_size=REBUILD_BATCH)
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
