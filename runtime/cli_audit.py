@@ -25,10 +25,11 @@ from domain.values import require_aware
 from projections.facts import facts_until
 from projections.runner import run_facts
 from runtime.bootstrap import open_app
-from runtime.cli_report import REPORTS, build, show
+from runtime.cli_report import show
 from runtime.config import Settings
 from runtime.output import print_json
 from runtime.readmodels import REBUILD_BATCH, events_table, print_csv, require_auditor
+from runtime.reports import REPORTS, ReportOptions, build
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +122,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     store.clear()
     folded = run_facts(facts_until(FactSource.of_app(app).facts(), as_of), store, batch_size=REBUILD_BATCH)
     print(f"# as of {as_of.isoformat()}: {folded} events, store {store.db.datastore.pool.db_name}", file=sys.stderr)
-    show(build(store, args, as_of.isoformat()), args)
+    show(build(store, ReportOptions.from_args(args), as_of.isoformat()), args)
     store.close()
     return 0
 

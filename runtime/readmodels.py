@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from eventsourcing.persistence import IntegrityError
 
 from adapters.readstore.source import FactSource
 from adapters.readstore.sql import SqlDb
 from adapters.readstore.store import ReadStore
 from adapters.store.app import Keng
 from domain.errors import NotAuthorised
+from domain.staff import Staff
 from domain.values import Role
 from projections.runner import run_facts
 
 # Events per read-model transaction when catching up or rebuilding: fewer, larger commits write each busy document
 # once per batch instead of once per few thousand events.
 REBUILD_BATCH = 20_000
+T = TypeVar("T")
 
 
 def live_store(app: Keng) -> ReadStore:
@@ -38,22 +43,64 @@ def events_table(app: Keng) -> str:
     return str(app.recorder.events_table_name)  # type: ignore[attr-defined]
 
 
+def catch_up(app: Keng, store: ReadStore) -> int:
+    """Fold every event recorded since the store's tracked position; returns how many.
+
+    Another process catching up the same store at the same time makes one commit fail on its tracking record (the
+    position was already taken): nothing of that batch is kept, and the catch-up simply starts again from the new
+    position."""
+    source = FactSource.of_app(app)
+    try:
+        return run_facts(source.facts(store.position()), store, batch_size=REBUILD_BATCH)
+    except IntegrityError:
+        return run_facts(source.facts(store.position()), store, batch_size=REBUILD_BATCH)
+
+
 def caught_up(app: Keng) -> ReadStore:
     """The live read store, brought up to the newest event."""
     store = live_store(app)
     try:
-        run_facts(FactSource.of_app(app).facts(store.position()), store, batch_size=REBUILD_BATCH)
+        catch_up(app, store)
     except BaseException:
         store.close()
         raise
     return store
 
 
+class LiveReadModels:
+    """The service's live read store: opened on first use, caught up before every query, one query at a time."""
+
+    def __init__(self, app: Keng) -> None:
+        self.app = app
+        self._store: ReadStore | None = None
+        self._lock = threading.Lock()
+
+    def query(self, fn: Callable[[ReadStore], T]) -> T:
+        """Bring the read models up to the newest event, then answer `fn` from them (blocking: run it in a thread)."""
+        with self._lock:
+            if self._store is None:
+                self._store = live_store(self.app)
+            catch_up(self.app, self._store)
+            return fn(self._store)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
+def check_auditor(member: Staff) -> None:
+    """Reports and audit are for the auditor role and up (admin)."""
+    if not (member.has_role(Role.AUDITOR) or member.has_role(Role.ADMIN)):
+        raise NotAuthorised(
+            f"rule {NotAuthorised.rule}: {member.handle} cannot read reports: the auditor role is required"
+        )
+
+
 def require_auditor(app: Keng, handle: str) -> None:
     """Reports and audit are for the auditor role and up (admin)."""
-    member = app.staff(handle)
-    if not (member.has_role(Role.AUDITOR) or member.has_role(Role.ADMIN)):
-        raise NotAuthorised(f"rule {NotAuthorised.rule}: {handle} cannot read reports: the auditor role is required")
+    check_auditor(app.staff(handle))
 
 
 def print_csv(rows: Sequence[dict[str, Any]]) -> None:

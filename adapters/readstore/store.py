@@ -18,6 +18,7 @@ from adapters.readstore.sql import SqlDb
 from projections.fold import Doc, Row
 
 APPLICATION = "keng"
+CACHE_KIB = 65_536
 
 
 class ReadStore:
@@ -85,6 +86,8 @@ class ReadStore:
     def commit(self, docs: dict[tuple[str, str], Doc], rows: list[Row], position: int) -> None:
         db = self.db
         with db.transaction(commit=True) as c:
+            if db.kind == "sqlite":  # a rebuild inserts into large indexes; SQLite's default page cache is 2 MB
+                db.execute(c, f"PRAGMA cache_size = -{CACHE_KIB}")
             db.executemany(
                 c,
                 f"INSERT INTO {self.docs} VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc",

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from runtime.http import routes_audio, routes_cap, routes_hooks, routes_operator, routes_ops
+from runtime.http import routes_audio, routes_cap, routes_hooks, routes_operator, routes_ops, routes_reports
 from runtime.http.problems import PROBLEM_TYPE, Problem, problem_for
 from runtime.http.services import SERVICES, Services
 
@@ -75,6 +75,7 @@ def create_app(services: Services) -> web.Application:
     routes_hooks.add_routes(app)
     routes_audio.add_routes(app)
     routes_cap.add_routes(app)
+    routes_reports.add_routes(app)
     return app
 
 
