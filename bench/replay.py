@@ -22,7 +22,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.audit.chain import seal
+from adapters.audit.chain import CHAIN_TABLE, CHECKPOINT_TABLE, seal
 from adapters.audit.keys import Signer
 from adapters.audit.verify import verify
 from adapters.readstore.source import FactSource
@@ -77,6 +77,9 @@ def main() -> int:
     store.close()
 
     db, signer = SqlDb.of_app(app), Signer.generate()
+    with db.transaction(commit=True) as c:  # a reused store: seal it afresh with this run's key
+        for table in (CHAIN_TABLE, CHECKPOINT_TABLE):
+            db.execute(c, f"DROP TABLE IF EXISTS {table}")
     t = time.perf_counter()
     seal(db, app.recorder.events_table_name, signer)
     seal_rate = n / (time.perf_counter() - t)

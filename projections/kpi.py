@@ -39,7 +39,14 @@ def _kpi(docs: Docs) -> Doc:
 
 
 def quarter_of(at: str) -> str:
-    return f"{at[:4]}Q{(int(at[5:7]) - 1) // 3 + 1}"
+    month = at[:7]
+    quarter = _QUARTERS.get(month)
+    if quarter is None:
+        quarter = _QUARTERS[month] = f"{at[:4]}Q{(int(at[5:7]) - 1) // 3 + 1}"
+    return quarter
+
+
+_QUARTERS: dict[str, str] = {}  # "2024-05" -> "2024Q2": one entry per month ever seen
 
 
 def quarter_end(quarter: str) -> str:
@@ -85,7 +92,18 @@ def _contrib(e: Doc | None) -> list[tuple[str, str]]:
     return out
 
 
+def _counted_alike(old: Doc, new: Doc) -> bool:
+    """True when nothing a target counts differs (most events: an endpoint going on- or offline)."""
+    return (
+        old["condition"] == new["condition"] and old["kind"] == new["kind"] and old["group"] == new["group"]
+        and old["decommissioned"] == new["decommissioned"] and old["converted_at"] == new["converted_at"]
+        and old["ward"] == new["ward"] and (new["kind"] != "eboard" or bool(new["group"]))
+    )  # fmt: skip
+
+
 def endpoint_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
+    if old is not None and _counted_alike(old, new):
+        return
     doc = _kpi(docs)
     for sign, e in ((-1, old), (1, new)):
         for counter, group in _contrib(e):
