@@ -20,19 +20,15 @@ _SKIP = frozenset(("originator_id", "originator_version", "timestamp"))
 class Fact:
     """One event as the projections see it."""
 
-    __slots__ = ("at", "data", "name", "oid", "position")
+    __slots__ = ("aggregate", "at", "data", "name", "oid", "position")
 
-    def __init__(self, position: int, name: str, oid: str, at: str, data: dict[str, Any]) -> None:
+    def __init__(self, position: int, name: str, oid: str, at: str, data: dict[str, Any], aggregate: str = "") -> None:
         self.position = position
         self.name = name  # the event class's qualified name, e.g. "Broadcast.Approved"
         self.oid = oid  # originator id, canonical UUID string
         self.at = at  # event time, ISO 8601 as stored
         self.data = data  # every other attribute, flat
-
-    @property
-    def aggregate(self) -> str:
-        """The aggregate class name ("Broadcast" for "Broadcast.Approved")."""
-        return self.name.partition(".")[0]
+        self.aggregate = aggregate or name.partition(".")[0]  # "Broadcast" for "Broadcast.Approved"
 
     @classmethod
     def of_event(cls, position: int, event: Any) -> Fact:

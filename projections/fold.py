@@ -245,8 +245,7 @@ def _dispatch(f: Fact, docs: Docs) -> None:
                 acks[code] = [state, when, min(cur[2], when)]
             if (state == "played" or state == "received") and when > published.get(code, ""):
                 published[code] = when
-        for code, when in published.items():  # only the latest time of each endpoint can count
-            kpi.portal_published(code, when, docs)
+        kpi.portals_published(published, docs)  # only the latest time of each endpoint can count
     elif f.name == "Dispatch.RetriesSent":
         doc["retries"] += 1
     else:

@@ -132,16 +132,18 @@ def _endpoint_key(code: str) -> str:
     return str(endpoint_id(code))
 
 
-def portal_published(code: str, when: str, docs: Docs) -> None:
-    key = _endpoint_key(code)
-    e = docs.get("endpoint", key)
-    if e is None or e["kind"] != "portal" or (e["last_published"] or "") >= when:
-        return
-    docs.put("endpoint", key, dict(e, last_published=when))
-    doc = _kpi(docs)
-    if (doc["portals"].get(e["ward"]) or "") < when:
-        doc["portals"][e["ward"]] = when
-        docs.put("kpi", KEY, doc)
+def portals_published(latest: dict[str, str], docs: Docs) -> None:
+    """Endpoints (by code) that received or played a bulletin, with the latest time: portals count for their ward."""
+    for code, when in latest.items():
+        key = _endpoint_key(code)
+        e = docs.get("endpoint", key)
+        if e is None or e["kind"] != "portal" or (e["last_published"] or "") >= when:
+            continue
+        docs.put("endpoint", key, dict(e, last_published=when))
+        doc = _kpi(docs)
+        if (doc["portals"].get(e["ward"]) or "") < when:
+            doc["portals"][e["ward"]] = when
+            docs.put("kpi", KEY, doc)
 
 
 def _share(num: int, den: int) -> dict[str, Any]:

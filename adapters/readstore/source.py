@@ -31,7 +31,7 @@ class FactSource:
             raise TypeError("FactSource reads stores written with keng's OrjsonTranscoder")
         self.decode: Callable[[bytes], dict[str, Any]] = transcoder.decode_flat
         self.cipher, self.compressor = mapper.cipher, mapper.compressor
-        self.topics: dict[str, tuple[str, Any, int]] = {}
+        self.topics: dict[str, tuple[str, str, Any, int]] = {}
 
     @classmethod
     def of_app(cls, app: Any) -> FactSource:
@@ -59,9 +59,9 @@ class FactSource:
         decode, topics, dashes = self.decode, self.topics, self.db.kind != "postgres"
         for position, oid, topic, state in rows:
             try:
-                name, cls, version = topics[topic]
+                name, aggregate, cls, version = topics[topic]
             except KeyError:
-                name, cls, version = topics[topic] = self._resolve(topic)
+                name, aggregate, cls, version = topics[topic] = self._resolve(topic)
             if self.cipher is not None or self.compressor is not None:
                 state = self._plain(state)
             data = decode(state if type(state) is bytes else bytes(state))
@@ -70,11 +70,12 @@ class FactSource:
                 self._upcast(cls, version, data)
             if dashes and len(oid) == 32:
                 oid = f"{oid[:8]}-{oid[8:12]}-{oid[12:16]}-{oid[16:20]}-{oid[20:]}"
-            yield Fact(position, name, oid, at, data)
+            yield Fact(position, name, oid, at, data, aggregate)
 
-    def _resolve(self, topic: str) -> tuple[str, Any, int]:
+    def _resolve(self, topic: str) -> tuple[str, str, Any, int]:
         cls = resolve_topic(topic)
-        return cls.__qualname__, cls, int(getattr(cls, "class_version", 1))
+        name = cls.__qualname__
+        return name, name.partition(".")[0], cls, int(getattr(cls, "class_version", 1))
 
     def _plain(self, state: bytes) -> bytes:
         if self.cipher is not None:

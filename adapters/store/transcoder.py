@@ -79,6 +79,11 @@ class OrjsonTranscoder(Transcoder):
         tags = data.count(b'"_type_"')
         if not tags:
             return obj
+        if tags == 1:  # most events: the timestamp is their only tagged value
+            stamp = obj.get("timestamp")
+            if type(stamp) is dict and stamp.get("_type_") == "datetime_iso" and len(stamp) == 2:
+                obj["timestamp"] = stamp["_data_"]
+                return obj
         found = 0
         for key, value in obj.items():
             if type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value:
