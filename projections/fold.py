@@ -239,10 +239,12 @@ def _dispatch(f: Fact, docs: Docs) -> None:
         for ack in f.data["acks"]:
             code, state, when = ack["endpoint"], ack["state"], ack["at"]
             cur = acks.get(code)
+            # (furthest state, its time, first ack time): a tuple of strings, which the garbage collector stops
+            # tracking, unlike a list (a rebuild holds millions of them); stored as the same JSON array.
             if cur is None:
-                acks[code] = [state, when, when]  # furthest state, its time, first ack time
+                acks[code] = (state, when, when)
             elif _RANK[state] > _RANK[cur[0]]:
-                acks[code] = [state, when, min(cur[2], when)]
+                acks[code] = (state, when, min(cur[2], when))
             if (state == "played" or state == "received") and when > published.get(code, ""):
                 published[code] = when
         kpi.portals_published(published, docs)  # only the latest time of each endpoint can count
