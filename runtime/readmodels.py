@@ -6,10 +6,12 @@ projection writes never wait on the event writer); with PostgreSQL, `rm_*` table
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,22 +70,31 @@ def caught_up(app: Keng) -> ReadStore:
 
 
 class LiveReadModels:
-    """The service's live read store: opened on first use, caught up before every query, one query at a time."""
+    """The service's live read store: opened on first use, caught up before every query, one query at a time.
+
+    Queries run on this object's own worker thread, so that a long first catch-up (a rebuild) keeps report requests
+    waiting there and never takes the threads the rest of the service runs its store work on."""
 
     def __init__(self, app: Keng) -> None:
         self.app = app
         self._store: ReadStore | None = None
         self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-models")  # started on first use
 
     def query(self, fn: Callable[[ReadStore], T]) -> T:
-        """Bring the read models up to the newest event, then answer `fn` from them (blocking: run it in a thread)."""
+        """Bring the read models up to the newest event, then answer `fn` from them (blocking)."""
         with self._lock:
             if self._store is None:
                 self._store = live_store(self.app)
             catch_up(self.app, self._store)
             return fn(self._store)
 
+    async def ask(self, fn: Callable[[ReadStore], T]) -> T:
+        """`query` from asyncio, on the worker thread (the event loop never waits on the store)."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self.query, fn)
+
     def close(self) -> None:
+        self._worker.shutdown(wait=True)
         with self._lock:
             if self._store is not None:
                 self._store.close()

@@ -1,7 +1,7 @@
 """`GET /api/v1/reports/{kpi|coverage|roadmap|drills|board|offline|timeline}` (auditor role and up): the same rows as
 `keng report NAME --json`, with query parameters named like the CLI options (`from`, `to`, `start`, `end`,
-`broadcast`, `staff`, `state`). The live read models are caught up to the newest event before each answer, in a
-worker thread, never on the event loop.
+`broadcast`, `staff`, `state`). The live read models are caught up to the newest event before each answer, on their
+own worker thread (never on the event loop, and never holding the threads of `Services.run`).
 """
 
 from __future__ import annotations
@@ -72,12 +72,11 @@ def report_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]
         staff = await current_staff(request)
         check_auditor(staff)
         options = options_of(request, name, staff.handle)
-        services, read_models = request.app[SERVICES], request.app[READ_MODELS]
 
         def answer(store: ReadStore) -> list[dict[str, Any]]:
             return build(store, options, datetime.now(UTC).isoformat())
 
-        rows = await services.run(lambda: read_models.query(answer))
+        rows = await request.app[READ_MODELS].ask(answer)
         return web.Response(body=orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS), content_type="application/json")
 
     return handler
