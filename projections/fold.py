@@ -16,6 +16,7 @@ from domain.dispatch import Dispatch
 from domain.endpoint import Endpoint
 from domain.staff import Staff
 from projections import kpi
+from projections.facts import Fact
 
 Doc = dict[str, Any]
 Row = tuple[int, str, str, str, str, str, str]  # position, at, subject kind, subject, event, actor, detail
@@ -31,52 +32,51 @@ class Docs(Protocol):
     def note(self, row: Row) -> None: ...
 
 
-Handler = Callable[[Any, str, Docs], None]
-HANDLERS: dict[type, Handler] = {}
+Handler = Callable[[Fact, Docs], None]
+HANDLERS: dict[str, Handler] = {}
+_DETAIL_KEYS = ("title", "reason", "role", "course", "fault", "code", "rule", "channel", "state")
 
 
 def on(*classes: type) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         for cls in classes:
-            HANDLERS[cls] = fn
+            HANDLERS[cls.__qualname__] = fn
         return fn
 
     return register
 
 
-def fold(position: int, event: Any, docs: Docs) -> None:
-    """Apply one event (at its global position) to the read models."""
-    at = event.timestamp.isoformat()
+def fold(f: Fact, docs: Docs) -> None:
+    """Apply one event to the read models."""
+    at = f.at
     kpi.before_event(at, docs)
-    handler = HANDLERS.get(type(event))
+    handler = HANDLERS.get(f.name)
     if handler is not None:
-        handler(event, at, docs)
-    actor = getattr(event, "by", None)
-    name = type(event).__qualname__
-    if actor:
-        docs.note((position, at, "staff", actor, name, actor, _detail(event)))
-    subject = _subject(event, docs)
-    if subject is not None:
-        docs.note((position, at, subject[0], subject[1], name, actor or "", _detail(event)))
-
-
-def _detail(event: Any) -> str:
-    for key in ("title", "reason", "role", "course", "fault", "code", "rule", "channel", "state"):
-        value = getattr(event, key, None)
+        handler(f, docs)
+    data = f.data
+    actor = data.get("by")
+    detail = ""
+    for key in _DETAIL_KEYS:
+        value = data.get(key)
         if value:
-            return str(value)[:120]
-    return ""
+            detail = str(value)[:120]
+            break
+    if actor:
+        docs.note((f.position, at, "staff", actor, f.name, actor, detail))
+    subject = _subject(f, docs)
+    if subject is not None:
+        docs.note((f.position, at, subject[0], subject[1], f.name, actor or "", detail))
 
 
-def _subject(event: Any, docs: Docs) -> tuple[str, str] | None:
-    oid = str(event.originator_id)
-    if isinstance(event, Broadcast.Event):
-        return "broadcast", oid
-    if isinstance(event, Dispatch.Event):
-        d = docs.get("dispatch", oid)
+def _subject(f: Fact, docs: Docs) -> tuple[str, str] | None:
+    aggregate = f.aggregate
+    if aggregate == "Broadcast":
+        return "broadcast", f.oid
+    if aggregate == "Dispatch":
+        d = docs.get("dispatch", f.oid)
         return ("broadcast", d["broadcast_id"]) if d else None
-    if isinstance(event, Endpoint.Event):
-        e = docs.get("endpoint", oid)
+    if aggregate == "Endpoint":
+        e = docs.get("endpoint", f.oid)
         return ("endpoint", e["code"]) if e else None
     return None
 
@@ -85,80 +85,82 @@ def _subject(event: Any, docs: Docs) -> tuple[str, str] | None:
 
 
 @on(Area.Registered)
-def _area(e: Area.Registered, at: str, docs: Docs) -> None:
-    docs.put("area", str(e.originator_id), {"code": e.code, "name": e.name, "level": e.level, "parent": e.parent})
-    kpi.area_registered(e.code, e.level, e.parent, docs)
+def _area(f: Fact, docs: Docs) -> None:
+    d = f.data
+    docs.put("area", f.oid, {"code": d["code"], "name": d["name"], "level": d["level"], "parent": d["parent"]})
+    kpi.area_registered(d["code"], d["level"], d["parent"], docs)
 
 
 @on(Staff.Enrolled)
-def _enrolled(e: Staff.Enrolled, at: str, docs: Docs) -> None:
-    doc = {"handle": e.handle, "name": e.name, "roles": list(e.roles), "trainings": 0, "enrolled_at": at}
-    docs.put("staff", str(e.originator_id), doc)
+def _enrolled(f: Fact, docs: Docs) -> None:
+    d = f.data
+    doc = {"handle": d["handle"], "name": d["name"], "roles": list(d["roles"]), "trainings": 0, "enrolled_at": f.at}
+    docs.put("staff", f.oid, doc)
     kpi.staff_changed(None, doc, docs)
 
 
 @on(Staff.RoleGranted, Staff.RoleRevoked, Staff.TrainingCompleted)
-def _staff(e: Any, at: str, docs: Docs) -> None:
-    key = str(e.originator_id)
-    doc = docs.get("staff", key)
+def _staff(f: Fact, docs: Docs) -> None:
+    doc = docs.get("staff", f.oid)
     if doc is None:
         return
     new = dict(doc, roles=list(doc["roles"]))
-    if isinstance(e, Staff.RoleGranted):
-        new["roles"].append(e.role)
-    elif isinstance(e, Staff.RoleRevoked):
-        new["roles"].remove(e.role)
+    if f.name == "Staff.RoleGranted":
+        new["roles"].append(f.data["role"])
+    elif f.name == "Staff.RoleRevoked":
+        new["roles"].remove(f.data["role"])
     else:
         new["trainings"] += 1
-        new["trained_on"] = new.get("trained_on") or e.completed_on
-    docs.put("staff", key, new)
+        new["trained_on"] = new.get("trained_on") or f.data["completed_on"]
+    docs.put("staff", f.oid, new)
     kpi.staff_changed(doc, new, docs)
 
 
 @on(Endpoint.Registered)
-def _registered(e: Endpoint.Registered, at: str, docs: Docs) -> None:
-    fm = e.kind == "fm-speaker"
+def _registered(f: Fact, docs: Docs) -> None:
+    d, at = f.data, f.at
+    fm = d["kind"] == "fm-speaker"
     doc = {
-        "code": e.code, "kind": e.kind, "ward": e.ward, "group": e.group, "technology": e.technology,
-        "installed_on": e.installed_on, "condition": e.condition, "fault": None, "online": None, "since": at,
-        "decommissioned": False, "was_fm": fm, "fm_condition": e.condition if fm else None, "converted_at": None,
+        "code": d["code"], "kind": d["kind"], "ward": d["ward"], "group": d["group"], "technology": d["technology"],
+        "installed_on": d["installed_on"], "condition": d["condition"], "fault": None, "online": None, "since": at,
+        "decommissioned": False, "was_fm": fm, "fm_condition": d["condition"] if fm else None, "converted_at": None,
         "registered_at": at, "last_published": None,
     }  # fmt: skip
-    docs.put("endpoint", str(e.originator_id), doc)
+    docs.put("endpoint", f.oid, doc)
     kpi.endpoint_changed(None, doc, docs)
 
 
 _WORSE = {"good": 0, "degraded": 1, "broken": 2}
 
 
-def _endpoint_change(e: Any, at: str, current: Doc) -> Doc:
-    new = dict(current)
-    if isinstance(e, Endpoint.CameOnline):
+def _endpoint_change(f: Fact, current: Doc) -> Doc:
+    new, name, at = dict(current), f.name, f.at
+    if name == "Endpoint.CameOnline":
         new.update(online=True, since=at)
-    elif isinstance(e, Endpoint.WentOffline):
+    elif name == "Endpoint.WentOffline":
         new.update(online=False, since=at)
-    elif isinstance(e, Endpoint.FaultReported):
-        new.update(condition=e.severity, fault=e.fault)
-        if new["kind"] == "fm-speaker" and _WORSE[e.severity] > _WORSE[new["fm_condition"] or "good"]:
-            new["fm_condition"] = e.severity
-    elif isinstance(e, Endpoint.Repaired):
+    elif name == "Endpoint.FaultReported":
+        severity = f.data["severity"]
+        new.update(condition=severity, fault=f.data["fault"])
+        if new["kind"] == "fm-speaker" and _WORSE[severity] > _WORSE[new["fm_condition"] or "good"]:
+            new["fm_condition"] = severity
+    elif name == "Endpoint.Repaired":
         new.update(condition="good", fault=None)
-    elif isinstance(e, Endpoint.ConvertedToIP):
-        new.update(kind="ip-speaker", technology=e.technology, converted_at=at)
-    elif isinstance(e, Endpoint.Decommissioned):
+    elif name == "Endpoint.ConvertedToIP":
+        new.update(kind="ip-speaker", technology=f.data["technology"], converted_at=at)
+    elif name == "Endpoint.Decommissioned":
         new.update(decommissioned=True, online=False, since=at)
     return new
 
 
 @on(Endpoint.CameOnline, Endpoint.WentOffline, Endpoint.FaultReported, Endpoint.Repaired, Endpoint.ConvertedToIP,
     Endpoint.Decommissioned)  # fmt: skip
-def _endpoint(e: Any, at: str, docs: Docs) -> None:
-    key = str(e.originator_id)
-    current = docs.get("endpoint", key)
+def _endpoint(f: Fact, docs: Docs) -> None:
+    current = docs.get("endpoint", f.oid)
     if current is None:
         return
-    new = _endpoint_change(e, at, current)
-    docs.put("endpoint", key, new)
+    new = _endpoint_change(f, current)
+    docs.put("endpoint", f.oid, new)
     kpi.endpoint_changed(current, new, docs)
 
 
@@ -166,15 +168,16 @@ def _endpoint(e: Any, at: str, docs: Docs) -> None:
 
 
 @on(Broadcast.Drafted)
-def _drafted(e: Broadcast.Drafted, at: str, docs: Docs) -> None:
+def _drafted(f: Fact, docs: Docs) -> None:
+    d, at = f.data, f.at
     doc: Doc = {
-        "id": str(e.originator_id), "title": e.title, "priority": e.priority, "drill": e.drill, "state": "draft",
-        "source": {"kind": e.source_kind, "ref": e.source_ref}, "drafted_by": e.by, "drafted_at": at,
-        "target_areas": list(e.target_areas), "scope": list(e.scope), "channels": list(e.channels),
-        "expires_at": e.expires_at.isoformat(), "revision": 0, "approvals": [], "renders": [], "dispatches": [],
+        "id": f.oid, "title": d["title"], "priority": d["priority"], "drill": d["drill"], "state": "draft",
+        "source": {"kind": d["source_kind"], "ref": d["source_ref"]}, "drafted_by": d["by"], "drafted_at": at,
+        "target_areas": list(d["target_areas"]), "scope": list(d["scope"]), "channels": list(d["channels"]),
+        "expires_at": d["expires_at"], "revision": 0, "approvals": [], "renders": [], "dispatches": [],
         "end_reason": None, "updated_at": at,
     }  # fmt: skip
-    docs.put("broadcast", doc["id"], doc)
+    docs.put("broadcast", f.oid, doc)
 
 
 _STATES = {
@@ -183,67 +186,70 @@ _STATES = {
     Broadcast.DispatchOpened: "dispatching", Broadcast.Completed: "completed", Broadcast.Cancelled: "cancelled",
     Broadcast.Expired: "expired", Broadcast.Rendered: None, Broadcast.RenderFailed: None,
 }  # fmt: skip
+_STATE_BY_NAME = {cls.__qualname__: state for cls, state in _STATES.items()}
 
 
 @on(*_STATES)
-def _broadcast(e: Any, at: str, docs: Docs) -> None:
-    key = str(e.originator_id)
-    doc = docs.get("broadcast", key)
+def _broadcast(f: Fact, docs: Docs) -> None:
+    doc = docs.get("broadcast", f.oid)
     if doc is None:
         return
+    d, at, name = f.data, f.at, f.name
     new = dict(doc, updated_at=at)
-    state = _STATES[type(e)]
+    state = _STATE_BY_NAME[name]
     if state:
         new["state"] = state
-    if isinstance(e, Broadcast.Revised):
-        new.update(title=e.title, priority=e.priority, drill=e.drill, revision=doc["revision"] + 1, approvals=[],
-                   target_areas=list(e.target_areas), expires_at=e.expires_at.isoformat())  # fmt: skip
+    if name == "Broadcast.Revised":
+        new.update(title=d["title"], priority=d["priority"], drill=d["drill"], revision=doc["revision"] + 1,
+                   approvals=[], target_areas=list(d["target_areas"]), expires_at=d["expires_at"])  # fmt: skip
         new["state"] = "draft" if doc["state"] == "draft" else "submitted"
-    elif isinstance(e, Broadcast.Approved | Broadcast.AutoApproved):
-        by, role = (e.by, "approver") if isinstance(e, Broadcast.Approved) else (None, "standing-order")
-        rule = getattr(e, "rule", None)
-        new["approvals"] = [*doc["approvals"], {"by": by, "role": role, "rule": rule, "at": at, "revision": e.revision}]
-    elif isinstance(e, Broadcast.Rendered):
-        render = {"channel": e.channel, "asset_hash": e.asset_hash, "engine": e.engine, "at": at}
+    elif name in ("Broadcast.Approved", "Broadcast.AutoApproved"):
+        by, role = (d["by"], "approver") if name == "Broadcast.Approved" else (None, "standing-order")
+        approval = {"by": by, "role": role, "rule": d.get("rule"), "at": at, "revision": d["revision"]}
+        new["approvals"] = [*doc["approvals"], approval]
+    elif name == "Broadcast.Rendered":
+        render = {"channel": d["channel"], "asset_hash": d["asset_hash"], "engine": d["engine"], "at": at}
         new["renders"] = [*doc["renders"], render]
-    elif isinstance(e, Broadcast.DispatchOpened):
-        new["dispatches"] = [*doc["dispatches"], str(e.dispatch_id)]
-    elif isinstance(e, Broadcast.Rejected | Broadcast.Cancelled):
-        new["end_reason"] = e.reason
-    docs.put("broadcast", key, new)
+    elif name == "Broadcast.DispatchOpened":
+        new["dispatches"] = [*doc["dispatches"], d["dispatch_id"]]
+    elif name in ("Broadcast.Rejected", "Broadcast.Cancelled"):
+        new["end_reason"] = d["reason"]
+    docs.put("broadcast", f.oid, new)
 
 
 @on(Dispatch.Opened)
-def _opened(e: Dispatch.Opened, at: str, docs: Docs) -> None:
-    doc: Doc = {"id": str(e.originator_id), "broadcast_id": str(e.broadcast_id), "wave": e.wave, "opened_at": at,
-           "drill": e.drill, "targets": list(e.targets), "acks": {}, "retries": 0, "closed_at": None}  # fmt: skip
-    docs.put("dispatch", doc["id"], doc)
+def _opened(f: Fact, docs: Docs) -> None:
+    d = f.data
+    doc: Doc = {"id": f.oid, "broadcast_id": d["broadcast_id"], "wave": d["wave"], "opened_at": f.at,
+           "drill": d["drill"], "targets": list(d["targets"]), "acks": {}, "retries": 0, "closed_at": None}  # fmt: skip
+    docs.put("dispatch", f.oid, doc)
 
 
 _RANK = {"received": 1, "playing": 2, "played": 3, "failed": 3}
 
 
 @on(Dispatch.AcksRecorded, Dispatch.RetriesSent, Dispatch.Closed)
-def _dispatch(e: Any, at: str, docs: Docs) -> None:
-    key = str(e.originator_id)
-    doc = docs.get("dispatch", key)
+def _dispatch(f: Fact, docs: Docs) -> None:
+    # Updated in place: a dispatch document (its acks) is large and nothing else holds on to the previous version.
+    doc = docs.get("dispatch", f.oid)
     if doc is None:
         return
-    new = dict(doc)
-    if isinstance(e, Dispatch.AcksRecorded):
-        acks = dict(doc["acks"])
-        for ack in e.acks:
+    if f.name == "Dispatch.AcksRecorded":
+        acks, published = doc["acks"], dict[str, str]()
+        for ack in f.data["acks"]:
             code, state, when = ack["endpoint"], ack["state"], ack["at"]
             cur = acks.get(code)
+            # (furthest state, its time, first ack time): a tuple of strings, which the garbage collector stops
+            # tracking, unlike a list (a rebuild holds millions of them); stored as the same JSON array.
             if cur is None:
-                acks[code] = [state, when, when]  # furthest state, its time, first ack time
+                acks[code] = (state, when, when)
             elif _RANK[state] > _RANK[cur[0]]:
-                acks[code] = [state, when, min(cur[2], when)]
-            if state in ("played", "received"):
-                kpi.portal_published(code, when, docs)
-        new["acks"] = acks
-    elif isinstance(e, Dispatch.RetriesSent):
-        new["retries"] = doc["retries"] + 1
+                acks[code] = (state, when, min(cur[2], when))
+            if (state == "played" or state == "received") and when > published.get(code, ""):
+                published[code] = when
+        kpi.portals_published(published, docs)  # only the latest time of each endpoint can count
+    elif f.name == "Dispatch.RetriesSent":
+        doc["retries"] += 1
     else:
-        new["closed_at"] = at
-    docs.put("dispatch", key, new)
+        doc["closed_at"] = f.at
+    docs.put("dispatch", f.oid, doc)

@@ -39,7 +39,14 @@ def _kpi(docs: Docs) -> Doc:
 
 
 def quarter_of(at: str) -> str:
-    return f"{at[:4]}Q{(int(at[5:7]) - 1) // 3 + 1}"
+    month = at[:7]
+    quarter = _QUARTERS.get(month)
+    if quarter is None:
+        quarter = _QUARTERS[month] = f"{at[:4]}Q{(int(at[5:7]) - 1) // 3 + 1}"
+    return quarter
+
+
+_QUARTERS: dict[str, str] = {}  # "2024-05" -> "2024Q2": one entry per month ever seen
 
 
 def quarter_end(quarter: str) -> str:
@@ -85,7 +92,18 @@ def _contrib(e: Doc | None) -> list[tuple[str, str]]:
     return out
 
 
+def _counted_alike(old: Doc, new: Doc) -> bool:
+    """True when nothing a target counts differs (most events: an endpoint going on- or offline)."""
+    return (
+        old["condition"] == new["condition"] and old["kind"] == new["kind"] and old["group"] == new["group"]
+        and old["decommissioned"] == new["decommissioned"] and old["converted_at"] == new["converted_at"]
+        and old["ward"] == new["ward"] and (new["kind"] != "eboard" or bool(new["group"]))
+    )  # fmt: skip
+
+
 def endpoint_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
+    if old is not None and _counted_alike(old, new):
+        return
     doc = _kpi(docs)
     for sign, e in ((-1, old), (1, new)):
         for counter, group in _contrib(e):
@@ -114,16 +132,18 @@ def _endpoint_key(code: str) -> str:
     return str(endpoint_id(code))
 
 
-def portal_published(code: str, when: str, docs: Docs) -> None:
-    key = _endpoint_key(code)
-    e = docs.get("endpoint", key)
-    if e is None or e["kind"] != "portal" or (e["last_published"] or "") >= when:
-        return
-    docs.put("endpoint", key, dict(e, last_published=when))
-    doc = _kpi(docs)
-    if (doc["portals"].get(e["ward"]) or "") < when:
-        doc["portals"][e["ward"]] = when
-        docs.put("kpi", KEY, doc)
+def portals_published(latest: dict[str, str], docs: Docs) -> None:
+    """Endpoints (by code) that received or played a bulletin, with the latest time: portals count for their ward."""
+    for code, when in latest.items():
+        key = _endpoint_key(code)
+        e = docs.get("endpoint", key)
+        if e is None or e["kind"] != "portal" or (e["last_published"] or "") >= when:
+            continue
+        docs.put("endpoint", key, dict(e, last_published=when))
+        doc = _kpi(docs)
+        if (doc["portals"].get(e["ward"]) or "") < when:
+            doc["portals"][e["ward"]] = when
+            docs.put("kpi", KEY, doc)
 
 
 def _share(num: int, den: int) -> dict[str, Any]:

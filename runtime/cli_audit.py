@@ -17,16 +17,19 @@ import structlog
 from adapters.audit.chain import iter_chain, seal
 from adapters.audit.keys import load_or_create
 from adapters.audit.verify import Exported, export_checkpoint, verify
+from adapters.readstore.source import FactSource
 from adapters.readstore.sql import SqlDb, select_records
 from adapters.readstore.store import ReadStore
 from adapters.store.app import Keng
 from domain.values import require_aware
-from projections.runner import run, until
+from projections.facts import facts_until
+from projections.runner import run_facts
 from runtime.bootstrap import open_app
-from runtime.cli_report import REPORTS, build, show
+from runtime.cli_report import show
 from runtime.config import Settings
 from runtime.output import print_json
-from runtime.readmodels import events_table, print_csv, require_auditor
+from runtime.readmodels import REBUILD_BATCH, events_table, print_csv, require_auditor
+from runtime.reports import REPORTS, ReportOptions, build
 
 log = structlog.get_logger(__name__)
 
@@ -117,9 +120,9 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     directory = args.out or Path(tempfile.mkdtemp(prefix="keng-asof-"))
     store = ReadStore.sqlite_file(directory / f"asof-{as_of.strftime('%Y%m%dT%H%M%S%z')}.db")
     store.clear()
-    folded = run(until(app.read_events(0), as_of), store)
+    folded = run_facts(facts_until(FactSource.of_app(app).facts(), as_of), store, batch_size=REBUILD_BATCH)
     print(f"# as of {as_of.isoformat()}: {folded} events, store {store.db.datastore.pool.db_name}", file=sys.stderr)
-    show(build(store, args, as_of.isoformat()), args)
+    show(build(store, ReportOptions.from_args(args), as_of.isoformat()), args)
     store.close()
     return 0
 

@@ -7,14 +7,11 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.readstore.store import ReadStore
-from projections import queries, roadmap
 from runtime.bootstrap import open_app
 from runtime.config import Settings
 from runtime.output import print_json, print_table
 from runtime.readmodels import caught_up, print_csv, require_auditor
-
-REPORTS = ("kpi", "coverage", "roadmap", "drills", "board", "offline", "timeline")
+from runtime.reports import REPORTS, ReportOptions, build
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,29 +30,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--staff", help="timeline: staff handle")
     p.add_argument("--state", help="board: only broadcasts in this state")
     p.set_defaults(handler=cmd_report)
-
-
-def build(store: ReadStore, args: argparse.Namespace, at: str) -> list[dict[str, Any]]:
-    """Rows of one report; shared with `keng audit replay`."""
-    name = args.name
-    if name == "kpi":
-        return queries.kpis(store, at)
-    if name == "coverage":
-        return queries.coverage(store)
-    if name == "roadmap":
-        plan = roadmap.plan(list(store.load_kind("endpoint").values()), args.first, args.last)
-        return [{k: v for k, v in y.items() if k != "stations"} for y in plan["years"]]
-    if name == "drills":
-        return [{**w, "broadcast": d["broadcast"], "title": d["title"], "failed_endpoints": d["failed_endpoints"]}
-                for d in queries.drills(store) for w in d["wards"]]  # fmt: skip
-    if name == "board":
-        keys = ("id", "state", "priority", "title", "drafted_by", "drafted_at", "source", "approvals", "renders")
-        return [{k: b[k] for k in keys} for b in queries.board(store, args.state)]
-    if name == "offline":
-        return queries.offline_during(store, args.start or "0001-01-01T00:00:00+00:00", args.end or at)
-    if args.broadcast:
-        return queries.timeline(store, "broadcast", args.broadcast)
-    return queries.timeline(store, "staff", args.staff or args.actor)
 
 
 def show(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
@@ -81,7 +55,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     require_auditor(app, args.actor)
     store = caught_up(app)
     try:
-        show(build(store, args, datetime.now(UTC).isoformat()), args)
+        show(build(store, ReportOptions.from_args(args), datetime.now(UTC).isoformat()), args)
     finally:
         store.close()
     return 0

@@ -6,18 +6,30 @@ projection writes never wait on the event writer); with PostgreSQL, `rm_*` table
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from eventsourcing.persistence import IntegrityError
+
+from adapters.readstore.source import FactSource
 from adapters.readstore.sql import SqlDb
 from adapters.readstore.store import ReadStore
 from adapters.store.app import Keng
 from domain.errors import NotAuthorised
+from domain.staff import Staff
 from domain.values import Role
-from projections.runner import run
+from projections.runner import run_facts
+
+# Events per read-model transaction when catching up or rebuilding: fewer, larger commits write each busy document
+# once per batch instead of once per few thousand events.
+REBUILD_BATCH = 20_000
+T = TypeVar("T")
 
 
 def live_store(app: Keng) -> ReadStore:
@@ -33,18 +45,73 @@ def events_table(app: Keng) -> str:
     return str(app.recorder.events_table_name)  # type: ignore[attr-defined]
 
 
+def catch_up(app: Keng, store: ReadStore) -> int:
+    """Fold every event recorded since the store's tracked position; returns how many.
+
+    Another process catching up the same store at the same time makes one commit fail on its tracking record (the
+    position was already taken): nothing of that batch is kept, and the catch-up simply starts again from the new
+    position."""
+    source = FactSource.of_app(app)
+    try:
+        return run_facts(source.facts(store.position()), store, batch_size=REBUILD_BATCH)
+    except IntegrityError:
+        return run_facts(source.facts(store.position()), store, batch_size=REBUILD_BATCH)
+
+
 def caught_up(app: Keng) -> ReadStore:
     """The live read store, brought up to the newest event."""
     store = live_store(app)
-    run(app.read_events(store.position()), store)
+    try:
+        catch_up(app, store)
+    except BaseException:
+        store.close()
+        raise
     return store
+
+
+class LiveReadModels:
+    """The service's live read store: opened on first use, caught up before every query, one query at a time.
+
+    Queries run on this object's own worker thread, so that a long first catch-up (a rebuild) keeps report requests
+    waiting there and never takes the threads the rest of the service runs its store work on."""
+
+    def __init__(self, app: Keng) -> None:
+        self.app = app
+        self._store: ReadStore | None = None
+        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-models")  # started on first use
+
+    def query(self, fn: Callable[[ReadStore], T]) -> T:
+        """Bring the read models up to the newest event, then answer `fn` from them (blocking)."""
+        with self._lock:
+            if self._store is None:
+                self._store = live_store(self.app)
+            catch_up(self.app, self._store)
+            return fn(self._store)
+
+    async def ask(self, fn: Callable[[ReadStore], T]) -> T:
+        """`query` from asyncio, on the worker thread (the event loop never waits on the store)."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self.query, fn)
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
+def check_auditor(member: Staff) -> None:
+    """Reports and audit are for the auditor role and up (admin)."""
+    if not (member.has_role(Role.AUDITOR) or member.has_role(Role.ADMIN)):
+        raise NotAuthorised(
+            f"rule {NotAuthorised.rule}: {member.handle} cannot read reports: the auditor role is required"
+        )
 
 
 def require_auditor(app: Keng, handle: str) -> None:
     """Reports and audit are for the auditor role and up (admin)."""
-    member = app.staff(handle)
-    if not (member.has_role(Role.AUDITOR) or member.has_role(Role.ADMIN)):
-        raise NotAuthorised(f"rule {NotAuthorised.rule}: {handle} cannot read reports: the auditor role is required")
+    check_auditor(app.staff(handle))
 
 
 def print_csv(rows: Sequence[dict[str, Any]]) -> None:

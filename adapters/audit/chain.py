@@ -19,19 +19,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.audit.keys import Signer
-from adapters.readstore.sql import SqlDb, select_records
+from adapters.readstore.sql import SqlDb, fetch_tuples, select_records
 
 GENESIS = hashlib.sha256(b"keng-audit-chain/1").digest()
 CHAIN_TABLE = "audit_chain"
 CHECKPOINT_TABLE = "audit_checkpoint"
 PAGE = 10_000
-_HEAD = struct.Struct(">QQQ")
+RECORD_HEAD = struct.Struct(">QQQ")
 
 
 def record_bytes(position: int, originator_id: bytes, version: int, topic: str, state: bytes) -> bytes:
     """The framed bytes of one stored record, as hashed into the chain."""
     t = topic.encode()
-    return _HEAD.pack(position, version, len(t)) + originator_id + t + state
+    return RECORD_HEAD.pack(position, version, len(t)) + originator_id + t + state
 
 
 def id_bytes(db: SqlDb) -> Any:
@@ -127,24 +127,18 @@ def seal(db: SqlDb, events_table: str, signer: Signer, *, checkpoint_every: int 
     return sealed
 
 
-def iter_chain(db: SqlDb, upto: int | None = None) -> Iterator[tuple[int, bytes]]:
+def iter_chain(db: SqlDb, upto: int | None = None, page: int = PAGE) -> Iterator[tuple[int, bytes]]:
     """Stored (position, link) rows in order."""
     after = 0
     stop = "" if upto is None else f" AND position <= {int(upto)}"
+    statement = f"SELECT position, link FROM {db.table(CHAIN_TABLE)} WHERE position > ?{stop} ORDER BY position LIMIT ?"
     while True:
-        with db.transaction(commit=False) as c:
-            db.execute(
-                c,
-                f"SELECT position, link FROM {db.table(CHAIN_TABLE)} WHERE position > ?{stop} "
-                "ORDER BY position LIMIT ?",
-                (after, PAGE),
-            )
-            rows = c.fetchall()
+        rows = fetch_tuples(db, statement, (after, page))
         if not rows:
             return
-        for r in rows:
-            yield (r["position"], bytes(r["link"])) if db.kind == "postgres" else (r[0], bytes(r[1]))
-        after = rows[-1]["position"] if db.kind == "postgres" else rows[-1][0]
+        for position, link in rows:
+            yield position, bytes(link)
+        after = rows[-1][0]
 
 
 def load_checkpoints(db: SqlDb) -> list[Checkpoint]:

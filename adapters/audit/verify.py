@@ -13,14 +13,13 @@ import orjson
 
 from adapters.audit.chain import (
     GENESIS,
-    PAGE,
+    RECORD_HEAD,
     Checkpoint,
     checkpoint_message,
     ensure_tables,
     id_bytes,
     iter_chain,
     load_checkpoints,
-    record_bytes,
 )
 from adapters.audit.keys import Signer, key_id, verify_signature
 from adapters.readstore.sql import SqlDb, select_records
@@ -125,14 +124,20 @@ def sorted_findings(report: Report) -> list[Finding]:
     return sorted(report.findings, key=lambda f: f.position)
 
 
-def _records(db: SqlDb, events_table: str) -> Iterator[tuple[Any, ...]]:
-    after = 0
+def _records(db: SqlDb, events_table: str, page: int = 50_000) -> Iterator[tuple[int, bytes]]:
+    """(position, framed record bytes) of every stored event in global order, read in large pages of plain tuples."""
+    after, to_bytes, topics = 0, id_bytes(db), dict[str, bytes]()
+    head = RECORD_HEAD.pack
     while True:
-        page = select_records(db, events_table, after, PAGE)
-        if not page:
+        rows = select_records(db, events_table, after, page)
+        if not rows:
             return
-        yield from page
-        after = page[-1][0]
+        for pos, oid, version, topic, state in rows:
+            t = topics.get(topic)
+            if t is None:
+                t = topics[topic] = topic.encode()
+            yield pos, head(pos, version, len(t)) + to_bytes(oid) + t + state
+        after = rows[-1][0]
 
 
 def _check_signatures(report: Report, checkpoints: list[Checkpoint], signer: Signer) -> None:
@@ -164,32 +169,36 @@ def verify(db: SqlDb, events_table: str, signer: Signer, exported: Exported | No
     if exported is not None:
         _check_export(report, exported, signer)
     prefixes, n_exported = (exported.prefixes, exported.checkpoint.count) if exported else (b"", 0)
-    to_bytes, sha = id_bytes(db), hashlib.sha256
-    chain = iter_chain(db)
+    sha = hashlib.sha256
+    chain = iter_chain(db, page=50_000)
     nxt = next(chain, None)
+    nxt_pos = nxt[0] if nxt is not None else None
     tail = max(k.position for k in checkpoints) if checkpoints else 0
     prev, ordinal, last_pos, last_cp = GENESIS, 0, 0, 0
-    for pos, oid, version, topic, state in _records(db, events_table):
+    for pos, record in _records(db, events_table):
         while nxt is not None and nxt[0] < pos:
             report.add(nxt[0], "chained event is missing from the store (deleted or moved)")
             prev, nxt = nxt[1], next(chain, None)
-        link = sha(prev + record_bytes(pos, to_bytes(oid), version, topic, bytes(state))).digest()
+            nxt_pos = nxt[0] if nxt is not None else None
+        link = sha(prev + record).digest()
         ordinal += 1
-        if nxt is not None and nxt[0] == pos:
-            tail = max(tail, pos)
+        if nxt_pos == pos:
             report.sealed += 1
-            if nxt[1] != link:
+            if nxt[1] != link:  # type: ignore[index]
                 report.add(pos, "stored event does not match its chain link (changed, swapped or inserted)")
-                link = nxt[1]  # resynchronise, so that each tampered event is named once
+                link = nxt[1]  # type: ignore[index]  # resynchronise, so that each tampered event is named once
             nxt = next(chain, None)
+            nxt_pos = nxt[0] if nxt is not None else None
+            if pos > tail:
+                tail = pos
         elif pos <= tail:
             report.add(pos, "event has no chain link although later events are sealed (inserted)")
         else:
             report.unsealed += 1
-        k = by_pos.get(pos)
-        if k is not None and (k.link != link or k.count != ordinal):
-            report.add(pos, f"signed checkpoint does not match the chain: rewritten within {last_cp + 1}..{pos}")
-        if k is not None:
+        if pos in by_pos:
+            k = by_pos[pos]
+            if k.link != link or k.count != ordinal:
+                report.add(pos, f"signed checkpoint does not match the chain: rewritten within {last_cp + 1}..{pos}")
             last_cp = pos
         if ordinal <= n_exported and prefixes[(ordinal - 1) * PREFIX : ordinal * PREFIX] != link[:PREFIX]:
             report.add(pos, "event differs from the exported checkpoint")

@@ -63,6 +63,21 @@ def event_columns(db: SqlDb, events_table: str) -> tuple[str, str]:
     return position, db.table(events_table)
 
 
+def fetch_tuples(db: SqlDb, statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    """All rows of one query as plain tuples (no dict or Row objects: the reading hot path)."""
+    with db.transaction(commit=False) as c:
+        if db.kind == "postgres":
+            from psycopg.rows import tuple_row
+
+            c.row_factory = tuple_row
+            c.execute(db.sql(statement), params)
+            return c.fetchall()  # type: ignore[no-any-return]
+        raw = c.sqlite_cursor
+        raw.row_factory = None
+        raw.execute(statement, params)
+        return raw.fetchall()  # type: ignore[no-any-return]
+
+
 def select_records(db: SqlDb, events_table: str, after: int, limit: int, upto: int | None = None) -> list[Any]:
     """Raw stored records after a position, in global order: (position, originator_id, version, topic, state)."""
     position, table = event_columns(db, events_table)
@@ -71,9 +86,4 @@ def select_records(db: SqlDb, events_table: str, after: int, limit: int, upto: i
         f"SELECT {position} AS position, originator_id, originator_version, topic, state FROM {table} "
         f"WHERE {position} > ?{stop} ORDER BY {position} LIMIT ?"
     )
-    with db.transaction(commit=False) as c:
-        db.execute(c, statement, (after, limit))
-        rows = c.fetchall()
-    if db.kind == "postgres":
-        return [(r["position"], r["originator_id"], r["originator_version"], r["topic"], r["state"]) for r in rows]
-    return [tuple(r) for r in rows]
+    return fetch_tuples(db, statement, (after, limit))

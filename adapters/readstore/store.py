@@ -6,6 +6,8 @@ library's tracking recorder (`_insert_tracking` on the same cursor), which refus
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from adapters.readstore.sql import SqlDb
 from projections.fold import Doc, Row
 
 APPLICATION = "keng"
+CACHE_KIB = 65_536
 
 
 class ReadStore:
@@ -33,13 +36,28 @@ class ReadStore:
             self.tracking = SQLiteTrackingRecorder(db.datastore)
             self.tracking_table = "tracking"
         self.tracking.create_table()
+        self.index = f"{prefix}_timeline_subject"
         with db.transaction(commit=True) as c:
             db.execute(c, f"CREATE TABLE IF NOT EXISTS {self.docs} (kind TEXT, key TEXT, doc {db.blob} NOT NULL, "
                           "PRIMARY KEY (kind, key))")  # fmt: skip
             db.execute(c, f"CREATE TABLE IF NOT EXISTS {self.rows} (position BIGINT, at TEXT, subject_kind TEXT, "
                           "subject TEXT, event TEXT, actor TEXT, detail TEXT)")  # fmt: skip
-            db.execute(c, f"CREATE INDEX IF NOT EXISTS {prefix}_timeline_subject ON {self.rows} "
-                          "(subject_kind, subject, position)")  # fmt: skip
+        # An empty store is about to be rebuilt: its timeline index is built once, after the rows (at the first read
+        # or on close), which is much cheaper than keeping it sorted through a million inserts. Any later open of a
+        # store that has rows builds it if missing, so a crash mid-rebuild costs only time.
+        self.index_pending = self.position() == 0
+        if self.index_pending:
+            with db.transaction(commit=True) as c:
+                db.execute(c, f"DROP INDEX IF EXISTS {db.table(self.index)}")
+        else:
+            self.ensure_index()
+
+    def ensure_index(self) -> None:
+        """Build the timeline index if it is not there (reads call this)."""
+        with self.db.transaction(commit=True) as c:
+            self.db.execute(c, f"CREATE INDEX IF NOT EXISTS {self.index} ON {self.rows} "
+                               "(subject_kind, subject, position)")  # fmt: skip
+        self.index_pending = False
 
     @classmethod
     def sqlite_file(cls, path: Path) -> ReadStore:
@@ -48,6 +66,8 @@ class ReadStore:
         return cls(SqlDb("sqlite", SQLiteDatastore(db_name=str(path))))
 
     def close(self) -> None:
+        if self.index_pending:
+            self.ensure_index()
         if self.db.kind == "sqlite":
             self.db.datastore.close()
 
@@ -76,6 +96,8 @@ class ReadStore:
         if until is not None:
             where, params = where + " AND at <= ?", [*params, until]
         cols = "position, at, subject_kind, subject, event, actor, detail"
+        if self.index_pending:
+            self.ensure_index()
         with self.db.transaction(commit=False) as c:
             self.db.execute(c, f"SELECT {cols} FROM {self.rows} WHERE {where} ORDER BY position", params)
             rows = c.fetchall()
@@ -84,7 +106,7 @@ class ReadStore:
 
     def commit(self, docs: dict[tuple[str, str], Doc], rows: list[Row], position: int) -> None:
         db = self.db
-        with db.transaction(commit=True) as c:
+        with self._writing() as c:
             db.executemany(
                 c,
                 f"INSERT INTO {self.docs} VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc",
@@ -93,15 +115,35 @@ class ReadStore:
             db.executemany(c, f"INSERT INTO {self.rows} VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             self.tracking._insert_tracking(c, Tracking(APPLICATION, position))  # type: ignore[attr-defined]
 
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """One write transaction. On SQLite with `synchronous = NORMAL` (WAL): a commit survives a crash of the
+        process, and a power cut can only lose whole recent transactions, documents and tracking position together,
+        so exactly-once holds and the lost batches are simply folded again. (The event store itself stays FULL.)"""
+        if self.db.kind != "sqlite":
+            with self.db.transaction(commit=True) as c:
+                yield c
+            return
+        with self.db.datastore.get_connection(commit=True) as conn:
+            with conn.cursor() as setup:  # outside the transaction: SQLite refuses to change it inside one
+                setup.execute("PRAGMA synchronous = NORMAL")
+                setup.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # large indexes; the default cache is 2 MB
+            with conn.transaction(commit=True) as c:
+                yield c
+
     def clear(self) -> None:
         """Drop every read model (for a rebuild by replay)."""
         with self.db.transaction(commit=True) as c:
             self.db.execute(c, f"DELETE FROM {self.docs}")
             self.db.execute(c, f"DELETE FROM {self.rows}")
             self.db.execute(c, f"DELETE FROM {self.tracking_table} WHERE application_name = ?", (APPLICATION,))
+            self.db.execute(c, f"DROP INDEX IF EXISTS {self.db.table(self.index)}")
+        self.index_pending = True
 
     def dump(self) -> dict[str, Any]:
         """Everything, for comparisons in tests."""
+        if self.index_pending:
+            self.ensure_index()
         with self.db.transaction(commit=False) as c:
             self.db.execute(c, f"SELECT kind, key, doc FROM {self.docs} ORDER BY kind, key")
             docs = c.fetchall()

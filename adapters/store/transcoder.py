@@ -9,6 +9,7 @@ faster, encoding on par (the tagging walk costs what orjson saves; a write's fsy
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -70,6 +71,28 @@ class OrjsonTranscoder(Transcoder):
             return obj
         return {k: (v if k in obj and _is_restored(v) else self._untag(v)) for k, v in obj.items()}
 
+    def decode_flat(self, data: bytes) -> dict[str, Any]:
+        """Decode an event's state into JSON values only, for read models: a UUID as its canonical string, a datetime,
+        date or Decimal as the string it was stored as (no Python objects are built, which makes this the fast path
+        of a rebuild). Only the four transcodings keng registers have a flat form."""
+        obj: dict[str, Any] = orjson.loads(data)
+        tags = data.count(b'"_type_"')
+        if not tags:
+            return obj
+        if tags == 1:  # most events: the timestamp is their only tagged value
+            stamp = obj.get("timestamp")
+            if type(stamp) is dict and stamp.get("_type_") == "datetime_iso" and len(stamp) == 2:
+                obj["timestamp"] = stamp["_data_"]
+                return obj
+        found = 0
+        for key, value in obj.items():
+            if type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value:
+                obj[key] = _flat_tag(value)
+                found += 1
+        if found == tags:
+            return obj
+        return {k: _flat_walk(v) for k, v in obj.items()}
+
     def _tag(self, o: Any) -> Any:
         kind = type(o)
         if kind in _SCALAR_TYPES:
@@ -106,3 +129,27 @@ class OrjsonTranscoder(Transcoder):
         if isinstance(o, list):
             return [self._untag(v) for v in o]
         return o
+
+
+def _dashed(hex32: str) -> str:
+    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
+
+
+_FLAT: dict[str, Callable[[str], str]] = {"uuid_hex": _dashed, "datetime_iso": str, "date_iso": str, "decimal_str": str}
+
+
+def _flat_tag(tagged: dict[str, Any]) -> Any:
+    try:
+        return _FLAT[tagged["_type_"]](tagged["_data_"])
+    except KeyError:
+        raise TranscodingNotRegisteredError(f"no flat form for stored type {tagged['_type_']!r}") from None
+
+
+def _flat_walk(o: Any) -> Any:
+    if isinstance(o, dict):
+        if len(o) == 2 and "_type_" in o and "_data_" in o:
+            return _flat_tag(o)
+        return {k: _flat_walk(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_flat_walk(v) for v in o]
+    return o

@@ -9,7 +9,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from runtime.http import routes_audio, routes_cap, routes_hooks, routes_operator, routes_ops, routes_stream
+from runtime.http import (
+    routes_audio,
+    routes_cap,
+    routes_hooks,
+    routes_operator,
+    routes_ops,
+    routes_reports,
+    routes_stream,
+)
 from runtime.http.problems import PROBLEM_TYPE, Problem, problem_for
 from runtime.http.services import SERVICES, Services
 
@@ -76,6 +84,7 @@ def create_app(services: Services) -> web.Application:
     routes_audio.add_routes(app)
     routes_cap.add_routes(app)
     routes_stream.add_routes(app)
+    routes_reports.add_routes(app)
     return app
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.http.openapi_reports import report_paths
+
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
@@ -312,6 +314,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "JSON Feed"}},
                 }
             },
+            **report_paths(),
             "/api/v1/hooks/city-source": {
                 "post": {
                     "summary": "signed message from the city source system (Standard Webhooks, idempotent by id)",

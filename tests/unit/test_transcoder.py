@@ -83,3 +83,11 @@ json_values = st.recursive(
 def test_round_trip_of_random_states(state: dict[str, object]) -> None:
     fast, _ = _both()
     assert fast.decode(fast.encode(state)) == state
+
+
+def test_flat_decoding_gives_the_stored_strings_of_every_tagged_value() -> None:
+    from projections.facts import flat
+
+    fast, slow = _both()
+    for transcoder in (fast, slow):
+        assert fast.decode_flat(transcoder.encode(STATE)) == flat(STATE)

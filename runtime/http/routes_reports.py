@@ -1,0 +1,94 @@
+"""`GET /api/v1/reports/{kpi|coverage|roadmap|drills|board|offline|timeline}` (auditor role and up): the same rows as
+`keng report NAME --json`, with query parameters named like the CLI options (`from`, `to`, `start`, `end`,
+`broadcast`, `staff`, `state`). The live read models are caught up to the newest event before each answer, on their
+own worker thread (never on the event loop, and never holding the threads of `Services.run`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from adapters.readstore.store import ReadStore
+from runtime.http.problems import Problem
+from runtime.http.routes_operator import current_staff
+from runtime.http.services import SERVICES
+from runtime.readmodels import LiveReadModels, check_auditor
+from runtime.reports import REPORTS, ReportOptions, build
+
+READ_MODELS = web.AppKey("read_models", LiveReadModels)
+# Query parameters of each report (the CLI's option names).
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "kpi": (),
+    "coverage": (),
+    "roadmap": ("from", "to"),
+    "drills": (),
+    "board": ("state",),
+    "offline": ("start", "end"),
+    "timeline": ("broadcast", "staff"),
+}
+
+
+def _year(request: web.Request, name: str, default: int) -> int:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not 1900 <= int(value) <= 2200:
+        raise Problem(400, "bad-request", f"query parameter {name!r} must be a year, got {value!r}")
+    return int(value)
+
+
+def _instant(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Problem(400, "bad-request", f"query parameter {name!r} must be an ISO 8601 time, got {value!r}") from None
+    if parsed.tzinfo is None:
+        raise Problem(400, "bad-request", f"query parameter {name!r} needs a UTC offset, got {value!r}")
+    return value
+
+
+def options_of(request: web.Request, name: str, actor: str) -> ReportOptions:
+    """The report's options from the query string (unknown parameters are refused, as the CLI refuses them)."""
+    unknown = sorted(set(request.query) - set(PARAMETERS[name]))
+    if unknown:
+        allowed = ", ".join(PARAMETERS[name]) or "none"
+        raise Problem(400, "bad-request", f"unknown query parameter(s) for {name}: {', '.join(unknown)} ({allowed})")
+    q = request.query
+    return ReportOptions(name=name, actor=actor, first=_year(request, "from", 2022), last=_year(request, "to", 2025),
+                         start=_instant(request, "start"), end=_instant(request, "end"), broadcast=q.get("broadcast"),
+                         staff=q.get("staff"), state=q.get("state"))  # fmt: skip
+
+
+def report_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        staff = await current_staff(request)
+        check_auditor(staff)
+        options = options_of(request, name, staff.handle)
+
+        def answer(store: ReadStore) -> list[dict[str, Any]]:
+            return build(store, options, datetime.now(UTC).isoformat())
+
+        rows = await request.app[READ_MODELS].ask(answer)
+        return web.Response(body=orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS), content_type="application/json")
+
+    return handler
+
+
+async def _close_read_models(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[SERVICES].run(app[READ_MODELS].close)
+
+
+def add_routes(app: web.Application) -> None:
+    app[READ_MODELS] = LiveReadModels(app[SERVICES].app)  # opens its store on the first report, not here
+    app.cleanup_ctx.append(_close_read_models)
+    for name in REPORTS:
+        app.router.add_get(f"/api/v1/reports/{name}", report_handler(name))
