@@ -8,6 +8,7 @@ body with 422. The 2xx is sent only after the commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import structlog
@@ -27,13 +28,22 @@ log = structlog.get_logger(__name__)
 SOURCE = "city-source"
 
 
-def prepare_city_message(services: Services, verified: VerifiedInbound, body: bytes) -> tuple[Inbound, Broadcast]:
+class NeedsStore(Exception):
+    """Preparing this message needs the event store (a cache is stale, or a target is not in the area cache)."""
+
+
+def prepare_city_message(
+    services: Services, verified: VerifiedInbound, body: bytes, *, store_allowed: bool = True
+) -> tuple[Inbound, Broadcast]:
     """The records a verified message creates: its broadcast (drafted and submitted for approval) and the inbound
-    record that ties the broadcast to the message. Nothing is saved here."""
+    record that ties the broadcast to the message. Nothing is saved here. Without `store_allowed`, raises NeedsStore
+    rather than read the store."""
     fields = parse_city_message(body)
     areas = services.area_cache.get()
     actor = verified.actor(areas)
     index = {a.code: a for a in areas}
+    if not store_allowed and (fields["target_endpoints"] or any(c not in index for c in fields["target_areas"])):
+        raise NeedsStore
     item = services.app.prepare_broadcast(
         actor, source_kind=SOURCE, source_ref=verified.verified.message_id, area_index=index, **fields
     )
@@ -65,13 +75,17 @@ async def _accept(request: web.Request, services: Services) -> tuple[dict[str, A
     body = await request.read()
     now = services.wall_clock()
 
-    def prepare() -> tuple[VerifiedInbound, Inbound, Broadcast] | tuple[VerifiedInbound, dict[str, Any]]:
+    def prepare(inline: bool) -> tuple[VerifiedInbound, Inbound, Broadcast] | tuple[VerifiedInbound, dict[str, Any]]:
         verified = verify_inbound(
             services.app, services.secrets, services.integrations(SOURCE), headers=request.headers, body=body, now=now
         )
         try:
-            inbound, item = prepare_city_message(services, verified, body)
+            inbound, item = prepare_city_message(services, verified, body, store_allowed=not inline)
+        except NeedsStore:
+            raise
         except Exception:
+            if inline:
+                raise NeedsStore from None  # the replay lookup below reads the store: do it off the loop
             # A replay of an accepted message must get its original answer even if the rules changed since.
             earlier = replayed_outcome(services.app, SOURCE, verified)
             if earlier is not None:
@@ -79,7 +93,15 @@ async def _accept(request: web.Request, services: Services) -> tuple[dict[str, A
             raise
         return verified, inbound, item
 
-    prepared = await services.run(prepare)
+    # The common case needs no store read (areas and integrations are cached; the write goes to the group
+    # committer), so it runs on the loop: a thread hop per request measurably lengthened the tail under load.
+    # Anything that would read the store goes to a worker thread, as the library's synchronous calls must.
+    prepared = None
+    if services.area_cache.fresh and services.integration_cache.fresh:
+        with contextlib.suppress(NeedsStore):
+            prepared = prepare(inline=True)
+    if prepared is None:
+        prepared = await services.run(lambda: prepare(inline=False))
     if len(prepared) == 2:
         return prepared[1], True
     verified, inbound, item = prepared

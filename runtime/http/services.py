@@ -56,6 +56,11 @@ class TimedCache(Generic[T]):
                 self._value, self._read_at = self.read(), time.monotonic()
             return self._value
 
+    @property
+    def fresh(self) -> bool:
+        """True when `get()` would answer from memory, without reading the store."""
+        return self._value is not None and time.monotonic() - self._read_at <= self.ttl_s
+
 
 @dataclass
 class Services:

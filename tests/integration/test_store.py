@@ -130,3 +130,23 @@ def test_sqlite_runs_with_synchronous_full_and_wal(tmp_path: Path) -> None:
             assert set(pool.map(lambda _: factory.synchronous_level(), range(16))) == {2}
     finally:
         app.close()
+
+
+def test_sqlite_checkpoints_in_the_background_not_inside_commits(tmp_path: Path) -> None:
+    import time
+
+    from runtime.inventory import install_sample
+
+    app = Keng(env=locate_store(None, tmp_path).env)
+    try:
+        with app.factory.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            cursor.execute("PRAGMA wal_autocheckpoint;")
+            assert cursor.fetchone()[0] == 0  # no checkpoint inside a commit
+        before = (tmp_path / "keng.db").stat().st_size
+        install_sample(app)  # a few hundred kilobytes, all of it first written to the WAL
+        time.sleep(1.5)
+        # Only a checkpoint moves pages into the database file; with commits not checkpointing, the background
+        # thread is what did it, while the application kept its connections open.
+        assert (tmp_path / "keng.db").stat().st_size > before + 100_000
+    finally:
+        app.close()
