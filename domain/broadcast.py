@@ -11,7 +11,7 @@ rejected as the other ends. Rules (each refusal names its rule):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -84,7 +84,7 @@ class Broadcast(Aggregate):
         revision: int
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.approvals.append({"by": self.by, "revision": self.revision, "rule": None})
+            aggregate.approvals.append({"by": self.by, "revision": self.revision, "rule": None, "at": self.timestamp})
             aggregate.state = "approved"
 
     class AutoApproved(Aggregate.Event):
@@ -92,7 +92,7 @@ class Broadcast(Aggregate):
         revision: int
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.approvals.append({"by": None, "revision": self.revision, "rule": self.rule})
+            aggregate.approvals.append({"by": None, "revision": self.revision, "rule": self.rule, "at": self.timestamp})
             aggregate.state = "approved"
 
     class Ratified(Aggregate.Event):
@@ -294,6 +294,14 @@ class Broadcast(Aggregate):
         return self.state in LIVE_STATES and any(
             a["rule"] and a["revision"] == self.revision and not a.get("ratified_by") for a in self.approvals
         )
+
+    def ratification_due(self, within: timedelta) -> datetime | None:
+        """When the standing-order approval awaiting ratification must be ratified or retracted (None if none)."""
+        if not self.awaiting_ratification:
+            return None
+        auto = next(a for a in self.approvals if a["rule"] and a["revision"] == self.revision)
+        at: datetime = auto["at"]
+        return at + within
 
     def ratify(self, *, by: Actor) -> None:
         """Confirm a standing-order approval (an approver within scope). To retract one, cancel the broadcast."""

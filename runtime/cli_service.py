@@ -9,6 +9,7 @@ import gc
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -151,6 +152,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings=settings,
         max_body_bytes=args.max_body,
         standing_orders=load_standing_orders(settings),
+        ratify_within=timedelta(minutes=float(os.environ.get("KENG_RATIFY_WITHIN_MIN", "30"))),
         public_url=base,
     )
     web_app = create_app(services)

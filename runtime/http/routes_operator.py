@@ -120,6 +120,17 @@ async def list_broadcasts(request: web.Request) -> web.Response:
     items = await services.run(lambda: services.catalog.current().broadcasts(state=state))
     if unratified:
         items = [b for b in items if b.awaiting_ratification]
+        now, within = services.app.clock(), services.ratify_within
+        views = []
+        for b in items:
+            due = b.ratification_due(within)
+            view = broadcast_view(b, services.settings.display_tz)
+            view["ratify_by"] = (
+                due.astimezone(services.settings.display_tz).isoformat(timespec="seconds") if due else None
+            )
+            view["ratification_overdue"] = bool(due and due < now)
+            views.append(view)
+        return web.json_response(views)
     return web.json_response([broadcast_view(b, services.settings.display_tz) for b in items])
 
 

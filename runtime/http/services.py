@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Generic, TypeVar
 from uuid import UUID
 
@@ -79,6 +80,7 @@ class Services:
     audio_links: AudioLinks = field(init=False)
     cache_ttl_s: float = 5.0
     standing_orders: list[StandingOrder] = field(default_factory=list)
+    ratify_within: timedelta = timedelta(minutes=30)
     public_url: str = "http://127.0.0.1:8080"
 
     def __post_init__(self) -> None:

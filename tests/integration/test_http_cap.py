@@ -85,6 +85,7 @@ def test_a_standing_order_approves_at_once_and_an_approver_ratifies(cap_api) -> 
     assert item.approvals[0]["rule"] == "kttv-extreme-immediate" and item.awaiting_ratification
     pending = client.json("GET", "/api/v1/broadcasts?unratified=1", None, t["hung"]).json()
     assert [b["id"] for b in pending] == [bid]
+    assert pending[0]["ratify_by"] and pending[0]["ratification_overdue"] is False
     assert client.json("POST", f"/api/v1/broadcasts/{bid}/ratify", None, t["hung"]).status == 200
     assert client.json("GET", "/api/v1/broadcasts?unratified=1", None, t["hung"]).json() == []
 
