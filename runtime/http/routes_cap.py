@@ -8,19 +8,25 @@ what it did. Refusals (parse, validation, mapping, jurisdiction) are 4xx problem
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
+import structlog
 from aiohttp import web
 
+from adapters.audio_upload import UploadRefused
 from adapters.cap.errors import CapError, status_for
 from adapters.cap.feeds import atom_feed, feed_item, is_current_public, json_feed
 from adapters.cap.ingest import IngestResult, ingest_cap
 from adapters.cap.parse import parse_cap
 from adapters.cap.places import PlaceIndex
 from adapters.cap.render import CAP_MEDIA_TYPE, broadcast_to_cap
+from adapters.recordings import fetch_recording, store_recording
 from adapters.store.access import VerifiedInbound, record_inbound, replayed_outcome, verify_inbound
+from adapters.store.errors import ConcurrencyConflict
 from domain.cap import CapAlert
 from domain.cap_mapping import CapPlan
 from domain.cap_places import CapRefused
@@ -31,6 +37,8 @@ from runtime.http.services import SERVICES, Services
 SOURCE = "cap"
 ACCEPTED_TYPES = (CAP_MEDIA_TYPE, "application/xml", "text/xml")
 _PLACES = web.AppKey("cap_places", PlaceIndex)
+_TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("cap_tasks")
+log = structlog.get_logger(__name__)
 
 
 def _standing_order(services: Services, sender: str) -> Any:
@@ -109,6 +117,11 @@ async def cap_ingest(request: web.Request) -> web.Response:
         services.metrics.webhooks.labels(SOURCE, "refused").inc()
         raise Problem(422, "cap-refused", str(e)) from None
     services.metrics.webhooks.labels(SOURCE, "replayed" if replayed else "accepted").inc()
+    if not replayed and outcome["broadcast_ids"]:
+        # The alert's recording (inline, or fetched from its URI) is stored and recorded without delaying the 202.
+        task = asyncio.create_task(attach_recording(services, raw, [UUID(b) for b in outcome["broadcast_ids"]]))
+        request.app[_TASKS].add(task)
+        task.add_done_callback(request.app[_TASKS].discard)
     return web.json_response(outcome, status=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
@@ -149,8 +162,63 @@ async def json_items(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/feed+json", charset="utf-8")
 
 
+async def attach_recording(services: Services, raw: bytes, broadcast_ids: list[UUID]) -> None:
+    """Store the alert's first audio resource and record it as each broadcast's speaker audio (`Rendered`, engine
+    `cap-resource`), or record why it could not be used (`RenderFailed`); the broadcast goes out either way."""
+    alert = parse_cap(raw)
+    resource = next((r for i in alert.infos for r in i.resources if r.mime_type.lower().startswith("audio/")), None)
+    if resource is None or (resource.data is None and not resource.uri):
+        return
+    try:
+        data = resource.data
+        if data is None and resource.uri:
+            data = await fetch_recording(resource.uri, sha1_digest=resource.digest)
+        assert data is not None
+        root = services.settings.data_dir / "assets"
+        asset = await services.run(lambda: store_recording(root, data, source="cap-resource"))
+        outcome: tuple[str, ...] = (
+            "ok",
+            asset.key,
+            str(asset.duration_s),
+            hashlib.sha256(asset.path.read_bytes()).hexdigest(),
+        )
+    except UploadRefused as e:
+        outcome = ("failed", str(e))
+    await services.run(lambda: _record_recording(services, broadcast_ids, outcome))
+
+
+def _record_recording(services: Services, broadcast_ids: list[UUID], outcome: tuple[str, ...]) -> None:
+    for bid in broadcast_ids:
+        for _ in range(3):  # the dispatcher may be writing the same broadcast: retry on a conflict
+            item = services.app.broadcast(bid)
+            if outcome[0] == "ok":
+                item.record_render(
+                    channel="speaker",
+                    asset_hash=outcome[1],
+                    duration_s=float(outcome[2]),
+                    engine="cap-resource",
+                    content_sha256=outcome[3],
+                )
+            else:
+                item.record_render_failure(channel="speaker", engine="cap-resource", reason=outcome[1])
+            try:
+                services.app.save_changes(item)
+                break
+            except ConcurrencyConflict:
+                continue
+    log.info("cap.recording", outcome=outcome[0], broadcasts=[str(b) for b in broadcast_ids])
+
+
+async def _cancel_tasks(app: web.Application) -> None:
+    tasks: set[asyncio.Task[None]] = app[_TASKS]
+    for task in tuple(tasks):
+        task.cancel()
+
+
 def add_routes(app: web.Application) -> None:
     app[_PLACES] = PlaceIndex()
+    app[_TASKS] = set()
+    app.on_shutdown.append(_cancel_tasks)
     app.router.add_post("/api/v1/cap", cap_ingest)
     app.router.add_get("/cap/{id}.xml", cap_document)
     app.router.add_get("/feeds/alerts.atom", atom)

@@ -136,3 +136,31 @@ def test_bad_cap_is_refused_precisely_and_stores_nothing(cap_api) -> None:  # ty
     altered = alert(identifier="KTTV-10", sent="2026-11-27T09:00:00+07:00", infos=(info(headline="Khác hẳn"),))
     reply = post(client, altered, secret)
     assert reply.status == 422 and "different body" in reply.json()["detail"]  # type: ignore[attr-defined]
+
+
+def test_an_inline_recording_becomes_the_speaker_audio(cap_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import hashlib
+
+    from adapters.audio_store import encode_wav
+    from adapters.tts.espeak import EspeakSynthesizer
+
+    client, t, app = cap_api
+    wav = encode_wav(EspeakSynthesizer().synthesize(["Cảnh báo lũ quét"], voice="vi", speed=1.0))
+    resource = (
+        "<resource><resourceDesc>Bản tin âm thanh</resourceDesc><mimeType>audio/x-wav</mimeType>"
+        f"<derefUri>{base64.b64encode(wav).decode()}</derefUri><digest>{hashlib.sha1(wav).hexdigest()}</digest>"
+        "</resource>"
+    )
+    reply = post(client, alert(identifier="KTTV-20", infos=(info(severity="Moderate", extra=resource),)), t["secret"])
+    assert reply.status == 202, reply.body  # type: ignore[attr-defined]
+    bid = UUID(reply.json()["broadcast_ids"][0])  # type: ignore[attr-defined]
+    deadline = time.time() + 15
+    renders: list[dict[str, object]] = []
+    while time.time() < deadline and not renders:
+        renders = [r for r in app.broadcast(bid).renders if r["engine"] == "cap-resource"]
+        time.sleep(0.1)
+    assert renders, app.broadcast(bid).render_failures
+    audio = client.request("GET", f"/audio/{renders[0]['asset_hash']}", token=t["hung"])
+    assert audio.status == 200 and audio.headers["content-type"] == "audio/mpeg"
+    assert hashlib.sha256(audio.body).hexdigest() == renders[0]["content_sha256"]
