@@ -26,10 +26,11 @@ from adapters.cap.places import PlaceIndex
 from adapters.cap.render import CAP_MEDIA_TYPE, broadcast_to_cap
 from adapters.recordings import fetch_recording, store_recording
 from adapters.store.access import VerifiedInbound, record_inbound, replayed_outcome, verify_inbound
-from adapters.store.errors import ConcurrencyConflict
+from adapters.store.errors import ConcurrencyConflict, NotFound
 from domain.cap import CapAlert
 from domain.cap_mapping import CapPlan
 from domain.cap_places import CapRefused
+from domain.inbound import Inbound, inbound_id
 from domain.standing_orders import first_match
 from runtime.http.problems import Problem
 from runtime.http.services import SERVICES, Services
@@ -88,8 +89,38 @@ def accept_cap(
         standing_order=_standing_order(services, verified.integration.name),
     )
     outcome = _outcome(result)
+    # The document itself is kept as received (every info block, in every language) and tied to the Inbound
+    # record by its SHA-256; /cap/{id}.xml republishes it while the broadcast is unrevised.
+    outcome["document_sha256"] = keep_document(services, raw)
+    outcome["languages"] = sorted({i.language for i in alert.infos})
     services.app.save_new(record_inbound(SOURCE, keyed, outcome), what=f"CAP message {alert.key!r}")
     return outcome, False
+
+
+def keep_document(services: Services, raw: bytes) -> str:
+    """Store a received CAP document under its SHA-256 (idempotent); returns the hash."""
+    digest = hashlib.sha256(raw).hexdigest()
+    folder = services.settings.data_dir / "cap"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.xml"
+    if not path.exists():
+        tmp = folder / f".{digest}.tmp"
+        tmp.write_bytes(raw)
+        tmp.replace(path)
+    return digest
+
+
+def original_document(services: Services, item: Any) -> bytes | None:
+    """The CAP document a broadcast was created from, if it is unrevised since and the document was kept."""
+    if item.source_kind != SOURCE or item.revision != 0 or not item.source_ref:
+        return None
+    try:
+        inbound = services.app.load(Inbound, inbound_id(SOURCE, item.source_ref), "inbound message")
+    except NotFound:
+        return None
+    digest = inbound.outcome.get("document_sha256")
+    path = services.settings.data_dir / "cap" / f"{digest}.xml"
+    return path.read_bytes() if digest and path.exists() else None
 
 
 async def cap_ingest(request: web.Request) -> web.Response:
@@ -136,10 +167,14 @@ async def cap_document(request: web.Request) -> web.Response:
         item = services.app.broadcast(bid)
         if not is_current_public(item, item.channels, services.app.clock()) and item.state != "cancelled":
             raise Problem(404, "not-found", "no public alert with this id")
+        original = original_document(services, item) if item.state != "cancelled" else None
+        if original is not None:
+            return original
         names = {a.code: a.name for a in services.area_cache.get()}
         return broadcast_to_cap(item, area_names=names, base_url=services.public_url)
 
-    return web.Response(body=await services.run(render), content_type=CAP_MEDIA_TYPE, charset="utf-8")
+    # The document is sent as bytes in its own declared encoding (a kept original may be ISO-8859-1).
+    return web.Response(body=await services.run(render), content_type=CAP_MEDIA_TYPE)
 
 
 def _current_items(services: Services) -> list[Any]:

@@ -57,7 +57,8 @@ def post(client: Client, doc: bytes, secret: str, n: int = 0) -> object:
 
 def test_a_moderate_alert_waits_for_approval_and_is_published_after(cap_api) -> None:  # type: ignore[no-untyped-def]
     client, t, _ = cap_api
-    doc = alert(identifier="KTTV-1", infos=(info(severity="Moderate", urgency="Expected"),))
+    english = info(language="en-US", severity="Moderate", urgency="Expected", headline="Flash flood warning")
+    doc = alert(identifier="KTTV-1", infos=(info(severity="Moderate", urgency="Expected"), english))
     reply = post(client, doc, t["secret"])
     assert reply.status == 202, reply.body  # type: ignore[attr-defined]
     outcome = reply.json()  # type: ignore[attr-defined]
@@ -71,6 +72,7 @@ def test_a_moderate_alert_waits_for_approval_and_is_published_after(cap_api) -> 
     cap = client.request("GET", f"/cap/{bid}.xml")
     assert cap.status == 200 and cap.headers["content-type"].startswith(CAP_TYPE)
     assert ElementTree.fromstring(cap.body).tag.endswith("alert")
+    assert cap.body == doc  # the original, unrevised: every info block, in every language, as received
     again = post(client, doc, t["secret"], 1)
     assert again.status == 202 and again.json() == outcome  # type: ignore[attr-defined]
     assert again.headers["idempotent-replayed"] == "true"  # type: ignore[attr-defined]
