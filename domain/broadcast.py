@@ -24,6 +24,7 @@ from domain.errors import ExpiredBroadcast, IllegalTransition, NotApproved, Self
 from domain.ids import sourced_broadcast_id
 from domain.values import Role, SourceKind, clean_text, parse_enum
 
+DRILL_NOTICE = "Đây là bản tin diễn tập."
 LIVE_STATES = ("draft", "submitted", "approved", "scheduled", "dispatching")
 FINAL_STATES = ("completed", "cancelled", "expired", "rejected")
 REVISABLE_STATES = ("draft", "submitted", "approved", "scheduled")
@@ -387,6 +388,13 @@ class Broadcast(Aggregate):
         )
 
     # -- queries --------------------------------------------------------------------------------------------------
+
+    @property
+    def announced_text(self) -> str:
+        """What is spoken and shown: a drill is announced as a drill, before and after its text."""
+        if not self.drill:
+            return str(self.text)
+        return f"{DRILL_NOTICE} {self.text} {DRILL_NOTICE}"
 
     @property
     def is_approved(self) -> bool:

@@ -61,7 +61,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     item = app.broadcast(bid)
     try:
         assets = render_bulletin(
-            item.text, item.priority, item.channels, render_config(settings, args.engine, args.voice)
+            item.announced_text, item.priority, item.channels, render_config(settings, args.engine, args.voice)
         )
     except RenderFailed as failure:
         item.record_render_failure(channel="speaker", engine=failure.engine, reason=failure.reason)

@@ -100,7 +100,7 @@ def play_commands(
         "priority": b.priority,
         "rank": Priority(b.priority).rank,
         "title": b.title,
-        "text": b.text,
+        "text": b.announced_text,
         "audio_url": audio_url(render["asset_hash"], b.expires_at) if render else None,
         "sha256": sha,
         "duration_s": duration,

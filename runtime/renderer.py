@@ -36,7 +36,7 @@ def needs_audio(b: Broadcast) -> bool:
 def render_one(app: Keng, b: Broadcast, config: RenderConfig) -> None:
     """Render one broadcast's speaker audio and record the outcome (retried once on a concurrent change)."""
     try:
-        (asset,) = render_bulletin(b.text, b.priority, ["speaker"], config)
+        (asset,) = render_bulletin(b.announced_text, b.priority, ["speaker"], config)
     except RenderFailed as failure:
         outcome: tuple[str, ...] = ("failed", failure.engine, failure.reason)
     except Exception as e:  # an engine crash is recorded as a failure of that engine, never lost

@@ -57,12 +57,14 @@ class FleetOptions:
     play_scale: float = 0.01  # simulated playback time = duration x repeats x play_scale
     seed: int = 2022
     connect_concurrency: int = 200
+    drill_mode_rate: float = 1.0  # share of devices in drill mode (they play exercises; the others decline them)
 
 
 class SimDevice:
     """One simulated endpoint."""
 
     def __init__(self, spec: DeviceSpec, broker: BrokerAddress, options: FleetOptions, rng: random.Random) -> None:
+        self.drill_mode = options.drill_mode_rate >= 1.0 or rng.random() < options.drill_mode_rate
         self.spec, self.broker, self.options, self.rng = spec, broker, options, rng
         self.link: WireLink | None = None
         self.seen: dict[tuple[str, int], tuple[str, str]] = {}
@@ -169,6 +171,10 @@ class SimDevice:
             return
         self.journal.append(("received", cmd.dispatch, now))
         self._ack(cmd, "received")
+        if msg.get("drill") and not self.drill_mode:
+            self.journal.append(("declined-drill", cmd.dispatch, now))
+            self._ack(cmd, "failed", "drill-mode-off")
+            return
         if self.rng.random() < self.options.fail_rate:
             self._ack(cmd, "failed", "amplifier-fault")
             return

@@ -216,3 +216,15 @@ async def test_status_heartbeats_record_transitions_only(h: Harness) -> None:
     await h.until(lambda: h.app.endpoint(device.code).online is True)
     kinds = [type(e).__name__ for _, e in h.app.read_events() if e.originator_id == eid]
     assert kinds == ["Registered", "CameOnline", "WentOffline", "CameOnline"]
+
+
+async def test_a_drill_plays_only_on_endpoints_in_drill_mode(h: Harness) -> None:
+    fleet = await h.start_fleet(drill_mode_rate=0.0)
+    await h.start_dispatcher()
+    bid = h.broadcast("emergency", drill=True)
+    await h.until(lambda: h.closed(bid))
+    d = h.dispatch_of(bid)
+    assert d is not None and len(d.states) == len(fleet.devices)
+    assert {(s["state"], s.get("reason")) for s in d.states.values()} == {("failed", "drill-mode-off")}
+    assert all(d.plays[str(d_id)] == 0 for d in fleet.devices.values() for d_id in [h.app.broadcast(bid).dispatches[0]])
+    assert all(any(kind == "declined-drill" for kind, *_ in d.journal) for d in fleet.devices.values())

@@ -187,3 +187,10 @@ def test_sourced_broadcasts_get_deterministic_ids() -> None:
     b = Broadcast.draft(content(), by=lan, source_kind="city-source", source_ref="msg-1")
     assert a.id == b.id == sourced_broadcast_id("city-source", "msg-1")
     assert Broadcast.draft(content(), by=lan).id != a.id
+
+
+def test_a_drill_is_announced_as_a_drill_before_and_after_its_text() -> None:
+    lan = staff("lan", "drafter")
+    b = Broadcast.draft(content(drill=True), by=lan)
+    assert b.announced_text.startswith("Đây là bản tin diễn tập.") and b.announced_text.endswith("diễn tập.")
+    assert Broadcast.draft(content(), by=lan).announced_text == b.text
