@@ -38,6 +38,33 @@ def pick_device(requested: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def cpu_has_bf16() -> bool:
+    """True when the processor has bfloat16 instructions (Linux: AVX512-BF16 or AMX-BF16 in /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _run_in_bfloat16(model: Any) -> None:
+    """Wrap the model's `inference` in CPU bfloat16 autocast, handing back float32 tensors (coqui converts its
+    outputs to numpy, which has no bfloat16). The weights stay float32; only the matrix and convolution kernels run
+    in bfloat16, which oneDNN accelerates on CPUs with bf16 instructions."""
+    import torch
+
+    inference = model.inference
+
+    def inference_bf16(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = inference(*args, **kwargs)
+        if isinstance(out, dict):
+            return {k: v.float() if torch.is_tensor(v) and v.dtype == torch.bfloat16 else v for k, v in out.items()}
+        return out
+
+    model.inference = inference_bf16
+
+
 class CoquiSynthesizer:
     """A coqui-tts model on disk: `model_path` (.pth) and `config_path` (config.json)."""
 
@@ -49,6 +76,7 @@ class CoquiSynthesizer:
         config_path: Path | None,
         device: str | None = None,
         pause_s: float = 0.3,
+        cpu_bf16: bool | None = None,
     ) -> None:
         if not coqui_installed():
             raise EngineUnavailable(self.name, "coqui-tts is not installed (pip install 'keng[coqui]')")
@@ -62,6 +90,8 @@ class CoquiSynthesizer:
         self.config_path = config_path
         self.requested_device = device
         self.pause_s = pause_s
+        self.cpu_bf16 = cpu_bf16
+        self.precision = "float32"
         self._lock = threading.Lock()
         self._synth: Any = None
         self._cased = False
@@ -81,10 +111,14 @@ class CoquiSynthesizer:
                 )
             except Exception as exc:  # a corrupt or incompatible checkpoint: name it, never crash the caller
                 raise SynthesisFailed(self.name, f"cannot load model {self.model_path}: {exc}") from exc
+            if self.device == "cpu" and (self.cpu_bf16 if self.cpu_bf16 is not None else cpu_has_bf16()):
+                _run_in_bfloat16(self._synth.tts_model)
+                self.precision = "bfloat16"
             log.info(
                 "coqui_loaded",
                 model=str(self.model_path),
                 device=self.device,
+                precision=self.precision,
                 sample_rate=self._synth.output_sample_rate,
                 load_ms=round((time.perf_counter() - started) * 1000),
             )

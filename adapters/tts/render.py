@@ -93,7 +93,7 @@ def store_for(root: Path, mp3_bitrate_kbps: int) -> AudioStore:
 
 def make_synthesizer(config: TTSConfig) -> Synthesizer:
     """Return the (cached) engine for the configuration; raise EngineUnavailable with the reason."""
-    key = (config.engine, config.coqui_model, config.coqui_config, config.coqui_device)
+    key = (config.engine, config.coqui_model, config.coqui_config, config.coqui_device, config.coqui_cpu_bf16)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
@@ -104,7 +104,9 @@ def make_synthesizer(config: TTSConfig) -> Synthesizer:
             elif config.engine == "coqui":
                 from adapters.tts.coqui import CoquiSynthesizer
 
-                engine = CoquiSynthesizer(config.coqui_model, config.coqui_config, config.coqui_device)
+                engine = CoquiSynthesizer(
+                    config.coqui_model, config.coqui_config, config.coqui_device, cpu_bf16=config.coqui_cpu_bf16
+                )
             else:
                 raise EngineUnavailable(config.engine, "unknown engine (known: espeak, coqui)")
             _engines[key] = engine

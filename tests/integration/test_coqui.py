@@ -100,3 +100,15 @@ def test_corrupt_checkpoint_fails_by_name_and_an_emergency_falls_back_to_espeak(
     [asset] = render_bulletin("Sơ tán ngay", "emergency", ["speaker"], _config(tmp_path / "s", model))
     assert asset.engine == "espeak"
     assert asset.failed[0][0] == "coqui" and "cannot load model" in asset.failed[0][1]
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_cpu_precision_is_chosen_and_both_give_finite_speech(tiny_model: tuple[Path, Path], bf16: bool) -> None:
+    import numpy as np
+
+    from adapters.tts.coqui import CoquiSynthesizer
+
+    engine = CoquiSynthesizer(tiny_model[0], tiny_model[1], "cpu", cpu_bf16=bf16)
+    audio = engine.synthesize(["xin chào bà con tổ dân phố"], voice="", speed=1.0)
+    assert engine.precision == ("bfloat16" if bf16 else "float32")
+    assert audio.samples.size > 0 and np.isfinite(audio.samples.astype(np.float64)).all()
