@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -150,3 +151,16 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 def latencies_ms(received: dict[str, datetime], t0: datetime) -> list[float]:
     return sorted(max(0.0, (at - t0).total_seconds() * 1000) for at in received.values())
+
+
+async def stop_all(
+    link: Any, processes: tuple[subprocess.Popen[bytes], ...], broker: subprocess.Popen[bytes] | None
+) -> None:
+    """End a benchmark run: SIGTERM the dispatcher and fleet, close the observer's link, stop the broker."""
+    for proc in processes:
+        proc.send_signal(signal.SIGTERM)
+    await link.close()
+    for proc in processes:
+        proc.wait(30)
+    if broker:
+        broker.terminate()

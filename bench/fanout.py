@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import time
 import uuid
@@ -20,7 +19,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.link import MqttLink
-from bench.common import Observer, cli, district, drain, latencies_ms, rss_mb, start_broker, wait_line, wait_online
+from bench.common import (
+    Observer,
+    cli,
+    district,
+    drain,
+    latencies_ms,
+    rss_mb,
+    start_broker,
+    stop_all,
+    wait_line,
+    wait_online,
+)
 from domain.broadcast import Broadcast
 from domain.delivery import percentile
 from domain.dispatch import Dispatch
@@ -121,13 +131,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         closed = next((e for _, e in app.read_events() if isinstance(e, Dispatch.Closed)), None)
     batches = [e for _, e in app.read_events() if isinstance(e, Dispatch.AcksRecorded)]
     keng = latencies_ms(observer.received[did], approved.timestamp)
-    for proc in (disp, sim):
-        proc.send_signal(signal.SIGTERM)
-    await observer.link.close()
-    for proc in (disp, sim):
-        proc.wait(30)
-    if broker_proc:
-        broker_proc.terminate()
+    await stop_all(observer.link, (disp, sim), broker_proc)
     k, b = stats(keng), stats(base)
     return {
         "benchmark": "fanout",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import time
 from datetime import datetime
@@ -26,7 +25,18 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.store.app import Keng
-from bench.common import Observer, cli, district, drain, latencies_ms, rss_mb, start_broker, wait_line, wait_online
+from bench.common import (
+    Observer,
+    cli,
+    district,
+    drain,
+    latencies_ms,
+    rss_mb,
+    start_broker,
+    stop_all,
+    wait_line,
+    wait_online,
+)
 from domain.broadcast import Broadcast
 from domain.delivery import percentile
 from runtime.simulator import fleet_specs
@@ -115,13 +125,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         await asyncio.sleep(0.1)
     normal_total = sum(len(observer.received[d]) for d in normal_dids)
 
-    for proc in (disp, sim):
-        proc.send_signal(signal.SIGTERM)
-    await observer.link.close()
-    for proc in (disp, sim):
-        proc.wait(30)
-    if broker_proc:
-        broker_proc.terminate()
+    await stop_all(observer.link, (disp, sim), broker_proc)
     e, b = stats(loaded), stats(base)
     return {
         "benchmark": "priority",
