@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from adapters.readstore.sql import SqlDb
@@ -30,6 +29,9 @@ class ReadStore:
         self.db, self.docs, self.rows = db, db.table(f"{prefix}_doc"), db.table(f"{prefix}_timeline")
         self.tracking: TrackingRecorder
         if db.kind == "postgres":
+            # Imported here: psycopg is the `postgres` extra, absent from an SQLite-only install.
+            from eventsourcing.postgres import PostgresTrackingRecorder
+
             self.tracking = PostgresTrackingRecorder(db.datastore, tracking_table_name=f"{prefix}_tracking")
             self.tracking_table = db.table(f"{prefix}_tracking")
         else:
