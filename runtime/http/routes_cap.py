@@ -80,11 +80,12 @@ def accept_cap(
     earlier = replayed_outcome(services.app, SOURCE, keyed)
     if earlier is not None:
         return earlier, True
+    actor = verified.actor(services.area_cache.get())
     result = ingest_cap(
         services.app,
         raw,
-        sender_jurisdiction=list(verified.actor(services.area_cache.get()).area_codes),
-        actor=verified.actor(services.area_cache.get()),
+        sender_jurisdiction=list(actor.area_codes),
+        actor=actor,
         places=places,
         standing_order=_standing_order(services, verified.integration.name),
     )
