@@ -110,6 +110,8 @@ class Observer:
         )
 
     def _on(self, topic: str, payload: bytes) -> None:
+        if proto.is_barrier_topic(topic):
+            return  # the dispatcher's ack barrier, not a device's ack
         msg = proto.decode(payload)
         if msg.get("state") == "received":
             self.received[msg["dispatch"]].setdefault(msg["endpoint"], datetime.fromisoformat(msg["at"]))
@@ -161,6 +163,13 @@ async def stop_all(
         proc.send_signal(signal.SIGTERM)
     await link.close()
     for proc in processes:
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            if os.environ.get("KENG_BENCH_DUMP_HUNG"):
+                subprocess.run([os.environ["KENG_BENCH_DUMP_HUNG"], "dump", "--pid", str(proc.pid)], check=False)
+            print(f"process {proc.pid} ignored SIGTERM for 30 s; killed", file=sys.stderr)
+            proc.kill()
+            proc.wait()
     if broker:
         broker.terminate()

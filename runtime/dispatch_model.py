@@ -57,6 +57,7 @@ class DispatchModel:
         self.caught_up = False
         self.approved_at: dict[UUID, datetime] = {}
         self.first_at: dict[UUID, dict[str, datetime]] = {}
+        self._chains: dict[str, list[str]] = {}  # area code -> its chain; cleared when any area changes
 
     def audio_url(self, key: str, expires_at: datetime) -> str:
         """Where devices fetch an asset: `<base>/<key>`, with a signed query valid until the broadcast expires."""
@@ -82,7 +83,9 @@ class DispatchModel:
         current = self.aggs.get(event.originator_id)
         if current is not None and event.originator_version <= current.version:
             return False  # our own write, already applied in memory
-        self.aggs[event.originator_id] = event.mutate(current)
+        folded = self.aggs[event.originator_id] = event.mutate(current)
+        if isinstance(folded, Area):
+            self._chains.clear()
         if isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
             self.approved_at[event.originator_id] = event.timestamp
         elif isinstance(event, Dispatch.AcksRecorded):
@@ -232,12 +235,15 @@ class DispatchModel:
         )
 
     def _area_chain(self, code: str) -> list[str]:
-        chain: list[str] = []
-        current: str | None = code
-        while current:
-            chain.append(current)
-            node = self.aggs.get(_area_id(current))
-            current = node.parent if isinstance(node, Area) else None
+        chain = self._chains.get(code)
+        if chain is None:  # a release walks 10,000 endpoints up a few hundred areas: walk each area once
+            chain = []
+            current: str | None = code
+            while current:
+                chain.append(current)
+                node = self.aggs.get(_area_id(current))
+                current = node.parent if isinstance(node, Area) else None
+            self._chains[code] = chain
         return chain
 
     # -- recording what devices said -----------------------------------------------------------------------------

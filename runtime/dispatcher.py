@@ -13,18 +13,20 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
 
+from adapters.aio import cancel_and_wait
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.broker import BrokerAddress
 from adapters.mqtt.link import MqttLink
 from adapters.store.app import Clock, Keng, utc_now
 from domain.programme import Programme
 from runtime.dispatch_model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
-from runtime.intake import Intake
+from runtime.intake import INTAKE_QOS, AckBarrier, Intake
 from runtime.live import LiveDispatch, RetryPolicy
 from runtime.outbox import Outbox, Outgoing, Rates
 
@@ -62,14 +64,19 @@ class Dispatcher:
             app, programme=programme or Programme(), clock=clock, audio_base=audio_base, sign_audio=sign_audio
         )
         self.metrics: Counter[str] = Counter()
-        self.intake = Intake(self.metrics)
-        self.link = MqttLink(
-            broker,
-            client_id=client_id,
+        self.intake = Intake(self.metrics, proto.barrier_topic(client_id))
+        # Two connections: commands go out on MQTT 5 (message expiry); what devices say comes in on MQTT 3.1.1, where
+        # paho reads a message in half the time (no property parsing) - tens of thousands of acks per dispatch.
+        self.link = MqttLink(broker, client_id=client_id)
+        self.intake_link = MqttLink(
+            replace(broker, mqtt5=False),
+            client_id=f"{client_id}-intake",
             subscriptions=(proto.ACK_SUBSCRIPTION, proto.STATUS_SUBSCRIPTION),
             on_message=self.intake.route,
+            subscribe_qos=INTAKE_QOS,
         )
         self.outbox = Outbox(self.link, clock=clock, metrics=self.metrics, rates=rates)
+        self.barrier = AckBarrier(self.link, self.intake.barrier_topic, self.metrics)
         self.live: dict[str, LiveDispatch] = {}
         self.known: set[str] = set()
         self.closed: deque[str] = deque(maxlen=1000)
@@ -88,7 +95,9 @@ class Dispatcher:
     async def run(self) -> None:
         """Connect, catch up with the log, then follow it until cancelled."""
         self.link.start()
+        self.intake_link.start()
         await self.link.connected.wait()
+        await self.intake_link.connected.wait()
         self.outbox.start()
         for coro in (self._follow(), self._record_acks(), self._record_statuses(), self._retry_loop()):
             self._tasks.append(asyncio.create_task(coro))
@@ -105,11 +114,10 @@ class Dispatcher:
         """Cancel every task, close the link and the store thread."""
         for handle in self.timers.values():
             handle.cancel()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait([*self._tasks, *([self.barrier.task] if self.barrier.task else [])])
         self._tasks.clear()
         await self.outbox.stop()
+        await self.intake_link.close()
         await self.link.close()
         self._store_thread.shutdown(wait=True)
 
@@ -198,7 +206,9 @@ class Dispatcher:
                 if now >= live.plan.expires_at:
                     await self._close(live, "expired")
                     continue
-                due = live.due_retries(mono, lambda c: self.online.get(c) is not False)
+                due = live.due_retries(mono, lambda c: self.online.get(c) is not False, self.barrier.read_at)
+                if live.held_back:
+                    self.barrier.request()
                 for code in due:
                     self._send_to(live, code)
                 if due:
@@ -259,13 +269,12 @@ class Dispatcher:
     async def _record_acks(self) -> None:
         await self.ready.wait()  # messages wait in the bounded queue until the log is caught up
         while True:
-            batch = await self.intake.drain(self.intake.acks)
+            batch, barriers = self.intake.split_barriers(await self.intake.drain(self.intake.acks))
             by_dispatch = self.intake.sort_acks(batch, self.live, self.known, self.closed)
-            if not by_dispatch:
-                continue
-            refused = await self._store(self.model.record_acks, by_dispatch)
-            self.metrics["acks_recorded"] += sum(len(a) for a in by_dispatch.values()) - refused
-            self.metrics["ack_batches_recorded"] += 1
+            if by_dispatch:
+                refused = await self._store(self.model.record_acks, by_dispatch)
+                self.metrics["acks_recorded"] += sum(len(a) for a in by_dispatch.values()) - refused
+                self.metrics["ack_batches_recorded"] += 1
             for did, acks in by_dispatch.items():
                 live = self.live.get(did)
                 if live is None:
@@ -274,6 +283,7 @@ class Dispatcher:
                 if self.on_progress:
                     self.on_progress(live)
                 self._maybe_close(live)
+            self.barrier.passed(barriers)
 
     async def _record_statuses(self) -> None:
         await self.ready.wait()  # retained statuses arrive at once; the endpoints are known after catch-up

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -15,27 +16,35 @@ from typing import Any
 import structlog
 
 from adapters.mqtt import protocol as proto
+from adapters.mqtt.link import MqttLink
 from domain.delivery import check_ack
 from domain.device_status import check_status
 from runtime.live import LiveDispatch
 
 log = structlog.get_logger(__name__)
 ACK_BATCH, ACK_WINDOW_S = 1000, 0.1
+BARRIER_TIMEOUT_S = 10.0
+INTAKE_QOS = 1
 Message = tuple[str, bytes]
 
 
 class Intake:
     """Bounded queues for acks and statuses, and the checks that sort them."""
 
-    def __init__(self, metrics: Counter[str]) -> None:
+    def __init__(self, metrics: Counter[str], barrier_topic: str = "") -> None:
         self.metrics = metrics
+        self.barrier_topic = barrier_topic
         self.acks: asyncio.Queue[Message] = asyncio.Queue(maxsize=200_000)
         self.statuses: asyncio.Queue[Message] = asyncio.Queue(maxsize=50_000)
 
     def route(self, topic: str, payload: bytes) -> None:
         """The MQTT callback: queue an ack or a status (never blocks; a full queue drops and counts)."""
         queue = None
-        if proto.parse_ack_topic(topic) is not None:
+        if proto.is_barrier_topic(topic):
+            if topic != self.barrier_topic:
+                return  # another dispatcher's marker
+            queue = self.acks  # behind the acks read before it
+        elif proto.parse_ack_topic(topic) is not None:
             queue = self.acks
         elif proto.parse_status_topic(topic) is not None:
             queue = self.statuses
@@ -64,6 +73,13 @@ class Intake:
                 break
             await asyncio.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
         return batch
+
+    def split_barriers(self, batch: list[Message]) -> tuple[list[Message], list[str]]:
+        """The acks of a batch, and the tokens of the barrier markers in it."""
+        tokens = [payload.decode(errors="replace") for topic, payload in batch if topic == self.barrier_topic]
+        if not tokens:
+            return batch, []
+        return [m for m in batch if m[0] != self.barrier_topic], tokens
 
     def sort_acks(
         self, batch: list[Message], live: Mapping[str, LiveDispatch], known: Collection[str], closed: Collection[str]
@@ -109,3 +125,47 @@ class Intake:
                 continue
             changes[code] = (state, detail)
         return changes
+
+
+class AckBarrier:
+    """Tells the retry loop how far the ack intake has read: a marker published to the dispatcher's own ack topic comes
+    back behind every ack the broker held for it when the marker was sent; once the record loop has applied the batch
+    that holds it, every ack sent before `read_at` (monotonic) is in the live state. Resends wait for that (so a
+    backlog of acks is not mistaken for silent endpoints). A marker that does not come back within `timeout_s` (a
+    broker ACL that refuses the topic, say) lets resends go anyway, logged and counted."""
+
+    def __init__(self, link: MqttLink, topic: str, metrics: Counter[str], timeout_s: float = BARRIER_TIMEOUT_S) -> None:
+        self.link, self.topic, self.metrics, self.timeout_s = link, topic, metrics, timeout_s
+        self.read_at = 0.0
+        self.task: asyncio.Task[None] | None = None
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+
+    def request(self) -> None:
+        """Send a marker unless one is on its way."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._round(), name="ack-barrier")
+
+    def passed(self, tokens: list[str]) -> None:
+        """The record loop has applied everything up to these markers."""
+        for token in tokens:
+            waiter = self._waiters.get(token)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def _round(self) -> None:
+        token, sent = uuid.uuid4().hex, time.monotonic()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[token] = waiter
+        try:
+            await self.link.publish(self.topic, token.encode())
+            await asyncio.wait_for(waiter, self.timeout_s)
+            self.metrics["ack_barriers"] += 1
+            waited = time.monotonic() - sent
+            if waited > 1.0:
+                log.info("dispatch.ack_backlog", read_behind_s=round(waited, 2))
+        except TimeoutError:
+            self.metrics["ack_barriers_timed_out"] += 1
+            log.warning("dispatch.ack_barrier_timeout", topic=self.topic, waited_s=self.timeout_s)
+        finally:
+            self._waiters.pop(token, None)
+        self.read_at = max(self.read_at, sent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ class LiveDispatch:
         self.closing = False
         self.stop_seq = 0
         self.last_ack_mono = opened_mono
+        self.held_back = 0
+        self.finals = sum(1 for c, s in plan.states.items() if s in FINAL and c in plan.targets)
 
     def advances(self, ack: dict[str, Any]) -> bool:
         """True when the ack moves the endpoint forward (repeats of a known state are not recorded again)."""
@@ -51,26 +54,40 @@ class LiveDispatch:
         self.last_ack_mono = time.monotonic()
         for ack in acks:
             if self.advances(ack):
+                was = self.plan.states.get(ack["endpoint"])
                 self.plan.states[ack["endpoint"]] = ack["state"]
+                if ack["state"] in FINAL and was not in FINAL and ack["endpoint"] in self.plan.targets:
+                    self.finals += 1
             at = datetime.fromisoformat(ack["at"])
             first = self.plan.first_at.get(ack["endpoint"])
             if first is None or at < first:
                 self.plan.first_at[ack["endpoint"]] = at
 
-    def due_retries(self, mono: float, reachable: Callable[[str], bool]) -> list[str]:
+    def due_retries(self, mono: float, reachable: Callable[[str], bool], acks_read_at: float = math.inf) -> list[str]:
         """Endpoints that have not reported a final state and whose backoff has run out (offline ones wait until
         they come back). One that acknowledged but never reported `played` is asked again once its playback should
-        be over: the device re-acknowledges without playing twice, which recovers acks the broker dropped."""
-        due = []
-        for code in self.plan.targets:
-            state = self.plan.states.get(code)
-            if state in FINAL or not reachable(code):
+        be over: the device re-acknowledges without playing twice, which recovers acks the broker dropped.
+
+        `acks_read_at` is the monotonic time up to which every ack the broker held has been read and applied (the
+        dispatcher's ack barrier). An endpoint whose resend fell due after that waits: its ack may be queued behind
+        thousands of others, and resending to it would only add a command and a re-ack to the backlog. How many
+        endpoints wait for that reason is left in `held_back`."""
+        due, self.held_back = [], 0
+        states, next_due, first = self.plan.states, self.next_due, self.retry.delay(1)
+        for code in self.plan.targets:  # every 250 ms over every target: keep the loop lean
+            state = states.get(code)
+            if state in FINAL:
                 continue
-            start = self.opened_mono + (self.plan.play_s if state else 0.0)
-            at = self.next_due.get(code, start + self.retry.delay(1))
-            if mono >= at:
-                self.mark_resent(code, mono)
-                due.append(code)
+            at = next_due.get(code)
+            if at is None:
+                at = self.opened_mono + (self.plan.play_s if state else 0.0) + first
+            if mono < at or not reachable(code):
+                continue
+            if acks_read_at < at:
+                self.held_back += 1
+                continue
+            self.mark_resent(code, mono)
+            due.append(code)
         return due
 
     def mark_resent(self, code: str, mono: float) -> None:
@@ -98,7 +115,7 @@ class LiveDispatch:
         for `settle_s` since the last one left the outbox, and every endpoint that acknowledged is final (the rest
         count as unreachable); else None (keep going until expiry)."""
         states = self.plan.states
-        if all(states.get(c) in FINAL for c in self.plan.targets):
+        if self.finals >= len(self.plan.targets):
             return "complete"
         if queued or settle_s is None:
             return None

@@ -8,7 +8,6 @@ rate than wired ones). Expired commands are dropped here, at the last moment bef
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from datetime import datetime
 import structlog
 from asyncio_throttle.throttler import Throttler
 
-from adapters.mqtt.link import LinkClosed, MqttLink
+from adapters.aio import cancel_and_wait
+from adapters.mqtt.link import MqttLink
 from adapters.store.app import Clock
 from domain.lanes import PriorityLanes
 
@@ -135,11 +135,7 @@ class Outbox:
 
     async def stop(self) -> None:
         """Cancel and await the publisher tasks."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, LinkClosed):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def _publisher(self, channel: str) -> None:

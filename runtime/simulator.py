@@ -69,7 +69,7 @@ class SimDevice:
         self.link: WireLink | None = None
         self.seen: dict[tuple[str, int], tuple[str, str]] = {}
         self.current: Command | None = None
-        self.play_task: asyncio.Task[None] | None = None
+        self.play_timer: asyncio.TimerHandle | None = None  # a timer, not a task: 10,000 of them start at once
         self.waiting: list[Command] = []
         self.journal: list[tuple[str, str, float]] = []  # (what, dispatch, loop time) for tests
         self.plays: Counter[str] = Counter()
@@ -107,8 +107,8 @@ class SimDevice:
             )
         await self.link.close()
         self.link = None
-        if self.play_task:
-            self.play_task.cancel()
+        if self.play_timer:
+            self.play_timer.cancel()
         self.current, self.waiting = None, []
         self.journal.append(("offline", "", asyncio.get_running_loop().time()))
 
@@ -116,8 +116,8 @@ class SimDevice:
         """Disconnect quietly (end of simulation)."""
         for task in list(self._tasks):
             task.cancel()
-        if self.play_task:
-            self.play_task.cancel()
+        if self.play_timer:
+            self.play_timer.cancel()
         if self.link is not None:
             await self.link.close()
             self.link = None
@@ -183,8 +183,8 @@ class SimDevice:
         elif cmd.rank < self.current.rank:
             interrupted = self.current
             self.journal.append(("interrupted", interrupted.dispatch, now))
-            if self.play_task:
-                self.play_task.cancel()
+            if self.play_timer:
+                self.play_timer.cancel()
             self.waiting.insert(0, interrupted)
             self._start(cmd)
         else:
@@ -195,18 +195,18 @@ class SimDevice:
         self.waiting = [c for c in self.waiting if c.dispatch != dispatch]
         if self.current is not None and self.current.dispatch == dispatch:
             self.journal.append(("stopped", dispatch, now))
-            if self.play_task:
-                self.play_task.cancel()
+            if self.play_timer:
+                self.play_timer.cancel()
             self.current = None
             self._next()
 
     def _start(self, cmd: Command) -> None:
         self.current = cmd
         self._ack(cmd, "playing")
-        self.play_task = asyncio.get_running_loop().create_task(self._play(cmd))
+        self.play_timer = asyncio.get_running_loop().call_later(cmd.seconds, self._played, cmd)
 
-    async def _play(self, cmd: Command) -> None:
-        await asyncio.sleep(cmd.seconds)
+    def _played(self, cmd: Command) -> None:
+        self.play_timer = None
         self.plays[cmd.dispatch] += 1
         self.journal.append(("played", cmd.dispatch, asyncio.get_running_loop().time()))
         self._ack(cmd, "played")

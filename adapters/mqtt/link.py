@@ -8,7 +8,6 @@ callback puts them on bounded queues.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ import aiomqtt
 import structlog
 from paho.mqtt.properties import Properties
 
+from adapters.aio import cancel_and_wait
 from adapters.mqtt.broker import BrokerAddress
 from adapters.mqtt.protocol import HEARTBEAT_S, QOS, expiry_properties
 
@@ -42,10 +42,12 @@ class MqttLink:
         on_connect: Callable[[MqttLink], Awaitable[None]] | None = None,
         max_backoff_s: float = MAX_BACKOFF_S,
         keepalive: int = HEARTBEAT_S,
+        subscribe_qos: int = QOS,
     ) -> None:
         self.broker = broker
         self.client_id = client_id
         self.subscriptions = subscriptions
+        self.subscribe_qos = subscribe_qos
         self.on_message = on_message
         self.will = will
         self.on_connect = on_connect
@@ -83,7 +85,7 @@ class MqttLink:
             try:
                 async with self._make_client() as client:
                     for topic in self.subscriptions:
-                        await client.subscribe(topic, qos=QOS)
+                        await client.subscribe(topic, qos=self.subscribe_qos)
                     self._client = client
                     self.connects += 1
                     backoff = 0.25
@@ -145,7 +147,5 @@ class MqttLink:
         self._closing = True
         self.connected.set()  # wake publishers so they see LinkClosed
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None

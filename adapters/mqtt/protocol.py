@@ -71,6 +71,17 @@ def parse_ack_topic(topic: str) -> str | None:
     return _tail(topic, "ack")
 
 
+def barrier_topic(client_id: str) -> str:
+    """The dispatcher's ack barrier: a topic under its own ack subscription, so a marker it publishes there comes back
+    behind every ack the broker already held for it. `~` cannot start an endpoint code."""
+    return f"{PREFIX}/ack/~{client_id}"
+
+
+def is_barrier_topic(topic: str) -> bool:
+    """An ack barrier marker (this dispatcher's or another's), not a device's ack."""
+    return (parse_ack_topic(topic) or "").startswith("~")
+
+
 def parse_status_topic(topic: str) -> str | None:
     """The endpoint code of a status topic, or None."""
     return _tail(topic, "status")

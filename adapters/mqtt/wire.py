@@ -122,6 +122,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.batch: list[bytes] | None = None  # writes made while handling received data go out in one send
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -129,6 +130,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        self.batch = []
         try:
             for kind, flags, body in parse_packets(self.buffer):
                 self.link._packet(self, kind, flags, body)
@@ -136,6 +138,10 @@ class _Connection(asyncio.Protocol):
             self._fail(WireError(str(e)))
             if self.transport is not None:
                 self.transport.close()
+        finally:
+            batch, self.batch = self.batch, None
+            if batch and self.transport is not None and not self.transport.is_closing():
+                self.transport.write(b"".join(batch))  # PUBACK and the acks it caused: one syscall, not three
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(exc or ConnectionResetError("connection closed by the broker"))
@@ -280,7 +286,10 @@ class WireLink:
     def _write(self, packet: bytes) -> None:
         conn = self._conn
         if conn is not None and conn.transport is not None and not conn.transport.is_closing():
-            conn.transport.write(packet)
+            if conn.batch is not None:
+                conn.batch.append(packet)
+            else:
+                conn.transport.write(packet)
             self._last_write = asyncio.get_running_loop().time()
 
     def _schedule_ping(self) -> None:
