@@ -24,7 +24,6 @@ from runtime.live import LiveDispatch
 log = structlog.get_logger(__name__)
 ACK_BATCH, ACK_WINDOW_S = 1000, 0.1
 BARRIER_TIMEOUT_S = 10.0
-INTAKE_QOS = 1
 Message = tuple[str, bytes]
 
 

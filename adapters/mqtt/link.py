@@ -42,12 +42,10 @@ class MqttLink:
         on_connect: Callable[[MqttLink], Awaitable[None]] | None = None,
         max_backoff_s: float = MAX_BACKOFF_S,
         keepalive: int = HEARTBEAT_S,
-        subscribe_qos: int = QOS,
     ) -> None:
         self.broker = broker
         self.client_id = client_id
         self.subscriptions = subscriptions
-        self.subscribe_qos = subscribe_qos
         self.on_message = on_message
         self.will = will
         self.on_connect = on_connect
@@ -85,7 +83,7 @@ class MqttLink:
             try:
                 async with self._make_client() as client:
                     for topic in self.subscriptions:
-                        await client.subscribe(topic, qos=self.subscribe_qos)
+                        await client.subscribe(topic, qos=QOS)
                     self._client = client
                     self.connects += 1
                     backoff = 0.25

@@ -1,13 +1,23 @@
-"""A minimal MQTT 3.1.1 client on a raw asyncio transport, for the simulated fleet and the benchmarks only.
+"""A minimal MQTT 3.1.1 client on a raw asyncio transport: the simulated fleet, the benchmarks, and the dispatcher's
+intake of what devices say (acks and statuses).
 
-Why not aiomqtt here: each aiomqtt client is a paho client with its own socket callbacks, futures and a task per
-publish; 10,000 of them in a few Python processes on 2 cores made the simulated fleet, not keng, the bottleneck of
-the fan-out benchmark (docs/dispatch-integration.md). This client is an `asyncio.Protocol`: one parser per
-connection, no task per message, and fire-and-forget QoS 1 publishes (`send`) that stay in flight until the PUBACK
-and are resent on reconnect. It speaks only what a device needs: CONNECT (with a retained last will), SUBSCRIBE,
-PUBLISH/PUBACK at QoS 0/1, PINGREQ, DISCONNECT. MQTT 3.1.1 works with mosquitto (which strips MQTT 5 properties such
-as the message expiry for 3.1.1 subscribers; devices read the expiry from the payload) and with the embedded broker.
-keng itself keeps using aiomqtt (adapters/mqtt/link.py).
+Why not aiomqtt here (the card's MQTT library, which keng uses for everything it publishes: adapters/mqtt/link.py):
+- Reading. aiomqtt runs paho, which reads a packet with several `recv` calls, builds a message object (and, on MQTT 5,
+  a property set), matches it against its callback filters and, at QoS 1, registers and unregisters a socket writer
+  for each PUBACK. A 10,000-device dispatch brings 30,000 acks within about a second; `bench/intake.py` (30,000 acks
+  from 2 sender processes, mosquitto, 2 cores) measured one aiomqtt connection reading 6,573 acks/s at 142 us of CPU
+  each on MQTT 5 and 15,754/s at 55 us on 3.1.1, against 51,982/s at 7.9 us here: with aiomqtt the dispatcher took
+  4 to 8 s to record the acks that this reads in under one. No maintained Python client reads faster behind the
+  card's library, so the intake, which only subscribes and acknowledges, uses this.
+- The fleet. Each aiomqtt client is a paho client with its own socket callbacks, futures and a task per publish;
+  10,000 of them in a few Python processes on 2 cores made the simulated fleet, not keng, the bottleneck of the
+  fan-out benchmark (docs/dispatch-integration.md).
+This client is an `asyncio.Protocol`: one parser per connection, no task per message, the packets written while
+handling one read (PUBACKs, and a device's acks) leave in one `send`, and fire-and-forget QoS 1 publishes (`send`)
+stay in flight until the PUBACK and are resent on reconnect. It speaks only what a device or a reader needs: CONNECT
+(with a retained last will), SUBSCRIBE, PUBLISH/PUBACK at QoS 0/1, PINGREQ, DISCONNECT, no TLS (as MqttLink). MQTT
+3.1.1 works with mosquitto (which strips MQTT 5 properties such as the message expiry for 3.1.1 subscribers; devices
+read the expiry from the payload) and with the embedded broker.
 """
 
 from __future__ import annotations
@@ -166,8 +176,10 @@ class WireLink:
         on_connect: Callable[[WireLink], Awaitable[None]] | None = None,
         keepalive: int = HEARTBEAT_S,
         max_backoff_s: float = MAX_BACKOFF_S,
+        announce: bool = False,
     ) -> None:
         self.broker = broker
+        self.announce = announce  # disconnects logged as warnings (the dispatcher's intake), not debug (a device)
         self.client_id = client_id
         self.subscriptions = subscriptions
         self.on_message = on_message
@@ -203,7 +215,9 @@ class WireLink:
             except (OSError, WireError, TimeoutError) as e:
                 if self._closing:
                     break
-                log.debug("wire.disconnected", client_id=self.client_id, error=str(e), retry_in_s=backoff)
+                (log.warning if self.announce else log.debug)(
+                    "mqtt.disconnected", client_id=self.client_id, error=str(e), retry_in_s=backoff
+                )
             finally:
                 self._teardown()
             if not self._closing:
@@ -226,6 +240,8 @@ class WireLink:
             self._write(subscribe_packet(pid, self.subscriptions))
             await asyncio.wait_for(self._race(suback, conn), 10)
         self.connects += 1
+        if self.announce and self.connects > 1:
+            log.info("mqtt.reconnected", client_id=self.client_id, broker=self.broker.display)
         for packet in self._inflight.values():  # QoS 1: resend what the broker never acknowledged, marked DUP
             self._write(bytes([packet[0] | 0x08]) + packet[1:])
         self._schedule_ping()
