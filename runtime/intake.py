@@ -156,8 +156,9 @@ class AckBarrier:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[token] = waiter
         try:
-            await self.link.publish(self.topic, token.encode())
-            await asyncio.wait_for(waiter, self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # the publish too: a refused or stuck one must not hold resends
+                await self.link.publish(self.topic, token.encode())
+                await waiter
             self.metrics["ack_barriers"] += 1
             waited = time.monotonic() - sent
             if waited > 1.0:

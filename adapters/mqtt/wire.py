@@ -177,11 +177,13 @@ class WireLink:
         keepalive: int = HEARTBEAT_S,
         max_backoff_s: float = MAX_BACKOFF_S,
         announce: bool = False,
+        subscribe_qos: int = QOS,
     ) -> None:
         self.broker = broker
         self.announce = announce  # disconnects logged as warnings (the dispatcher's intake), not debug (a device)
         self.client_id = client_id
         self.subscriptions = subscriptions
+        self.subscribe_qos = subscribe_qos
         self.on_message = on_message
         self.will = will
         self.on_connect = on_connect
@@ -237,7 +239,7 @@ class WireLink:
         if self.subscriptions:
             pid = self._packet_id()
             suback = self._expect(SUBACK << 16 | pid)
-            self._write(subscribe_packet(pid, self.subscriptions))
+            self._write(subscribe_packet(pid, self.subscriptions, self.subscribe_qos))
             await asyncio.wait_for(self._race(suback, conn), 10)
         self.connects += 1
         if self.announce and self.connects > 1:

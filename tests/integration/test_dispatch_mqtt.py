@@ -186,6 +186,7 @@ async def test_malformed_and_foreign_messages_are_counted_and_change_nothing(h: 
         (proto.status_topic(a), b"\xff\xfe"),
         (proto.status_topic("NO-SUCH-DEVICE"), proto.encode({"v": 1, "state": "offline"})),
         (proto.status_topic(a), proto.encode({"v": 1, "endpoint": b, "state": "offline"})),
+        (proto.barrier_topic("another-dispatcher"), b"token"),  # another dispatcher's ack barrier: not refused
     ]:
         await link.publish(topic, payload)
     await link.close()
@@ -197,6 +198,7 @@ async def test_malformed_and_foreign_messages_are_counted_and_change_nothing(h: 
     assert m["status_refused{reason=endpoint-mismatch}"] == 1
     await asyncio.sleep(0.3)
     assert h.app.max_position() == position
+    assert sum(v for k, v in m.items() if "_refused{" in k) == 7
 
 
 async def test_status_heartbeats_record_transitions_only(h: Harness) -> None:
