@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.mqtt import protocol as proto
+from adapters.mqtt.broker import BrokerAddress
 from domain.dispatch import Dispatch
 from tests.integration.conftest import Mosquitto, no_broker
 from tests.integration.harness import Harness
@@ -45,6 +46,16 @@ async def test_a_silent_endpoint_is_asked_again_once_the_ack_barrier_has_come_ba
         assert h.dispatcher is not None and h.dispatcher.metrics["ack_barriers"] >= 1
         assert h.dispatcher.metrics["ack_barriers_timed_out"] == 0
         assert d.states.get(code) is None and all(d.states[c]["state"] == "played" for c in d.states)
+    finally:
+        await h.close()
+
+
+async def test_the_barrier_comes_back_through_the_embedded_broker_too(tmp_path: Path, embedded: BrokerAddress) -> None:
+    h = Harness(tmp_path, embedded)
+    try:
+        code, _ = await silent_endpoint_dispatch(h)
+        assert h.events(Dispatch.RetriesSent)[0].endpoints == [code]
+        assert h.dispatcher is not None and h.dispatcher.metrics["ack_barriers"] >= 1
     finally:
         await h.close()
 
