@@ -23,6 +23,7 @@ from adapters.mqtt.link import MqttLink
 from bench.common import (
     Observer,
     cli,
+    cpu_s,
     district,
     drain,
     latencies_ms,
@@ -119,6 +120,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     )
     app.submit_broadcast(bid, by="lan.nguyen")
     since = app.recorder.max_notification_id() or 0
+    cpu0 = cpu_s(disp.pid)
     app.approve_broadcast(bid, by="hung.tran")
     approved = next(
         e for _, e in app.read_events(since) if isinstance(e, Broadcast.Approved) and e.originator_id == bid
@@ -138,6 +140,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             since = position
             events.append(event)
             closed = event if isinstance(event, Dispatch.Closed) else closed
+    dispatcher_cpu = cpu_s(disp.pid) - cpu0
     batches = [e for e in events if isinstance(e, Dispatch.AcksRecorded)]
     opened = next((e for e in events if isinstance(e, Dispatch.Opened)), None)
     resends = [e for e in events if isinstance(e, Dispatch.RetriesSent)]
@@ -172,6 +175,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "commands_resent": sum(len(e.endpoints) for e in resends),
         "summary_recorded_s": round((closed.timestamp - approved.timestamp).total_seconds(), 2) if closed else None,
         "summary_outcome": closed.summary["outcome"] if closed else None,
+        "dispatcher_cpu_s": round(dispatcher_cpu, 2),
         "dispatcher_rss_mb": round(rss[0], 1),
         "dispatcher_peak_rss_mb": round(rss[1], 1),
     }

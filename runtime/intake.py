@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from adapters.mqtt import protocol as proto
-from adapters.mqtt.link import MqttLink
+from adapters.mqtt.link import LinkClosed, MqttLink
 from domain.delivery import check_ack
 from domain.device_status import check_status
 from runtime.live import LiveDispatch
@@ -39,12 +39,11 @@ class Intake:
     def route(self, topic: str, payload: bytes) -> None:
         """The MQTT callback: queue an ack or a status (never blocks; a full queue drops and counts)."""
         queue = None
-        if proto.is_barrier_topic(topic):
-            if topic != self.barrier_topic:
-                return  # another dispatcher's marker
-            queue = self.acks  # behind the acks read before it
-        elif proto.parse_ack_topic(topic) is not None:
-            queue = self.acks
+        code = proto.parse_ack_topic(topic)
+        if code is not None:
+            if code.startswith("~") and topic != self.barrier_topic:
+                return  # another dispatcher's ack barrier marker
+            queue = self.acks  # this dispatcher's marker too: behind the acks read before it
         elif proto.parse_status_topic(topic) is not None:
             queue = self.statuses
         if queue is None:
@@ -163,6 +162,8 @@ class AckBarrier:
             waited = time.monotonic() - sent
             if waited > 1.0:
                 log.info("dispatch.ack_backlog", read_behind_s=round(waited, 2))
+        except LinkClosed:
+            return  # the dispatcher is stopping
         except TimeoutError:
             self.metrics["ack_barriers_timed_out"] += 1
             log.warning("dispatch.ack_barrier_timeout", topic=self.topic, waited_s=self.timeout_s)

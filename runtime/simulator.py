@@ -67,6 +67,7 @@ class SimDevice:
         self.drill_mode = options.drill_mode_rate >= 1.0 or rng.random() < options.drill_mode_rate
         self.spec, self.broker, self.options, self.rng = spec, broker, options, rng
         self.link: WireLink | None = None
+        self.ack_topic = proto.ack_topic(spec.code)
         self.seen: dict[tuple[str, int], tuple[str, str]] = {}
         self.current: Command | None = None
         self.play_timer: asyncio.TimerHandle | None = None  # a timer, not a task: 10,000 of them start at once
@@ -122,21 +123,21 @@ class SimDevice:
             await self.link.close()
             self.link = None
 
-    def _ack(self, cmd: Command, state: str, reason: str = "") -> None:
+    def _ack(self, cmd: Command, state: str, reason: str = "", at: datetime | None = None) -> None:
         self.seen[(cmd.dispatch, cmd.seq)] = (state, reason)
         if self.link is None:
             return
         sha = cmd.sha256 if state == "played" else None
         msg = proto.ack_message(
-            code=self.code,
+            code=self.spec.code,
             dispatch_id=cmd.dispatch,
             seq=cmd.seq,
             state=state,
-            at=datetime.now(UTC),
+            at=at or datetime.now(UTC),
             sha256=sha,
             reason=reason,
         )
-        self.link.send(proto.ack_topic(self.code), proto.encode(msg))
+        self.link.send(self.ack_topic, proto.encode(msg))
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         try:
@@ -165,12 +166,13 @@ class SimDevice:
             max(0.01, float(audio.get("duration_s") or 1) * int(msg.get("repeats", 1)) * self.options.play_scale),
             datetime.fromisoformat(msg["expires_at"]),
         )
-        if cmd.expires_at <= datetime.now(UTC):
+        wall = datetime.now(UTC)
+        if cmd.expires_at <= wall:
             self.journal.append(("refused-expired", cmd.dispatch, now))
-            self._ack(cmd, "failed", "expired")
+            self._ack(cmd, "failed", "expired", wall)
             return
         self.journal.append(("received", cmd.dispatch, now))
-        self._ack(cmd, "received")
+        self._ack(cmd, "received", at=wall)
         if msg.get("drill") and not self.drill_mode:
             self.journal.append(("declined-drill", cmd.dispatch, now))
             self._ack(cmd, "failed", "drill-mode-off")

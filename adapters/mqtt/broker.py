@@ -3,7 +3,7 @@
 The embedded broker (amqtt, pure Python, MQTT 3.1.1) starts in-process when no broker URL is configured, so that the
 README's run command needs no system package. It is for demos and small sites: MQTT 3.1.1 has no message-expiry
 property (expiry is still enforced by the dispatcher and by devices from the payload), and one Python process carries
-every message (see docs/dispatch-integration.md for its measured limit). Production runs on mosquitto or a cluster.
+every message (see docs/dispatch.md for its measured limit). Production runs on mosquitto or a cluster.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Why not aiomqtt here (the card's MQTT library, which keng uses for everything it
   card's library, so the intake, which only subscribes and acknowledges, uses this.
 - The fleet. Each aiomqtt client is a paho client with its own socket callbacks, futures and a task per publish;
   10,000 of them in a few Python processes on 2 cores made the simulated fleet, not keng, the bottleneck of the
-  fan-out benchmark (docs/dispatch-integration.md).
+  fan-out benchmark (docs/dispatch.md).
 This client is an `asyncio.Protocol`: one parser per connection, no task per message, the packets written while
 handling one read (PUBACKs, and a device's acks) leave in one `send`, and fire-and-forget QoS 1 publishes (`send`)
 stay in flight until the PUBACK and are resent on reconnect. It speaks only what a device or a reader needs: CONNECT
@@ -62,7 +62,11 @@ def _string(value: str | bytes) -> bytes:
 
 
 def _packet(kind: int, flags: int, body: bytes) -> bytes:
-    n, length = len(body), bytearray()
+    n = len(body)
+    if n < 16384:  # every ack and command: one or two length bytes, built without the loop
+        head = (kind << 4 | flags, n) if n < 128 else (kind << 4 | flags, n & 0x7F | 0x80, n >> 7)
+        return bytes(head) + body
+    length = bytearray()
     while True:
         byte, n = n % 128, n // 128
         length.append(byte | (0x80 if n else 0))
@@ -89,9 +93,9 @@ def connect_packet(
     return _packet(CONNECT, 0, _string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + payload)
 
 
-def publish_packet(topic: str, payload: bytes, *, qos: int, retain: bool, packet_id: int) -> bytes:
-    """PUBLISH (packet id only at QoS > 0)."""
-    head = _string(topic) + (struct.pack("!H", packet_id) if qos else b"")
+def publish_packet(topic: str | bytes, payload: bytes, *, qos: int, retain: bool, packet_id: int) -> bytes:
+    """PUBLISH (packet id only at QoS > 0); `topic` as text, or already length-prefixed bytes (`_string`)."""
+    head = (topic if isinstance(topic, bytes) else _string(topic)) + (struct.pack("!H", packet_id) if qos else b"")
     return _packet(PUBLISH, qos << 1 | (1 if retain else 0), head + payload)
 
 
@@ -152,6 +156,7 @@ class _Connection(asyncio.Protocol):
             batch, self.batch = self.batch, None
             if batch and self.transport is not None and not self.transport.is_closing():
                 self.transport.write(b"".join(batch))  # PUBACK and the acks it caused: one syscall, not three
+                self.link._last_write = asyncio.get_running_loop().time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(exc or ConnectionResetError("connection closed by the broker"))
@@ -194,6 +199,7 @@ class WireLink:
         self.dropped_inflight = 0
         self._conn: _Connection | None = None
         self._inflight: dict[int, bytes] = {}
+        self._topics: dict[str, bytes] = {}
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._handshake: dict[int, asyncio.Future[bytes]] = {}
         self._next_id = 0
@@ -305,10 +311,10 @@ class WireLink:
         conn = self._conn
         if conn is not None and conn.transport is not None and not conn.transport.is_closing():
             if conn.batch is not None:
-                conn.batch.append(packet)
+                conn.batch.append(packet)  # written, and _last_write set, at the end of data_received
             else:
                 conn.transport.write(packet)
-            self._last_write = asyncio.get_running_loop().time()
+                self._last_write = asyncio.get_running_loop().time()
 
     def _schedule_ping(self) -> None:
         self._ping = asyncio.get_running_loop().call_later(self.keepalive * 0.5, self._keepalive)
@@ -329,7 +335,10 @@ class WireLink:
         """Publish without waiting: at QoS 1 the message stays in flight (resent on reconnect) until its PUBACK.
         While disconnected it waits in flight too (bounded by MAX_INFLIGHT). Returns the packet id (0 at QoS 0)."""
         pid = self._packet_id() if qos else 0
-        packet = publish_packet(topic, payload, qos=qos, retain=retain, packet_id=pid)
+        encoded = self._topics.get(topic)
+        if encoded is None:
+            encoded = self._topics[topic] = _string(topic)  # a device publishes to two topics, over and over
+        packet = publish_packet(encoded, payload, qos=qos, retain=retain, packet_id=pid)
         if qos:
             if len(self._inflight) >= MAX_INFLIGHT:
                 del self._inflight[next(iter(self._inflight))]

@@ -98,6 +98,8 @@ class OrjsonTranscoder(Transcoder):
         if kind in _SCALAR_TYPES:
             return o
         if kind is dict:
+            if all(type(v) in _SCALAR_TYPES for v in o.values()):
+                return o  # nothing to tag (a device ack, say: 1,000 of them in one event); orjson takes it as it is
             return {k: v if type(v) in _SCALAR_TYPES else self._tag(v) for k, v in o.items()}
         if kind is list or kind is tuple:
             return [v if type(v) in _SCALAR_TYPES else self._tag(v) for v in o]
