@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -185,7 +186,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--broker", default="mosquitto", help="mosquitto (started here), embedded, or mqtt://...")
-    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 2, help="fleet processes (default: one per core)"
+    )
     parser.add_argument("--json", action="store_true")
     result = asyncio.run(main(parser.parse_args()))
     for key, value in result.items():
