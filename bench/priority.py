@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import time
 from datetime import datetime
@@ -100,6 +101,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     observer = Observer(address)
     observer.link.start()
     await observer.link.connected.wait()
+    gc.collect()
+    gc.freeze()  # the observer times every device: no full collection of the set-up's objects in the middle
     disp = cli(
         "--store", url, "dispatch", "run", "--broker", broker_url, "--slots", "00:00-24:00", "--settle", "10", stdout=-1
     )

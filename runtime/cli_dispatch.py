@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import os
 import signal
@@ -108,7 +109,12 @@ def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(broker: BrokerAddress, specs: list[DeviceSpec], options: FleetOptions, ready: Any) -> None:
     async def main() -> None:
         fleet = Fleet(broker, specs, options)
-        ready.put(await fleet.start())
+        connected = await fleet.start()
+        # 5,000 devices' connections, parsers and state live as long as the process: keep them out of the
+        # collector's full passes, which otherwise stalled a whole worker for a tenth of a second mid fan-out.
+        gc.collect()
+        gc.freeze()
+        ready.put(connected)
         await _until_signalled()
         await fleet.stop()
 
