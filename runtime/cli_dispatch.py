@@ -87,7 +87,7 @@ def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
             embedded = EmbeddedBroker(port=args.embedded_port)
             broker = await embedded.start()
             print(f"Broker nhúng (embedded broker): {broker.display}", flush=True)
-        dispatcher = Dispatcher(app, broker, programme=programme_from(args.slots), settle_s=args.settle)
+        dispatcher = Dispatcher(app, broker, programme=programme_from(args.slots), settle_s=args.settle, freeze_gc=True)
         task = asyncio.create_task(dispatcher.run())
         waiter = asyncio.create_task(_until_signalled())
         ready = asyncio.create_task(dispatcher.ready.wait())

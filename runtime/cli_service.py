@@ -107,6 +107,7 @@ def dispatcher_context(
             audio_base=audio_base,
             sign_audio=links.query,
             on_closed=lambda live, _summary: observe_closed(metrics, live),
+            freeze_gc=True,
         )
         collector = DispatcherCollector(dispatcher)
         metrics.registry.register(collector)

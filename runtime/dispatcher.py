@@ -56,6 +56,7 @@ class Dispatcher:
         client_id: str = "keng-dispatcher",
         on_progress: OnProgress | None = None,
         on_closed: OnClosed | None = None,
+        freeze_gc: bool = False,
     ) -> None:
         self.clock = clock
         self.poll_s = poll_s
@@ -88,6 +89,7 @@ class Dispatcher:
         self.online: dict[str, bool | None] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.on_progress, self.on_closed = on_progress, on_closed
+        self.freeze_gc = freeze_gc  # a process of its own (dispatch run, serve): see _follow
         self.ready = asyncio.Event()
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keng-store")
         self._tasks: list[asyncio.Task[Any]] = []
@@ -132,10 +134,11 @@ class Dispatcher:
             for reaction in reactions:
                 self._apply(reaction)
             if self.model.caught_up and not self.ready.is_set():
-                # The folded log (every endpoint, area, open dispatch) lives as long as the process: out of the
-                # collector's full passes, whose pauses would otherwise land in the middle of a fan-out.
-                gc.collect()
-                gc.freeze()
+                if self.freeze_gc:
+                    # The folded log (every endpoint, area, open dispatch) lives as long as the process: out of the
+                    # collector's full passes, whose pauses would otherwise land in the middle of a fan-out.
+                    gc.collect()
+                    gc.freeze()
                 self.ready.set()
                 log.info("dispatcher.ready", position=self.model.position, live=len(self.live))
             if not reactions:
