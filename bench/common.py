@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
 from adapters.mqtt.wire import WireLink
@@ -155,6 +157,15 @@ def rss_mb(pid: int) -> tuple[float, float]:
     """(current, peak) resident memory of a process in MB."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def report(result: dict[str, Any], as_json: bool) -> None:
+    """Print a benchmark's figures as a table, then (with --json) as one JSON object, last."""
+    width = max(len(k) for k in result) + 2
+    for key, value in result.items():
+        print(f"{key:<{width}} {value}")
+    if as_json:
+        print(orjson.dumps(result).decode())
 
 
 def cpu_s(pid: int) -> float:

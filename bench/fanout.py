@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.mqtt import protocol as proto
@@ -29,6 +27,7 @@ from bench.common import (
     district,
     drain,
     latencies_ms,
+    report,
     rss_mb,
     start_broker,
     stop_all,
@@ -193,8 +192,5 @@ if __name__ == "__main__":
         "--processes", type=int, default=os.cpu_count() or 2, help="fleet processes (default: one per core)"
     )
     parser.add_argument("--json", action="store_true")
-    result = asyncio.run(main(parser.parse_args()))
-    for key, value in result.items():
-        print(f"{key:<24} {value}")
-    if parser.parse_args().json:
-        print(orjson.dumps(result).decode())
+    args = parser.parse_args()
+    report(asyncio.run(main(args)), args.json)

@@ -23,14 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiomqtt
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.broker import BrokerAddress, parse_broker_url
 from adapters.mqtt.wire import WireLink
-from bench.common import start_broker
+from bench.common import report, start_broker
 
 CONNECTIONS_PER_SENDER = 20
 
@@ -171,8 +170,5 @@ if __name__ == "__main__":
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--broker", default="mosquitto", help="mosquitto (started here) or mqtt://...")
     parser.add_argument("--json", action="store_true")
-    result = asyncio.run(main(parser.parse_args()))
-    for key, value in result.items():
-        print(f"{key:<32} {value}")
-    if parser.parse_args().json:
-        print(orjson.dumps(result).decode())
+    args = parser.parse_args()
+    report(asyncio.run(main(args)), args.json)

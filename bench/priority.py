@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import orjson
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.store.app import Keng
@@ -32,6 +30,7 @@ from bench.common import (
     district,
     drain,
     latencies_ms,
+    report,
     rss_mb,
     start_broker,
     stop_all,
@@ -161,8 +160,4 @@ if __name__ == "__main__":
     parser.add_argument("--drain-s", type=float, default=60, help="how long to wait for the backlog afterwards")
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
-    result = asyncio.run(main(arguments))
-    for key, value in result.items():
-        print(f"{key:<40} {value}")
-    if arguments.json:
-        print(orjson.dumps(result).decode())
+    report(asyncio.run(main(arguments)), arguments.json)
