@@ -22,6 +22,7 @@ from adapters.mqtt.wire import WireLink
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from runtime import sample
+from runtime.bootstrap import freeze_long_lived
 from runtime.inventory import SYSTEM, bootstrap_admin, load_rows
 
 MOSQUITTO_CONF = (
@@ -116,6 +117,12 @@ class Observer:
             on_message=self._on,
             subscribe_qos=0,
         )
+
+    async def start(self) -> None:
+        """Connect; then keep the set-up's objects out of full collections, which would pause the timing."""
+        self.link.start()
+        await self.link.connected.wait()
+        freeze_long_lived()
 
     def _on(self, topic: str, payload: bytes) -> None:
         if b'"received"' not in payload or proto.is_barrier_topic(topic):

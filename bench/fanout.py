@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import sys
 import time
@@ -102,10 +101,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     print(wait_line(sim, "ready"), f"({time.monotonic() - t:.0f} s)", file=sys.stderr)
     drain(sim)
     observer = Observer(address)
-    observer.link.start()
-    await observer.link.connected.wait()
-    gc.collect()
-    gc.freeze()  # the observer times every device: no full collection of the set-up's objects in the middle
+    await observer.start()
     base = await baseline(address, observer, args.devices, [proto.area_topic("speaker", "021")])
     disp = cli(
         "--store", url, "dispatch", "run", "--broker", broker_url, "--slots", "00:00-24:00", "--settle", "10", stdout=-1

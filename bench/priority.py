@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 import time
 from datetime import datetime
@@ -98,10 +97,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     print(wait_line(sim, "ready"), file=sys.stderr)
     drain(sim)
     observer = Observer(address)
-    observer.link.start()
-    await observer.link.connected.wait()
-    gc.collect()
-    gc.freeze()  # the observer times every device: no full collection of the set-up's objects in the middle
+    await observer.start()
     disp = cli(
         "--store", url, "dispatch", "run", "--broker", broker_url, "--slots", "00:00-24:00", "--settle", "10", stdout=-1
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import multiprocessing
 import os
 import signal
@@ -19,7 +18,7 @@ import structlog
 
 from adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
 from domain.programme import SAMPLE_SLOTS, Programme, parse_slots
-from runtime.bootstrap import open_app
+from runtime.bootstrap import freeze_long_lived, open_app
 from runtime.config import Settings
 from runtime.dispatcher import Dispatcher
 from runtime.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
@@ -110,10 +109,7 @@ def _worker(broker: BrokerAddress, specs: list[DeviceSpec], options: FleetOption
     async def main() -> None:
         fleet = Fleet(broker, specs, options)
         connected = await fleet.start()
-        # 5,000 devices' connections, parsers and state live as long as the process: keep them out of the
-        # collector's full passes, which otherwise stalled a whole worker for a tenth of a second mid fan-out.
-        gc.collect()
-        gc.freeze()
+        freeze_long_lived()  # 5,000 devices' connections, parsers and state
         ready.put(connected)
         await _until_signalled()
         await fleet.stop()

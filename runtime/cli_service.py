@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +22,7 @@ from adapters.store.access import add_integration, issue_token, retire_secret, r
 from domain.access import ApiToken, Integration
 from domain.errors import InvalidValue
 from domain.standing_orders import StandingOrder, parse_orders
-from runtime.bootstrap import open_app
+from runtime.bootstrap import freeze_long_lived, open_app
 from runtime.cli_admin import catalog, require_admin
 from runtime.cli_dispatch import broker_from, programme_from
 from runtime.cli_render import render_config
@@ -161,10 +160,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         web_app.cleanup_ctx.append(
             dispatcher_context(settings, args.broker, args.slots, f"{base}/audio", services.metrics)
         )
-    # Everything loaded so far lives as long as the process: keep it out of the collector's full passes, whose
-    # pauses otherwise land on request latency.
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived()
     log.info("service.starting", host=args.host, port=args.port)
     print(f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop", flush=True)
     web.run_app(web_app, host=args.host, port=args.port, print=None, shutdown_timeout=10)

@@ -76,7 +76,8 @@ class DispatchModel:
             # Our own writes (1,000 acks an event during a dispatch) are applied already: skip them undecoded.
             if current is None or n.originator_version > current.version:
                 event = self.app.mapper.to_domain_event(n)
-                if self._fold(event) and self.caught_up:
+                self._fold(event, current)
+                if self.caught_up:
                     reactions.extend(self._react(event))
             self.position = n.id
         if not self.caught_up and len(notifications) < limit:
@@ -84,10 +85,7 @@ class DispatchModel:
             reactions.extend(self.reconcile())
         return reactions
 
-    def _fold(self, event: Any) -> bool:
-        current = self.aggs.get(event.originator_id)
-        if current is not None and event.originator_version <= current.version:
-            return False  # our own write, already applied in memory
+    def _fold(self, event: Any, current: Aggregate | None) -> None:
         folded = self.aggs[event.originator_id] = event.mutate(current)
         if isinstance(folded, Area):
             self._chains.clear()
@@ -99,7 +97,6 @@ class DispatchModel:
                 at = datetime.fromisoformat(ack["at"])
                 if ack["endpoint"] not in firsts or at < firsts[ack["endpoint"]]:
                     firsts[ack["endpoint"]] = at
-        return True
 
     def _react(self, event: Any) -> list[Reaction]:
         if isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):

@@ -9,7 +9,6 @@ batch (100 ms or 1,000 acks, whichever comes first), all dispatches of a batch i
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from adapters.mqtt.link import MqttLink
 from adapters.mqtt.wire import WireLink
 from adapters.store.app import Clock, Keng, utc_now
 from domain.programme import Programme
+from runtime.bootstrap import freeze_long_lived
 from runtime.dispatch_model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
 from runtime.intake import AckBarrier, Intake
 from runtime.live import LiveDispatch, RetryPolicy
@@ -135,10 +135,7 @@ class Dispatcher:
                 self._apply(reaction)
             if self.model.caught_up and not self.ready.is_set():
                 if self.freeze_gc:
-                    # The folded log (every endpoint, area, open dispatch) lives as long as the process: out of the
-                    # collector's full passes, whose pauses would otherwise land in the middle of a fan-out.
-                    gc.collect()
-                    gc.freeze()
+                    freeze_long_lived()  # the folded log: every endpoint, area and open dispatch
                 self.ready.set()
                 log.info("dispatcher.ready", position=self.model.position, live=len(self.live))
             if not reactions:

@@ -41,7 +41,7 @@ class Intake:
         queue = None
         code = proto.parse_ack_topic(topic)
         if code is not None:
-            if code.startswith("~") and topic != self.barrier_topic:
+            if proto.is_barrier_code(code) and topic != self.barrier_topic:
                 return  # another dispatcher's ack barrier marker
             queue = self.acks  # this dispatcher's marker too: behind the acks read before it
         elif proto.parse_status_topic(topic) is not None:

@@ -71,15 +71,23 @@ def parse_ack_topic(topic: str) -> str | None:
     return _tail(topic, "ack")
 
 
+BARRIER_MARK = "~"  # endpoint codes start with a letter or digit (domain/area.check_code)
+
+
 def barrier_topic(client_id: str) -> str:
     """The dispatcher's ack barrier: a topic under its own ack subscription, so a marker it publishes there comes back
-    behind every ack the broker already held for it. `~` cannot start an endpoint code."""
-    return f"{PREFIX}/ack/~{client_id}"
+    behind every ack the broker already held for it."""
+    return f"{PREFIX}/ack/{BARRIER_MARK}{client_id}"
+
+
+def is_barrier_code(code: str) -> bool:
+    """The code part of an ack topic names a barrier marker (this dispatcher's or another's), not a device."""
+    return code.startswith(BARRIER_MARK)
 
 
 def is_barrier_topic(topic: str) -> bool:
     """An ack barrier marker (this dispatcher's or another's), not a device's ack."""
-    return (parse_ack_topic(topic) or "").startswith("~")
+    return is_barrier_code(parse_ack_topic(topic) or "")
 
 
 def parse_status_topic(topic: str) -> str | None:
