@@ -6,7 +6,8 @@ rejected as the other ends. Rules (each refusal names its rule):
 - a revision voids every earlier approval;
 - nothing is dispatched without an approval of its current revision;
 - cancel works from every live state (and a cancel after dispatch asks for `stop` to be sent);
-- an expired broadcast cannot be approved or dispatched.
+- an expired broadcast cannot be approved or dispatched;
+- every command needs a scope covering the current targets and any new ones (domain/authority.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate
 
 from domain.actor import Actor
+from domain.authority import cancel_role, require_authority
 from domain.content import Content
 from domain.dispatch import dispatch_id
 from domain.errors import ExpiredBroadcast, IllegalTransition, NotApproved, SelfApprovalRefused
@@ -239,8 +241,7 @@ class Broadcast(Aggregate):
     ) -> Broadcast:
         """Draft a broadcast. With a `source_ref` the id is deterministic, so the same external message cannot
         create two broadcasts (the store refuses the second)."""
-        by.require_role(Role.DRAFTER, "draft a broadcast")
-        by.require_scope(content.scope, "draft for these areas")
+        require_authority(by, Role.DRAFTER, "draft a broadcast for these areas", content.scope)
         kind = parse_enum(SourceKind, source_kind, "source kind").value
         ref = clean_text(source_ref, "source reference", max_len=300) if source_ref is not None else None
         new_id = sourced_broadcast_id(kind, ref) if ref else uuid4()
@@ -260,26 +261,24 @@ class Broadcast(Aggregate):
     def revise(self, content: Content, *, by: Actor) -> None:
         """Replace the content. Voids every approval; a submitted or approved broadcast needs approval again."""
         self._require_state(REVISABLE_STATES, "revise")
-        by.require_role(Role.DRAFTER, "revise a broadcast")
-        by.require_scope(content.scope, "revise for these areas")
+        require_authority(by, Role.DRAFTER, "revise this broadcast", self.scope, content.scope)
         self.trigger_event(self.Revised, by=by.handle, **content.as_event_kwargs())
 
     def submit(self, *, by: Actor) -> None:
         """Submit a draft for approval."""
         self._require_state(("draft",), "submit")
-        by.require_role(Role.DRAFTER, "submit a broadcast")
+        require_authority(by, Role.DRAFTER, "submit this broadcast", self.scope)
         self.trigger_event(self.SubmittedForApproval, by=by.handle)
 
     def approve(self, *, by: Actor, now: datetime) -> None:
         """Approve the current revision: an approver, not an author, within scope, before expiry."""
         self._require_state(("submitted",), "approve")
-        by.require_role(Role.APPROVER, "approve a broadcast")
+        require_authority(by, Role.APPROVER, "approve this broadcast", self.scope)
         if by.handle in self.authors:
             raise SelfApprovalRefused(
                 f"rule {SelfApprovalRefused.rule}: {by.handle} drafted or revised this broadcast "
                 "and cannot approve it; another approver must"
             )
-        by.require_scope(self.scope, "approve for these areas")
         self._require_unexpired(now, "approved")
         self.trigger_event(self.Approved, by=by.handle, revision=self.revision)
 
@@ -308,14 +307,13 @@ class Broadcast(Aggregate):
         """Confirm a standing-order approval (an approver within scope). To retract one, cancel the broadcast."""
         if not self.awaiting_ratification:
             raise IllegalTransition("rule lifecycle: there is no standing-order approval awaiting ratification")
-        by.require_role(Role.APPROVER, "ratify a standing-order approval")
-        by.require_scope(self.scope, "ratify for these areas")
+        require_authority(by, Role.APPROVER, "ratify this standing-order approval", self.scope)
         self.trigger_event(self.Ratified, by=by.handle, revision=self.revision)
 
     def reject(self, *, by: Actor, reason: str) -> None:
         """Reject a submitted broadcast (final)."""
         self._require_state(("submitted",), "reject")
-        by.require_role(Role.APPROVER, "reject a broadcast")
+        require_authority(by, Role.APPROVER, "reject this broadcast", self.scope)
         self.trigger_event(self.Rejected, by=by.handle, reason=clean_text(reason, "reason", max_len=1000))
 
     def schedule(self, slots: list[datetime]) -> None:
@@ -339,10 +337,11 @@ class Broadcast(Aggregate):
         self.trigger_event(self.Completed, summary=summary)
 
     def cancel(self, *, by: Actor, reason: str) -> bool:
-        """Cancel from any live state; returns True when devices must be told to stop."""
+        """Cancel from any live state (a drafter or an approver within scope; an emergency on air only by an
+        approver); returns True when devices must be told to stop."""
         self._require_state(LIVE_STATES, "cancel")
-        if not (by.has_role(Role.DRAFTER) or by.has_role(Role.APPROVER)):
-            by.require_role(Role.APPROVER, "cancel a broadcast")
+        role = cancel_role(by, state=self.state, priority=self.priority, raised_by=self.drafted_by)
+        require_authority(by, role, "cancel this broadcast", self.scope)
         stop = self.state == "dispatching"
         self.trigger_event(
             self.Cancelled,

@@ -43,6 +43,12 @@ class OutOfScope(NotAuthorised):
     rule = "approver-area-scope"
 
 
+class EmergencyCancelRefused(NotAuthorised):
+    """An emergency on air is cancelled only by an approver whose scope covers all of it."""
+
+    rule = "emergency-cancel-needs-approver"
+
+
 class ExpiredBroadcast(DomainError):
     """An expired broadcast can be neither approved nor dispatched."""
 

@@ -12,6 +12,7 @@ import structlog
 
 from adapters.store.app import Keng
 from adapters.store.errors import NotFound
+from domain.authority import EVERYTHING, Visibility
 from domain.broadcast import Broadcast
 from domain.errors import InvalidValue
 from runtime.bootstrap import open_app
@@ -73,12 +74,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--as", dest="actor", required=True)
         p.add_argument("--reason", required=True)
         p.set_defaults(handler=cmd_transition, verb=verb)
+    as_reader = "read as this staff member: only what their scope reaches (default: everything, as the store's owner)"
     p = verbs.add_parser("show", help="show one broadcast")
     p.add_argument("id")
+    p.add_argument("--as", dest="actor", default=None, help=as_reader)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_show)
     p = verbs.add_parser("list", help="list broadcasts, newest first")
     p.add_argument("--state", default=None)
+    p.add_argument("--as", dest="actor", default=None, help=as_reader)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
 
@@ -166,9 +170,16 @@ def cmd_transition(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _reader(app: Keng, handle: str | None) -> Visibility:
+    return EVERYTHING if handle is None else app.visibility_of(app.staff(handle))
+
+
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
-    view = broadcast_view(app.broadcast(resolve_id(app, args.id)), settings.display_tz)
+    item = app.broadcast(resolve_id(app, args.id))
+    if not _reader(app, args.actor).sees(item.scope):
+        raise NotFound(f"broadcast {item.id} not found")
+    view = broadcast_view(item, settings.display_tz)
     if args.json:
         print_json(view)
         return 0
@@ -186,8 +197,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    items = catalog(open_app(settings, create=False)).broadcasts(state=args.state)
-    views = [broadcast_view(b, settings.display_tz) for b in items]
+    app = open_app(settings, create=False)
+    sees = _reader(app, args.actor).sees
+    views = [broadcast_view(b, settings.display_tz) for b in catalog(app).broadcasts(state=args.state) if sees(b.scope)]
     if args.json:
         print_json(views)
         return 0

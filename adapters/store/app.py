@@ -21,6 +21,7 @@ from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
 from adapters.store.transcoder import DateAsISO, OrjsonTranscoder
 from domain.actor import Actor
 from domain.area import Area
+from domain.authority import Visibility, visibility
 from domain.broadcast import Broadcast
 from domain.content import build_content
 from domain.endpoint import Endpoint
@@ -105,6 +106,11 @@ class Keng(Application[UUID]):
         member = Staff.enrol(handle=handle, name=name, roles=roles, wards=list(wards), by=by)
         self.save_new(member, what=f"staff member {member.handle!r}")
         return member.id
+
+    def visibility_of(self, member: Staff, areas: Sequence[Area] | None = None) -> Visibility:
+        """What a staff member may read (domain/authority.py); `areas` is the caller's cached area list, if any."""
+        parents = {a.code: a.parent for a in (self.areas() if areas is None else areas)}
+        return visibility(wards=member.wards, roles=member.roles, parents=parents)
 
     def change_role(self, handle: str, role: str, *, grant: bool, by: str) -> None:
         """Grant or revoke a role."""

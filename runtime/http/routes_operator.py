@@ -1,7 +1,8 @@
 """The operator API (`/api/v1/...`): broadcasts, endpoints, areas and staff, for bearer-token holders.
 
 Handlers are thin: authenticate, parse, call one application method off the loop, serialise. Roles and area scope are
-checked by the domain (an auditor reads everything and changes nothing; a ward's approver approves only their ward).
+checked by the domain (domain/authority.py: an auditor reads everything and changes nothing; a ward's staff act only on
+broadcasts wholly inside their wards, and read only what reaches their wards).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from aiohttp import web
 
 from adapters.city_source import parse_city_message
 from adapters.store.access import Unauthenticated, authenticate
+from adapters.store.errors import NotFound
+from domain.broadcast import Broadcast
+from domain.endpoint import Endpoint
 from domain.staff import Staff
 from runtime.http.problems import Problem
 from runtime.http.services import SERVICES, Services
@@ -48,6 +52,14 @@ def _broadcast_id(request: web.Request) -> UUID:
 
 def _view(services: Services, bid: UUID) -> dict[str, Any]:
     return broadcast_view(services.app.broadcast(bid), services.settings.display_tz)
+
+
+def _readable_view(services: Services, staff: Staff, bid: UUID) -> dict[str, Any]:
+    """The broadcast's view if the reader's scope reaches it; otherwise 404, as if it did not exist."""
+    item = services.app.broadcast(bid)
+    if not services.visibility_of(staff).sees(item.scope):
+        raise NotFound(f"broadcast {bid} not found")
+    return broadcast_view(item, services.settings.display_tz)
 
 
 async def create_broadcast(request: web.Request) -> web.Response:
@@ -108,16 +120,21 @@ async def act_on_broadcast(request: web.Request) -> web.Response:
 
 
 async def get_broadcast(request: web.Request) -> web.Response:
-    await current_staff(request)
+    staff = await current_staff(request)
     bid, services = _broadcast_id(request), request.app[SERVICES]
-    return web.json_response(await services.run(lambda: _view(services, bid)))
+    return web.json_response(await services.run(lambda: _readable_view(services, staff, bid)))
 
 
 async def list_broadcasts(request: web.Request) -> web.Response:
-    await current_staff(request)
+    staff = await current_staff(request)
     services, state = request.app[SERVICES], request.query.get("state")
     unratified = request.query.get("unratified") in ("1", "true")
-    items = await services.run(lambda: services.catalog.current().broadcasts(state=state))
+
+    def readable() -> list[Broadcast]:
+        sees = services.visibility_of(staff).sees
+        return [b for b in services.catalog.current().broadcasts(state=state) if sees(b.scope)]
+
+    items = await services.run(readable)
     if unratified:
         items = [b for b in items if b.awaiting_ratification]
         now, within = services.app.clock(), services.ratify_within
@@ -135,10 +152,15 @@ async def list_broadcasts(request: web.Request) -> web.Response:
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
-    await current_staff(request)
+    staff = await current_staff(request)
     services = request.app[SERVICES]
     ward, kind = request.query.get("ward"), request.query.get("kind")
-    items = await services.run(lambda: services.catalog.current().endpoints(ward=ward, kind=kind))
+
+    def readable() -> list[Endpoint]:
+        sees = services.visibility_of(staff).sees
+        return [e for e in services.catalog.current().endpoints(ward=ward, kind=kind) if sees((e.ward,))]
+
+    items = await services.run(readable)
     return web.json_response([endpoint_view(e) for e in items])
 
 

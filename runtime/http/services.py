@@ -19,6 +19,8 @@ from adapters.store.app import Keng
 from adapters.store.group_commit import GroupCommitter
 from domain.access import Integration
 from domain.area import Area
+from domain.authority import Visibility
+from domain.staff import Staff
 from domain.standing_orders import StandingOrder
 from projections.catalog import Catalog
 from runtime.config import Settings
@@ -106,6 +108,10 @@ class Services:
     def integrations(self, kind: str) -> list[Integration]:
         """Integrations of a kind with their active secret fingerprints (cached for `cache_ttl_s`)."""
         return [i for i in self.integration_cache.get() if i.kind == kind]
+
+    def visibility_of(self, staff: Staff) -> Visibility:
+        """What this staff member may read (domain/authority.py); may read the store, so call it off the loop."""
+        return self.app.visibility_of(staff, self.area_cache.get())
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run blocking store work off the event loop (the eventsourcing library is synchronous)."""
