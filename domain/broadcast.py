@@ -258,22 +258,25 @@ class Broadcast(Aggregate):
         """The current revision's content."""
         return Content(**{name: getattr(self, name) for name in self.CONTENT_FIELDS})
 
+    # Every command checks the actor's authority first (domain/authority.py), so a refusal tells an outsider nothing
+    # about the broadcast's state.
+
     def revise(self, content: Content, *, by: Actor) -> None:
         """Replace the content. Voids every approval; a submitted or approved broadcast needs approval again."""
-        self._require_state(REVISABLE_STATES, "revise")
         require_authority(by, Role.DRAFTER, "revise this broadcast", self.scope, content.scope)
+        self._require_state(REVISABLE_STATES, "revise")
         self.trigger_event(self.Revised, by=by.handle, **content.as_event_kwargs())
 
     def submit(self, *, by: Actor) -> None:
         """Submit a draft for approval."""
-        self._require_state(("draft",), "submit")
         require_authority(by, Role.DRAFTER, "submit this broadcast", self.scope)
+        self._require_state(("draft",), "submit")
         self.trigger_event(self.SubmittedForApproval, by=by.handle)
 
     def approve(self, *, by: Actor, now: datetime) -> None:
         """Approve the current revision: an approver, not an author, within scope, before expiry."""
-        self._require_state(("submitted",), "approve")
         require_authority(by, Role.APPROVER, "approve this broadcast", self.scope)
+        self._require_state(("submitted",), "approve")
         if by.handle in self.authors:
             raise SelfApprovalRefused(
                 f"rule {SelfApprovalRefused.rule}: {by.handle} drafted or revised this broadcast "
@@ -305,15 +308,15 @@ class Broadcast(Aggregate):
 
     def ratify(self, *, by: Actor) -> None:
         """Confirm a standing-order approval (an approver within scope). To retract one, cancel the broadcast."""
+        require_authority(by, Role.APPROVER, "ratify this standing-order approval", self.scope)
         if not self.awaiting_ratification:
             raise IllegalTransition("rule lifecycle: there is no standing-order approval awaiting ratification")
-        require_authority(by, Role.APPROVER, "ratify this standing-order approval", self.scope)
         self.trigger_event(self.Ratified, by=by.handle, revision=self.revision)
 
     def reject(self, *, by: Actor, reason: str) -> None:
         """Reject a submitted broadcast (final)."""
-        self._require_state(("submitted",), "reject")
         require_authority(by, Role.APPROVER, "reject this broadcast", self.scope)
+        self._require_state(("submitted",), "reject")
         self.trigger_event(self.Rejected, by=by.handle, reason=clean_text(reason, "reason", max_len=1000))
 
     def schedule(self, slots: list[datetime]) -> None:
@@ -339,9 +342,9 @@ class Broadcast(Aggregate):
     def cancel(self, *, by: Actor, reason: str) -> bool:
         """Cancel from any live state (a drafter or an approver within scope; an emergency on air only by an
         approver); returns True when devices must be told to stop."""
-        self._require_state(LIVE_STATES, "cancel")
         role = cancel_role(by, state=self.state, priority=self.priority, raised_by=self.drafted_by)
         require_authority(by, role, "cancel this broadcast", self.scope)
+        self._require_state(LIVE_STATES, "cancel")
         stop = self.state == "dispatching"
         self.trigger_event(
             self.Cancelled,
