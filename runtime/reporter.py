@@ -3,10 +3,13 @@
 When a broadcast that came from a city-source message ends (completed, cancelled, rejected, expired), a
 `DeliveryReport` is queued for the integration that sent it (if it configured a report URL), then POSTed, signed the
 same way as inbound webhooks (Standard Webhooks, the report's id as `webhook-id`), and retried with capped
-exponential backoff until the receiver answers 2xx. The report URL is set by an admin, yet it goes through the same
-outbound guard as a URL in a message (adapters/outbound.py): a loopback or private address needs its host on the
-integration's fetch allowlist, redirects are not followed, and a failed attempt records a generic reason. Every attempt is recorded; the schedule is derived from the
+exponential backoff until the receiver answers 2xx. Every attempt is recorded; the schedule is derived from the
 recorded attempts, so a restart neither loses nor repeats work.
+
+The report URL is set by an admin, yet it goes through the same outbound guard as a URL in a message
+(adapters/outbound.py): a loopback or private address needs its host on the integration's fetch allowlist, redirects
+are not followed, and a failed attempt records a generic reason (a receiver's HTTP status is kept: it comes from a
+vetted destination).
 """
 
 from __future__ import annotations
