@@ -87,7 +87,9 @@ async def test_a_closed_port_and_an_open_one_get_the_same_reason() -> None:
         # Allowlisted: a refused connection and a port that speaks something else are both just unreachable.
         loopback = FetchPolicy(allowed_hosts=frozenset({"127.0.0.1"}), timeout_s=5)
         assert {await refused(f"http://127.0.0.1:{port}/", loopback) for port in (closed, banner)} == {UNREACHABLE}
-        assert await refused("http://no-such-host.invalid/", loopback) == UNREACHABLE
+        nxdomain = FetchPolicy(allowed_hosts=frozenset({"gone.test"}), timeout_s=5)
+        with pytest.raises(FetchRefused, match=UNREACHABLE):
+            await fetch("http://gone.test/", nxdomain, resolver=NoSuchHost())
 
 
 async def test_size_time_status_and_url_limits() -> None:
@@ -107,6 +109,16 @@ async def test_size_time_status_and_url_limits() -> None:
     for url in ("ftp://example.com/a.wav", "file:///etc/passwd", "gopher://x/", "/a.wav", "http:///a", "x" * 10):
         assert await refused(url) == URL_NOT_ALLOWED
     assert await refused("https://example.com/" + "a" * 2100) == URL_NOT_ALLOWED
+
+
+class NoSuchHost(AbstractResolver):
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    async def close(self) -> None:
+        pass
 
 
 class Rebinding(AbstractResolver):
