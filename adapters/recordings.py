@@ -1,8 +1,8 @@
 """Recorded audio that arrives with a message (a CAP `resource`, inline or by URL), kept in the audio store.
 
 The bytes are validated like an operator's upload (type, size, duration, decodable), stored under the SHA-256 of
-what was received, and served as MP3 (a non-MP3 recording is decoded and encoded once). Fetching a URL is bounded
-in time and size, and a CAP `digest` (SHA-1) must match.
+what was received, and served as MP3 (a non-MP3 recording is decoded and encoded once). A URL is fetched through the
+outbound guard (allowed addresses only, bounded in time and size), and a CAP `digest` (SHA-1) must match.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import io
 import json
 from pathlib import Path
 
-import aiohttp
 import numpy as np
 import soundfile
 
 from adapters.audio_store import AssetInfo, _write_atomic, encode_mp3, lookup
 from adapters.audio_upload import UploadLimits, UploadRefused, validate_upload
+from adapters.outbound import BAD_STATUS, FetchPolicy, FetchRefused, fetch
 from adapters.tts.base import Audio
 
 FETCH_TIMEOUT_S = 20.0
@@ -46,18 +46,22 @@ def store_recording(root: Path, data: bytes, *, source: str, limits: UploadLimit
     return stored
 
 
-async def fetch_recording(url: str, *, sha1_digest: str | None, max_bytes: int = UploadLimits().max_bytes) -> bytes:
-    """Download a recording, refusing oversized bodies, non-2xx answers and a digest mismatch."""
-    timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+async def fetch_recording(
+    url: str,
+    *,
+    sha1_digest: str | None,
+    allowed_hosts: frozenset[str] = frozenset(),
+    max_bytes: int = UploadLimits().max_bytes,
+) -> bytes:
+    """Download a recording through the outbound guard (adapters/outbound.py), refusing non-200 answers and a digest
+    mismatch. The reasons are the guard's generic texts: they never tell which internal ports are open."""
+    policy = FetchPolicy(allowed_hosts=allowed_hosts, max_bytes=max_bytes, timeout_s=FETCH_TIMEOUT_S)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as reply:
-            if reply.status != 200:
-                raise UploadRefused(f"{url} answered HTTP {reply.status}")
-            data = await reply.content.read(max_bytes + 1)
-    except (aiohttp.ClientError, TimeoutError) as e:
-        raise UploadRefused(f"cannot fetch {url}: {type(e).__name__}: {e}") from None
-    if len(data) > max_bytes:
-        raise UploadRefused(f"{url} is larger than {max_bytes} bytes")
-    if sha1_digest and hashlib.sha1(data).hexdigest().lower() != sha1_digest.lower():
-        raise UploadRefused(f"{url}: the SHA-1 of the fetched bytes does not match the alert's digest")
-    return data
+        reply = await fetch(url, policy)
+    except FetchRefused as e:
+        raise UploadRefused(e.reason) from None
+    if reply.status != 200:
+        raise UploadRefused(BAD_STATUS)
+    if sha1_digest and hashlib.sha1(reply.body).hexdigest().lower() != sha1_digest.lower():
+        raise UploadRefused("the SHA-1 of the fetched bytes does not match the alert's digest")
+    return reply.body

@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from domain.area import check_code
 from domain.errors import IllegalTransition, InvalidValue
 from domain.ids import KENG_NAMESPACE
+from domain.outbound import check_fetch_hosts
 from domain.values import clean_text
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
@@ -103,12 +104,23 @@ class Integration(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.secrets.remove(self.fingerprint)
 
+    class FetchHostsSet(Aggregate.Event):
+        """Hosts keng may fetch from for this integration although they resolve to loopback or private addresses
+        (resource URIs in its messages, its report URL); see domain/outbound.py."""
+
+        hosts: list[str]
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.fetch_hosts = list(self.hosts)
+
     def __init__(self, name: str, kind: str, jurisdiction: list[str], by: str) -> None:
         self.name = name
         self.kind = kind
         self.jurisdiction = list(jurisdiction)
         self.secrets: list[str] = []
         self.report_url: str | None = None
+        self.fetch_hosts: list[str] = []
 
     @classmethod
     def add(cls, *, name: str, kind: str, jurisdiction: list[str], by: str) -> Integration:
@@ -133,6 +145,10 @@ class Integration(Aggregate):
         if url is not None and not re.match(r"^https?://[^\s/]+", url):
             raise InvalidValue(f"report URL {url!r} must be an http(s) URL")
         self.trigger_event(self.ReportUrlSet, url=url, by=by)
+
+    def set_fetch_hosts(self, hosts: list[str], *, by: str) -> None:
+        """Replace the fetch allowlist (host names or address literals; empty: none)."""
+        self.trigger_event(self.FetchHostsSet, hosts=check_fetch_hosts(hosts), by=by)
 
     def retire_secret(self, fingerprint: str, *, by: str) -> None:
         """Retire a secret; the last active secret cannot be retired (issue a new one first)."""

@@ -18,7 +18,14 @@ from aiohttp import web
 from adapters.audio_links import AudioLinks
 from adapters.mqtt.broker import EmbeddedBroker
 from adapters.secrets import SecretStore
-from adapters.store.access import add_integration, issue_token, retire_secret, revoke_tokens, rotate_secret
+from adapters.store.access import (
+    add_integration,
+    issue_token,
+    retire_secret,
+    revoke_tokens,
+    rotate_secret,
+    set_fetch_hosts,
+)
 from domain.access import ApiToken, Integration
 from domain.errors import InvalidValue
 from domain.standing_orders import StandingOrder, parse_orders
@@ -36,6 +43,10 @@ from runtime.output import print_json, print_table
 from runtime.reporter import Reporter
 
 log = structlog.get_logger(__name__)
+FETCH_HOST_HELP = (
+    "host name (or address) keng may fetch from for this integration although it is loopback or private: "
+    "resource URIs in its CAP alerts, its report URL (repeat; see docs/cap.md)"
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,8 +78,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--kind", default="city-source", choices=["city-source", "cap"])
     p.add_argument("--jurisdiction", action="append", required=True, help="area code it may target (repeat)")
     p.add_argument("--report-url", default=None, help="where to POST signed delivery reports (city source)")
+    p.add_argument("--fetch-host", action="append", default=[], help=FETCH_HOST_HELP)
     p.add_argument("--as", dest="actor", default="admin")
     p.set_defaults(handler=cmd_integration_add)
+    p = integ.add_parser("fetch-hosts", help="replace the hosts allowlisted for outbound fetches (none: clear)")
+    p.add_argument("name")
+    p.add_argument("hosts", nargs="*", metavar="HOST", help=FETCH_HOST_HELP)
+    p.add_argument("--as", dest="actor", default="admin")
+    p.set_defaults(handler=cmd_integration_fetch_hosts)
     p = integ.add_parser("rotate", help="issue another active secret (prints it once)")
     p.add_argument("name")
     p.add_argument("--as", dest="actor", default="admin")
@@ -196,9 +213,18 @@ def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
         jurisdiction=args.jurisdiction,
         by=args.actor,
         report_url=args.report_url,
+        fetch_hosts=args.fetch_host,
     )
     print(secret)
     print("Lưu khóa ký này ngay (signing secret): store it now, it is not shown again", file=sys.stderr)
+    return 0
+
+
+def cmd_integration_fetch_hosts(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    hosts = set_fetch_hosts(app, name=args.name, hosts=args.hosts, by=args.actor)
+    print(f"Máy chủ được phép tải (fetch hosts): {' '.join(hosts) or '-'}")
     return 0
 
 
@@ -219,12 +245,24 @@ def cmd_integration_retire(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_integration_list(args: argparse.Namespace, settings: Settings) -> int:
     items = catalog(open_app(settings, create=False)).of_type(Integration)
-    views = [{"name": i.name, "kind": i.kind, "jurisdiction": i.jurisdiction, "secrets": i.secrets} for i in items]
+    views = [
+        {
+            "name": i.name,
+            "kind": i.kind,
+            "jurisdiction": i.jurisdiction,
+            "secrets": i.secrets,
+            "fetch_hosts": i.fetch_hosts,
+        }
+        for i in items
+    ]
     if args.json:
         print_json(views)
     else:
         print_table(
-            ["name", "kind", "jurisdiction", "active secrets"],
-            [[v["name"], v["kind"], ",".join(v["jurisdiction"]), " ".join(v["secrets"])] for v in views],
+            ["name", "kind", "jurisdiction", "active secrets", "fetch hosts"],
+            [
+                [v["name"], v["kind"], ",".join(v["jurisdiction"]), " ".join(v["secrets"]), " ".join(v["fetch_hosts"])]
+                for v in views
+            ],
         )
     return 0

@@ -5,6 +5,11 @@ When a broadcast that came from a city-source message ends (completed, cancelled
 same way as inbound webhooks (Standard Webhooks, the report's id as `webhook-id`), and retried with capped
 exponential backoff until the receiver answers 2xx. Every attempt is recorded; the schedule is derived from the
 recorded attempts, so a restart neither loses nor repeats work.
+
+The report URL is set by an admin, yet it goes through the same outbound guard as a URL in a message
+(adapters/outbound.py): a loopback or private address needs its host on the integration's fetch allowlist, redirects
+are not followed, and a failed attempt records a generic reason (a receiver's HTTP status is kept: it comes from a
+vetted destination).
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import orjson
 import structlog
 from eventsourcing.utils import get_topic
 
+from adapters.outbound import FetchPolicy, FetchRefused, fetch
 from adapters.secrets import SecretStore
 from adapters.signing import sign
 from adapters.store.app import Keng
@@ -111,34 +116,35 @@ class Reporter:
             and (r.attempts == 0 or (now - r.modified_on).total_seconds() >= backoff_s(r.attempts, self.backoff_base_s))
         ]
 
-    def signed_headers(self, report: DeliveryReport, body: bytes) -> dict[str, str] | None:
+    def signed_headers(self, report: DeliveryReport, body: bytes) -> tuple[dict[str, str] | None, frozenset[str]]:
+        """The signed headers (None: no active secret) and the integration's fetch allowlist."""
         integration = self.app.load(Integration, integration_id(report.integration), "integration")
+        hosts = frozenset(integration.fetch_hosts)
         active = self.secrets.active(integration.name, integration.secrets)
         if not active:
-            return None
+            return None, hosts
         ts = int(time.time())
         return {
             "Content-Type": "application/json",
             "webhook-id": str(report.id),
             "webhook-timestamp": str(ts),
             "webhook-signature": sign(active[-1], str(report.id), ts, body),
-        }
+        }, hosts
 
-    async def send(self, session: aiohttp.ClientSession, report: DeliveryReport) -> None:
+    async def send(self, report: DeliveryReport) -> None:
         """One attempt; its outcome is recorded either way."""
         body = orjson.dumps(report.body)
-        headers = await asyncio.to_thread(self.signed_headers, report, body)
+        headers, hosts = await asyncio.to_thread(self.signed_headers, report, body)
         if headers is None:
             outcome: tuple[bool, int | str] = (False, "the integration has no active secret to sign with")
         else:
+            policy = FetchPolicy(allowed_hosts=hosts, timeout_s=self.timeout_s)
             try:
-                async with session.post(report.url, data=body, headers=headers) as reply:
-                    outcome = (
-                        200 <= reply.status < 300,
-                        reply.status if reply.status < 300 else f"HTTP {reply.status}",
-                    )
-            except (aiohttp.ClientError, TimeoutError) as e:
-                outcome = (False, f"{type(e).__name__}: {e}")
+                reply = await fetch(report.url, policy, method="POST", data=body, headers=headers, read_body=False)
+                # A status from a vetted destination tells nothing about internal ports; it helps the admin.
+                outcome = (200 <= reply.status < 300, reply.status if reply.status < 300 else f"HTTP {reply.status}")
+            except FetchRefused as e:
+                outcome = (False, e.reason)
         await asyncio.to_thread(self._record, report, outcome)
 
     def _record(self, report: DeliveryReport, outcome: tuple[bool, int | str]) -> None:
@@ -153,10 +159,8 @@ class Reporter:
 
     async def run(self) -> None:
         """Queue and send until cancelled."""
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
-                await asyncio.to_thread(self.queue_new)
-                for report in await asyncio.to_thread(self.due, datetime.now(UTC)):
-                    await self.send(session, report)
-                await asyncio.sleep(self.poll_s)
+        while True:
+            await asyncio.to_thread(self.queue_new)
+            for report in await asyncio.to_thread(self.due, datetime.now(UTC)):
+                await self.send(report)
+            await asyncio.sleep(self.poll_s)

@@ -73,13 +73,17 @@ def add_integration(
     jurisdiction: list[str],
     by: str,
     report_url: str | None = None,
+    fetch_hosts: list[str] | None = None,
 ) -> str:
-    """Add an integration with a first secret (and a delivery-report URL); returns the secret (shown once)."""
+    """Add an integration with a first secret (and a delivery-report URL, hosts allowlisted for outbound fetches);
+    returns the secret (shown once)."""
     for code in jurisdiction:
         app.area(code)
     integration = Integration.add(name=name, kind=kind, jurisdiction=jurisdiction, by=by)
     if report_url:
         integration.set_report_url(report_url, by=by)
+    if fetch_hosts:
+        integration.set_fetch_hosts(fetch_hosts, by=by)
     secret = new_secret()
     integration.issue_secret(secrets.add(name, secret), by=by)
     app.save_new(integration, what=f"integration {name!r}")
@@ -93,6 +97,14 @@ def rotate_secret(app: Keng, secrets: SecretStore, *, name: str, by: str) -> str
     integration.issue_secret(secrets.add(name, secret), by=by)
     app.save_changes(integration)
     return secret
+
+
+def set_fetch_hosts(app: Keng, *, name: str, hosts: list[str], by: str) -> list[str]:
+    """Replace an integration's fetch allowlist; returns it as recorded (normalised)."""
+    integration = app.load(Integration, integration_id(name), f"integration {name!r}")
+    integration.set_fetch_hosts(hosts, by=by)
+    app.save_changes(integration)
+    return list(integration.fetch_hosts)
 
 
 def retire_secret(app: Keng, secrets: SecretStore, *, name: str, fingerprint: str, by: str) -> None:

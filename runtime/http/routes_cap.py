@@ -131,14 +131,15 @@ async def cap_ingest(request: web.Request) -> web.Response:
     raw = await request.read()
     now = services.wall_clock()
 
-    def handle() -> tuple[dict[str, Any], bool]:
+    def handle() -> tuple[dict[str, Any], bool, frozenset[str]]:
         verified = verify_inbound(
             services.app, services.secrets, services.integrations(SOURCE), headers=request.headers, body=raw, now=now
         )
-        return accept_cap(services, request.app[_PLACES], verified, raw)
+        outcome, replayed = accept_cap(services, request.app[_PLACES], verified, raw)
+        return outcome, replayed, frozenset(verified.integration.fetch_hosts)
 
     try:
-        outcome, replayed = await services.run(handle)
+        outcome, replayed, fetch_hosts = await services.run(handle)
     except CapError as e:
         errors = [{"path": v.path, "message": v.message} for v in e.violations]
         detail = "; ".join([str(e), *(f"{v['path']}: {v['message']}" for v in errors[:20])])
@@ -151,7 +152,8 @@ async def cap_ingest(request: web.Request) -> web.Response:
     services.metrics.webhooks.labels(SOURCE, "replayed" if replayed else "accepted").inc()
     if not replayed and outcome["broadcast_ids"]:
         # The alert's recording (inline, or fetched from its URI) is stored and recorded without delaying the 202.
-        task = asyncio.create_task(attach_recording(services, raw, [UUID(b) for b in outcome["broadcast_ids"]]))
+        ids = [UUID(b) for b in outcome["broadcast_ids"]]
+        task = asyncio.create_task(attach_recording(services, raw, ids, fetch_hosts))
         request.app[_TASKS].add(task)
         task.add_done_callback(request.app[_TASKS].discard)
     return web.json_response(outcome, status=202, headers={"Idempotent-Replayed": "true"} if replayed else None)
@@ -198,9 +200,12 @@ async def json_items(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/feed+json", charset="utf-8")
 
 
-async def attach_recording(services: Services, raw: bytes, broadcast_ids: list[UUID]) -> None:
+async def attach_recording(
+    services: Services, raw: bytes, broadcast_ids: list[UUID], fetch_hosts: frozenset[str] = frozenset()
+) -> None:
     """Store the alert's first audio resource and record it as each broadcast's speaker audio (`Rendered`, engine
-    `cap-resource`), or record why it could not be used (`RenderFailed`); the broadcast goes out either way."""
+    `cap-resource`), or record why it could not be used (`RenderFailed`); the broadcast goes out either way. A URI is
+    fetched through the outbound guard, with the sending integration's allowlisted hosts (`fetch_hosts`)."""
     alert = parse_cap(raw)
     resource = next((r for i in alert.infos for r in i.resources if r.mime_type.lower().startswith("audio/")), None)
     if resource is None or (resource.data is None and not resource.uri):
@@ -208,7 +213,7 @@ async def attach_recording(services: Services, raw: bytes, broadcast_ids: list[U
     try:
         data = resource.data
         if data is None and resource.uri:
-            data = await fetch_recording(resource.uri, sha1_digest=resource.digest)
+            data = await fetch_recording(resource.uri, sha1_digest=resource.digest, allowed_hosts=fetch_hosts)
         assert data is not None
         root = services.settings.data_dir / "assets"
         asset = await services.run(lambda: store_recording(root, data, source="cap-resource"))
@@ -242,7 +247,8 @@ def _record_recording(services: Services, broadcast_ids: list[UUID], outcome: tu
                 break
             except ConcurrencyConflict:
                 continue
-    log.info("cap.recording", outcome=outcome[0], broadcasts=[str(b) for b in broadcast_ids])
+    reason = outcome[1] if outcome[0] == "failed" else None
+    log.info("cap.recording", outcome=outcome[0], reason=reason, broadcasts=[str(b) for b in broadcast_ids])
 
 
 async def _cancel_tasks(app: web.Application) -> None:

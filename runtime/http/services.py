@@ -101,7 +101,13 @@ class Services:
         return list(self._areas.values())
 
     def _fold_integrations(self) -> list[Integration]:
-        classes = [Integration.Added, Integration.SecretIssued, Integration.SecretRetired, Integration.ReportUrlSet]
+        classes = [
+            Integration.Added,
+            Integration.SecretIssued,
+            Integration.SecretRetired,
+            Integration.ReportUrlSet,
+            Integration.FetchHostsSet,
+        ]
         self._integration_position = self.app.fold_topics(classes, self._integrations, since=self._integration_position)
         return list(self._integrations.values())
 

@@ -173,3 +173,20 @@ def test_good_district_file_loads_in_json_too(keng: Keng, tmp_path: Path) -> Non
 def test_commands_before_init_say_what_to_do(tmp_path: Path) -> None:
     proc = Keng(tmp_path / "nothing", None).run("broadcast", "list", ok=False)
     assert proc.returncode == 1 and "keng init" in proc.stderr
+
+
+def test_an_integration_fetch_allowlist_is_set_at_add_and_replaced_by_an_admin(keng: Keng) -> None:
+    keng.run("init", "--sample")
+    add = ("integration", "add", "kttv", "--kind", "cap", "--jurisdiction", "021")
+    keng.run(*add, "--fetch-host", "Media.KTTV.vn", "--fetch-host", "10.0.0.5")
+    hosts = lambda: {i["name"]: i["fetch_hosts"] for i in keng.json("integration", "list")}["kttv"]  # noqa: E731
+    assert hosts() == ["10.0.0.5", "media.kttv.vn"]
+    events = len(keng.json("events"))
+    bad = keng.run("integration", "fetch-hosts", "kttv", "media.kttv.vn", "http://x.vn/a", ok=False)
+    assert bad.returncode == 1 and "fetch host 'http://x.vn/a'" in bad.stderr
+    assert len(keng.json("events")) == events and hosts() == ["10.0.0.5", "media.kttv.vn"]
+    assert "media.kttv.vn" in keng.run("integration", "fetch-hosts", "kttv", "media.kttv.vn").stdout
+    assert hosts() == ["media.kttv.vn"]
+    keng.run("integration", "fetch-hosts", "kttv")
+    assert hosts() == []
+    assert "although it is loopback or private" in " ".join(keng.run("integration", "add", "--help").stdout.split())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from adapters.store.access import add_integration, record_inbound
 from adapters.store.app import Keng
 from domain.report import DeliveryReport, backoff_s, report_id
 from runtime.reporter import Reporter
+from tests.outbound_servers import quiet
 
 
 def test_backoff_doubles_and_is_capped() -> None:
@@ -49,6 +51,7 @@ async def test_a_cancelled_city_message_is_reported_after_a_failed_attempt(sampl
         jurisdiction=["021"],
         by="admin",
         report_url=f"http://127.0.0.1:{port}/reports",
+        fetch_hosts=["127.0.0.1"],  # a loopback receiver must be allowlisted (the outbound guard)
     )
     bid = _city_broadcast(sample_app, secrets)
     sample_app.cancel_broadcast(bid, by="hung.tran", reason="trùng lặp")
@@ -73,6 +76,29 @@ async def test_a_cancelled_city_message_is_reported_after_a_failed_attempt(sampl
     assert (stored.delivered, stored.attempts, stored.last_error) == (True, 2, "HTTP 503")
     # Nothing is queued twice, also by a restarted reporter.
     assert Reporter(sample_app, secrets).queue_new() == 0
+
+
+async def test_a_report_url_on_loopback_is_refused_unless_allowlisted(sample_app: Keng, tmp_path: Path) -> None:
+    secrets = SecretStore(tmp_path)
+    with quiet() as receiver:
+        add_integration(
+            sample_app,
+            secrets,
+            name="city-source",
+            kind="city-source",
+            jurisdiction=["021"],
+            by="admin",
+            report_url=f"http://127.0.0.1:{receiver.port}/reports",
+        )
+        bid = _city_broadcast(sample_app, secrets)
+        sample_app.cancel_broadcast(bid, by="hung.tran", reason="trùng lặp")
+        reporter = Reporter(sample_app, secrets)
+        assert reporter.queue_new() == 1
+        for report in reporter.due(datetime.now(UTC)):
+            await reporter.send(report)
+        assert receiver.connections() == 0
+    stored = sample_app.load(DeliveryReport, report_id(bid, "cancelled"), "report")
+    assert (stored.delivered, stored.attempts, stored.last_error) == (False, 1, "address not allowed")
 
 
 def _city_broadcast(app: Keng, secrets: SecretStore) -> UUID:

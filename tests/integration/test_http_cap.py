@@ -5,22 +5,28 @@ Runs on SQLite and PostgreSQL; every refusal is a precise 4xx and leaves the eve
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
 from defusedxml import ElementTree
 
+from adapters.audio_store import encode_wav
 from adapters.secrets import SecretStore
 from adapters.store.access import add_integration, issue_token
 from adapters.store.app import Keng
+from adapters.tts.espeak import EspeakSynthesizer
 from domain.standing_orders import parse_orders
 from runtime.config import load_settings
 from runtime.http.services import Services
 from tests.http_server import Client, serve
+from tests.outbound_servers import Answer, closed_port, http_answers, quiet
 from tests.unit.cap_builders import alert, area, info, reference
 
 CAP = "/api/v1/cap"
@@ -35,7 +41,13 @@ def cap_api(sample_app: Keng, tmp_path: Path) -> Iterator[tuple[Client, dict[str
     secrets = SecretStore(tmp_path)
     creds = {
         "secret": add_integration(
-            sample_app, secrets, name="kttv", kind="cap", jurisdiction=["00595", "00601"], by="admin"
+            sample_app,
+            secrets,
+            name="kttv",
+            kind="cap",
+            jurisdiction=["00595", "00601"],
+            by="admin",
+            fetch_hosts=["localhost"],
         ),
         "hung": issue_token(sample_app, staff="hung.tran", label="t", by="admin"),
         "ha": issue_token(sample_app, staff="ha.vu", label="t", by="admin"),
@@ -141,12 +153,6 @@ def test_bad_cap_is_refused_precisely_and_stores_nothing(cap_api) -> None:  # ty
 
 
 def test_an_inline_recording_becomes_the_speaker_audio(cap_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import base64
-    import hashlib
-
-    from adapters.audio_store import encode_wav
-    from adapters.tts.espeak import EspeakSynthesizer
-
     client, t, app = cap_api
     wav = encode_wav(EspeakSynthesizer().synthesize(["Cảnh báo lũ quét"], voice="vi", speed=1.0))
     resource = (
@@ -157,12 +163,56 @@ def test_an_inline_recording_becomes_the_speaker_audio(cap_api, tmp_path: Path) 
     reply = post(client, alert(identifier="KTTV-20", infos=(info(severity="Moderate", extra=resource),)), t["secret"])
     assert reply.status == 202, reply.body  # type: ignore[attr-defined]
     bid = UUID(reply.json()["broadcast_ids"][0])  # type: ignore[attr-defined]
-    deadline = time.time() + 15
-    renders: list[dict[str, object]] = []
-    while time.time() < deadline and not renders:
-        renders = [r for r in app.broadcast(bid).renders if r["engine"] == "cap-resource"]
-        time.sleep(0.1)
-    assert renders, app.broadcast(bid).render_failures
+    renders, failures = recording_outcome(app, bid)
+    assert renders, failures
     audio = client.request("GET", f"/audio/{renders[0]['asset_hash']}", token=t["hung"])
     assert audio.status == 200 and audio.headers["content-type"] == "audio/mpeg"
     assert hashlib.sha256(audio.body).hexdigest() == renders[0]["content_sha256"]
+
+
+def recording_outcome(app: Keng, bid: UUID) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The broadcast's `cap-resource` renders and render failures, once either is recorded (within 15 s)."""
+    deadline = time.time() + 15
+    while True:
+        item = app.broadcast(bid)
+        renders = [r for r in item.renders if r["engine"] == "cap-resource"]
+        failures = [f for f in item.render_failures if f["engine"] == "cap-resource"]
+        if renders or failures or time.time() > deadline:
+            return renders, failures
+        time.sleep(0.1)
+
+
+def post_with_audio_uri(client: Client, secret: str, identifier: str, uri: str) -> UUID:
+    resource = (
+        "<resource><resourceDesc>Bản tin âm thanh</resourceDesc><mimeType>audio/x-wav</mimeType>"
+        f"<uri>{uri}</uri></resource>"
+    )
+    reply = post(client, alert(identifier=identifier, infos=(info(severity="Moderate", extra=resource),)), secret)
+    assert reply.status == 202, reply.body  # type: ignore[attr-defined]
+    return UUID(reply.json()["broadcast_ids"][0])  # type: ignore[attr-defined]
+
+
+def test_a_resource_uri_on_loopback_gets_no_connection_and_a_generic_reason(cap_api) -> None:  # type: ignore[no-untyped-def]
+    client, t, app = cap_api
+    with quiet() as listener:
+        uris = [f"http://127.0.0.1:{listener.port}/a.wav", f"http://127.0.0.1:{closed_port()}/a.wav"]
+        bids = [post_with_audio_uri(client, t["secret"], f"KTTV-3{n}", uri) for n, uri in enumerate(uris)]
+        outcomes = [recording_outcome(app, bid) for bid in bids]
+        assert listener.connections() == 0
+    # An open port and a closed one read the same: the log and the events are no port scanner.
+    assert [(r, [f["reason"] for f in fails]) for r, fails in outcomes] == [([], ["address not allowed"])] * 2
+
+
+def test_an_allowlisted_host_serves_the_recording_and_a_redirect_off_it_is_refused(cap_api) -> None:  # type: ignore[no-untyped-def]
+    client, t, app = cap_api
+    wav = encode_wav(EspeakSynthesizer().synthesize(["Cảnh báo lũ quét"], voice="vi", speed=1.0))
+    with quiet() as other:
+        away = f"http://127.0.0.1:{other.port}/a.wav"  # the same machine, but not by an allowlisted name
+        answers = {"/a.wav": Answer(body=wav), "/away": Answer(302, headers=(("Location", away),))}
+        with http_answers(answers) as (port, requested):
+            good = post_with_audio_uri(client, t["secret"], "KTTV-40", f"http://localhost:{port}/a.wav")
+            bad = post_with_audio_uri(client, t["secret"], "KTTV-41", f"http://localhost:{port}/away")
+            (renders, _), (_, failures) = recording_outcome(app, good), recording_outcome(app, bad)
+        assert other.connections() == 0
+    assert len(renders) == 1 and [f["reason"] for f in failures] == ["address not allowed"]
+    assert sorted(requested) == ["/a.wav", "/away"]

@@ -27,15 +27,20 @@ async def test_fetch_checks_status_size_and_digest_then_store_encodes_mp3(tmp_pa
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    hosts = frozenset(
+        {"127.0.0.1"}
+    )  # loopback is reachable only when allowlisted (tests/integration/test_outbound_fetch.py)
     try:
-        data = await fetch_recording(f"{base}/a.wav", sha1_digest=hashlib.sha1(wav).hexdigest())
+        data = await fetch_recording(f"{base}/a.wav", sha1_digest=hashlib.sha1(wav).hexdigest(), allowed_hosts=hosts)
         assert data == wav
         with pytest.raises(UploadRefused, match="does not match"):
-            await fetch_recording(f"{base}/a.wav", sha1_digest="0" * 40)
-        with pytest.raises(UploadRefused, match="HTTP 404"):
-            await fetch_recording(f"{base}/missing.wav", sha1_digest=None)
-        with pytest.raises(UploadRefused, match="larger than 100 bytes"):
-            await fetch_recording(f"{base}/a.wav", sha1_digest=None, max_bytes=100)
+            await fetch_recording(f"{base}/a.wav", sha1_digest="0" * 40, allowed_hosts=hosts)
+        with pytest.raises(UploadRefused, match=r"^bad status$"):
+            await fetch_recording(f"{base}/missing.wav", sha1_digest=None, allowed_hosts=hosts)
+        with pytest.raises(UploadRefused, match=r"^too large$"):
+            await fetch_recording(f"{base}/a.wav", sha1_digest=None, max_bytes=100, allowed_hosts=hosts)
+        with pytest.raises(UploadRefused, match=r"^address not allowed$"):
+            await fetch_recording(f"{base}/a.wav", sha1_digest=None)
     finally:
         await runner.cleanup()
     asset = store_recording(tmp_path, wav, source="cap-resource")
