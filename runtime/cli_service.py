@@ -18,7 +18,14 @@ from aiohttp import web
 from adapters.audio_links import AudioLinks
 from adapters.mqtt.broker import EmbeddedBroker
 from adapters.secrets import SecretStore
-from adapters.store.access import add_integration, issue_token, retire_secret, revoke_tokens, rotate_secret
+from adapters.store.access import (
+    add_integration,
+    issue_token,
+    retire_secret,
+    revoke_tokens,
+    rotate_secret,
+    set_senders,
+)
 from domain.access import ApiToken, Integration
 from domain.errors import InvalidValue
 from domain.standing_orders import StandingOrder, parse_orders
@@ -67,8 +74,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--kind", default="city-source", choices=["city-source", "cap"])
     p.add_argument("--jurisdiction", action="append", required=True, help="area code it may target (repeat)")
     p.add_argument("--report-url", default=None, help="where to POST signed delivery reports (city source)")
+    p.add_argument("--sender", action="append", default=[], help="CAP <sender> it may use (repeat; kind cap)")
     p.add_argument("--as", dest="actor", default="admin")
     p.set_defaults(handler=cmd_integration_add)
+    p = integ.add_parser("senders", help="replace the CAP senders a CAP integration may use")
+    p.add_argument("name")
+    p.add_argument("--sender", action="append", required=True, help="CAP <sender> it may use (repeat)")
+    p.add_argument("--as", dest="actor", default="admin")
+    p.set_defaults(handler=cmd_integration_senders)
     p = integ.add_parser("rotate", help="issue another active secret (prints it once)")
     p.add_argument("name")
     p.add_argument("--as", dest="actor", default="admin")
@@ -186,6 +199,8 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
+    if args.kind == "cap" and not args.sender:
+        raise InvalidValue("a CAP integration needs at least one --sender (the CAP <sender> values it may use)")
     app = open_app(settings, create=False)
     require_admin(app, args.actor)
     secret = add_integration(
@@ -196,9 +211,18 @@ def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
         jurisdiction=args.jurisdiction,
         by=args.actor,
         report_url=args.report_url,
+        senders=args.sender,
     )
     print(secret)
     print("Lưu khóa ký này ngay (signing secret): store it now, it is not shown again", file=sys.stderr)
+    return 0
+
+
+def cmd_integration_senders(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    set_senders(app, name=args.name, senders=args.sender, by=args.actor)
+    print(f"Đã đặt nguồn gửi CAP (CAP senders set) for {args.name}: {', '.join(sorted(set(args.sender)))}")
     return 0
 
 
@@ -219,12 +243,18 @@ def cmd_integration_retire(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_integration_list(args: argparse.Namespace, settings: Settings) -> int:
     items = catalog(open_app(settings, create=False)).of_type(Integration)
-    views = [{"name": i.name, "kind": i.kind, "jurisdiction": i.jurisdiction, "secrets": i.secrets} for i in items]
+    views = [
+        {"name": i.name, "kind": i.kind, "jurisdiction": i.jurisdiction, "senders": i.senders, "secrets": i.secrets}
+        for i in items
+    ]
     if args.json:
         print_json(views)
     else:
         print_table(
-            ["name", "kind", "jurisdiction", "active secrets"],
-            [[v["name"], v["kind"], ",".join(v["jurisdiction"]), " ".join(v["secrets"])] for v in views],
+            ["name", "kind", "jurisdiction", "CAP senders", "active secrets"],
+            [
+                [v["name"], v["kind"], ",".join(v["jurisdiction"]), " ".join(v["senders"]), " ".join(v["secrets"])]
+                for v in views
+            ],
         )
     return 0

@@ -21,7 +21,7 @@ from domain.standing_orders import parse_orders
 from runtime.config import load_settings
 from runtime.http.services import Services
 from tests.http_server import Client, serve
-from tests.unit.cap_builders import alert, area, info, reference
+from tests.unit.cap_builders import SENDER, alert, area, info, reference
 
 CAP = "/api/v1/cap"
 CAP_TYPE = "application/cap+xml"
@@ -35,7 +35,7 @@ def cap_api(sample_app: Keng, tmp_path: Path) -> Iterator[tuple[Client, dict[str
     secrets = SecretStore(tmp_path)
     creds = {
         "secret": add_integration(
-            sample_app, secrets, name="kttv", kind="cap", jurisdiction=["00595", "00601"], by="admin"
+            sample_app, secrets, name="kttv", kind="cap", jurisdiction=["00595", "00601"], by="admin", senders=[SENDER]
         ),
         "hung": issue_token(sample_app, staff="hung.tran", label="t", by="admin"),
         "ha": issue_token(sample_app, staff="ha.vu", label="t", by="admin"),
