@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 from dataclasses import replace
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import structlog
 from aiohttp import web
@@ -117,7 +117,7 @@ def keep_document(services: Services, raw: bytes) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest}.xml"
     if not path.exists():
-        tmp = folder / f".{digest}.tmp"
+        tmp = folder / f".{digest}.{uuid4().hex}.tmp"  # concurrent duplicates each write their own, then one wins
         tmp.write_bytes(raw)
         tmp.replace(path)
     return digest

@@ -6,8 +6,10 @@ Runs on SQLite and PostgreSQL; every refusal is a precise 4xx and leaves the eve
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import UUID
 
@@ -20,7 +22,7 @@ from adapters.store.app import Keng
 from domain.standing_orders import parse_orders
 from runtime.config import load_settings
 from runtime.http.services import Services
-from tests.http_server import Client, serve
+from tests.http_server import Client, Reply, serve
 from tests.unit.cap_builders import SENDER, alert, area, info, reference
 
 CAP = "/api/v1/cap"
@@ -138,6 +140,42 @@ def test_bad_cap_is_refused_precisely_and_stores_nothing(cap_api) -> None:  # ty
     altered = alert(identifier="KTTV-10", sent="2026-11-27T09:00:00+07:00", infos=(info(headline="Khác hẳn"),))
     reply = post(client, altered, secret)
     assert reply.status == 422 and "different body" in reply.json()["detail"]  # type: ignore[attr-defined]
+
+
+def burst(client: Client, doc: bytes, secret: str, n: int) -> list[Reply]:
+    """The same CAP document sent by `n` threads at once (each with its own transport id), over `n` connections."""
+    start = threading.Barrier(n)
+
+    def send(i: int) -> Reply:
+        start.wait()
+        return client.signed(CAP, doc, secret, f"dup-{time.time_ns()}-{i}", content_type=CAP_TYPE)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(send, range(n)))
+
+
+def test_concurrent_duplicates_all_get_the_original_answer(cap_api) -> None:  # type: ignore[no-untyped-def]
+    client, t, app = cap_api
+    threads, rounds = 12, 3
+    for r in range(rounds):
+        sent = f"2026-11-27T1{r}:00:00+07:00"
+        original = alert(identifier=f"DUP-{r}", sent=sent, infos=(info(severity="Moderate", urgency="Expected"),))
+        ref = reference(SENDER, f"DUP-{r}", sent)
+        update = alert(identifier=f"DUP-{r}-U", msg_type="Update", references=ref, infos=(info(headline="Cập nhật"),))
+        cancel = alert(identifier=f"DUP-{r}-C", msg_type="Cancel", references=ref)
+        for doc, action in ((original, "submitted"), (update, "revised"), (cancel, "cancelled")):
+            before = app.max_position()
+            replies = burst(client, doc, t["secret"], threads)
+            assert [r.status for r in replies] == [202] * threads, [r.body for r in replies if r.status != 202]
+            fresh = [r for r in replies if "idempotent-replayed" not in r.headers]
+            assert len(fresh) == 1 and fresh[0].json()["action"] == action
+            assert all(r.json() == fresh[0].json() for r in replies)  # the replays carry the original answer
+            assert all(r.headers["idempotent-replayed"] == "true" for r in replies if r is not fresh[0])
+            bid = UUID(fresh[0].json()["broadcast_ids"][0])
+            written = [e for _, e in app.read_events(before)]
+            assert sum(type(e).__name__ == "Accepted" for e in written) == 1  # one Inbound record
+            assert {e.originator_id for e in written} == {bid, written[-1].originator_id}
+        assert app.broadcast(bid).state == "cancelled" and app.broadcast(bid).revision == 1
 
 
 def test_an_inline_recording_becomes_the_speaker_audio(cap_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
