@@ -155,8 +155,9 @@ def test_a_record_stored_before_keys_were_scoped_still_answers_its_own_integrati
     client, t, app = world
     sent = "2026-11-27T10:00:00+07:00"
     doc = alert(identifier="KTTV-OLD", sent=sent)
-    earlier = {"action": "submitted", "key": f"{SENDER},KTTV-OLD,{sent}", "broadcast_ids": ["an earlier one"]}
-    legacy_record(app, integration="kttv", key=earlier["key"], body=doc, outcome=earlier)
+    key = f"{SENDER},KTTV-OLD,{sent}"
+    earlier = {"action": "submitted", "key": key, "broadcast_ids": ["an earlier one"]}
+    legacy_record(app, integration="kttv", key=key, body=doc, outcome=earlier)
     before = app.max_position()
     reply = post(client, doc, t["kttv"])
     assert reply.status == 202 and reply.headers["idempotent-replayed"] == "true" and reply.json() == earlier
