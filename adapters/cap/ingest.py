@@ -161,10 +161,8 @@ class PendingIngest:
             self.app.save_changes(*self.changes, *records)
         elif self.changes or records:
             self.app.save_new(*self.changes, *records, what=f"CAP message {self.result.key!r}")
-        log.info(
-            "cap.ingested", key=self.result.key, action=self.result.action, broadcast_id=str(self.result.broadcast_id),
-            actor=self.by,
-        )  # fmt: skip
+        r = self.result
+        log.info("cap.ingested", key=r.key, action=r.action, broadcast_id=str(r.broadcast_id), actor=self.by)
 
 
 class _Run:
@@ -233,7 +231,7 @@ class _Run:
 
     def stored(self, key: str) -> Broadcast | None:
         """The broadcast stored for a CAP key: under the integration's own (scoped) id, else under the unscoped id
-        that broadcasts stored before keys were scoped, and those a staff member imported, have."""
+        (broadcasts stored before keys were scoped, and a staff member's imports)."""
         name = self.integration.name if self.integration else None
         for candidate in dict.fromkeys([sourced_broadcast_id(CAP, key, name), sourced_broadcast_id(CAP, key)]):
             if self.app.exists(candidate):
