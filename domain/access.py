@@ -8,19 +8,21 @@ and when it was retired, so an auditor can tell which secret verified which mess
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.area import check_code
-from domain.errors import IllegalTransition, InvalidValue
+from domain.errors import IllegalTransition, InvalidValue, SenderTaken
 from domain.ids import KENG_NAMESPACE
 from domain.outbound import check_fetch_hosts
 from domain.values import clean_text
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 INTEGRATION_KINDS = ("city-source", "cap")
+_SENDER = re.compile(r"[^\s,<&\x00-\x1f\x7f-\x9f]{1,255}")  # CAP 1.2: no spaces, commas, '<' or '&'
 
 
 def token_id(token_sha256: str) -> UUID:
@@ -31,6 +33,17 @@ def token_id(token_sha256: str) -> UUID:
 def integration_id(name: str) -> UUID:
     """Aggregate id of the integration with this name."""
     return uuid5(KENG_NAMESPACE, f"integration\x1f{name}")
+
+
+def integration_events() -> list[type[Aggregate.Event]]:
+    """Every event class of the Integration aggregate, for a fold of integrations alone (new events join by
+    themselves)."""
+    bases = (Integration.Event, Integration.Created)
+    return [
+        v
+        for v in vars(Integration).values()
+        if isinstance(v, type) and issubclass(v, Aggregate.Event) and v not in bases
+    ]
 
 
 class ApiToken(Aggregate):
@@ -114,6 +127,16 @@ class Integration(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.fetch_hosts = list(self.hosts)
 
+    class SendersSet(Aggregate.Event):
+        """The CAP `<sender>` values this integration may send under; an integration without any (every one added
+        before senders existed) may send no CAP message until an admin sets them."""
+
+        senders: list[str]
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.senders = list(self.senders)
+
     def __init__(self, name: str, kind: str, jurisdiction: list[str], by: str) -> None:
         self.name = name
         self.kind = kind
@@ -121,6 +144,7 @@ class Integration(Aggregate):
         self.secrets: list[str] = []
         self.report_url: str | None = None
         self.fetch_hosts: list[str] = []
+        self.senders: list[str] = []
 
     @classmethod
     def add(cls, *, name: str, kind: str, jurisdiction: list[str], by: str) -> Integration:
@@ -157,3 +181,20 @@ class Integration(Aggregate):
         if len(self.secrets) == 1:
             raise IllegalTransition("rule keep-one-secret: issue a new secret before retiring the last one")
         self.trigger_event(self.SecretRetired, fingerprint=fingerprint, by=by)
+
+    def set_senders(self, senders: Sequence[str], *, by: str, others: Iterable[Integration]) -> None:
+        """Set the CAP senders this integration may use (replacing the earlier ones). A sender belongs to one
+        integration at most: `others` are the other integrations, and one already holding a sender refuses it."""
+        if self.kind != "cap":
+            raise InvalidValue(f"senders are for CAP integrations; {self.name} is a {self.kind} integration")
+        chosen = sorted(set(senders))
+        bad = [s for s in chosen if not _SENDER.fullmatch(s)]
+        if bad or len(chosen) > 50:
+            raise InvalidValue(
+                f"CAP senders must be 1-255 characters without spaces, commas, '<' or '&' (at most 50): {bad}"
+            )
+        for other in others:
+            taken = sorted(set(chosen) & set(other.senders)) if other.name != self.name else []
+            if taken:
+                raise SenderTaken(f"rule {SenderTaken.rule}: sender {taken[0]!r} belongs to integration {other.name!r}")
+        self.trigger_event(self.SendersSet, senders=chosen, by=by)

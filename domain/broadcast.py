@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
-from domain.actor import Actor
+from domain.actor import Actor, integration_of
 from domain.authority import cancel_role, require_authority
 from domain.content import Content
 from domain.dispatch import dispatch_id
@@ -239,12 +239,12 @@ class Broadcast(Aggregate):
     def draft(
         cls, content: Content, *, by: Actor, source_kind: str = "operator", source_ref: str | None = None
     ) -> Broadcast:
-        """Draft a broadcast. With a `source_ref` the id is deterministic, so the same external message cannot
-        create two broadcasts (the store refuses the second)."""
+        """Draft a broadcast. With a `source_ref` the id is deterministic (and scoped to the integration that sent
+        the message), so the same external message cannot create two broadcasts (the store refuses the second)."""
         require_authority(by, Role.DRAFTER, "draft a broadcast for these areas", content.scope)
         kind = parse_enum(SourceKind, source_kind, "source kind").value
         ref = clean_text(source_ref, "source reference", max_len=300) if source_ref is not None else None
-        new_id = sourced_broadcast_id(kind, ref) if ref else uuid4()
+        new_id = sourced_broadcast_id(kind, ref, integration_of(by.handle)) if ref else uuid4()
         return cls._create(
             cls.Drafted,
             id=new_id,

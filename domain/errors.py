@@ -71,3 +71,22 @@ class OutsideJurisdiction(OutOfScope):
     """An external sender targeted an area outside its authorised jurisdiction (refused, never clipped)."""
 
     rule = "jurisdiction"
+
+
+class NotCreator(NotAuthorised):
+    """An integration updates or cancels only the alerts it created itself (never an operator's, the city source's
+    or another integration's)."""
+
+    rule = "integration-owns-alert"
+
+
+class SenderNotOwned(NotAuthorised):
+    """An integration sends only under the CAP senders configured for it."""
+
+    rule = "integration-owns-sender"
+
+
+class SenderTaken(InvalidValue):
+    """A CAP sender belongs to one integration at most."""
+
+    rule = "sender-owned-once"

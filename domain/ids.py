@@ -32,6 +32,10 @@ def endpoint_id(code: str) -> UUID:
     return uuid5(KENG_NAMESPACE, _key("endpoint", code))
 
 
-def sourced_broadcast_id(source: str, external_id: str) -> UUID:
-    """Id of a broadcast created from an external message (source + the source's own id)."""
-    return uuid5(KENG_NAMESPACE, _key("broadcast", source, external_id))
+def sourced_broadcast_id(source: str, external_id: str, integration: str | None = None) -> UUID:
+    """Id of a broadcast created from an external message (source + the source's own id). A message an integration
+    sent is scoped to that integration, so that one integration cannot take another's key; without `integration`
+    (a staff member's import, and broadcasts stored before keys were scoped) the id is the earlier, unscoped one."""
+    if integration is None:
+        return uuid5(KENG_NAMESPACE, _key("broadcast", source, external_id))
+    return uuid5(KENG_NAMESPACE, _key("integration-broadcast", integration, source, external_id))

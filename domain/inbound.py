@@ -1,7 +1,10 @@
 """Inbound messages: every accepted external message is an event, so each broadcast can be tied to what asked for it.
 
-The aggregate id derives from the source and the message's own id (a webhook id, a CAP `sender,identifier,sent`), so
-the store's uniqueness constraint is the idempotency check: a replay finds the earlier record and its result.
+The aggregate id derives from the integration that sent the message, the source and the message's own id (a webhook id,
+a CAP `sender,identifier,sent`), so the store's uniqueness constraint is the idempotency check: a replay finds the
+earlier record and its result, and one integration's key never collides with another's. Records stored before keys
+were scoped to the integration have the unscoped id (`legacy_inbound_id`); they are still found, for their own
+integration only.
 """
 
 from __future__ import annotations
@@ -14,8 +17,13 @@ from eventsourcing.domain import Aggregate
 from domain.ids import KENG_NAMESPACE
 
 
-def inbound_id(source: str, message_id: str) -> UUID:
-    """Aggregate id of the inbound message `message_id` from `source`."""
+def inbound_id(source: str, message_id: str, integration: str) -> UUID:
+    """Aggregate id of the inbound message `message_id` from `source`, sent by `integration`."""
+    return uuid5(KENG_NAMESPACE, f"integration-inbound\x1f{integration}\x1f{source}\x1f{message_id}")
+
+
+def legacy_inbound_id(source: str, message_id: str) -> UUID:
+    """The unscoped id that records stored before keys were scoped to their integration have."""
     return uuid5(KENG_NAMESPACE, f"inbound\x1f{source}\x1f{message_id}")
 
 
@@ -60,7 +68,7 @@ class Inbound(Aggregate):
         """Record an accepted message and its outcome (e.g. the broadcast it created)."""
         return cls._create(
             cls.Accepted,
-            id=inbound_id(source, message_id),
+            id=inbound_id(source, message_id, integration),
             source=source,
             message_id=message_id,
             integration=integration,

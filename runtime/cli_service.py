@@ -25,6 +25,7 @@ from adapters.store.access import (
     revoke_tokens,
     rotate_secret,
     set_fetch_hosts,
+    set_senders,
 )
 from domain.access import ApiToken, Integration
 from domain.errors import InvalidValue
@@ -79,6 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--jurisdiction", action="append", required=True, help="area code it may target (repeat)")
     p.add_argument("--report-url", default=None, help="where to POST signed delivery reports (city source)")
     p.add_argument("--fetch-host", action="append", default=[], help=FETCH_HOST_HELP)
+    p.add_argument("--sender", action="append", default=[], help="CAP <sender> it may use (repeat; kind cap)")
     p.add_argument("--as", dest="actor", default="admin")
     p.set_defaults(handler=cmd_integration_add)
     p = integ.add_parser("fetch-hosts", help="replace the hosts allowlisted for outbound fetches (none: clear)")
@@ -86,6 +88,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("hosts", nargs="*", metavar="HOST", help=FETCH_HOST_HELP)
     p.add_argument("--as", dest="actor", default="admin")
     p.set_defaults(handler=cmd_integration_fetch_hosts)
+    p = integ.add_parser("senders", help="replace the CAP senders a CAP integration may use")
+    p.add_argument("name")
+    p.add_argument("--sender", action="append", required=True, help="CAP <sender> it may use (repeat)")
+    p.add_argument("--as", dest="actor", default="admin")
+    p.set_defaults(handler=cmd_integration_senders)
     p = integ.add_parser("rotate", help="issue another active secret (prints it once)")
     p.add_argument("name")
     p.add_argument("--as", dest="actor", default="admin")
@@ -203,6 +210,8 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
+    if args.kind == "cap" and not args.sender:
+        raise InvalidValue("a CAP integration needs at least one --sender (the CAP <sender> values it may use)")
     app = open_app(settings, create=False)
     require_admin(app, args.actor)
     secret = add_integration(
@@ -214,6 +223,7 @@ def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
         by=args.actor,
         report_url=args.report_url,
         fetch_hosts=args.fetch_host,
+        senders=args.sender,
     )
     print(secret)
     print("Lưu khóa ký này ngay (signing secret): store it now, it is not shown again", file=sys.stderr)
@@ -225,6 +235,14 @@ def cmd_integration_fetch_hosts(args: argparse.Namespace, settings: Settings) ->
     require_admin(app, args.actor)
     hosts = set_fetch_hosts(app, name=args.name, hosts=args.hosts, by=args.actor)
     print(f"Máy chủ được phép tải (fetch hosts): {' '.join(hosts) or '-'}")
+    return 0
+
+
+def cmd_integration_senders(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    require_admin(app, args.actor)
+    set_senders(app, name=args.name, senders=args.sender, by=args.actor)
+    print(f"Đã đặt nguồn gửi CAP (CAP senders set) for {args.name}: {', '.join(sorted(set(args.sender)))}")
     return 0
 
 
@@ -250,6 +268,7 @@ def cmd_integration_list(args: argparse.Namespace, settings: Settings) -> int:
             "name": i.name,
             "kind": i.kind,
             "jurisdiction": i.jurisdiction,
+            "senders": i.senders,
             "secrets": i.secrets,
             "fetch_hosts": i.fetch_hosts,
         }
@@ -259,9 +278,16 @@ def cmd_integration_list(args: argparse.Namespace, settings: Settings) -> int:
         print_json(views)
     else:
         print_table(
-            ["name", "kind", "jurisdiction", "active secrets", "fetch hosts"],
+            ["name", "kind", "jurisdiction", "CAP senders", "active secrets", "fetch hosts"],
             [
-                [v["name"], v["kind"], ",".join(v["jurisdiction"]), " ".join(v["secrets"]), " ".join(v["fetch_hosts"])]
+                [
+                    v["name"],
+                    v["kind"],
+                    ",".join(v["jurisdiction"]),
+                    " ".join(v["senders"]),
+                    " ".join(v["secrets"]),
+                    " ".join(v["fetch_hosts"]),
+                ]
                 for v in views
             ],
         )

@@ -26,11 +26,12 @@ from eventsourcing.utils import get_topic
 from adapters.outbound import FetchPolicy, FetchRefused, fetch
 from adapters.secrets import SecretStore
 from adapters.signing import sign
+from adapters.store.access import find_inbound
 from adapters.store.app import Keng
 from adapters.store.errors import DuplicateRecord, NotFound
 from domain.access import Integration, integration_id
+from domain.actor import integration_of
 from domain.broadcast import Broadcast
-from domain.inbound import Inbound, inbound_id
 from domain.report import DeliveryReport, backoff_s, report_id
 
 log = structlog.get_logger(__name__)
@@ -76,8 +77,10 @@ class Reporter:
         item = self.app.broadcast(broadcast_id)
         if item.source_kind != SOURCE or not item.source_ref or self.app.exists(report_id(item.id, outcome)):
             return 0
+        inbound = find_inbound(self.app, SOURCE, item.source_ref, integration_of(item.drafted_by))
+        if inbound is None:
+            return 0
         try:
-            inbound = self.app.load(Inbound, inbound_id(SOURCE, item.source_ref), "inbound message")
             integration = self.app.load(Integration, integration_id(inbound.integration), "integration")
         except NotFound:
             return 0

@@ -1,7 +1,9 @@
 """CAP ingest: parse, validate, map and carry out one CAP 1.2 message against the store, atomically.
 
-The HTTP layer verifies the transport signature first, then calls `ingest_cap`. Every refusal is an exception with a
-precise message (see docs/cap-integration.md for the 4xx each maps to); when one is raised, nothing was stored.
+The HTTP layer verifies the transport signature first, then calls `prepare_cap` and commits what it did together with
+its Inbound record, in one transaction. Every refusal is an exception with a precise message (see docs/cap.md for the
+4xx each maps to); when one is raised, nothing was stored. An integration sends only under its own CAP senders and
+updates or cancels only the alerts it created (rules `integration-owns-sender`, `integration-owns-alert`).
 """
 
 from __future__ import annotations
@@ -9,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
 import structlog
+from eventsourcing.domain import Aggregate
 
 from adapters.cap.parse import DEFAULT_LIMITS, parse_cap
 from adapters.cap.places import PlaceIndex
 from adapters.cap.xmldoc import CapLimits
 from adapters.store.app import Keng
 from adapters.store.errors import DuplicateRecord
-from domain.actor import Actor
+from domain.actor import Actor, ExternalActor
 from domain.broadcast import FINAL_STATES, Broadcast
 from domain.cap import CapAlert, Resource
 from domain.cap_mapping import Action, CapPlan, plan_cap
@@ -30,6 +33,7 @@ from domain.ids import sourced_broadcast_id
 from domain.values import SourceKind
 
 log = structlog.get_logger(__name__)
+CAP = SourceKind.CAP.value
 StandingOrder = Callable[[CapAlert, CapPlan], str | None]
 """Given the alert and its plan, the name of the standing-order rule that approves it at once, or None."""
 _OWN_ID = re.compile(r"keng-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(-r\d+)?")
@@ -79,6 +83,36 @@ class IngestResult:
 _DEFAULT_INDEX = PlaceIndex()
 
 
+def prepare_cap(
+    app: Keng,
+    raw: bytes,
+    *,
+    sender_jurisdiction: list[str],
+    actor: str | Actor,
+    limits: CapLimits = DEFAULT_LIMITS,
+    places: PlaceIndex | None = None,
+    standing_order: StandingOrder | None = None,
+) -> PendingIngest:
+    """What one CAP 1.2 message from a sender authorised for `sender_jurisdiction` (area codes) does, acting as
+    `actor`: a staff member's handle (a drafter), or an integration, which sends only under its own senders and
+    changes only the alerts it created. Nothing is saved until `commit`. Raises CapError (parse/validation),
+    CapRefused (mapping), or a domain/store error."""
+    alert = parse_cap(raw, limits)
+    if isinstance(actor, ExternalActor):
+        actor.require_sender(alert.sender, "alert/sender")
+    now = app.clock()
+    gazetteer = (places or _DEFAULT_INDEX).current(app)
+    plan = plan_cap(alert, gazetteer=gazetteer, jurisdiction=sender_jurisdiction, now=now)
+    run = _Run(app, alert, plan, Jurisdiction(frozenset(sender_jurisdiction), gazetteer), actor, raw, now)
+    if plan.action is Action.RECORD:
+        return run.pending("recorded", ())
+    if plan.action is Action.NEW:
+        return run.new(standing_order)
+    if plan.action is Action.REVISE:
+        return run.revise(standing_order)
+    return run.cancel()
+
+
 def ingest_cap(
     app: Keng,
     raw: bytes,
@@ -89,29 +123,46 @@ def ingest_cap(
     places: PlaceIndex | None = None,
     standing_order: StandingOrder | None = None,
 ) -> IngestResult:
-    """Accept one CAP 1.2 message from a sender authorised for `sender_jurisdiction` (area codes), acting as staff
-    member `actor` (a drafter). Raises CapError (parse/validation), CapRefused (mapping), or a domain/store error."""
-    alert = parse_cap(raw, limits)
-    now = app.clock()
-    gazetteer = (places or _DEFAULT_INDEX).current(app)
-    plan = plan_cap(alert, gazetteer=gazetteer, jurisdiction=sender_jurisdiction, now=now)
-    run = _Run(app, alert, plan, Jurisdiction(frozenset(sender_jurisdiction), gazetteer), actor, raw, now)
-    if plan.action is Action.RECORD:
-        result = run.result("recorded", ())
-    elif plan.action is Action.NEW:
-        result = run.new(standing_order)
-    elif plan.action is Action.REVISE:
-        result = run.revise(standing_order)
-    else:
-        result = run.cancel()
-    log.info(
-        "cap.ingested",
-        key=alert.key,
-        action=result.action,
-        broadcast_id=str(result.broadcast_id),
-        actor=actor if isinstance(actor, str) else actor.handle,
+    """Prepare (see `prepare_cap`) and commit one CAP message; the same Alert again is a `duplicate`."""
+    pending = prepare_cap(
+        app,
+        raw,
+        sender_jurisdiction=sender_jurisdiction,
+        actor=actor,
+        limits=limits,
+        places=places,
+        standing_order=standing_order,
     )
-    return result
+    try:
+        pending.commit()
+    except DuplicateRecord:  # the same alert, accepted concurrently
+        if not pending.created:
+            raise
+        return replace(pending.result, action="duplicate")
+    return pending.result
+
+
+@dataclass(frozen=True)
+class PendingIngest:
+    """What one CAP message does, not saved yet. `commit` saves it together with the caller's own records (its
+    Inbound record) in one transaction, so a concurrent duplicate finds either all of it or nothing."""
+
+    app: Keng
+    result: IngestResult
+    by: str
+    changes: tuple[Broadcast, ...] = ()
+    created: bool = False
+    """True when `changes` are new broadcasts (a first Alert), False when they are stored ones changed."""
+
+    def commit(self, *records: Aggregate) -> None:
+        """Save the changes and `records` in one transaction. When another writer came first nothing is saved, and
+        DuplicateRecord (something created exists already) or ConcurrencyConflict (a broadcast changed) is raised."""
+        if self.changes and not self.created:
+            self.app.save_changes(*self.changes, *records)
+        elif self.changes or records:
+            self.app.save_new(*self.changes, *records, what=f"CAP message {self.result.key!r}")
+        r = self.result
+        log.info("cap.ingested", key=r.key, action=r.action, broadcast_id=str(r.broadcast_id), actor=self.by)
 
 
 class _Run:
@@ -126,12 +177,16 @@ class _Run:
         now: datetime,
     ) -> None:
         self.app, self.alert, self.plan, self.juris, self.actor, self.now = app, alert, plan, juris, actor, now
+        self.integration = actor if isinstance(actor, ExternalActor) else None
         self.sha256 = hashlib.sha256(raw).hexdigest()
         self.audio_ref, self.inline = _audio(plan.audio)
 
-    def result(self, action: str, ids: Sequence[UUID], stop: bool = False) -> IngestResult:
+    def pending(
+        self, action: str, items: Sequence[Broadcast], *, stop: bool = False, created: bool = False, save: bool = True
+    ) -> PendingIngest:
         p = self.plan
-        return IngestResult(
+        ids = [b.id for b in items]
+        result = IngestResult(
             action=action,
             broadcast_id=ids[0] if ids else None,
             broadcast_ids=tuple(ids),
@@ -146,6 +201,8 @@ class _Run:
             audio=self.inline,
             languages=p.languages,
         )
+        by = self.actor if isinstance(self.actor, str) else self.actor.handle
+        return PendingIngest(self.app, result, by, tuple(items) if save else (), created)
 
     def content(self, previous: Broadcast | None = None) -> Content:
         p = self.plan
@@ -172,18 +229,23 @@ class _Run:
         """A staff member (by handle), or an integration acting within its jurisdiction."""
         return self.app.staff(self.actor) if isinstance(self.actor, str) else self.actor
 
-    def new(self, standing_order: StandingOrder | None) -> IngestResult:
-        new_id = sourced_broadcast_id(SourceKind.CAP.value, self.plan.key)
-        if self.app.exists(new_id):
-            return self.result("duplicate", [new_id])
+    def stored(self, key: str) -> Broadcast | None:
+        """The broadcast stored for a CAP key: under the integration's own (scoped) id, else under the unscoped id
+        (broadcasts stored before keys were scoped, and a staff member's imports)."""
+        name = self.integration.name if self.integration else None
+        for candidate in dict.fromkeys([sourced_broadcast_id(CAP, key, name), sourced_broadcast_id(CAP, key)]):
+            if self.app.exists(candidate):
+                return self.app.broadcast(candidate)
+        return None
+
+    def new(self, standing_order: StandingOrder | None) -> PendingIngest:
+        earlier = self.stored(self.plan.key)
+        if earlier is not None and (self.integration is None or earlier.drafted_by == self.integration.handle):
+            return self.pending("duplicate", [earlier], save=False)
         author = self.author()
-        item = Broadcast.draft(self.content(), by=author, source_kind=SourceKind.CAP.value, source_ref=self.plan.key)
+        item = Broadcast.draft(self.content(), by=author, source_kind=CAP, source_ref=self.plan.key)
         action = self._advance(item, author, standing_order, "drafted")
-        try:
-            self.app.save_new(item, what=f"a broadcast for CAP message {self.plan.key!r}")
-        except DuplicateRecord:  # the same alert, accepted concurrently
-            return self.result("duplicate", [item.id])
-        return self.result(action, [item.id])
+        return self.pending(action, [item], created=True)
 
     def _advance(self, item: Broadcast, author: Actor, order: StandingOrder | None, action: str) -> str:
         if self.plan.submit and item.state == "draft":
@@ -195,7 +257,7 @@ class _Run:
             action = "auto-approved"
         return action
 
-    def revise(self, standing_order: StandingOrder | None) -> IngestResult:
+    def revise(self, standing_order: StandingOrder | None) -> PendingIngest:
         author = self.author()
         changed = []
         for item in self.referenced():
@@ -205,34 +267,37 @@ class _Run:
             item.revise(built, by=author)
             self._advance(item, author, standing_order, "revised")
             changed.append(item)
-        if not changed:
-            return self.result("unchanged", [])
-        self.app.save_changes(*changed)
-        return self.result("revised", [b.id for b in changed])
+        return self.pending("revised", changed) if changed else self.pending("unchanged", [])
 
-    def cancel(self) -> IngestResult:
+    def cancel(self) -> PendingIngest:
         author = self.author()
         live = [b for b in self.referenced() if b.state not in FINAL_STATES]
         stop = False
         for item in live:
             stop = item.cancel(by=author, reason=self.plan.reason) or stop
-        if not live:
-            return self.result("unchanged", [])
-        self.app.save_changes(*live)
-        return self.result("cancelled", [b.id for b in live], stop)
+        return self.pending("cancelled", live, stop=stop) if live else self.pending("unchanged", [])
 
     def referenced(self) -> list[Broadcast]:
-        """The broadcasts the message's references name, each checked against jurisdiction and drill status."""
+        """The broadcasts the message's references name, each checked against ownership (an integration changes only
+        what it created), jurisdiction and drill status."""
         found: dict[UUID, Broadcast] = {}
         for ref in self.alert.references:
             own = _OWN_ID.fullmatch(ref.identifier)
-            candidate = UUID(own.group(1)) if own else sourced_broadcast_id(SourceKind.CAP.value, ref.key)
-            if candidate not in found and self.app.exists(candidate):
-                found[candidate] = self.app.broadcast(candidate)
+            if own:
+                candidate = UUID(own.group(1))
+                item = self.app.broadcast(candidate) if self.app.exists(candidate) else None
+            else:
+                if self.integration:
+                    self.integration.require_own_sender(ref.sender, "alert/references")
+                item = self.stored(ref.key)
+            if item is not None:
+                found.setdefault(item.id, item)
         if not found:
             keys = " ".join(self.plan.references)
             raise UnknownReference(f"alert/references: none of the referenced alerts is known to keng ({keys})")
         for item in found.values():
+            if self.integration:
+                self.integration.require_creator(item.drafted_by, f"broadcast {item.id} (alert/references)")
             foreign = [code for code in item.scope if not self.juris.covers(code)]
             if foreign:
                 raise OutsideJurisdiction(

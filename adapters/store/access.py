@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets as _secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +12,10 @@ from adapters.secrets import SecretStore
 from adapters.signing import SignatureError, Verified, new_secret, verify
 from adapters.store.app import Keng
 from adapters.store.errors import NotFound
-from domain.access import ApiToken, Integration, integration_id, token_id
+from domain.access import ApiToken, Integration, integration_events, integration_id, token_id
 from domain.actor import ExternalActor
 from domain.area import Area
-from domain.inbound import Inbound, inbound_id
+from domain.inbound import Inbound, inbound_id, legacy_inbound_id
 from domain.staff import Staff
 from domain.values import Role
 
@@ -74,9 +74,10 @@ def add_integration(
     by: str,
     report_url: str | None = None,
     fetch_hosts: list[str] | None = None,
+    senders: Sequence[str] = (),
 ) -> str:
-    """Add an integration with a first secret (and a delivery-report URL, hosts allowlisted for outbound fetches);
-    returns the secret (shown once)."""
+    """Add an integration with a first secret (and a delivery-report URL, hosts allowlisted for outbound fetches, and
+    for CAP the senders it may use); returns the secret (shown once)."""
     for code in jurisdiction:
         app.area(code)
     integration = Integration.add(name=name, kind=kind, jurisdiction=jurisdiction, by=by)
@@ -84,10 +85,24 @@ def add_integration(
         integration.set_report_url(report_url, by=by)
     if fetch_hosts:
         integration.set_fetch_hosts(fetch_hosts, by=by)
+    if senders:
+        integration.set_senders(senders, by=by, others=integrations(app))
     secret = new_secret()
     integration.issue_secret(secrets.add(name, secret), by=by)
     app.save_new(integration, what=f"integration {name!r}")
     return secret
+
+
+def integrations(app: Keng) -> list[Integration]:
+    """Every integration, folded from the integration events alone."""
+    return list(app.aggregates_of(*integration_events()).values())
+
+
+def set_senders(app: Keng, *, name: str, senders: Sequence[str], by: str) -> None:
+    """Replace the CAP senders an integration may use (each sender belongs to one integration at most)."""
+    integration = app.load(Integration, integration_id(name), f"integration {name!r}")
+    integration.set_senders(senders, by=by, others=integrations(app))
+    app.save_changes(integration)
 
 
 def rotate_secret(app: Keng, secrets: SecretStore, *, name: str, by: str) -> str:
@@ -136,6 +151,7 @@ class VerifiedInbound:
             name=self.integration.name,
             roles=frozenset({Role.DRAFTER}),
             area_codes=jurisdiction_codes(self.integration.jurisdiction, areas),
+            senders=frozenset(self.integration.senders),
         )
 
 
@@ -165,11 +181,27 @@ def verify_inbound(
     raise failure or SignatureError("no-matching-signature", "no integration of this kind has an active secret")
 
 
-def replayed_outcome(app: Keng, source: str, inbound: VerifiedInbound) -> dict[str, Any] | None:
-    """For a message id seen before: its original outcome if the body is the same; IdempotencyConflict if not."""
+def find_inbound(app: Keng, source: str, message_id: str, integration: str | None) -> Inbound | None:
+    """The accepted message `message_id` that `integration` sent, if any. A record stored before keys were scoped to
+    their integration (the unscoped id) counts only when that same integration sent it; with no integration known
+    (a broadcast a staff member drafted), only such a record is looked for."""
+    if integration is not None:
+        try:
+            return app.load(Inbound, inbound_id(source, message_id, integration), "inbound message")
+        except NotFound:
+            pass
     try:
-        earlier = app.load(Inbound, inbound_id(source, inbound.verified.message_id), "inbound message")
+        earlier = app.load(Inbound, legacy_inbound_id(source, message_id), "inbound message")
     except NotFound:
+        return None
+    return earlier if integration is None or earlier.integration == integration else None
+
+
+def replayed_outcome(app: Keng, source: str, inbound: VerifiedInbound) -> dict[str, Any] | None:
+    """For a message id this integration used before: its original outcome if the body is the same;
+    IdempotencyConflict if not. Another integration's use of the same id is no concern of this one."""
+    earlier = find_inbound(app, source, inbound.verified.message_id, inbound.integration.name)
+    if earlier is None:
         return None
     if earlier.payload_sha256 != inbound.payload_sha256:
         raise IdempotencyConflict(

@@ -20,8 +20,10 @@ from domain.errors import (
     InvalidValue,
     NotApproved,
     NotAuthorised,
+    NotCreator,
     OutsideJurisdiction,
     SelfApprovalRefused,
+    SenderNotOwned,
     UnknownArea,
 )
 
@@ -32,6 +34,8 @@ STATUS: list[tuple[type[BaseException], int, str]] = [
     (Unauthenticated, 401, "unauthenticated"),
     (SignatureError, 401, "bad-signature"),
     (OutsideJurisdiction, 422, "outside-jurisdiction"),
+    (NotCreator, 403, NotCreator.rule),
+    (SenderNotOwned, 403, SenderNotOwned.rule),
     (NotAuthorised, 403, "forbidden"),
     (SelfApprovalRefused, 403, "self-approval"),
     (NotFound, 404, "not-found"),

@@ -1,9 +1,10 @@
 """CAP 1.2 in (`POST /api/v1/cap`, signed like the webhooks) and out (`/cap/{id}.xml`, `/feeds/alerts.atom`,
 `/feeds/alerts.json` for the citizen app with the full text of every spoken bulletin).
 
-Inbound CAP is idempotent on `sender,identifier,sent`: the key is checked in the event store before anything is done,
-the same key with another body is refused (422), and each accepted message is recorded as an `Inbound` event tied to
-what it did. Refusals (parse, validation, mapping, jurisdiction) are 4xx problems and store nothing.
+Inbound CAP is idempotent on `sender,identifier,sent`, per integration: the key is checked in the event store before
+anything is done, the same key with another body is refused (422), and each accepted message is recorded as an
+`Inbound` event tied to what it did, in the same transaction. Refusals (parse, validation, mapping, jurisdiction, a
+sender or an alert the integration does not own) are 4xx problems and store nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import hashlib
 from dataclasses import replace
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import structlog
 from aiohttp import web
@@ -20,17 +21,17 @@ from aiohttp import web
 from adapters.audio_upload import UploadRefused
 from adapters.cap.errors import CapError, status_for
 from adapters.cap.feeds import atom_feed, feed_item, is_current_public, json_feed
-from adapters.cap.ingest import IngestResult, ingest_cap
+from adapters.cap.ingest import IngestResult, prepare_cap
 from adapters.cap.parse import parse_cap
 from adapters.cap.places import PlaceIndex
 from adapters.cap.render import CAP_MEDIA_TYPE, broadcast_to_cap
 from adapters.recordings import fetch_recording, store_recording
-from adapters.store.access import VerifiedInbound, record_inbound, replayed_outcome, verify_inbound
-from adapters.store.errors import ConcurrencyConflict, NotFound
+from adapters.store.access import VerifiedInbound, find_inbound, record_inbound, replayed_outcome, verify_inbound
+from adapters.store.errors import ConcurrencyConflict, DuplicateRecord
+from domain.actor import integration_of
 from domain.cap import CapAlert
 from domain.cap_mapping import CapPlan
 from domain.cap_places import CapRefused
-from domain.inbound import Inbound, inbound_id
 from domain.standing_orders import first_match
 from runtime.http.problems import Problem
 from runtime.http.services import SERVICES, Services
@@ -39,6 +40,7 @@ SOURCE = "cap"
 ACCEPTED_TYPES = (CAP_MEDIA_TYPE, "application/xml", "text/xml")
 _PLACES = web.AppKey("cap_places", PlaceIndex)
 _TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("cap_tasks")
+_ATTEMPTS = 3
 log = structlog.get_logger(__name__)
 
 
@@ -73,29 +75,39 @@ def _outcome(result: IngestResult) -> dict[str, Any]:
 def accept_cap(
     services: Services, places: PlaceIndex, verified: VerifiedInbound, raw: bytes
 ) -> tuple[dict[str, Any], bool]:
-    """Ingest one verified CAP message (or answer a replay with its original outcome)."""
+    """Ingest one verified CAP message (or answer a replay with its original outcome). What the message does and its
+    Inbound record are saved in one transaction: a concurrent duplicate that loses the race finds the winner's record
+    and answers with its outcome, as a replay."""
     alert = parse_cap(raw)
     # CAP's own `sender,identifier,sent` is the idempotency key (not the transport's webhook id).
     keyed = replace(verified, verified=replace(verified.verified, message_id=alert.key))
-    earlier = replayed_outcome(services.app, SOURCE, keyed)
-    if earlier is not None:
-        return earlier, True
-    actor = verified.actor(services.area_cache.get())
-    result = ingest_cap(
-        services.app,
-        raw,
-        sender_jurisdiction=list(actor.area_codes),
-        actor=actor,
-        places=places,
-        standing_order=_standing_order(services, verified.integration.name),
-    )
-    outcome = _outcome(result)
-    # The document itself is kept as received (every info block, in every language) and tied to the Inbound
-    # record by its SHA-256; /cap/{id}.xml republishes it while the broadcast is unrevised.
-    outcome["document_sha256"] = keep_document(services, raw)
-    outcome["languages"] = sorted({i.language for i in alert.infos})
-    services.app.save_new(record_inbound(SOURCE, keyed, outcome), what=f"CAP message {alert.key!r}")
-    return outcome, False
+    attempt = 0
+    while True:
+        attempt += 1
+        earlier = replayed_outcome(services.app, SOURCE, keyed)
+        if earlier is not None:
+            return earlier, True
+        actor = verified.actor(services.area_cache.get())
+        pending = prepare_cap(
+            services.app,
+            raw,
+            sender_jurisdiction=list(actor.area_codes),
+            actor=actor,
+            places=places,
+            standing_order=_standing_order(services, verified.integration.name),
+        )
+        outcome = _outcome(pending.result)
+        # The document itself is kept as received (every info block, in every language) and tied to the Inbound
+        # record by its SHA-256; /cap/{id}.xml republishes it while the broadcast is unrevised.
+        outcome["document_sha256"] = keep_document(services, raw)
+        outcome["languages"] = sorted({i.language for i in alert.infos})
+        try:
+            pending.commit(record_inbound(SOURCE, keyed, outcome))
+        except (DuplicateRecord, ConcurrencyConflict):
+            if attempt >= _ATTEMPTS:
+                raise
+            continue  # another writer came first: its record answers on the next turn (or the broadcast is re-read)
+        return outcome, False
 
 
 def keep_document(services: Services, raw: bytes) -> str:
@@ -105,7 +117,7 @@ def keep_document(services: Services, raw: bytes) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest}.xml"
     if not path.exists():
-        tmp = folder / f".{digest}.tmp"
+        tmp = folder / f".{digest}.{uuid4().hex}.tmp"  # concurrent duplicates each write their own, then one wins
         tmp.write_bytes(raw)
         tmp.replace(path)
     return digest
@@ -115,9 +127,8 @@ def original_document(services: Services, item: Any) -> bytes | None:
     """The CAP document a broadcast was created from, if it is unrevised since and the document was kept."""
     if item.source_kind != SOURCE or item.revision != 0 or not item.source_ref:
         return None
-    try:
-        inbound = services.app.load(Inbound, inbound_id(SOURCE, item.source_ref), "inbound message")
-    except NotFound:
+    inbound = find_inbound(services.app, SOURCE, item.source_ref, integration_of(item.drafted_by))
+    if inbound is None:
         return None
     digest = inbound.outcome.get("document_sha256")
     path = services.settings.data_dir / "cap" / f"{digest}.xml"

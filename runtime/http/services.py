@@ -17,7 +17,7 @@ from adapters.audio_links import AudioLinks
 from adapters.secrets import SecretStore
 from adapters.store.app import Keng
 from adapters.store.group_commit import GroupCommitter
-from domain.access import Integration
+from domain.access import Integration, integration_events
 from domain.area import Area
 from domain.authority import Visibility
 from domain.staff import Staff
@@ -101,14 +101,9 @@ class Services:
         return list(self._areas.values())
 
     def _fold_integrations(self) -> list[Integration]:
-        classes = [
-            Integration.Added,
-            Integration.SecretIssued,
-            Integration.SecretRetired,
-            Integration.ReportUrlSet,
-            Integration.FetchHostsSet,
-        ]
-        self._integration_position = self.app.fold_topics(classes, self._integrations, since=self._integration_position)
+        self._integration_position = self.app.fold_topics(
+            integration_events(), self._integrations, since=self._integration_position
+        )
         return list(self._integrations.values())
 
     def integrations(self, kind: str) -> list[Integration]:

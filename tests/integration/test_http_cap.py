@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -25,9 +27,9 @@ from adapters.tts.espeak import EspeakSynthesizer
 from domain.standing_orders import parse_orders
 from runtime.config import load_settings
 from runtime.http.services import Services
-from tests.http_server import Client, serve
+from tests.http_server import Client, Reply, serve
 from tests.outbound_servers import Answer, closed_port, http_answers, quiet
-from tests.unit.cap_builders import alert, area, info, reference
+from tests.unit.cap_builders import SENDER, alert, area, info, reference
 
 CAP = "/api/v1/cap"
 CAP_TYPE = "application/cap+xml"
@@ -48,6 +50,7 @@ def cap_api(sample_app: Keng, tmp_path: Path) -> Iterator[tuple[Client, dict[str
             jurisdiction=["00595", "00601"],
             by="admin",
             fetch_hosts=["localhost"],
+            senders=[SENDER],
         ),
         "hung": issue_token(sample_app, staff="hung.tran", label="t", by="admin"),
         "ha": issue_token(sample_app, staff="ha.vu", label="t", by="admin"),
@@ -63,7 +66,7 @@ def cap_api(sample_app: Keng, tmp_path: Path) -> Iterator[tuple[Client, dict[str
         yield client, creds, sample_app
 
 
-def post(client: Client, doc: bytes, secret: str, n: int = 0) -> object:
+def post(client: Client, doc: bytes, secret: str, n: int = 0) -> Reply:
     return client.signed(CAP, doc, secret, f"cap-{time.time_ns()}-{n}", content_type=CAP_TYPE)
 
 
@@ -72,8 +75,8 @@ def test_a_moderate_alert_waits_for_approval_and_is_published_after(cap_api) -> 
     english = info(language="en-US", severity="Moderate", urgency="Expected", headline="Flash flood warning")
     doc = alert(identifier="KTTV-1", infos=(info(severity="Moderate", urgency="Expected"), english))
     reply = post(client, doc, t["secret"])
-    assert reply.status == 202, reply.body  # type: ignore[attr-defined]
-    outcome = reply.json()  # type: ignore[attr-defined]
+    assert reply.status == 202, reply.body
+    outcome = reply.json()
     assert outcome["action"] == "submitted"
     bid = outcome["broadcast_ids"][0]
     assert client.json("POST", f"/api/v1/broadcasts/{bid}/approve", None, t["ha"]).status == 200
@@ -86,15 +89,15 @@ def test_a_moderate_alert_waits_for_approval_and_is_published_after(cap_api) -> 
     assert ElementTree.fromstring(cap.body).tag.endswith("alert")
     assert cap.body == doc  # the original, unrevised: every info block, in every language, as received
     again = post(client, doc, t["secret"], 1)
-    assert again.status == 202 and again.json() == outcome  # type: ignore[attr-defined]
-    assert again.headers["idempotent-replayed"] == "true"  # type: ignore[attr-defined]
+    assert again.status == 202 and again.json() == outcome
+    assert again.headers["idempotent-replayed"] == "true"
 
 
 def test_a_standing_order_approves_at_once_and_an_approver_ratifies(cap_api) -> None:  # type: ignore[no-untyped-def]
     client, t, app = cap_api
     reply = post(client, alert(identifier="KTTV-2"), t["secret"])
-    assert reply.status == 202 and reply.json()["action"] == "auto-approved"  # type: ignore[attr-defined]
-    bid = reply.json()["broadcast_ids"][0]  # type: ignore[attr-defined]
+    assert reply.status == 202 and reply.json()["action"] == "auto-approved"
+    bid = reply.json()["broadcast_ids"][0]
     item = app.broadcast(UUID(bid))
     assert item.approvals[0]["rule"] == "kttv-extreme-immediate" and item.awaiting_ratification
     pending = client.json("GET", "/api/v1/broadcasts?unratified=1", None, t["hung"]).json()
@@ -107,14 +110,14 @@ def test_a_standing_order_approves_at_once_and_an_approver_ratifies(cap_api) -> 
 def test_cancel_references_the_alert_and_stops_it(cap_api) -> None:  # type: ignore[no-untyped-def]
     client, t, app = cap_api
     first = alert(identifier="KTTV-3", sent="2026-11-27T08:00:00+07:00")
-    bid = post(client, first, t["secret"]).json()["broadcast_ids"][0]  # type: ignore[attr-defined]
+    bid = post(client, first, t["secret"]).json()["broadcast_ids"][0]
     cancel = alert(
         identifier="KTTV-3C",
         msg_type="Cancel",
         references=reference("kttv@hanoi.gov.vn", "KTTV-3", "2026-11-27T08:00:00+07:00"),
     )
     reply = post(client, cancel, t["secret"])
-    assert reply.status == 202 and reply.json()["action"] == "cancelled"  # type: ignore[attr-defined]
+    assert reply.status == 202 and reply.json()["action"] == "cancelled"
     assert app.broadcast(UUID(bid)).state == "cancelled"
 
 
@@ -123,33 +126,69 @@ def test_bad_cap_is_refused_precisely_and_stores_nothing(cap_api) -> None:  # ty
     secret = t["secret"]
     before = app.max_position()
     dtd = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><alert>&x;</alert>'
-    assert post(client, dtd, secret).status == 400  # type: ignore[attr-defined]
+    assert post(client, dtd, secret).status == 400
     laughs = b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><alert>&b;</alert>'
-    assert post(client, laughs, secret).status == 400  # type: ignore[attr-defined]
+    assert post(client, laughs, secret).status == 400
     external = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]><alert>&e;</alert>'
-    assert post(client, external, secret).status == 400  # type: ignore[attr-defined]
+    assert post(client, external, secret).status == 400
     missing = alert(identifier="KTTV-4").replace(b"<status>Actual</status>", b"")
     reply = post(client, missing, secret)
-    assert reply.status == 422 and "status" in reply.json()["detail"]  # type: ignore[attr-defined]
+    assert reply.status == 422 and "status" in reply.json()["detail"]
     unknown_ward = alert(identifier="KTTV-5", infos=(info(areas=(area(codes=("99999",)),)),))
-    assert post(client, unknown_ward, secret).status == 422  # type: ignore[attr-defined]
+    assert post(client, unknown_ward, secret).status == 422
     outside = alert(identifier="KTTV-6", infos=(info(areas=(area(codes=("00598",)),)),))
     reply = post(client, outside, secret)
-    assert reply.status == 422 and "00598" in reply.json()["detail"]  # type: ignore[attr-defined]
+    assert reply.status == 422 and "00598" in reply.json()["detail"]
     orphan = alert(
         identifier="KTTV-7", msg_type="Update", references="kttv@hanoi.gov.vn,NOPE,2026-01-01T00:00:00+07:00"
     )
-    assert post(client, orphan, secret).status == 422  # type: ignore[attr-defined]
+    assert post(client, orphan, secret).status == 422
     unsigned = client.request("POST", CAP, alert(identifier="KTTV-8"), {"Content-Type": CAP_TYPE})
     assert unsigned.status == 401
     wrong_type = client.signed(CAP, alert(identifier="KTTV-9"), secret, "x", content_type="application/json")
     assert wrong_type.status == 415
     assert app.max_position() == before
     first = alert(identifier="KTTV-10", sent="2026-11-27T09:00:00+07:00")
-    assert post(client, first, secret).status == 202  # type: ignore[attr-defined]
+    assert post(client, first, secret).status == 202
     altered = alert(identifier="KTTV-10", sent="2026-11-27T09:00:00+07:00", infos=(info(headline="Khác hẳn"),))
     reply = post(client, altered, secret)
-    assert reply.status == 422 and "different body" in reply.json()["detail"]  # type: ignore[attr-defined]
+    assert reply.status == 422 and "different body" in reply.json()["detail"]
+
+
+def burst(client: Client, doc: bytes, secret: str, n: int) -> list[Reply]:
+    """The same CAP document sent by `n` threads at once (each with its own transport id), over `n` connections."""
+    start = threading.Barrier(n)
+
+    def send(i: int) -> Reply:
+        start.wait()
+        return client.signed(CAP, doc, secret, f"dup-{time.time_ns()}-{i}", content_type=CAP_TYPE)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(send, range(n)))
+
+
+def test_concurrent_duplicates_all_get_the_original_answer(cap_api) -> None:  # type: ignore[no-untyped-def]
+    client, t, app = cap_api
+    threads, rounds = 12, 3
+    for r in range(rounds):
+        sent = f"2026-11-27T1{r}:00:00+07:00"
+        original = alert(identifier=f"DUP-{r}", sent=sent, infos=(info(severity="Moderate", urgency="Expected"),))
+        ref = reference(SENDER, f"DUP-{r}", sent)
+        update = alert(identifier=f"DUP-{r}-U", msg_type="Update", references=ref, infos=(info(headline="Cập nhật"),))
+        cancel = alert(identifier=f"DUP-{r}-C", msg_type="Cancel", references=ref)
+        for doc, action in ((original, "submitted"), (update, "revised"), (cancel, "cancelled")):
+            before = app.max_position()
+            replies = burst(client, doc, t["secret"], threads)
+            assert [r.status for r in replies] == [202] * threads, [r.body for r in replies if r.status != 202]
+            fresh = [r for r in replies if "idempotent-replayed" not in r.headers]
+            assert len(fresh) == 1 and fresh[0].json()["action"] == action
+            assert all(r.json() == fresh[0].json() for r in replies)  # the replays carry the original answer
+            assert all(r.headers["idempotent-replayed"] == "true" for r in replies if r is not fresh[0])
+            bid = UUID(fresh[0].json()["broadcast_ids"][0])
+            written = [e for _, e in app.read_events(before)]
+            assert sum(type(e).__name__ == "Accepted" for e in written) == 1  # one Inbound record
+            assert {e.originator_id for e in written} == {bid, written[-1].originator_id}
+        assert app.broadcast(bid).state == "cancelled" and app.broadcast(bid).revision == 1
 
 
 def test_an_inline_recording_becomes_the_speaker_audio(cap_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -161,8 +200,8 @@ def test_an_inline_recording_becomes_the_speaker_audio(cap_api, tmp_path: Path) 
         "</resource>"
     )
     reply = post(client, alert(identifier="KTTV-20", infos=(info(severity="Moderate", extra=resource),)), t["secret"])
-    assert reply.status == 202, reply.body  # type: ignore[attr-defined]
-    bid = UUID(reply.json()["broadcast_ids"][0])  # type: ignore[attr-defined]
+    assert reply.status == 202, reply.body
+    bid = UUID(reply.json()["broadcast_ids"][0])
     renders, failures = recording_outcome(app, bid)
     assert renders, failures
     audio = client.request("GET", f"/audio/{renders[0]['asset_hash']}", token=t["hung"])

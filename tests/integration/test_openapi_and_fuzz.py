@@ -23,7 +23,7 @@ from runtime.http.openapi import openapi_document
 from runtime.http.services import Services
 from runtime.inventory import install_sample
 from tests.http_server import Client, serve
-from tests.unit.cap_builders import alert
+from tests.unit.cap_builders import SENDER, alert
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, s
     secrets = SecretStore(tmp)
     token = issue_token(app, staff="lan.nguyen", label="fuzz", by="admin")
     secret = add_integration(app, secrets, name="city-source", kind="city-source", jurisdiction=["021"], by="admin")
-    CAP_SECRET.append(add_integration(app, secrets, name="kttv", kind="cap", jurisdiction=["021"], by="admin"))
+    CAP_SECRET.append(
+        add_integration(app, secrets, name="kttv", kind="cap", jurisdiction=["021"], by="admin", senders=[SENDER])
+    )
     services = Services(app=app, secrets=secrets, settings=load_settings(data_dir=str(tmp), environ={}))
     with serve(services) as client:
         yield client, token, secret, app
