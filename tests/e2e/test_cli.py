@@ -177,7 +177,7 @@ def test_commands_before_init_say_what_to_do(tmp_path: Path) -> None:
 
 def test_an_integration_fetch_allowlist_is_set_at_add_and_replaced_by_an_admin(keng: Keng) -> None:
     keng.run("init", "--sample")
-    add = ("integration", "add", "kttv", "--kind", "cap", "--jurisdiction", "021")
+    add = ("integration", "add", "kttv", "--kind", "cap", "--jurisdiction", "021", "--sender", "kttv@example.vn")
     keng.run(*add, "--fetch-host", "Media.KTTV.vn", "--fetch-host", "10.0.0.5")
     hosts = lambda: {i["name"]: i["fetch_hosts"] for i in keng.json("integration", "list")}["kttv"]  # noqa: E731
     assert hosts() == ["10.0.0.5", "media.kttv.vn"]
