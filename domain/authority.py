@@ -4,7 +4,8 @@ Acting: every command on a broadcast (revise, submit, approve, reject, cancel, r
 reschedule is a revision) needs the command's role and a scope that covers the broadcast's *current* scope together
 with any new one. A ward-scoped person therefore acts only on broadcasts wholly inside their wards; a broadcast whose
 scope names a district (or the city) belongs to staff whose scope covers it; cancelling an emergency that is on air
-needs an approver. `Broadcast` applies the rule through `require_authority`; no caller checks it again.
+needs an approver; an integration changes only the broadcasts it created. `Broadcast` applies the rule through
+`require_authority`; no caller checks it again.
 
 Reading: district-wide staff and auditors read everything; a ward-scoped person reads the broadcasts that target one of
 their wards, and those addressed to an area above their wards (a district-wide bulletin reaches their ward too), and
@@ -23,10 +24,21 @@ from domain.values import Priority, Role
 ON_AIR = "dispatching"
 
 
-def require_authority(actor: Actor, role: Role, action: str, current: Iterable[str], new: Iterable[str] = ()) -> None:
-    """Raise NotAuthorised (or OutOfScope) unless `actor` holds `role` and their scope covers `current` and `new`."""
+def require_authority(
+    actor: Actor,
+    role: Role,
+    action: str,
+    current: Iterable[str],
+    new: Iterable[str] = (),
+    *,
+    drafted_by: str | None = None,
+) -> None:
+    """Raise NotAuthorised (or OutOfScope) unless `actor` holds `role` and their scope covers `current` and `new`;
+    for an existing broadcast (`drafted_by` given), an integration must also be the one that created it."""
     actor.require_role(role, action)
     actor.require_scope(sorted(set(current) | set(new)), action)
+    if drafted_by is not None and isinstance(actor, ExternalActor):
+        actor.require_creator(drafted_by, "this broadcast")
 
 
 def cancel_role(actor: Actor, *, state: str, priority: str, raised_by: str) -> Role:

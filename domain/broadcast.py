@@ -263,19 +263,21 @@ class Broadcast(Aggregate):
 
     def revise(self, content: Content, *, by: Actor) -> None:
         """Replace the content. Voids every approval; a submitted or approved broadcast needs approval again."""
-        require_authority(by, Role.DRAFTER, "revise this broadcast", self.scope, content.scope)
+        require_authority(
+            by, Role.DRAFTER, "revise this broadcast", self.scope, content.scope, drafted_by=self.drafted_by
+        )
         self._require_state(REVISABLE_STATES, "revise")
         self.trigger_event(self.Revised, by=by.handle, **content.as_event_kwargs())
 
     def submit(self, *, by: Actor) -> None:
         """Submit a draft for approval."""
-        require_authority(by, Role.DRAFTER, "submit this broadcast", self.scope)
+        require_authority(by, Role.DRAFTER, "submit this broadcast", self.scope, drafted_by=self.drafted_by)
         self._require_state(("draft",), "submit")
         self.trigger_event(self.SubmittedForApproval, by=by.handle)
 
     def approve(self, *, by: Actor, now: datetime) -> None:
         """Approve the current revision: an approver, not an author, within scope, before expiry."""
-        require_authority(by, Role.APPROVER, "approve this broadcast", self.scope)
+        require_authority(by, Role.APPROVER, "approve this broadcast", self.scope, drafted_by=self.drafted_by)
         self._require_state(("submitted",), "approve")
         if by.handle in self.authors:
             raise SelfApprovalRefused(
@@ -308,14 +310,16 @@ class Broadcast(Aggregate):
 
     def ratify(self, *, by: Actor) -> None:
         """Confirm a standing-order approval (an approver within scope). To retract one, cancel the broadcast."""
-        require_authority(by, Role.APPROVER, "ratify this standing-order approval", self.scope)
+        require_authority(
+            by, Role.APPROVER, "ratify this standing-order approval", self.scope, drafted_by=self.drafted_by
+        )
         if not self.awaiting_ratification:
             raise IllegalTransition("rule lifecycle: there is no standing-order approval awaiting ratification")
         self.trigger_event(self.Ratified, by=by.handle, revision=self.revision)
 
     def reject(self, *, by: Actor, reason: str) -> None:
         """Reject a submitted broadcast (final)."""
-        require_authority(by, Role.APPROVER, "reject this broadcast", self.scope)
+        require_authority(by, Role.APPROVER, "reject this broadcast", self.scope, drafted_by=self.drafted_by)
         self._require_state(("submitted",), "reject")
         self.trigger_event(self.Rejected, by=by.handle, reason=clean_text(reason, "reason", max_len=1000))
 
@@ -343,7 +347,7 @@ class Broadcast(Aggregate):
         """Cancel from any live state (a drafter or an approver within scope; an emergency on air only by an
         approver); returns True when devices must be told to stop."""
         role = cancel_role(by, state=self.state, priority=self.priority, raised_by=self.drafted_by)
-        require_authority(by, role, "cancel this broadcast", self.scope)
+        require_authority(by, role, "cancel this broadcast", self.scope, drafted_by=self.drafted_by)
         self._require_state(LIVE_STATES, "cancel")
         stop = self.state == "dispatching"
         self.trigger_event(
