@@ -16,8 +16,8 @@ import orjson
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from adapters.store.app import Keng
-from runtime.http.problems import Problem
+from adapters.store.app import MAX_POSITION, Keng
+from runtime.http.params import bounded_int, query_int
 from runtime.http.routes_operator import current_staff
 from runtime.http.services import SERVICES
 
@@ -60,12 +60,11 @@ def _read(app: Keng, since: int) -> list[tuple[int, Any]]:
 
 
 def _start(request: web.Request, newest: int) -> int:
-    raw = request.headers.get("Last-Event-ID") or request.query.get("since")
-    if raw is None:
-        return newest
-    if not raw.isdigit():
-        raise Problem(400, "bad-request", "Last-Event-ID / since must be a log position (a whole number)")
-    return int(raw)
+    """Where the stream starts: `Last-Event-ID` (a reconnect), else `?since=`, else the newest position. Checked
+    before the stream opens, so a bad value is a 400 and not a broken stream."""
+    if request.headers.get("Last-Event-ID"):
+        return bounded_int(request.headers["Last-Event-ID"], "header Last-Event-ID", lo=0, hi=MAX_POSITION)
+    return query_int(request.query, "since", lo=0, hi=MAX_POSITION, default=newest)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
