@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from adapters.store.app import MAX_POSITION, Keng
-from runtime.http.params import bounded_int, query_int
+from runtime.http.params import bounded_int
 from runtime.http.routes_operator import current_staff
 from runtime.http.services import SERVICES
 
@@ -63,8 +63,12 @@ def _start(request: web.Request, newest: int) -> int:
     """Where the stream starts: `Last-Event-ID` (a reconnect), else `?since=`, else the newest position. Checked
     before the stream opens, so a bad value is a 400 and not a broken stream."""
     if request.headers.get("Last-Event-ID"):
-        return bounded_int(request.headers["Last-Event-ID"], "header Last-Event-ID", lo=0, hi=MAX_POSITION)
-    return query_int(request.query, "since", lo=0, hi=MAX_POSITION, default=newest)
+        name, raw = "header Last-Event-ID", request.headers["Last-Event-ID"]
+    elif "since" in request.query:
+        name, raw = "query parameter 'since'", request.query["since"]
+    else:
+        return newest
+    return bounded_int(raw, f"{name} (a log position)", lo=0, hi=MAX_POSITION)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
