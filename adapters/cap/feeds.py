@@ -64,7 +64,7 @@ def feed_item(broadcast: BroadcastLike, area_names: Mapping[str, str] | None = N
         published=broadcast.created_on,
         updated=broadcast.modified_on,
         expires=broadcast.expires_at,
-        audio=broadcast.audio,
+        audio=printable_text(broadcast.audio) if broadcast.audio else None,
     )
 
 

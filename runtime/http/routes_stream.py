@@ -85,7 +85,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
             for pos, event in batch:
                 view = stream_view(pos, event)
                 if view is not None:
-                    await response.send(orjson.dumps(view).decode(), id=str(pos), event=view["type"])
+                    try:
+                        await response.send(orjson.dumps(view).decode(), id=str(pos), event=view["type"])
+                    except ConnectionResetError:  # the client went away mid-batch: not an error of ours
+                        return response
                 position = pos
             if not batch:
                 with contextlib.suppress(TimeoutError):
