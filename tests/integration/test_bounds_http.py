@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from adapters.secrets import SecretStore
 from adapters.store.access import add_integration, issue_token
-from adapters.store.app import Keng
+from adapters.store.app import MAX_POSITION, Keng
 from adapters.store.config import locate_store
 from domain.broadcast import Broadcast
 from domain.content import Content
@@ -220,6 +220,11 @@ def test_an_integer_that_is_not_bounded_ascii_digits_is_a_400_naming_the_paramet
     before = site.app.max_position()
     reply = site.client.request("GET", path, headers=headers, token=site.tokens["mai.le"])
     _problem(site, reply, before, 400, name)
+
+
+def test_the_largest_position_accepted_opens_a_stream_that_waits(site: Site) -> None:
+    _stream_from(site, MAX_POSITION)
+    assert server_errors(site) == []
 
 
 def test_a_range_header_with_an_enormous_number_is_refused_not_a_crash(site: Site) -> None:
