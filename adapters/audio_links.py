@@ -44,8 +44,8 @@ class AudioLinks:
         expires = int(expires_at.timestamp())
         return f"exp={expires}&sig={self._mac(key, expires)}"
 
-    def allows(self, key: str, exp: str, sig: str, *, now: float) -> bool:
-        """True when the signature matches and has not expired."""
-        if not exp.isdigit() or len(exp) > 12 or int(exp) < now:
+    def allows(self, key: str, exp: int, sig: str, *, now: float) -> bool:
+        """True when the signature matches and has not expired (`exp` is parsed by the caller, as bounded digits)."""
+        if exp < now:
             return False
-        return hmac.compare_digest(self._mac(key, int(exp)), sig)
+        return hmac.compare_digest(self._mac(key, exp), sig)

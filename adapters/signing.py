@@ -17,9 +17,13 @@ import secrets as _secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from domain.errors import InvalidValue
+from domain.values import parse_digits
+
 SECRET_PREFIX = "whsec_"
 TOLERANCE_S = 300
 MAX_ID_LEN = 256
+MAX_TIMESTAMP = 10**12  # Unix seconds; the tolerance window refuses anything far from now anyway
 
 
 class SignatureError(ValueError):
@@ -78,9 +82,10 @@ def verify(
     message_id, stamp, signatures = lower["webhook-id"], lower["webhook-timestamp"], lower["webhook-signature"]
     if len(message_id) > MAX_ID_LEN or not message_id.isprintable():
         raise SignatureError("bad-id", f"webhook-id must be at most {MAX_ID_LEN} printable characters")
-    if not stamp.isdigit() or len(stamp) > 12:
-        raise SignatureError("bad-timestamp", "webhook-timestamp must be whole seconds since the Unix epoch")
-    timestamp = int(stamp)
+    try:
+        timestamp = parse_digits(stamp, "webhook-timestamp", lo=0, hi=MAX_TIMESTAMP)
+    except InvalidValue as e:
+        raise SignatureError("bad-timestamp", f"{e} (whole seconds since the Unix epoch)") from None
     if timestamp < now - tolerance_s:
         raise SignatureError("timestamp-too-old", f"webhook-timestamp is more than {tolerance_s} s in the past")
     if timestamp > now + tolerance_s:

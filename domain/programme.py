@@ -101,4 +101,7 @@ class Programme:
             return now
         start = max(now, scheduled[0]) if scheduled and prio is Priority.NORMAL else now
         wards = list(wards) or [""]
-        return min(self.next_open(w, start) for w in wards)
+        try:
+            return min(self.next_open(w, start) for w in wards)
+        except OverflowError:  # a time at the end of the calendar (stored before times were bounded): never reached
+            return start

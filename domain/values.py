@@ -1,13 +1,15 @@
-"""Value types shared by the aggregates: priority classes, channels, kinds and roles.
+"""Value types shared by the aggregates: priority classes, channels, kinds and roles; and the checks every value
+crossing the boundary passes (text, URLs, ASCII-digit integers, aware times).
 
 Stored events carry the plain string values of these enums, so that the log stays readable to outside tools.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from typing import TypeVar
 
@@ -110,14 +112,79 @@ def parse_enums(kind: type[E], values: Iterable[str], what: str) -> list[E]:
     return out
 
 
+# Characters no text field may hold: C0 controls except tab and newline (a carriage return is turned into a newline
+# first), DEL and the C1 controls, surrogates (never characters; the CLI's argv can carry them), and the Unicode
+# noncharacters (U+FDD0..U+FDEF and the last two code points of every plane). Everything outside this set is a Char
+# of XML 1.0, so text that passes can be written into any XML document.
+REFUSED_CHARS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+_NEWLINES = re.compile("\r\n?")
+MAX_URL = 2048  # what browsers and proxies reliably carry (RFC 9110 recommends senders support at least 8000)
+
+
+def _describe(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}" + (f" {name}" if name else "")
+
+
 def clean_text(value: str, what: str, *, max_len: int, required: bool = True) -> str:
-    """NFC-normalise and strip a text field; refuse empty (when required) or over-long values."""
-    text = unicodedata.normalize("NFC", value).strip()
+    """NFC-normalise and strip a text field, carriage returns made newlines; refuse control characters other than tab
+    and newline, and noncharacters (naming the first), and empty (when required) or over-long values."""
+    text = _NEWLINES.sub("\n", unicodedata.normalize("NFC", value)).strip()
+    bad = REFUSED_CHARS.search(text)
+    if bad:
+        raise InvalidValue(
+            f"{what} holds {_describe(bad.group())} at position {bad.start()}: control characters other than tab and "
+            "newline, and Unicode noncharacters, are not allowed"
+        )
     if required and not text:
         raise InvalidValue(f"{what} must not be empty")
     if len(text) > max_len:
         raise InvalidValue(f"{what} is {len(text)} characters long; the limit is {max_len}")
     return text
+
+
+def printable_text(value: str) -> str:
+    """`value` with newlines normalised and every character `clean_text` refuses removed: what a public writer emits,
+    so that text stored before the check (or by an older version) still makes valid XML 1.0 and plain JSON."""
+    return REFUSED_CHARS.sub("", _NEWLINES.sub("\n", value))
+
+
+def clean_url(value: str, what: str, *, max_len: int = MAX_URL) -> str:
+    """An http(s) URL of at most `max_len` characters, with no whitespace or control characters."""
+    if len(value) > max_len:
+        raise InvalidValue(f"{what} is {len(value)} characters long; the limit is {max_len}")
+    if not value.lower().startswith(("https://", "http://")):
+        raise InvalidValue(f"{what} must be an http(s) URL")
+    bad = REFUSED_CHARS.search(value) or re.search(r"\s", value)
+    if bad:
+        raise InvalidValue(f"{what} holds {_describe(bad.group())}, which a URL cannot carry")
+    return value
+
+
+def parse_digits(text: str, what: str, *, lo: int, hi: int) -> int:
+    """A whole number written in ASCII digits, within `lo..hi`. `str.isdigit` accepts superscripts and other scripts'
+    digits that `int` then refuses or reads, and `int` spends quadratic time on a long string: this reads neither."""
+    if not text or not text.isascii() or not text.isdigit():
+        raise InvalidValue(f"{what} must be a whole number written in the digits 0-9, got {text[:40]!r}")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(hi)) or not lo <= int(digits) <= hi:
+        raise InvalidValue(f"{what} must be between {lo} and {hi}, got {text[:40]}")
+    return int(digits)
+
+
+def in_zone(value: datetime, tz: tzinfo) -> datetime:
+    """`value` in zone `tz`; near the ends of the calendar, where the conversion would pass year 1 or 9999, in UTC
+    (or as it is), so that no stored time can make a read fail."""
+    for zone in (tz, UTC):
+        try:
+            return value.astimezone(zone)
+        except (OverflowError, ValueError):
+            continue
+    return value
 
 
 def require_aware(value: datetime, what: str) -> datetime:

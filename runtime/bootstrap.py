@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gc
+from datetime import timedelta
 
 from adapters.store.app import Clock, Keng, utc_now
 from adapters.store.config import locate_store
 from adapters.store.sqlite import SYNCHRONOUS_FULL, DurabilityError, KengSQLiteFactory
+from domain.content import ContentLimits
 from runtime.config import Settings
 
 
@@ -22,6 +24,11 @@ class StartupError(RuntimeError):
     """keng cannot start with these settings; the message says why."""
 
 
+def limits_of(settings: Settings) -> ContentLimits:
+    """The content bounds the settings ask for."""
+    return ContentLimits(max_lifetime=timedelta(days=settings.max_expiry_days))
+
+
 def open_app(settings: Settings, *, clock: Clock = utc_now, create: bool = True) -> Keng:
     """Open the event store named by the settings and check its durability settings."""
     location = locate_store(settings.store_url, settings.data_dir)
@@ -32,7 +39,7 @@ def open_app(settings: Settings, *, clock: Clock = utc_now, create: bool = True)
                 raise StartupError(f"no keng data in {settings.data_dir}: run `keng init` (or `keng init --sample`)")
             settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        app = Keng(env=location.env, clock=clock)
+        app = Keng(env=location.env, clock=clock, limits=limits_of(settings))
     except Exception as e:  # the library wraps driver errors in several types; all mean "cannot open"
         raise StartupError(f"cannot open the event store at {location.display}: {e}") from e
     factory = app.factory

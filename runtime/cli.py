@@ -101,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `keng` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = load_settings(data_dir=args.data, store_url=args.store)
+    try:
+        settings = load_settings(data_dir=args.data, store_url=args.store)
+    except InvalidValue as e:
+        print(f"lỗi: cấu hình không hợp lệ — {e}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_format, settings.log_level)
     structlog.contextvars.bind_contextvars(command=args.command, actor=getattr(args, "actor", None))
     try:

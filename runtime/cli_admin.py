@@ -10,12 +10,12 @@ from typing import Any
 import structlog
 
 from adapters.district_file import read_rows
-from adapters.store.app import Keng
-from domain.errors import InvalidValue
+from adapters.store.app import MAX_POSITION, Keng
 from domain.values import Role
 from projections.catalog import Catalog
 from runtime import sample
 from runtime.bootstrap import open_app
+from runtime.cli_args import digits
 from runtime.config import Settings
 from runtime.inventory import SYSTEM, bootstrap_admin, install_sample, load_rows
 from runtime.output import print_json, print_table
@@ -69,8 +69,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_endpoint_list)
 
     p = sub.add_parser("events", help="the global event log, in order")
-    p.add_argument("--since", type=int, default=0, help="show events after this position")
-    p.add_argument("--limit", type=int, default=None)
+    position = digits("a log position", lo=0, hi=MAX_POSITION)
+    p.add_argument("--since", type=position, default=0, help="show events after this position")
+    p.add_argument("--limit", type=digits("a count", lo=1, hi=MAX_POSITION), default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_events)
 
@@ -162,8 +163,6 @@ def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
-    if args.since < 0:
-        raise InvalidValue("--since must be 0 or a positive position")
     views = [event_view(pos, ev, settings.display_tz) for pos, ev in app.read_events(args.since, args.limit)]
     if args.json:
         print_json(views)

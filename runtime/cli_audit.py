@@ -20,11 +20,12 @@ from adapters.audit.verify import Exported, export_checkpoint, verify
 from adapters.readstore.source import FactSource
 from adapters.readstore.sql import SqlDb, select_records
 from adapters.readstore.store import ReadStore
-from adapters.store.app import Keng
+from adapters.store.app import MAX_POSITION, Keng
 from domain.values import require_aware
 from projections.facts import facts_until
 from projections.runner import run_facts
 from runtime.bootstrap import open_app
+from runtime.cli_args import digits
 from runtime.cli_report import show
 from runtime.config import Settings
 from runtime.output import print_json
@@ -63,8 +64,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--csv", action="store_true")
     p.set_defaults(handler=cmd_replay, first=2022, last=2025, start=None, end=None, broadcast=None, staff=None)
     p = action("export", "raw events with their chain links, for outside tools")
-    p.add_argument("--from", dest="first", type=int, default=1, help="first position")
-    p.add_argument("--to", dest="last", type=int, default=None, help="last position")
+    position = digits("a log position", lo=1, hi=MAX_POSITION)
+    p.add_argument("--from", dest="first", type=position, default=1, help="first position")
+    p.add_argument("--to", dest="last", type=position, default=None, help="last position")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     p.set_defaults(handler=cmd_export)
 

@@ -14,9 +14,11 @@ from adapters.store.app import Keng
 from adapters.store.errors import NotFound
 from domain.authority import EVERYTHING, Visibility
 from domain.broadcast import Broadcast
+from domain.content import MAX_REPEATS
 from domain.errors import InvalidValue
 from runtime.bootstrap import open_app
 from runtime.cli_admin import catalog
+from runtime.cli_args import digits
 from runtime.config import Settings
 from runtime.output import print_json, print_table
 from runtime.views import broadcast_view
@@ -44,7 +46,8 @@ def _content_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--endpoint", action="append", default=None, help="target endpoint code; repeat")
     p.add_argument("--channel", action="append", default=None, help="speaker, eboard, portal, app (default: all)")
     p.add_argument("--at", action="append", type=_when, default=None, help="scheduled time (ISO 8601); repeat")
-    p.add_argument("--repeats", type=int, default=None, help="times to play (default: 3 emergency, else 1)")
+    repeats = digits("repeats", lo=1, hi=MAX_REPEATS)
+    p.add_argument("--repeats", type=repeats, default=None, help="times to play (default: 3 emergency, else 1)")
     p.add_argument("--expires", type=_when, default=None, help="expiry (ISO 8601; default by priority)")
     p.add_argument("--drill", action="store_true", default=None, help="an exercise: played only in drill mode")
     p.add_argument("--audio", default=None, help="pre-recorded audio reference")

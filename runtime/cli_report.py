@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runtime.bootstrap import open_app
+from runtime.cli_args import digits
 from runtime.config import Settings
 from runtime.output import print_json, print_table
 from runtime.readmodels import caught_up, print_csv, require_auditor
-from runtime.reports import REPORTS, ReportOptions, build
+from runtime.reports import REPORTS, YEARS, ReportOptions, build
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,8 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
-    p.add_argument("--from", dest="first", type=int, default=2022, help="roadmap: first year")
-    p.add_argument("--to", dest="last", type=int, default=2025, help="roadmap: last year")
+    year = digits("year", lo=YEARS[0], hi=YEARS[1])
+    p.add_argument("--from", dest="first", type=year, default=2022, help="roadmap: first year")
+    p.add_argument("--to", dest="last", type=year, default=2025, help="roadmap: last year")
     p.add_argument("--start", help="offline: window start (ISO time)")
     p.add_argument("--end", help="offline: window end (ISO time)")
     p.add_argument("--broadcast", help="timeline: broadcast id")

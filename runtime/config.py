@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from pathlib import Path
 
+from domain.values import parse_digits
+
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 
 
@@ -20,6 +22,7 @@ class Settings:
     log_format: str  # auto | json | console
     log_level: str
     display_tz: timezone = VIETNAM
+    max_expiry_days: int = 30  # a broadcast expires at most this many days after it is accepted
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -40,4 +43,5 @@ def load_settings(
         store_url=store_url or env.get("KENG_STORE") or None,
         log_format=env.get("KENG_LOG_FORMAT", "auto"),
         log_level=env.get("KENG_LOG_LEVEL", "info"),
+        max_expiry_days=parse_digits(env.get("KENG_MAX_EXPIRY_DAYS", "30"), "KENG_MAX_EXPIRY_DAYS", lo=1, hi=3650),
     )

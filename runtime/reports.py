@@ -11,6 +11,7 @@ from adapters.readstore.store import ReadStore
 from projections import queries, roadmap
 
 REPORTS = ("kpi", "coverage", "roadmap", "drills", "board", "offline", "timeline")
+YEARS = (1900, 2200)  # the roadmap's years, from either door
 
 
 @dataclass(frozen=True)

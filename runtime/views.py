@@ -9,12 +9,13 @@ from uuid import UUID
 from domain.broadcast import Broadcast
 from domain.endpoint import Endpoint
 from domain.staff import Staff
+from domain.values import in_zone
 
 _EVENT_BASE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 
 def _iso(value: datetime, tz: tzinfo) -> str:
-    return value.astimezone(tz).isoformat(timespec="seconds")
+    return in_zone(value, tz).isoformat(timespec="seconds")
 
 
 def jsonable(value: Any, tz: tzinfo) -> Any:

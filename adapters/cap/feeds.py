@@ -15,7 +15,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 import orjson
 
 from adapters.cap.render import CAP_MEDIA_TYPE, BroadcastLike, cap_identifier, cap_time
-from domain.values import Channel, Priority
+from domain.values import Channel, Priority, printable_text
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 PUBLISHED_STATES = ("approved", "scheduled", "dispatching", "completed")
@@ -50,21 +50,21 @@ def is_current_public(broadcast: BroadcastLike, channels: Iterable[str], now: da
 
 
 def feed_item(broadcast: BroadcastLike, area_names: Mapping[str, str] | None = None) -> FeedItem:
-    """The feed view of one broadcast."""
+    """The feed view of one broadcast (its texts as `printable_text`, for the JSON feed as for Atom)."""
     names = area_names or {}
     return FeedItem(
         id=broadcast.id,
         cap_identifier=cap_identifier(broadcast),
-        title=broadcast.title,
-        text=broadcast.text,
+        title=printable_text(broadcast.title),
+        text=printable_text(broadcast.text),
         priority=broadcast.priority,
         drill=broadcast.drill,
         areas=tuple(broadcast.scope),
-        area_desc=", ".join(names.get(c, c) for c in broadcast.scope),
+        area_desc=printable_text(", ".join(names.get(c, c) for c in broadcast.scope)),
         published=broadcast.created_on,
         updated=broadcast.modified_on,
         expires=broadcast.expires_at,
-        audio=broadcast.audio,
+        audio=printable_text(broadcast.audio) if broadcast.audio else None,
     )
 
 
@@ -88,8 +88,8 @@ def atom_feed(
     feed = Element("feed", {"xmlns": ATOM_NS, "xml:lang": "vi"})
 
     def leaf(parent: Element, name: str, text: str, **attrs: str) -> Element:
-        el = SubElement(parent, name, attrs)
-        el.text = text
+        el = SubElement(parent, name, {k: printable_text(v) for k, v in attrs.items()})
+        el.text = printable_text(text)  # only characters XML 1.0 allows, whatever was stored
         return el
 
     leaf(feed, "id", f"{base}/feeds/alerts.atom")

@@ -11,6 +11,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from domain.cap import Circle, Point, Reference
+from domain.values import MAX_URL
 
 # CAP 1.2 section 3.3.2 and its schema: seconds precision, an explicit offset, "Z" not permitted (UTC is -00:00).
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[-+]\d{2}:\d{2}")
@@ -100,9 +101,18 @@ def language(text: str) -> str:
     return text
 
 
+def uri(text: str) -> str:
+    """A URI (a resource's may be relative, naming its derefUri) of at most MAX_URL characters, with no whitespace."""
+    if len(text) > MAX_URL:
+        raise ValueError(f"is {len(text)} characters long; the limit for a URI is {MAX_URL}")
+    if any(c.isspace() for c in text):
+        raise ValueError(f"{text[:80]!r} is not a URI (it holds whitespace)")
+    return text
+
+
 def absolute_uri(text: str) -> str:
     """A full absolute URI (with a scheme)."""
-    if not urlsplit(text).scheme or any(c.isspace() for c in text):
+    if not urlsplit(uri(text)).scheme:
         raise ValueError(f"{text[:80]!r} is not an absolute URI")
     return text
 

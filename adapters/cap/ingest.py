@@ -223,6 +223,7 @@ class _Run:
             drill=p.drill,
             audio=self.audio_ref,
             now=self.now,
+            limits=self.app.limits,
         )
 
     def author(self) -> Actor:

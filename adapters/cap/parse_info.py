@@ -108,7 +108,7 @@ def read_resource(reader: Reader, path: str, el: Element) -> Resource | None:
         desc=desc,
         mime_type=mime,
         size=g.value("size", fields.non_negative_int),
-        uri=g.text("uri"),
+        uri=g.value("uri", fields.uri),
         data=data,
         digest=digest,
     )

@@ -16,7 +16,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from domain.cap import CAP12_NS, Certainty, Severity, Urgency
 from domain.cap_places import DVHC
-from domain.values import Priority
+from domain.values import Priority, in_zone, printable_text
 
 VN_TIME = timezone(timedelta(hours=7))  # Vietnam keeps +07:00 all year
 CAP_MEDIA_TYPE = "application/cap+xml"
@@ -66,8 +66,8 @@ class CapSender:
 
 
 def cap_time(value: datetime) -> str:
-    """A CAP date-time in Vietnam's offset, seconds precision."""
-    return value.astimezone(VN_TIME).isoformat(timespec="seconds")
+    """A CAP date-time in Vietnam's offset (UTC at the very end of the calendar), seconds precision."""
+    return in_zone(value, VN_TIME).isoformat(timespec="seconds")
 
 
 def cap_identifier(broadcast: BroadcastLike) -> str:
@@ -77,7 +77,9 @@ def cap_identifier(broadcast: BroadcastLike) -> str:
 
 
 def _leaf(parent: Element, name: str, text: str) -> None:
-    SubElement(parent, f"{{{CAP12_NS}}}{name}").text = text
+    # Every text goes through printable_text: ElementTree writes control characters as they are, which no XML 1.0
+    # parser reads, and a broadcast stored before the boundary refused them must not break the public document.
+    SubElement(parent, f"{{{CAP12_NS}}}{name}").text = printable_text(text)
 
 
 def broadcast_to_cap(

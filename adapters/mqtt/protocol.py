@@ -180,11 +180,14 @@ def status_message(code: str, state: str, at: datetime | None = None, **extra: s
     return msg
 
 
+MAX_EXPIRY_INTERVAL = 2**32 - 1  # MQTT 5's Message Expiry Interval is a four-byte integer (seconds)
+
+
 def expiry_properties(expires_at: datetime, now: datetime) -> Properties | None:
     """MQTT 5 PUBLISH properties with the message expiry set from the broadcast's expiry (None once expired)."""
     remaining = int((expires_at - now).total_seconds())
     if remaining <= 0:
         return None
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.MessageExpiryInterval = remaining
+    props.MessageExpiryInterval = min(remaining, MAX_EXPIRY_INTERVAL)
     return props

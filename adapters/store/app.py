@@ -23,7 +23,7 @@ from domain.actor import Actor
 from domain.area import Area
 from domain.authority import Visibility, visibility
 from domain.broadcast import Broadcast
-from domain.content import build_content
+from domain.content import DEFAULT_LIMITS, ContentLimits, build_content
 from domain.endpoint import Endpoint
 from domain.errors import UnknownArea
 from domain.ids import area_id, endpoint_id, staff_id
@@ -31,6 +31,7 @@ from domain.staff import Staff
 from domain.values import AreaLevel
 
 A = TypeVar("A", bound=Aggregate)
+MAX_POSITION = 2**62  # bound on a log position a caller asks for: past any log, and `+ 1` fits a signed 64-bit integer
 Clock = Callable[[], datetime]
 
 
@@ -44,9 +45,12 @@ class Keng(Application[UUID]):
 
     name = "keng"
 
-    def __init__(self, env: dict[str, str] | None = None, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, clock: Clock = utc_now, limits: ContentLimits = DEFAULT_LIMITS
+    ) -> None:
         super().__init__(env)
         self.clock = clock
+        self.limits = limits
 
     def construct_transcoder(self) -> Transcoder:
         from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
@@ -195,6 +199,7 @@ class Keng(Application[UUID]):
             target_endpoints=target_endpoints,
             scope=self.scope_of(target_areas, target_endpoints, area_index),
             now=self.clock(),
+            limits=self.limits,
             **content,
         )
         return Broadcast.draft(built, by=actor, source_kind=source_kind, source_ref=source_ref)
@@ -207,7 +212,7 @@ class Keng(Application[UUID]):
             k: v for k, v in changes.items() if v is not None
         }
         merged["scope"] = self.scope_of(merged["target_areas"], merged["target_endpoints"])
-        built = build_content(now=self.clock(), **merged)
+        built = build_content(now=self.clock(), limits=self.limits, **merged)
         item.revise(built, by=self.staff(by))
         self.save_changes(item)
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.store.app import MAX_POSITION
+from domain.content import MAX_REPEATS, MAX_SCHEDULED, MAX_TARGETS, MAX_TEXT, MAX_TITLE
+from domain.values import MAX_URL
 from runtime.http.openapi_reports import report_paths
+from runtime.http.routes_audio import MAX_EXPIRY
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -21,6 +25,11 @@ def _ok(schema: dict[str, Any], code: int = 200, description: str = "ok") -> dic
 
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _bounded(hi: int) -> dict[str, Any]:
+    """An integer parameter: ASCII digits, 0..hi (anything else is a 400 naming the parameter)."""
+    return {"type": "integer", "minimum": 0, "maximum": hi}
 
 
 _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
@@ -50,15 +59,16 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "title": {"type": "string", "maxLength": 200},
-            "text": {"type": "string", "maxLength": 5000},
+            # Text fields refuse control characters other than tab and newline, and noncharacters (422).
+            "title": {"type": "string", "maxLength": MAX_TITLE},
+            "text": {"type": "string", "maxLength": MAX_TEXT},
             "priority": {"enum": ["emergency", "priority", "normal"]},
             "targets": {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "areas": {"type": "array", "items": {"type": "string"}},
-                    "endpoints": {"type": "array", "items": {"type": "string"}},
+                    "areas": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_TARGETS},
+                    "endpoints": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_TARGETS},
                 },
             },
             "channels": {"type": "array", "items": {"enum": ["speaker", "eboard", "portal", "app"]}},
@@ -66,12 +76,21 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "at": {"type": "array", "items": {"type": "string", "format": "date-time"}},
-                    "repeats": {"type": "integer", "minimum": 1, "maximum": 10},
+                    "at": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "date-time"},
+                        "maxItems": MAX_SCHEDULED,
+                        "description": "each before expires_at",
+                    },
+                    "repeats": {"type": "integer", "minimum": 1, "maximum": MAX_REPEATS},
                 },
             },
-            "expires_at": {"type": "string", "format": "date-time"},
-            "audio_url": {"type": "string"},
+            "expires_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "in the future, at most KENG_MAX_EXPIRY_DAYS (default 30) days ahead",
+            },
+            "audio_url": {"type": "string", "format": "uri", "maxLength": MAX_URL, "pattern": "^https?://"},
             "drill": {"type": "boolean"},
         },
     },
@@ -261,14 +280,14 @@ def openapi_document() -> dict[str, Any]:
                     "ETag = the hash, single byte ranges, Repr-Digest = SHA-256 of the bytes",
                     "parameters": [
                         {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
-                        {"name": "exp", "in": "query", "schema": {"type": "string"}},
+                        {"name": "exp", "in": "query", "schema": _bounded(MAX_EXPIRY)},
                         {"name": "sig", "in": "query", "schema": {"type": "string"}},
                     ],
                     "responses": {
                         "200": {"description": "the file", "content": {"audio/mpeg": {}}},
                         "206": {"description": "a byte range", "content": {"audio/mpeg": {}}},
                         "304": {"description": "not modified"},
-                        **_problems(401, 403, 404, 416),
+                        **_problems(400, 401, 403, 404, 416),
                     },
                 }
             },
@@ -277,7 +296,10 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "live status as server-sent events (broadcasts, dispatch progress, devices); "
                     "resume with Last-Event-ID or ?since=POSITION",
                     "security": _AUTH,
-                    "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}}],
+                    "parameters": [
+                        {"name": "since", "in": "query", "schema": _bounded(MAX_POSITION)},
+                        {"name": "Last-Event-ID", "in": "header", "schema": _bounded(MAX_POSITION)},
+                    ],
                     "responses": {
                         "200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
                         **_problems(400, 401),

@@ -13,11 +13,14 @@ import re
 from aiohttp import web
 
 from adapters.audio_store import lookup
+from runtime.http.params import bounded_int
 from runtime.http.problems import Problem
 from runtime.http.routes_operator import current_staff
 from runtime.http.services import SERVICES
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+MAX_OFFSET = 2**53  # byte offsets in a Range header; past any file
+MAX_EXPIRY = 10**12  # `exp` of a signed link, Unix seconds (year 33658)
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -25,11 +28,12 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     m = _RANGE.match(header.strip())
     if not m or (not m.group(1) and not m.group(2)):
         return None  # unsupported forms (several ranges) get the whole file, as RFC 9110 allows
-    if m.group(1):
-        start = int(m.group(1))
-        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    first, last = (bounded_int(g, "header Range", lo=0, hi=MAX_OFFSET) if g else None for g in m.groups())
+    if first is not None:
+        start = first
+        end = min(last, size - 1) if last is not None else size - 1
     else:
-        start, end = max(0, size - int(m.group(2))), size - 1
+        start, end = max(0, size - (last or 0)), size - 1
     if start >= size or start > end:
         raise Problem(416, "range-not-satisfiable", f"bytes {header} is outside the {size}-byte file")
     return start, end
@@ -40,7 +44,8 @@ async def audio(request: web.Request) -> web.StreamResponse:
     key = request.match_info["key"].removesuffix(".mp3")
     query = request.query
     if "sig" in query or "exp" in query:
-        if not services.audio_links.allows(key, query.get("exp", ""), query.get("sig", ""), now=services.wall_clock()):
+        exp = bounded_int(query.get("exp", ""), "query parameter 'exp'", lo=0, hi=MAX_EXPIRY)
+        if not services.audio_links.allows(key, exp, query.get("sig", ""), now=services.wall_clock()):
             raise Problem(403, "forbidden", "the audio link is invalid or has expired")
     else:
         await current_staff(request)

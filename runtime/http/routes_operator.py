@@ -21,7 +21,7 @@ from domain.endpoint import Endpoint
 from domain.staff import Staff
 from runtime.http.problems import Problem
 from runtime.http.services import SERVICES, Services
-from runtime.views import broadcast_view, endpoint_view, staff_view
+from runtime.views import broadcast_view, endpoint_view, jsonable, staff_view
 
 JSON = "application/json"
 
@@ -142,9 +142,7 @@ async def list_broadcasts(request: web.Request) -> web.Response:
         for b in items:
             due = b.ratification_due(within)
             view = broadcast_view(b, services.settings.display_tz)
-            view["ratify_by"] = (
-                due.astimezone(services.settings.display_tz).isoformat(timespec="seconds") if due else None
-            )
+            view["ratify_by"] = jsonable(due, services.settings.display_tz)
             view["ratification_overdue"] = bool(due and due < now)
             views.append(view)
         return web.json_response(views)

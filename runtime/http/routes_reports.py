@@ -14,11 +14,12 @@ import orjson
 from aiohttp import web
 
 from adapters.readstore.store import ReadStore
+from runtime.http.params import query_int
 from runtime.http.problems import Problem
 from runtime.http.routes_operator import current_staff
 from runtime.http.services import SERVICES
 from runtime.readmodels import LiveReadModels, check_auditor
-from runtime.reports import REPORTS, ReportOptions, build
+from runtime.reports import REPORTS, YEARS, ReportOptions, build
 
 READ_MODELS = web.AppKey("read_models", LiveReadModels)
 # Query parameters of each report (the CLI's option names).
@@ -34,12 +35,7 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
 
 
 def _year(request: web.Request, name: str, default: int) -> int:
-    value = request.query.get(name)
-    if value is None:
-        return default
-    if not value.isdigit() or not 1900 <= int(value) <= 2200:
-        raise Problem(400, "bad-request", f"query parameter {name!r} must be a year, got {value!r}")
-    return int(value)
+    return query_int(request.query, name, lo=YEARS[0], hi=YEARS[1], default=default)
 
 
 def _instant(request: web.Request, name: str) -> str | None:

@@ -16,8 +16,8 @@ import orjson
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from adapters.store.app import Keng
-from runtime.http.problems import Problem
+from adapters.store.app import MAX_POSITION, Keng
+from runtime.http.params import bounded_int
 from runtime.http.routes_operator import current_staff
 from runtime.http.services import SERVICES
 
@@ -60,12 +60,15 @@ def _read(app: Keng, since: int) -> list[tuple[int, Any]]:
 
 
 def _start(request: web.Request, newest: int) -> int:
-    raw = request.headers.get("Last-Event-ID") or request.query.get("since")
-    if raw is None:
+    """Where the stream starts: `Last-Event-ID` (a reconnect), else `?since=`, else the newest position. Checked
+    before the stream opens, so a bad value is a 400 and not a broken stream."""
+    if request.headers.get("Last-Event-ID"):
+        name, raw = "header Last-Event-ID", request.headers["Last-Event-ID"]
+    elif "since" in request.query:
+        name, raw = "query parameter 'since'", request.query["since"]
+    else:
         return newest
-    if not raw.isdigit():
-        raise Problem(400, "bad-request", "Last-Event-ID / since must be a log position (a whole number)")
-    return int(raw)
+    return bounded_int(raw, f"{name} (a log position)", lo=0, hi=MAX_POSITION)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -82,7 +85,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
             for pos, event in batch:
                 view = stream_view(pos, event)
                 if view is not None:
-                    await response.send(orjson.dumps(view).decode(), id=str(pos), event=view["type"])
+                    try:
+                        await response.send(orjson.dumps(view).decode(), id=str(pos), event=view["type"])
+                    except ConnectionResetError:  # the client went away mid-batch: not an error of ours
+                        return response
                 position = pos
             if not batch:
                 with contextlib.suppress(TimeoutError):

@@ -1,0 +1,22 @@
+"""Argument types shared by the CLI's commands: integers are read as bounded ASCII digits, by the same parser as the
+HTTP layer's (`domain.values.parse_digits`), so `keng` and the API accept and refuse the same values."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from domain.errors import InvalidValue
+from domain.values import parse_digits
+
+
+def digits(what: str, *, lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse `type`: a whole number in `lo..hi` (argparse reports a refusal as a usage error)."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_digits(text, what, lo=lo, hi=hi)
+        except InvalidValue as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
