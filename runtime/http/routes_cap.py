@@ -24,6 +24,7 @@ from adapters.cap.ingest import IngestResult, ingest_cap
 from adapters.cap.parse import parse_cap
 from adapters.cap.places import PlaceIndex
 from adapters.cap.render import CAP_MEDIA_TYPE, broadcast_to_cap
+from adapters.private_files import private_dir, write_private
 from adapters.recordings import fetch_recording, store_recording
 from adapters.store.access import VerifiedInbound, record_inbound, replayed_outcome, verify_inbound
 from adapters.store.errors import ConcurrencyConflict, NotFound
@@ -101,13 +102,9 @@ def accept_cap(
 def keep_document(services: Services, raw: bytes) -> str:
     """Store a received CAP document under its SHA-256 (idempotent); returns the hash."""
     digest = hashlib.sha256(raw).hexdigest()
-    folder = services.settings.data_dir / "cap"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest}.xml"
+    path = private_dir(services.settings.data_dir / "cap") / f"{digest}.xml"
     if not path.exists():
-        tmp = folder / f".{digest}.tmp"
-        tmp.write_bytes(raw)
-        tmp.replace(path)
+        write_private(path, raw)
     return digest
 
 
