@@ -44,7 +44,7 @@ from runtime import (
 )
 from runtime.bootstrap import StartupError
 from runtime.config import load_settings
-from runtime.logs import configure_logging
+from runtime.logs import configure_logging, report_error
 from runtime.output import CommandError
 
 # Most specific first: the first matching class gives the Vietnamese headline.
@@ -112,15 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.handler(args, settings)
     except CommandError as e:
-        print(f"lỗi: {e.headline} — {e.detail}", file=sys.stderr)
+        report_error(f"lỗi: {e.headline} — {e.detail}", command=args.command)
         return 1
     except Exception as e:
         headline = headline_for(e)
         if headline is None:
             structlog.get_logger(__name__).exception("command.crashed", command=args.command)
-            print(f"lỗi: sự cố ngoài dự kiến — unexpected {type(e).__name__}: {e}", file=sys.stderr)
+            report_error(f"lỗi: sự cố ngoài dự kiến — unexpected {type(e).__name__}: {e}", command=args.command)
             return 70
-        print(f"lỗi: {headline} — {e}", file=sys.stderr)
+        report_error(f"lỗi: {headline} — {e}", command=args.command)
         return 1
     return int(result or 0)
 
