@@ -72,7 +72,9 @@ def configure_logging(
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     limiter = RepeatLimiter(_report_suppressed, burst=burst, window_s=window_s)
     _current[:], _json_lines[0] = [limiter], use_json
