@@ -141,6 +141,26 @@ def test_a_revocation_the_stream_does_not_read_is_caught_by_the_periodic_check(
         services.committer.close()
 
 
+def test_a_role_change_read_in_the_log_applies_to_the_stream_at_once(sample_app: Keng, tmp_path: Path) -> None:
+    app = sample_app
+    token = issue_token(app, staff="ha.vu", label="stream", by="admin")  # an approver of ward 00595
+    settings = load_settings(data_dir=str(tmp_path), environ={})
+    services = Services(app=app, secrets=SecretStore(tmp_path), settings=settings)
+    try:
+        session = StreamSession(services, token, authenticate(app, token))
+        start = app.max_position()
+        draft = {"title": "Thông báo", "text": "Nội dung.", "priority": "normal"}
+        app.draft_broadcast(by="lan.nguyen", target_areas=[WARD_B], **draft)
+        assert session.next_batch(start).messages == []
+        middle = app.max_position()
+        app.change_role("ha.vu", "auditor", grant=True, by="admin")
+        foreign = app.draft_broadcast(by="lan.nguyen", target_areas=[WARD_B], **draft)
+        batch = session.next_batch(middle)  # well within REAUTH_S: the Staff event itself triggers the check
+        assert batch.ended is None and [m["broadcast_id"] for _, m in batch.messages] == [str(foreign)]
+    finally:
+        services.committer.close()
+
+
 def test_a_ward_drafter_streams_their_ward_and_district_wide_events_but_not_another_wards(
     api: tuple[Client, dict[str, str], Keng],  # noqa: F811
 ) -> None:
