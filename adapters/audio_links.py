@@ -14,6 +14,8 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
+from adapters.private_files import private_dir
+
 FILENAME = "audio-links.key"
 
 
@@ -30,7 +32,7 @@ class AudioLinks:
         """Load the key from the data directory, creating it (mode 0600) the first time."""
         path = data_dir / FILENAME
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(data_dir)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(secrets.token_bytes(32))

@@ -25,6 +25,7 @@ from pathlib import Path
 import lameenc
 import structlog
 
+from adapters.private_files import FILE_MODE, private_dir, write_private
 from adapters.tts.base import Audio
 
 log = structlog.get_logger(__name__)
@@ -73,12 +74,6 @@ def encode_wav(audio: Audio) -> bytes:
     return out.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def lookup(root: Path, key: str, fmt: str = "mp3") -> AssetInfo | None:
     """Return the stored asset for a hash, or None. Rejects anything that is not a 64-hex-digit hash."""
     if len(key) != 64 or not set(key) <= _HEX64 or fmt not in MIME:
@@ -110,7 +105,7 @@ class AudioStore:
         self.renders = 0  # syntheses actually run by this instance (benchmarks and tests read it)
         self._guard = threading.Lock()
         self._inflight: dict[str, Future[AssetInfo]] = {}
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)
 
     def lookup(self, key: str, fmt: str = "mp3") -> AssetInfo | None:
         return lookup(self.root, key, fmt)
@@ -157,16 +152,16 @@ class AudioStore:
     def _create_locked(
         self, key: str, engine: str, voice: str, render: Callable[[], Audio], keep_wav: bool, text: str
     ) -> AssetInfo:
-        with open(self.root / f".{key}.lock", "w") as lock_file:
+        with os.fdopen(os.open(self.root / f".{key}.lock", os.O_WRONLY | os.O_CREAT, FILE_MODE), "w") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)  # another process may be rendering the same key
             found = self._lookup_complete(key, keep_wav)
             if found is not None:
                 return found
             audio = render()
             self.renders += 1
-            _write_atomic(self.root / f"{key}.mp3", encode_mp3(audio, self.mp3_bitrate_kbps))
+            write_private(self.root / f"{key}.mp3", encode_mp3(audio, self.mp3_bitrate_kbps))
             if keep_wav:
-                _write_atomic(self.root / f"{key}.wav", encode_wav(audio))
+                write_private(self.root / f"{key}.wav", encode_wav(audio))
             meta = {
                 "duration_s": round(audio.duration_s, 3),
                 "engine": engine,
@@ -174,7 +169,7 @@ class AudioStore:
                 "sample_rate": audio.sample_rate,
                 "text": text,
             }
-            _write_atomic(self.root / f"{key}.json", json.dumps(meta, ensure_ascii=False).encode())
+            write_private(self.root / f"{key}.json", json.dumps(meta, ensure_ascii=False).encode())
         info = lookup(self.root, key)
         if info is None:  # pragma: no cover - the files were just written
             raise RuntimeError(f"asset {key} vanished after writing")

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from adapters.audio_store import AssetInfo, _write_atomic, encode_mp3, lookup
+from adapters.audio_store import AssetInfo, encode_mp3, lookup
 from adapters.audio_upload import UploadLimits, UploadRefused, validate_upload
 from adapters.outbound import BAD_STATUS, FetchPolicy, FetchRefused, fetch
+from adapters.private_files import private_dir, write_private
 from adapters.tts.base import Audio
 
 FETCH_TIMEOUT_S = 20.0
@@ -36,10 +37,10 @@ def store_recording(root: Path, data: bytes, *, source: str, limits: UploadLimit
         samples, rate = soundfile.read(io.BytesIO(data), dtype="int16", always_2d=True)
         mono = samples.mean(axis=1).astype(np.int16)
         mp3 = encode_mp3(Audio(samples=mono, sample_rate=int(rate)))
-    root.mkdir(parents=True, exist_ok=True)
-    _write_atomic(root / f"{key}.mp3", mp3)
+    private_dir(root)
+    write_private(root / f"{key}.mp3", mp3)
     meta = {"duration_s": round(info.duration_s, 3), "engine": source, "voice": "", "sample_rate": info.sample_rate}
-    _write_atomic(root / f"{key}.json", json.dumps(meta).encode())
+    write_private(root / f"{key}.json", json.dumps(meta).encode())
     stored = lookup(root, key, "mp3")
     if stored is None:  # pragma: no cover - just written
         raise RuntimeError(f"recording {key} vanished after writing")

@@ -6,13 +6,12 @@ deployment, distribute this file with the same care as a TLS private key.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from pathlib import Path
 
 import orjson
 
+from adapters.private_files import private_dir, write_private
 from adapters.signing import fingerprint
 
 
@@ -38,18 +37,8 @@ class SecretStore:
         return {k: dict(v) for k, v in self._cache[1].items()}
 
     def _write(self, data: dict[str, dict[str, str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets-")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        private_dir(self.path.parent)
+        write_private(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2), durable=True)
 
     def add(self, integration: str, secret: str) -> str:
         """Store a secret; returns its fingerprint."""

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import gc
 from datetime import timedelta
+from pathlib import Path
 
+import structlog
+
+from adapters.private_files import loose_paths, touch_private
 from adapters.store.app import Clock, Keng, utc_now
 from adapters.store.config import locate_store
 from adapters.store.sqlite import SYNCHRONOUS_FULL, DurabilityError, KengSQLiteFactory
 from domain.content import ContentLimits
 from runtime.config import Settings
+
+log = structlog.get_logger(__name__)
 
 
 def freeze_long_lived() -> None:
@@ -37,7 +43,7 @@ def open_app(settings: Settings, *, clock: Clock = utc_now, create: bool = True)
         if db is not None:
             if not create and not db.exists():
                 raise StartupError(f"no keng data in {settings.data_dir}: run `keng init` (or `keng init --sample`)")
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            touch_private(db)  # 0600 before SQLite opens it, so its -wal and -shm files are 0600 too
     try:
         app = Keng(env=location.env, clock=clock, limits=limits_of(settings))
     except Exception as e:  # the library wraps driver errors in several types; all mean "cannot open"
@@ -46,3 +52,16 @@ def open_app(settings: Settings, *, clock: Clock = utc_now, create: bool = True)
     if isinstance(factory, KengSQLiteFactory) and factory.synchronous_level() != SYNCHRONOUS_FULL:
         raise DurabilityError(f"{location.display}: PRAGMA synchronous is not FULL")
     return app
+
+
+def warn_loose_permissions(data_dir: Path) -> int:
+    """Log a warning for each directory or file in the data directory that group or others may use (an installation
+    made before keng kept it private); returns how many. `keng doctor --fix` tightens them."""
+    if not data_dir.is_dir():
+        return 0
+    loose = loose_paths(data_dir)
+    for item in loose:
+        log.warning("data_dir.permissions_too_wide", **item.as_dict())
+    if loose:
+        log.warning("data_dir.not_private", data_dir=str(data_dir), paths=len(loose), fix="keng doctor --fix")
+    return len(loose)

@@ -6,6 +6,7 @@ Messages for ward staff are Vietnamese first, with the English detail (which nam
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ import structlog
 from adapters.cap.errors import CapError
 from adapters.district_file import DistrictFileError
 from adapters.mqtt.broker import BrokerConfigError
+from adapters.private_files import PRIVATE_UMASK
 from adapters.store.config import StoreConfigError
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
 from domain.cap_places import CapRefused
@@ -34,6 +36,7 @@ from runtime import (
     cli_broadcast,
     cli_cap,
     cli_dispatch,
+    cli_doctor,
     cli_render,
     cli_report,
     cli_service,
@@ -41,7 +44,7 @@ from runtime import (
 )
 from runtime.bootstrap import StartupError
 from runtime.config import load_settings
-from runtime.logs import configure_logging
+from runtime.logs import configure_logging, report_error
 from runtime.output import CommandError
 
 # Most specific first: the first matching class gives the Vietnamese headline.
@@ -89,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_service.register(sub)
     cli_tts.register(sub)
     cli_render.register(sub)
+    cli_doctor.register(sub)
     return parser
 
 
@@ -99,6 +103,7 @@ def headline_for(error: BaseException) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `keng` console script."""
+    os.umask(PRIVATE_UMASK)  # whatever this process creates (libraries included) is private to its owner
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -111,15 +116,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.handler(args, settings)
     except CommandError as e:
-        print(f"lỗi: {e.headline} — {e.detail}", file=sys.stderr)
+        report_error(f"lỗi: {e.headline} — {e.detail}", command=args.command)
         return 1
     except Exception as e:
         headline = headline_for(e)
         if headline is None:
             structlog.get_logger(__name__).exception("command.crashed", command=args.command)
-            print(f"lỗi: sự cố ngoài dự kiến — unexpected {type(e).__name__}: {e}", file=sys.stderr)
+            report_error(f"lỗi: sự cố ngoài dự kiến — unexpected {type(e).__name__}: {e}", command=args.command)
             return 70
-        print(f"lỗi: {headline} — {e}", file=sys.stderr)
+        report_error(f"lỗi: {headline} — {e}", command=args.command)
         return 1
     return int(result or 0)
 

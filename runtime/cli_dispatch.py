@@ -18,7 +18,7 @@ import structlog
 
 from adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
 from domain.programme import SAMPLE_SLOTS, Programme, parse_slots
-from runtime.bootstrap import freeze_long_lived, open_app
+from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
 from runtime.config import Settings
 from runtime.dispatcher import Dispatcher
 from runtime.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
@@ -78,6 +78,7 @@ async def _until_signalled() -> None:
 
 def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
+    warn_loose_permissions(settings.data_dir)
 
     async def main() -> None:
         embedded: EmbeddedBroker | None = None

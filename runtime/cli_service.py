@@ -30,7 +30,7 @@ from adapters.store.access import (
 from domain.access import ApiToken, Integration
 from domain.errors import InvalidValue
 from domain.standing_orders import StandingOrder, parse_orders
-from runtime.bootstrap import freeze_long_lived, open_app
+from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
 from runtime.cli_admin import catalog, require_admin
 from runtime.cli_dispatch import broker_from, programme_from
 from runtime.cli_render import render_config
@@ -169,6 +169,7 @@ def load_standing_orders(settings: Settings) -> list[StandingOrder]:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
+    warn_loose_permissions(settings.data_dir)
     base = args.public_url or f"http://{args.host}:{args.port}"
     services = Services(
         app=app,

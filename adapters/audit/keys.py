@@ -15,6 +15,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from adapters.private_files import private_dir
+
 KEY_FILE = "audit-key.pem"
 
 
@@ -56,7 +58,7 @@ def load_or_create(data_dir: Path) -> Signer:
         if not isinstance(private, Ed25519PrivateKey):
             raise ValueError(f"{path} does not hold an Ed25519 private key")
         return Signer(private)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

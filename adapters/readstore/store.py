@@ -15,6 +15,7 @@ import orjson
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
+from adapters.private_files import touch_private
 from adapters.readstore.sql import SqlDb
 from projections.fold import Doc, Row
 
@@ -64,7 +65,7 @@ class ReadStore:
     @classmethod
     def sqlite_file(cls, path: Path) -> ReadStore:
         """A read store in its own SQLite file (live models beside an SQLite event store, or an as-of replay)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        touch_private(path)
         return cls(SqlDb("sqlite", SQLiteDatastore(db_name=str(path))))
 
     def close(self) -> None:

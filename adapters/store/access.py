@@ -7,6 +7,7 @@ import secrets as _secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from adapters.secrets import SecretStore
 from adapters.signing import SignatureError, Verified, new_secret, verify
@@ -42,12 +43,17 @@ def issue_token(app: Keng, *, staff: str, label: str, by: str) -> str:
     return token
 
 
+def token_record_id(token: str) -> UUID:
+    """Id of the ApiToken aggregate that records this token (by its hash)."""
+    return token_id(_sha256(token))
+
+
 def authenticate(app: Keng, token: str) -> Staff:
     """The staff member holding a valid token."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("the bearer token is malformed")
     try:
-        record = app.load(ApiToken, token_id(_sha256(token)), "token")
+        record = app.load(ApiToken, token_record_id(token), "token")
     except NotFound:
         raise Unauthenticated("the bearer token is not known") from None
     if record.revoked:

@@ -22,6 +22,7 @@ import structlog
 
 from adapters.audio_store import AudioStore, content_key
 from adapters.boards import BoardProfile, page_count, render_board_png, render_board_text
+from adapters.private_files import write_private
 from adapters.tts.base import (
     Audio,
     EngineUnavailable,
@@ -185,9 +186,7 @@ def _stored(data: bytes, suffix: str, mime: str, channel: str, engine: str, stor
     key = hashlib.sha256(data).hexdigest()
     path = store_root / f"{key}.{suffix}"
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_private(path, data)
     return RenderedAsset(
         channel=channel, asset_hash=key, path=path, duration_s=None, engine=engine, mime=mime, size=len(data)
     )

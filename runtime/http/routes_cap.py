@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 from dataclasses import replace
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import structlog
 from aiohttp import web
@@ -25,6 +25,7 @@ from adapters.cap.ingest import IngestResult, prepare_cap
 from adapters.cap.parse import parse_cap
 from adapters.cap.places import PlaceIndex
 from adapters.cap.render import CAP_MEDIA_TYPE, broadcast_to_cap
+from adapters.private_files import private_dir, write_private
 from adapters.recordings import fetch_recording, store_recording
 from adapters.store.access import VerifiedInbound, find_inbound, record_inbound, replayed_outcome, verify_inbound
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord
@@ -113,13 +114,9 @@ def accept_cap(
 def keep_document(services: Services, raw: bytes) -> str:
     """Store a received CAP document under its SHA-256 (idempotent); returns the hash."""
     digest = hashlib.sha256(raw).hexdigest()
-    folder = services.settings.data_dir / "cap"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest}.xml"
+    path = private_dir(services.settings.data_dir / "cap") / f"{digest}.xml"
     if not path.exists():
-        tmp = folder / f".{digest}.{uuid4().hex}.tmp"  # concurrent duplicates each write their own, then one wins
-        tmp.write_bytes(raw)
-        tmp.replace(path)
+        write_private(path, raw)
     return digest
 
 

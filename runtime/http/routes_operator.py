@@ -26,14 +26,20 @@ from runtime.views import broadcast_view, endpoint_view, jsonable, staff_view
 JSON = "application/json"
 
 
-async def current_staff(request: web.Request) -> Staff:
-    """The staff member behind the request's bearer token."""
+def bearer_token(request: web.Request) -> str:
+    """The request's bearer token (not yet checked)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send 'Authorization: Bearer <token>' (create one with `keng token create`)")
+    return token.strip()
+
+
+async def current_staff(request: web.Request) -> Staff:
+    """The staff member behind the request's bearer token."""
+    token = bearer_token(request)
     services = request.app[SERVICES]
-    return await services.run(lambda: authenticate(services.app, token.strip()))
+    return await services.run(lambda: authenticate(services.app, token))
 
 
 async def json_body(request: web.Request) -> bytes:

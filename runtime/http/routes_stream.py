@@ -3,25 +3,39 @@ progress (acks recorded per state) and device transitions, read from the event l
 
 Each SSE message carries the log position as its `id`, so a client that reconnects with `Last-Event-ID` (or
 `?since=N`) misses nothing; without either, the stream starts at the newest position.
+
+A stream carries only what its holder may read (runtime/http/stream_scope.py), and lives only as long as its token:
+the token is checked again every `REAUTH_S` seconds (a revocation made by any process on the same store ends the
+stream), and at once when the log shows the token revoked or the holder's roles changed. The stream then ends with
+a last `revoked` message saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import structlog
 from aiohttp import web
 from aiohttp_sse import sse_response
 
+from adapters.store.access import Unauthenticated, authenticate, token_record_id
 from adapters.store.app import MAX_POSITION, Keng
+from domain.access import ApiToken
+from domain.staff import Staff
 from runtime.http.params import bounded_int
-from runtime.http.routes_operator import current_staff
-from runtime.http.services import SERVICES
+from runtime.http.routes_operator import bearer_token, current_staff
+from runtime.http.services import SERVICES, Services
+from runtime.http.stream_scope import StreamScope
 
 POLL_S = 0.3
+REAUTH_S = 2.0
+log = structlog.get_logger(__name__)
 _CLOSING = web.AppKey("stream_closing", asyncio.Event)
 DEVICE_EVENTS = {"CameOnline", "WentOffline", "FaultReported", "Repaired", "ConvertedToIP", "Decommissioned"}
 
@@ -55,6 +69,57 @@ def stream_view(position: int, event: Any) -> dict[str, Any] | None:
     return None
 
 
+@dataclass
+class Batch:
+    """What one read of the log gives a stream: the messages to send, the position reached, how many events were
+    read, and why the stream must end (None: it goes on)."""
+
+    messages: list[tuple[int, dict[str, Any]]]
+    position: int
+    read: int
+    ended: str | None = None
+
+
+class StreamSession:
+    """One holder's stream: their token, checked again while it runs, and what they may see. Blocking (it reads the
+    store): call its methods off the event loop."""
+
+    def __init__(self, services: Services, token: str, staff: Staff) -> None:
+        self.services, self.token = services, token
+        self.token_id, self.staff_id = token_record_id(token), staff.id
+        self.scope = StreamScope(services.app, services.visibility_of(staff))
+        self.checked_at = time.monotonic()
+
+    def recheck(self) -> str | None:
+        """Authenticate the token again and refresh the reading scope; the reason it no longer holds, or None."""
+        try:
+            staff = authenticate(self.services.app, self.token)
+        except Unauthenticated as e:
+            return str(e)
+        self.scope.update(self.services.visibility_of(staff))
+        self.checked_at = time.monotonic()
+        return None
+
+    def next_batch(self, since: int) -> Batch:
+        """The visible messages after `since` (at most 500 events read), stopping at the token's revocation."""
+        ended = self.recheck() if time.monotonic() - self.checked_at >= REAUTH_S else None
+        batch = Batch([], since, 0, ended)
+        if ended is not None:
+            return batch
+        for pos, event in _read(self.services.app, since):
+            batch.position, batch.read = pos, batch.read + 1
+            if event.originator_id == self.token_id and isinstance(event, ApiToken.Revoked):
+                batch.ended = "the bearer token was revoked"
+                return batch
+            if event.originator_id == self.staff_id and (ended := self.recheck()) is not None:
+                batch.ended = ended  # the holder's roles changed: their scope is read again
+                return batch
+            # The scope sees every event (it learns scopes, owners and wards from them); the view picks what to carry.
+            if self.scope.admits(event) and (view := stream_view(pos, event)) is not None:
+                batch.messages.append((pos, view))
+        return batch
+
+
 def _read(app: Keng, since: int) -> list[tuple[int, Any]]:
     return list(app.read_events(since, limit=500))
 
@@ -72,28 +137,35 @@ def _start(request: web.Request, newest: int) -> int:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    await current_staff(request)
+    staff = await current_staff(request)
     services = request.app[SERVICES]
     app = services.app
     position = _start(request, await services.run(app.max_position))
+    session = await services.run(lambda: StreamSession(services, bearer_token(request), staff))
     closing = request.app[_CLOSING]
     async with sse_response(request, ping_interval=15) as response:
         while response.is_connected() and not closing.is_set():
             if request.transport is None or request.transport.is_closing():
                 break  # the client went away
-            batch = await asyncio.to_thread(_read, app, position)
-            for pos, event in batch:
-                view = stream_view(pos, event)
-                if view is not None:
-                    try:
-                        await response.send(orjson.dumps(view).decode(), id=str(pos), event=view["type"])
-                    except ConnectionResetError:  # the client went away mid-batch: not an error of ours
-                        return response
-                position = pos
-            if not batch:
+            batch = await asyncio.to_thread(session.next_batch, position)
+            for pos, view in batch.messages:
+                try:
+                    await response.send(orjson.dumps(view).decode(), id=str(pos), event=view["type"])
+                except ConnectionResetError:  # the client went away mid-batch: not an error of ours
+                    return response
+            position = batch.position
+            if batch.ended is not None:
+                await _end(response, staff, batch)
+                break
+            if not batch.read:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(closing.wait(), POLL_S)
     return response
+
+
+async def _end(response: Any, staff: Staff, batch: Batch) -> None:
+    log.info("stream.ended", staff=staff.handle, reason=batch.ended, position=batch.position)
+    await response.send(orjson.dumps({"reason": batch.ended, "position": batch.position}).decode(), event="revoked")
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -1,0 +1,87 @@
+"""Every writer under the data directory makes private files by itself (0700 folders, 0600 files), whatever the
+process umask: the event store with its -wal and -shm, read models, secrets, the audio link key, audio assets and
+received CAP documents. The `keng` command sets umask 0o077 too; these run under a permissive 0o022 to prove the
+writers do not lean on it."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapters.audio_links import AudioLinks
+from adapters.audio_store import AudioStore
+from adapters.private_files import loose_paths, tighten
+from adapters.secrets import SecretStore
+from adapters.tts.base import Audio
+from runtime.bootstrap import open_app
+from runtime.config import load_settings
+from runtime.http.routes_cap import keep_document
+from runtime.http.services import Services
+from runtime.inventory import install_sample
+from runtime.readmodels import caught_up
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_each_writer_creates_private_folders_and_files_under_a_permissive_umask(tmp_path: Path) -> None:
+    data = tmp_path / "fresh" / "data"
+    settings = load_settings(data_dir=str(data), environ={})
+    app = open_app(settings)
+    try:
+        install_sample(app)
+        assert {p.name for p in data.iterdir()} >= {"keng.db", "keng.db-wal", "keng.db-shm"}
+        caught_up(app).close()  # the read models beside the store
+        SecretStore(data).add("city-source", "s" * 40)
+        AudioLinks.in_data_dir(data)
+        AudioStore(data / "assets").get_or_create(
+            "ab" * 32, "test", "", lambda: Audio(samples=np.zeros(800, dtype=np.int16), sample_rate=8000)
+        )
+        services = Services(app=app, secrets=SecretStore(data), settings=settings)
+        try:
+            keep_document(services, b"<alert xmlns='urn:oasis:names:tc:emergency:cap:1.2'/>")
+        finally:
+            services.committer.close()
+    finally:
+        app.close()
+    names = {str(p.relative_to(data)) for p in data.rglob("*")}
+    assert {"keng.db.readmodels.db", "integrations.secrets.json", "audio-links.key", "cap"} <= names, sorted(names)
+    assert any(n.startswith("assets/") and n.endswith(".mp3") for n in names)
+    assert any(n.startswith("cap/") and n.endswith(".xml") for n in names)
+    assert mode(data) == 0o700
+    assert loose_paths(data) == []
+
+
+def test_loose_paths_names_wider_folders_and_files_and_tighten_clears_group_and_other_bits(tmp_path: Path) -> None:
+    (tmp_path / "cap").mkdir(mode=0o755)
+    (tmp_path / "cap" / "a.xml").write_bytes(b"x")
+    (tmp_path / "cap" / "a.xml").chmod(0o644)
+    (tmp_path / "tool").write_bytes(b"x")
+    (tmp_path / "tool").chmod(0o700)  # an owner-only executable is private
+    (tmp_path / "link").symlink_to("/etc/hostname")  # links are not followed
+    tmp_path.chmod(0o750)
+    loose = loose_paths(tmp_path)
+    assert [(item.path, f"{item.mode:04o}", f"{item.wanted:04o}") for item in loose] == [
+        (tmp_path, "0750", "0700"),
+        (tmp_path / "cap", "0755", "0700"),
+        (tmp_path / "cap" / "a.xml", "0644", "0600"),
+    ]
+    tighten(loose)
+    assert loose_paths(tmp_path) == []
+    assert mode(tmp_path / "cap" / "a.xml") == 0o600 and mode(tmp_path / "tool") == 0o700
