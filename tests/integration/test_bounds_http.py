@@ -35,7 +35,7 @@ from runtime.inventory import install_sample
 from runtime.logs import configure_logging
 from runtime.reports import REPORTS
 from tests.http_server import Client, Reply, serve
-from tests.unit.cap_builders import alert, info
+from tests.unit.cap_builders import SENDER, alert, info
 
 ICT = timezone(timedelta(hours=7))
 WARDS = ["00595", "00598", "00601"]
@@ -66,7 +66,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     secrets = SecretStore(data)
     tokens = {h: issue_token(app, staff=h, label="bounds", by="admin") for h in STAFF}
     hook = add_integration(app, secrets, name="city-source", kind="city-source", jurisdiction=["021"], by="admin")
-    cap = add_integration(app, secrets, name="kttv", kind="cap", jurisdiction=["021"], by="admin")
+    cap = add_integration(app, secrets, name="kttv", kind="cap", jurisdiction=["021"], by="admin", senders=[SENDER])
     services = Services(app=app, secrets=secrets, settings=load_settings(data_dir=str(data), environ={}))
     with serve(services) as client:
         yield Site(client, app, data, tokens, hook, cap, services)
