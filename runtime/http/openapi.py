@@ -193,7 +193,10 @@ def _public_paths() -> dict[str, Any]:
                 "summary": "live status as server-sent events (broadcasts, dispatch progress, devices); "
                 "resume with Last-Event-ID or ?since=POSITION",
                 "security": _AUTH,
-                "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                "parameters": [
+                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 0}},
+                ],
                 "responses": {
                     "200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
                     **_problems(400, 401),
