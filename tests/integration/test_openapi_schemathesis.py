@@ -275,8 +275,6 @@ def test_operation_never_fails_and_answers_as_documented_for_any_role(api: Api, 
         api.check(case, api.call(case, role))
 
     run()
-    for (label, status), n in sorted(api.answers.items()):
-        print(f"  {label} -> {status}: {n}")
     assert not api.failures, api.report()
 
 
