@@ -29,6 +29,7 @@ from hypothesis.stateful import rule
 from schemathesis import APIOperation, Case, GenerationMode, Response
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 from schemathesis.generation.stateful.state_machine import normalize_name
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -115,11 +116,11 @@ class Credentials(requests.auth.AuthBase):
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        path = urlsplit(request.url).path
+        path = urlsplit(str(request.url)).path
         secret = self.webhook_secrets.get(path)
         if secret is not None:
             body = request.body or b""
-            raw = body.encode() if isinstance(body, str) else body
+            raw = body if isinstance(body, bytes) else str(body).encode()
             message_id, now = f"schemathesis-{next(self._ids)}", int(time.time())
             request.headers.update(
                 {
@@ -197,7 +198,7 @@ def _realistic_bodies(schema: OpenApiSchema) -> None:
         case.body = body
         return case
 
-    @schema.hook("flatmap_case")  # type: ignore[misc]
+    @schema.hook("flatmap_case")
     def realistic(context: schemathesis.HookContext, case: Case) -> st.SearchStrategy[Case]:
         if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
             return st.just(case)
@@ -247,7 +248,7 @@ def suitable_role(operation: APIOperation) -> str:
 
 
 def _operations(schema: OpenApiSchema) -> list[APIOperation]:
-    return [result.ok() for result in schema.get_all_operations()]
+    return [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
 
 
 def _settings(max_examples: int, *, derandomize: bool = True, **kw: Any) -> hypothesis.settings:
