@@ -42,7 +42,7 @@ def _broadcast_links(expression: str) -> dict[str, Any]:
         "CapDocument": "getCapDocument",
     }
     links = {name: {"operationId": op, "parameters": {"path.id": expression}} for name, op in targets.items()}
-    links["Timeline"] = {"operationId": "report_timeline", "parameters": {"query.broadcast": expression}}
+    links["Timeline"] = {"operationId": "reportTimeline", "parameters": {"query.broadcast": expression}}
     return links
 
 
@@ -56,7 +56,7 @@ _REASON = {
             "schema": {
                 "type": "object",
                 "required": ["reason"],
-                "properties": {"reason": {"type": "string"}},
+                "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}},
             }
         }
     },
