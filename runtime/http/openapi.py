@@ -1,26 +1,21 @@
-"""The OpenAPI 3.1 document of `keng serve` (tests check it is valid and that it lists exactly the served routes)."""
+"""The OpenAPI 3.1 document of `keng serve` (tests check it is valid, that it lists exactly the served routes, and,
+with schemathesis, that every answer of every route matches it).
+
+Links tie each operation that creates or changes a broadcast to the operations that act on it next, so a client (or
+a stateful fuzzer) can follow draft -> revise -> submit -> approve -> cancel without guessing ids.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from adapters.store.app import MAX_POSITION
-from domain.content import MAX_REPEATS, MAX_SCHEDULED, MAX_TARGETS, MAX_TEXT, MAX_TITLE
-from domain.values import MAX_URL
 from runtime.http.openapi_reports import report_paths
+from runtime.http.openapi_schemas import SCHEMAS, STATES
 from runtime.http.routes_audio import MAX_EXPIRY
 
-_PROBLEM = {"$ref": "#/components/schemas/Problem"}
-
-
-def _problems(*codes: int) -> dict[str, Any]:
-    return {
-        str(c): {"description": "problem", "content": {"application/problem+json": {"schema": _PROBLEM}}} for c in codes
-    }
-
-
-def _ok(schema: dict[str, Any], code: int = 200, description: str = "ok") -> dict[str, Any]:
-    return {str(code): {"description": description, "content": {"application/json": {"schema": schema}}}}
+PROBLEM = "application/problem+json"
+ACTIONS = ("submit", "approve", "ratify", "reject", "cancel")
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -32,164 +27,295 @@ def _bounded(hi: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": 0, "maximum": hi}
 
 
+def _problems(*codes: int) -> dict[str, Any]:
+    return {str(c): {"description": "problem", "content": {PROBLEM: {"schema": _ref("Problem")}}} for c in codes}
+
+
+def _ok(
+    schema: dict[str, Any], code: int = 200, description: str = "ok", links: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if links:
+        answer["links"] = links
+    return {str(code): answer}
+
+
+def _broadcast_links(expression: str) -> dict[str, Any]:
+    """Links from an answer that names a broadcast (at `expression`) to every operation on that broadcast."""
+    targets = {
+        "GetBroadcast": "getBroadcast",
+        "ReviseBroadcast": "reviseBroadcast",
+        **{f"{a.capitalize()}Broadcast": f"{a}Broadcast" for a in ACTIONS},
+        "CapDocument": "getCapDocument",
+    }
+    links = {name: {"operationId": op, "parameters": {"path.id": expression}} for name, op in targets.items()}
+    links["Timeline"] = {"operationId": "reportTimeline", "parameters": {"query.broadcast": expression}}
+    return links
+
+
+_BY_ID = _broadcast_links("$response.body#/id")
 _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
-_BODY = {"required": True, "content": {"application/json": {"schema": _ref("BroadcastInput")}}}
+_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 _REASON = {
     "required": True,
     "content": {
         "application/json": {
-            "schema": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}
+            "schema": {
+                "type": "object",
+                "required": ["reason"],
+                "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}},
+            }
         }
     },
 }
-_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
-
-SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-        },
-    },
-    "BroadcastInput": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            # Text fields refuse control characters other than tab and newline, and noncharacters (422).
-            "title": {"type": "string", "maxLength": MAX_TITLE},
-            "text": {"type": "string", "maxLength": MAX_TEXT},
-            "priority": {"enum": ["emergency", "priority", "normal"]},
-            "targets": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "areas": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_TARGETS},
-                    "endpoints": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_TARGETS},
-                },
-            },
-            "channels": {"type": "array", "items": {"enum": ["speaker", "eboard", "portal", "app"]}},
-            "schedule": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "at": {
-                        "type": "array",
-                        "items": {"type": "string", "format": "date-time"},
-                        "maxItems": MAX_SCHEDULED,
-                        "description": "each before expires_at",
-                    },
-                    "repeats": {"type": "integer", "minimum": 1, "maximum": MAX_REPEATS},
-                },
-            },
-            "expires_at": {
-                "type": "string",
-                "format": "date-time",
-                "description": "in the future, at most KENG_MAX_EXPIRY_DAYS (default 30) days ahead",
-            },
-            "audio_url": {"type": "string", "format": "uri", "maxLength": MAX_URL, "pattern": "^https?://"},
-            "drill": {"type": "boolean"},
-        },
-    },
-    "Broadcast": {
-        "type": "object",
-        "required": [
-            "id",
-            "title",
-            "text",
-            "priority",
-            "state",
-            "revision",
-            "approved",
-            "targets",
-            "scope",
-            "channels",
-            "expires_at",
-            "source",
-            "approvals",
-        ],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "title": {"type": "string"},
-            "text": {"type": "string"},
-            "priority": {"enum": ["emergency", "priority", "normal"]},
-            "state": {
-                "enum": [
-                    "draft",
-                    "submitted",
-                    "approved",
-                    "scheduled",
-                    "dispatching",
-                    "completed",
-                    "cancelled",
-                    "expired",
-                    "rejected",
-                ]
-            },
-            "revision": {"type": "integer"},
-            "approved": {"type": "boolean"},
-            "targets": {"type": "object"},
-            "scope": {"type": "array", "items": {"type": "string"}},
-            "channels": {"type": "array", "items": {"type": "string"}},
-            "expires_at": {"type": "string"},
-            "source": {"type": "object"},
-            "approvals": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-    "Endpoint": {
-        "type": "object",
-        "required": ["code", "kind", "ward"],
-        "properties": {
-            "code": {"type": "string"},
-            "kind": {"type": "string"},
-            "ward": {"type": "string"},
-            "group": {"type": ["string", "null"]},
-            "online": {"type": ["boolean", "null"]},
-        },
-    },
-    "Area": {
-        "type": "object",
-        "required": ["code", "name", "level"],
-        "properties": {
-            "code": {"type": "string"},
-            "name": {"type": "string"},
-            "level": {"type": "string"},
-            "parent": {"type": ["string", "null"]},
-        },
-    },
-    "Staff": {
-        "type": "object",
-        "required": ["handle", "name", "roles"],
-        "properties": {
-            "handle": {"type": "string"},
-            "name": {"type": "string"},
-            "roles": {"type": "array", "items": {"type": "string"}},
-            "wards": {"type": "array"},
-        },
-    },
-    "InboundResult": {
-        "type": "object",
-        "required": ["broadcast_id", "state", "message_id"],
-        "properties": {
-            "broadcast_id": {"type": "string", "format": "uuid"},
-            "state": {"type": "string"},
-            "message_id": {"type": "string"},
-        },
+# Standard Webhooks: the three headers together authenticate a message (and the id is its idempotency key).
+WEBHOOK_SCHEMES = {
+    "webhookId": {"type": "apiKey", "in": "header", "name": "webhook-id", "description": "unique message id"},
+    "webhookTimestamp": {"type": "apiKey", "in": "header", "name": "webhook-timestamp", "description": "Unix time"},
+    "webhookSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "webhook-signature",
+        "description": "v1,<base64 HMAC-SHA256 of id.timestamp.body with the integration's secret>",
     },
 }
+_SIGNED: list[dict[str, list[str]]] = [{name: [] for name in WEBHOOK_SCHEMES}]
+_JSON_WRITE = (400, 401, 403, 404, 409, 413, 415, 422, 503)
 
-_WEBHOOK_HEADERS = [
-    {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
-    for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
-]
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _operator_paths() -> dict[str, Any]:
+    array = {"type": "array", "items": _ref("Broadcast")}
+    return {
+        "/api/v1/broadcasts": {
+            "get": {
+                "operationId": "listBroadcasts",
+                "summary": "list broadcasts, newest first (with `unratified`, only those awaiting ratification, "
+                "with `ratify_by` and `ratification_overdue`)",
+                "security": _AUTH,
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": {"enum": STATES}},
+                    {"name": "unratified", "in": "query", "schema": {"enum": ["1", "true", "0", "false"]}},
+                ],
+                "responses": {
+                    **_ok({"anyOf": [array, {"type": "array", "items": _ref("UnratifiedBroadcast")}]}),
+                    **_problems(400, 401),
+                },
+            },
+            "post": {
+                "operationId": "draftBroadcast",
+                "summary": "draft a broadcast (drafter)",
+                "security": _AUTH,
+                "requestBody": _body("BroadcastInput"),
+                "responses": {
+                    **_ok(_ref("Broadcast"), 201, "drafted", _BY_ID),
+                    **_problems(400, 401, 403, 409, 413, 415, 422, 503),
+                },
+            },
+        },
+        "/api/v1/broadcasts/{id}": {
+            "get": {
+                "operationId": "getBroadcast",
+                "summary": "one broadcast",
+                "security": _AUTH,
+                "parameters": _ID,
+                "responses": {**_ok(_ref("Broadcast"), links=_BY_ID), **_problems(401, 403, 404)},
+            },
+            "patch": {
+                "operationId": "reviseBroadcast",
+                "summary": "revise (voids approvals)",
+                "security": _AUTH,
+                "parameters": _ID,
+                "requestBody": _body("BroadcastChanges"),
+                "responses": {**_ok(_ref("Broadcast"), links=_BY_ID), **_problems(*_JSON_WRITE)},
+            },
+        },
+        **{
+            f"/api/v1/broadcasts/{{id}}/{action}": {
+                "post": {
+                    "operationId": f"{action}Broadcast",
+                    "summary": f"{action} a broadcast",
+                    "security": _AUTH,
+                    "parameters": _ID,
+                    **({"requestBody": _REASON} if action in ("reject", "cancel") else {}),
+                    "responses": {**_ok(_ref("Broadcast"), links=_BY_ID), **_problems(*_JSON_WRITE)},
+                }
+            }
+            for action in ACTIONS
+        },
+        "/api/v1/endpoints": {
+            "get": {
+                "operationId": "listEndpoints",
+                "summary": "endpoints",
+                "security": _AUTH,
+                "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("ward", "kind")],
+                "responses": {**_ok({"type": "array", "items": _ref("Endpoint")}), **_problems(401)},
+            }
+        },
+        "/api/v1/areas": {
+            "get": {
+                "operationId": "listAreas",
+                "summary": "the area tree",
+                "security": _AUTH,
+                "responses": {**_ok({"type": "array", "items": _ref("Area")}), **_problems(401)},
+            }
+        },
+        "/api/v1/staff": {
+            "get": {
+                "operationId": "listStaff",
+                "summary": "staff members",
+                "security": _AUTH,
+                "responses": {**_ok({"type": "array", "items": _ref("Staff")}), **_problems(401)},
+            }
+        },
+    }
+
+
+def _public_paths() -> dict[str, Any]:
+    return {
+        "/audio/{key}": {
+            "get": {
+                "operationId": "getAudio",
+                "summary": "rendered audio (MP3) by asset hash: a signed device link or a staff token; "
+                "ETag = the hash, single byte ranges, Repr-Digest = SHA-256 of the bytes",
+                "parameters": [
+                    {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "exp", "in": "query", "schema": _bounded(MAX_EXPIRY)},
+                    {"name": "sig", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "the file", "content": {"audio/mpeg": {}}},
+                    "206": {"description": "a byte range", "content": {"audio/mpeg": {}}},
+                    "304": {"description": "not modified"},
+                    **_problems(401, 403, 404, 416),
+                },
+            }
+        },
+        "/api/v1/stream": {
+            "get": {
+                "operationId": "streamStatus",
+                "summary": "live status as server-sent events (broadcasts, dispatch progress, devices); "
+                "resume with Last-Event-ID or ?since=POSITION",
+                "security": _AUTH,
+                "parameters": [
+                    {"name": "since", "in": "query", "schema": _bounded(MAX_POSITION)},
+                    {"name": "Last-Event-ID", "in": "header", "schema": _bounded(MAX_POSITION)},
+                ],
+                "responses": {
+                    "200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
+                    **_problems(400, 401),
+                },
+            }
+        },
+        "/cap/{id}.xml": {
+            "get": {
+                "operationId": "getCapDocument",
+                "summary": "a public alert as CAP 1.2",
+                "parameters": _ID,
+                "responses": {
+                    "200": {"description": "CAP", "content": {"application/cap+xml": {}}},
+                    **_problems(404),
+                },
+            }
+        },
+        "/feeds/alerts.atom": {
+            "get": {
+                "operationId": "getAtomFeed",
+                "summary": "current public alerts (Atom)",
+                "responses": {"200": {"description": "Atom", "content": {"application/atom+xml": {}}}},
+            }
+        },
+        "/feeds/alerts.json": {
+            "get": {
+                "operationId": "getJsonFeed",
+                "summary": "current public alerts with the full text of every spoken bulletin (JSON Feed)",
+                "responses": {
+                    "200": {
+                        "description": "JSON Feed 1.1",
+                        "content": {"application/feed+json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def _signed_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/cap": {
+            "post": {
+                "operationId": "receiveCap",
+                "summary": "a signed CAP 1.2 alert (Alert, Update, Cancel; Ack/Error/Test recorded only)",
+                "security": _SIGNED,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/cap+xml": {"schema": {"type": "string", "description": "CAP 1.2 XML"}}},
+                },
+                "responses": {
+                    **_ok(
+                        _ref("CapOutcome"),
+                        202,
+                        "accepted (or replayed: Idempotent-Replayed: true)",
+                        _broadcast_links("$response.body#/broadcast_ids/0"),
+                    ),
+                    **_problems(400, 401, 403, 409, 413, 415, 422, 503),
+                },
+            }
+        },
+        "/api/v1/hooks/city-source": {
+            "post": {
+                "operationId": "receiveCityMessage",
+                "summary": "signed message from the city source system (Standard Webhooks, idempotent by id)",
+                "security": _SIGNED,
+                "requestBody": _body("BroadcastInput"),
+                "responses": {
+                    **_ok(
+                        _ref("InboundResult"),
+                        202,
+                        "accepted (or replayed: Idempotent-Replayed: true)",
+                        _broadcast_links("$response.body#/broadcast_id"),
+                    ),
+                    **_problems(400, 401, 403, 409, 413, 415, 422, 503),
+                },
+            }
+        },
+    }
+
+
+def _ops_paths() -> dict[str, Any]:
+    def status(**more: Any) -> dict[str, Any]:
+        return {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}, **more}}
+
+    return {
+        "/healthz": {"get": {"operationId": "healthz", "summary": "liveness", "responses": _ok(status())}},
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "readiness (the event store answers)",
+                "responses": {
+                    **_ok(status(log_position={"type": "integer"})),
+                    **_ok(status(detail={"type": "string"}), 503, "not ready"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}},
+            }
+        },
+        "/openapi.json": {
+            "get": {"operationId": "openapi", "summary": "this document", "responses": _ok({"type": "object"})}
+        },
+    }
 
 
 def openapi_document() -> dict[str, Any]:
     """The document served at /openapi.json."""
-    array = {"type": "array", "items": {}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -197,156 +323,9 @@ def openapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Emergency alerting and public-broadcast core. Errors are application/problem+json.",
         },
-        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "paths": {
-            "/healthz": {"get": {"summary": "liveness", "responses": _ok({"type": "object"})}},
-            "/readyz": {
-                "get": {
-                    "summary": "readiness (the event store answers)",
-                    "responses": {**_ok({"type": "object"}), "503": {"description": "not ready"}},
-                }
-            },
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
-            "/openapi.json": {"get": {"summary": "this document", "responses": _ok({"type": "object"})}},
-            "/api/v1/broadcasts": {
-                "get": {
-                    "summary": "list broadcasts, newest first",
-                    "security": _AUTH,
-                    "parameters": [
-                        {"name": "state", "in": "query", "schema": {"type": "string"}},
-                        {"name": "unratified", "in": "query", "schema": {"type": "string", "enum": ["1", "true"]}},
-                    ],
-                    "responses": {**_ok({**array, "items": _ref("Broadcast")}), **_problems(401)},
-                },
-                "post": {
-                    "summary": "draft a broadcast (drafter)",
-                    "security": _AUTH,
-                    "requestBody": _BODY,
-                    "responses": {**_ok(_ref("Broadcast"), 201, "drafted"), **_problems(400, 401, 403, 413, 415, 422)},
-                },
-            },
-            "/api/v1/broadcasts/{id}": {
-                "get": {
-                    "summary": "one broadcast",
-                    "security": _AUTH,
-                    "parameters": _ID,
-                    "responses": {**_ok(_ref("Broadcast")), **_problems(401, 404)},
-                },
-                "patch": {
-                    "summary": "revise (voids approvals)",
-                    "security": _AUTH,
-                    "parameters": _ID,
-                    "requestBody": _BODY,
-                    "responses": {**_ok(_ref("Broadcast")), **_problems(400, 401, 403, 404, 409, 415, 422)},
-                },
-            },
-            **{
-                f"/api/v1/broadcasts/{{id}}/{action}": {
-                    "post": {
-                        "summary": f"{action} a broadcast",
-                        "security": _AUTH,
-                        "parameters": _ID,
-                        **({"requestBody": _REASON} if action in ("reject", "cancel") else {}),
-                        "responses": {**_ok(_ref("Broadcast")), **_problems(400, 401, 403, 404, 409, 415, 422)},
-                    }
-                }
-                for action in ("submit", "approve", "ratify", "reject", "cancel")
-            },
-            "/api/v1/endpoints": {
-                "get": {
-                    "summary": "endpoints",
-                    "security": _AUTH,
-                    "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("ward", "kind")],
-                    "responses": {**_ok({**array, "items": _ref("Endpoint")}), **_problems(401)},
-                }
-            },
-            "/api/v1/areas": {
-                "get": {
-                    "summary": "the area tree",
-                    "security": _AUTH,
-                    "responses": {**_ok({**array, "items": _ref("Area")}), **_problems(401)},
-                }
-            },
-            "/api/v1/staff": {
-                "get": {
-                    "summary": "staff members",
-                    "security": _AUTH,
-                    "responses": {**_ok({**array, "items": _ref("Staff")}), **_problems(401)},
-                }
-            },
-            "/audio/{key}": {
-                "get": {
-                    "summary": "rendered audio (MP3) by asset hash: a signed device link or a staff token; "
-                    "ETag = the hash, single byte ranges, Repr-Digest = SHA-256 of the bytes",
-                    "parameters": [
-                        {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
-                        {"name": "exp", "in": "query", "schema": _bounded(MAX_EXPIRY)},
-                        {"name": "sig", "in": "query", "schema": {"type": "string"}},
-                    ],
-                    "responses": {
-                        "200": {"description": "the file", "content": {"audio/mpeg": {}}},
-                        "206": {"description": "a byte range", "content": {"audio/mpeg": {}}},
-                        "304": {"description": "not modified"},
-                        **_problems(400, 401, 403, 404, 416),
-                    },
-                }
-            },
-            "/api/v1/stream": {
-                "get": {
-                    "summary": "live status as server-sent events (broadcasts, dispatch progress, devices); "
-                    "resume with Last-Event-ID or ?since=POSITION",
-                    "security": _AUTH,
-                    "parameters": [
-                        {"name": "since", "in": "query", "schema": _bounded(MAX_POSITION)},
-                        {"name": "Last-Event-ID", "in": "header", "schema": _bounded(MAX_POSITION)},
-                    ],
-                    "responses": {
-                        "200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
-                        **_problems(400, 401),
-                    },
-                }
-            },
-            "/api/v1/cap": {
-                "post": {
-                    "summary": "a signed CAP 1.2 alert (Alert, Update, Cancel; Ack/Error/Test recorded only)",
-                    "parameters": _WEBHOOK_HEADERS,
-                    "requestBody": {"required": True, "content": {"application/cap+xml": {}}},
-                    "responses": {
-                        **_ok({"type": "object"}, 202, "accepted (or replayed: Idempotent-Replayed: true)"),
-                        **_problems(400, 401, 403, 409, 413, 415, 422),
-                    },
-                }
-            },
-            "/cap/{id}.xml": {
-                "get": {
-                    "summary": "a public alert as CAP 1.2",
-                    "parameters": _ID,
-                    "responses": {
-                        "200": {"description": "CAP", "content": {"application/cap+xml": {}}},
-                        **_problems(404),
-                    },
-                }
-            },
-            "/feeds/alerts.atom": {
-                "get": {"summary": "current public alerts (Atom)", "responses": {"200": {"description": "Atom"}}}
-            },
-            "/feeds/alerts.json": {
-                "get": {
-                    "summary": "current public alerts with the full text of every spoken bulletin (JSON Feed)",
-                    "responses": {"200": {"description": "JSON Feed"}},
-                }
-            },
-            **report_paths(),
-            "/api/v1/hooks/city-source": {
-                "post": {
-                    "summary": "signed message from the city source system (Standard Webhooks, idempotent by id)",
-                    "parameters": _WEBHOOK_HEADERS,
-                    "requestBody": _BODY,
-                    "responses": {
-                        **_ok(_ref("InboundResult"), 202, "accepted (or replayed: Idempotent-Replayed: true)"),
-                        **_problems(400, 401, 403, 413, 415, 422),
-                    },
-                }
-            },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, **WEBHOOK_SCHEMES},
         },
+        "paths": {**_ops_paths(), **_operator_paths(), **_public_paths(), **_signed_paths(), **report_paths()},
     }

@@ -32,6 +32,7 @@ def report_paths() -> dict[str, Any]:
     return {
         f"/api/v1/reports/{name}": {
             "get": {
+                "operationId": f"report{name.capitalize()}",
                 "summary": f"{summary} (auditor or admin; as `keng report {name} --json`)",
                 "security": [{"bearer": []}],
                 "parameters": [{"name": q, "in": "query", "schema": _QUERY[q]} for q in params],

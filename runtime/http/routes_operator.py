@@ -16,7 +16,7 @@ from aiohttp import web
 from adapters.city_source import parse_city_message
 from adapters.store.access import Unauthenticated, authenticate
 from adapters.store.errors import NotFound
-from domain.broadcast import Broadcast
+from domain.broadcast import FINAL_STATES, LIVE_STATES, Broadcast
 from domain.endpoint import Endpoint
 from domain.staff import Staff
 from runtime.http.problems import Problem
@@ -24,6 +24,8 @@ from runtime.http.services import SERVICES, Services
 from runtime.views import broadcast_view, endpoint_view, jsonable, staff_view
 
 JSON = "application/json"
+STATES = LIVE_STATES + FINAL_STATES
+FLAGS = ("1", "true", "0", "false")
 
 
 def bearer_token(request: web.Request) -> str:
@@ -47,6 +49,16 @@ async def json_body(request: web.Request) -> bytes:
     if request.content_type != JSON:
         raise Problem(415, "unsupported-media-type", f"expected Content-Type {JSON}, got {request.content_type!r}")
     return await request.read()
+
+
+def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    """A query parameter that must be one of `choices` when given (400 naming them otherwise)."""
+    value = request.query.get(name)
+    if value is not None and value not in choices:
+        raise Problem(
+            400, "bad-request", f"query parameter {name!r} must be one of {', '.join(choices)}, got {value!r}"
+        )
+    return value
 
 
 def _broadcast_id(request: web.Request) -> UUID:
@@ -133,8 +145,8 @@ async def get_broadcast(request: web.Request) -> web.Response:
 
 async def list_broadcasts(request: web.Request) -> web.Response:
     staff = await current_staff(request)
-    services, state = request.app[SERVICES], request.query.get("state")
-    unratified = request.query.get("unratified") in ("1", "true")
+    services, state = request.app[SERVICES], query_choice(request, "state", STATES)
+    unratified = query_choice(request, "unratified", FLAGS) in ("1", "true")
 
     def readable() -> list[Broadcast]:
         sees = services.visibility_of(staff).sees

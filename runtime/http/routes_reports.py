@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from aiohttp import web
@@ -51,6 +52,18 @@ def _instant(request: web.Request, name: str) -> str | None:
     return value
 
 
+def _broadcast(request: web.Request) -> str | None:
+    value = request.query.get("broadcast")
+    if value is None:
+        return None
+    try:
+        return str(UUID(value))  # the stored form: any accepted spelling finds the same timeline
+    except ValueError:
+        raise Problem(
+            400, "bad-request", f"query parameter 'broadcast' must be a broadcast id, got {value!r}"
+        ) from None
+
+
 def options_of(request: web.Request, name: str, actor: str) -> ReportOptions:
     """The report's options from the query string (unknown parameters are refused, as the CLI refuses them)."""
     unknown = sorted(set(request.query) - set(PARAMETERS[name]))
@@ -59,7 +72,7 @@ def options_of(request: web.Request, name: str, actor: str) -> ReportOptions:
         raise Problem(400, "bad-request", f"unknown query parameter(s) for {name}: {', '.join(unknown)} ({allowed})")
     q = request.query
     return ReportOptions(name=name, actor=actor, first=_year(request, "from", 2022), last=_year(request, "to", 2025),
-                         start=_instant(request, "start"), end=_instant(request, "end"), broadcast=q.get("broadcast"),
+                         start=_instant(request, "start"), end=_instant(request, "end"), broadcast=_broadcast(request),
                          staff=q.get("staff"), state=q.get("state"))  # fmt: skip
 
 

@@ -63,6 +63,8 @@ def test_every_report_answers_as_the_cli_prints_it(api: Api, capsys: pytest.Capt
     assert [b["id"] for b in board] == [bid]
     timeline = client.request("GET", f"/api/v1/reports/timeline?broadcast={bid}", token=t["admin"]).json()
     assert [row["event"] for row in timeline] == ["Broadcast.Drafted", "Broadcast.SubmittedForApproval"]
+    capitals = client.request("GET", f"/api/v1/reports/timeline?broadcast={bid.upper()}", token=t["admin"]).json()
+    assert capitals == timeline
 
 
 def test_reports_catch_up_with_events_recorded_since_the_last_answer(api: Api) -> None:
@@ -82,7 +84,13 @@ def test_reports_are_refused_below_the_auditor_role_and_without_a_token(api: Api
 
 
 @pytest.mark.parametrize(
-    "query", ["/api/v1/reports/roadmap?from=20x", "/api/v1/reports/offline?end=yesterday", "/api/v1/reports/kpi?x=1"]
+    "query",
+    [
+        "/api/v1/reports/roadmap?from=20x",
+        "/api/v1/reports/offline?end=yesterday",
+        "/api/v1/reports/kpi?x=1",
+        "/api/v1/reports/timeline?broadcast=%0E",
+    ],
 )
 def test_malformed_report_parameters_get_a_400_problem(api: Api, query: str) -> None:
     client, t, _, _ = api
