@@ -18,10 +18,13 @@ from runtime.http import (
     routes_reports,
     routes_stream,
 )
+from runtime.http.openapi import openapi_document
 from runtime.http.problems import PROBLEM_TYPE, Problem, problem_for
+from runtime.http.query_names import QueryNames
 from runtime.http.services import SERVICES, Services
 
 log = structlog.get_logger(__name__)
+QUERY_NAMES = web.AppKey("query_names", QueryNames)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _KIND_BY_STATUS = {
@@ -45,6 +48,7 @@ async def problems_and_metrics(request: web.Request, handler: Handler) -> web.St
     started = time.perf_counter()
     route = _route_name(request)
     try:
+        request.app[QUERY_NAMES].check(request)
         response = await handler(request)
     except Problem as p:
         response = p.response()
@@ -77,6 +81,7 @@ def create_app(services: Services) -> web.Application:
     """The aiohttp application over the given services."""
     app = web.Application(client_max_size=services.max_body_bytes, middlewares=[problems_and_metrics])
     app[SERVICES] = services
+    app[QUERY_NAMES] = QueryNames(openapi_document())
     app.cleanup_ctx.append(_close_committer)
     routes_ops.add_routes(app)
     routes_operator.add_routes(app)

@@ -190,7 +190,7 @@ def _public_paths() -> dict[str, Any]:
                     "200": {"description": "the file", "content": {"audio/mpeg": {}}},
                     "206": {"description": "a byte range", "content": {"audio/mpeg": {}}},
                     "304": {"description": "not modified"},
-                    **_problems(401, 403, 404, 416),
+                    **_problems(400, 401, 403, 404, 416),
                 },
             }
         },

@@ -125,15 +125,15 @@ def _read(app: Keng, since: int) -> list[tuple[int, Any]]:
 
 
 def _start(request: web.Request, newest: int) -> int:
-    """Where the stream starts: `Last-Event-ID` (a reconnect), else `?since=`, else the newest position. Checked
-    before the stream opens, so a bad value is a 400 and not a broken stream."""
+    """Where the stream starts: `Last-Event-ID` (a reconnect), else `?since=`, else the newest position. Both are
+    checked when present, before the stream opens, so a bad value is a 400 and not a broken stream."""
+    start = newest
+    if "since" in request.query:
+        start = bounded_int(request.query["since"], "query parameter 'since' (a log position)", lo=0, hi=MAX_POSITION)
     if request.headers.get("Last-Event-ID"):
-        name, raw = "header Last-Event-ID", request.headers["Last-Event-ID"]
-    elif "since" in request.query:
-        name, raw = "query parameter 'since'", request.query["since"]
-    else:
-        return newest
-    return bounded_int(raw, f"{name} (a log position)", lo=0, hi=MAX_POSITION)
+        raw = request.headers["Last-Event-ID"]
+        start = bounded_int(raw, "header Last-Event-ID (a log position)", lo=0, hi=MAX_POSITION)
+    return start
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
