@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 SQLITE_MODULE = "adapters.store.sqlite:KengSQLiteFactory"
-POSTGRES_MODULE = "eventsourcing.postgres"
+POSTGRES_MODULE = "adapters.store.postgres:KengPostgresFactory"
 
 
 class StoreConfigError(ValueError):
