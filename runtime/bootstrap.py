@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 from adapters.store.app import Clock, Keng, utc_now
-from adapters.store.config import locate_store
+from adapters.store.config import locate_store, without_chain
 from adapters.store.sqlite import SYNCHRONOUS_FULL, DurabilityError, KengSQLiteFactory
 from runtime.config import Settings
 
@@ -32,7 +32,7 @@ def open_app(settings: Settings, *, clock: Clock = utc_now, create: bool = True)
                 raise StartupError(f"no keng data in {settings.data_dir}: run `keng init` (or `keng init --sample`)")
             settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        app = Keng(env=location.env, clock=clock)
+        app = Keng(env=location.env if settings.audit_chain else without_chain(location), clock=clock)
     except Exception as e:  # the library wraps driver errors in several types; all mean "cannot open"
         raise StartupError(f"cannot open the event store at {location.display}: {e}") from e
     factory = app.factory

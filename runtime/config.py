@@ -20,6 +20,8 @@ class Settings:
     log_format: str  # auto | json | console
     log_level: str
     display_tz: timezone = VIETNAM
+    audit_chain: bool = True  # KENG_AUDIT_CHAIN=off: a benchmark's baseline only, never production
+    audit_seal_interval_s: float = 60.0  # KENG_AUDIT_SEAL_INTERVAL_S: longest wait of an event for its checkpoint
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -40,4 +42,26 @@ def load_settings(
         store_url=store_url or env.get("KENG_STORE") or None,
         log_format=env.get("KENG_LOG_FORMAT", "auto"),
         log_level=env.get("KENG_LOG_LEVEL", "info"),
+        audit_chain=_on_off(env, "KENG_AUDIT_CHAIN"),
+        audit_seal_interval_s=_seconds(env, "KENG_AUDIT_SEAL_INTERVAL_S", 60.0, most=3600.0),
     )
+
+
+def _on_off(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"{name} must be 'on' or 'off', not {value!r}")
+    return value == "on"
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, *, most: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 < value <= most:
+        raise ValueError(f"{name} must be more than 0 and at most {most:g} seconds, not {raw!r}")
+    return value

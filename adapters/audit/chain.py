@@ -162,11 +162,15 @@ def lock_writes(db: SqlDb, c: Any, events_table: str) -> None:
         db.execute(c, f"DELETE FROM {db.table(CHAIN_TABLE)} WHERE position < 0")
 
 
+def head_position(db: SqlDb) -> int:
+    """Position of the newest link (0 when the chain is empty)."""
+    return int(fetch_tuples(db, f"SELECT MAX(position) FROM {db.table(CHAIN_TABLE)}")[0][0] or 0)
+
+
 def _behind(db: SqlDb, events_table: str) -> bool:
     position, table = event_columns(db, events_table)
-    newest = fetch_tuples(db, f"SELECT MAX({position}) FROM {table}")[0][0] or 0
-    linked = fetch_tuples(db, f"SELECT MAX(position) FROM {db.table(CHAIN_TABLE)}")[0][0] or 0
-    return bool(newest > linked)
+    linked = head_position(db)
+    return bool((fetch_tuples(db, f"SELECT MAX({position}) FROM {table}")[0][0] or 0) > linked)
 
 
 def catch_up(db: SqlDb, events_table: str) -> int:
@@ -194,7 +198,8 @@ def sign_checkpoint(signer: Signer, position: int, count: int, link: bytes, now:
     return Checkpoint(position, count, link, signed_at, signer.key_id, signer.public, signature)
 
 
-def _newest_checkpoint(db: SqlDb) -> tuple[int, int]:
+def newest_checkpoint(db: SqlDb) -> tuple[int, int]:
+    """(position, count) of the newest signed checkpoint; (0, 0) when there is none."""
     rows = fetch_tuples(db, f"SELECT position, count FROM {db.table(CHECKPOINT_TABLE)} ORDER BY position DESC LIMIT 1")
     return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
@@ -203,7 +208,7 @@ def sign_pending(db: SqlDb, signer: Signer, *, checkpoint_every: int = 10_000) -
     """Sign checkpoints over the links made since the newest checkpoint: at every `checkpoint_every`-th event and at
     the head. Two processes signing at once sign the same positions; the second's rows are dropped. Returns the
     number of events the new checkpoints cover."""
-    position, count = _newest_checkpoint(db)
+    position, count = newest_checkpoint(db)
     checkpoints, covered, last = [], 0, None
     for pos, link in iter_chain(db, after=position):
         count, covered, last = count + 1, covered + 1, (pos, link)
