@@ -101,11 +101,20 @@ def ensure_tables(db: SqlDb) -> None:
 # -- extending the chain (inside a write transaction, the store's write lock held) -----------------------------------
 
 
-def _head(db: SqlDb, c: Any) -> tuple[int, bytes]:
-    """(position, link) of the newest link, read on the writing cursor; (0, GENESIS) when the chain is empty."""
+def ask_head(db: SqlDb, c: Any) -> None:
+    """Send the query for the newest link on a cursor of the writing transaction (a pipeline may carry it)."""
     db.execute(c, f"SELECT position, link FROM {db.table(CHAIN_TABLE)} ORDER BY position DESC LIMIT 1")
+
+
+def read_head(c: Any) -> tuple[int, bytes]:
+    """(position, link) of the newest link from `ask_head`'s cursor; (0, GENESIS) when the chain is empty."""
     row = c.fetchone()
     return (0, GENESIS) if row is None else (int(row["position"]), bytes(row["link"]))
+
+
+def _head(db: SqlDb, c: Any) -> tuple[int, bytes]:
+    ask_head(db, c)
+    return read_head(c)
 
 
 def _unlinked(db: SqlDb, c: Any, events_table: str, after: int, before: int | None) -> list[Record]:
@@ -130,16 +139,28 @@ def _link(db: SqlDb, c: Any, link: bytes, records: Sequence[Record]) -> bytes:
     for pos, oid, version, topic, state in records:
         link = sha(link + record_bytes(pos, oid, version, topic, state)).digest()
         rows.append((pos, link))
-    db.executemany(c, f"INSERT INTO {db.table(CHAIN_TABLE)} (position, link) VALUES (?, ?)", rows)
+    if db.kind == "postgres":
+        # One statement for the batch, its links as one bytea cut in SQL: a list of bytes adapts 3x slower, and
+        # executemany sends one statement per row.
+        statement = (
+            f"INSERT INTO {db.table(CHAIN_TABLE)} (position, link) SELECT p, substring(?::bytea FROM i::int * 32 - 31 "
+            "FOR 32) FROM unnest(?::bigint[]) WITH ORDINALITY AS t(p, i)"
+        )
+        db.execute(c, statement, (b"".join(lk for _, lk in rows), [p for p, _ in rows]))
+    else:
+        db.executemany(c, f"INSERT INTO {db.table(CHAIN_TABLE)} (position, link) VALUES (?, ?)", rows)
     return link
 
 
-def extend(db: SqlDb, c: Any, events_table: str, records: Sequence[Record]) -> int:
+def extend(
+    db: SqlDb, c: Any, events_table: str, records: Sequence[Record], head: tuple[int, bytes] | None = None
+) -> int:
     """Link records just inserted on cursor `c` (in position order), first linking any earlier events that have no
-    link yet. Runs inside the inserting transaction, under the store's write lock. Returns the links added."""
+    link yet. Runs inside the inserting transaction, under the store's write lock; `head` is the newest link when
+    the caller already read it in that transaction. Returns the links added."""
     if not records:
         return 0
-    position, link = _head(db, c)
+    position, link = head or _head(db, c)
     first = records[0][0]
     if first <= position:
         # Positions at or below the chain's head were reused: newer events were deleted from the store. Recording

@@ -69,3 +69,15 @@ def without_chain(location: StoreLocation) -> dict[str, str]:
     """The environment for writing without the audit chain (the library's own recorder): a benchmark's baseline only.
     Events written so are linked by the next chained write or `keng audit seal`; until then they are unsealed."""
     return {**location.env, "APPLICATION_RECORDER_TOPIC": PLAIN_RECORDERS[location.kind]}
+
+
+def connect_kwargs(location: StoreLocation) -> dict[str, str | int | None]:
+    """`psycopg.connect` keyword arguments for a PostgreSQL location (tools and tests that speak SQL to the server)."""
+    env = location.env
+    return {
+        "dbname": env["POSTGRES_DBNAME"],
+        "host": env["POSTGRES_HOST"],
+        "port": int(env["POSTGRES_PORT"]),
+        "user": env["POSTGRES_USER"],
+        "password": env["POSTGRES_PASSWORD"] or None,
+    }

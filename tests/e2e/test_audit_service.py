@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.store.config import locate_store
+from adapters.store.config import connect_kwargs, locate_store
 from tests.keng_process import KengHome, keng_home
 
 BODY = orjson.dumps(
@@ -56,10 +56,8 @@ def flip_byte(home: KengHome, position: int) -> None:
         return
     import psycopg
 
-    env = location.env
-    table = f'"{env["POSTGRES_SCHEMA"]}".keng_events'
-    with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]),
-                         user=env["POSTGRES_USER"], autocommit=True) as con:  # fmt: skip
+    table = f'"{location.env["POSTGRES_SCHEMA"]}".keng_events'
+    with psycopg.connect(**connect_kwargs(location), autocommit=True) as con:  # type: ignore[arg-type, assignment]
         row = con.execute(f"SELECT state FROM {table} WHERE notification_id = %s", (position,)).fetchone()
         assert row is not None
         con.execute(f"UPDATE {table} SET state = %s WHERE notification_id = %s", (_flipped(row[0]), position))
