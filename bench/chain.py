@@ -1,5 +1,6 @@
 """Benchmark: what the automatic audit chain costs; chain on beside chain off (KENG_AUDIT_CHAIN=off, the library's own
-recorder: the baseline), measured in the same run, rounds alternating.
+recorder: the baseline), measured in the same run, rounds alternating (off-on, on-off, ...); each figure is the median
+over the rounds.
 
     python bench/chain.py [--rate 1000] [--duration 30] [--rounds 2] [--devices 1000] [--store URL] [--json]
 
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -122,13 +124,19 @@ def ratio(on: float | None, off: float | None) -> float | None:
 
 
 def compare(name: str, runs: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> dict[str, Any]:
-    """Per key: the mean over rounds with the chain on and off, and on/off."""
+    """Per key: the median over rounds with the chain on and off (a shared machine's outliers hit single rounds),
+    and on/off."""
     out: dict[str, Any] = {}
     for key in keys:
-        mean = {m: round(sum(r[key] for r in runs[m]) / len(runs[m]), 2) for m in MODES}
-        out |= {f"{name}_{key}_on": mean["on"], f"{name}_{key}_off": mean["off"]}
-        out[f"{name}_{key}_ratio"] = ratio(mean["on"], mean["off"])
+        middle = {m: round(statistics.median(r[key] for r in runs[m]), 2) for m in MODES}
+        out |= {f"{name}_{key}_on": middle["on"], f"{name}_{key}_off": middle["off"]}
+        out[f"{name}_{key}_ratio"] = ratio(middle["on"], middle["off"])
     return out
+
+
+def order(round_: int) -> tuple[str, ...]:
+    """Off then on, then on then off (ABBA): a drift in the machine's load favours neither."""
+    return MODES if round_ % 2 == 0 else MODES[::-1]
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -145,6 +153,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--devices", type=int, default=1000, help="fan-out size (0: skip the dispatch part)")
+    parser.add_argument("--no-ingest", action="store_true", help="skip part 2")
     parser.add_argument("--store", default=None, help="event store URL (default: SQLite in a temp dir)")
     parser.add_argument("--writes-only", action="store_true", help="only part 1 (e.g. with a PostgreSQL --store)")
     parser.add_argument("--json", action="store_true")
@@ -153,24 +162,25 @@ def main() -> None:
                               "store": args.store or "sqlite"}  # fmt: skip
     for per_tx, count in ((1, 500), (64, 200)):  # one CLI command; a group commit under load
         runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
-        for _ in range(args.rounds):
-            for mode in MODES:
+        for r in range(args.rounds):
+            for mode in order(r):
                 runs[mode].append(writes(args.store, mode == "on", per_tx, count))
         result |= compare(f"write{per_tx}", runs, ("events_per_s", "p50_ms", "p99_ms", "chain_us_per_tx"))
     if args.writes_only:
         print_table(result)
         report(result, args.json)
         return
-    runs = {m: [] for m in MODES}
-    for _ in range(args.rounds):
-        for mode in MODES:
-            runs[mode].append(keng_ingest(args.rate, args.duration, args.store, KENG_AUDIT_CHAIN=mode))
-            print(f"ingest chain {mode}: {runs[mode][-1]}", file=sys.stderr)
-    result |= compare("ingest", runs, ("per_s", "p50_ms", "p99_ms", "errors"))
+    if not args.no_ingest:
+        runs = {m: [] for m in MODES}
+        for r in range(args.rounds):
+            for mode in order(r):
+                runs[mode].append(keng_ingest(args.rate, args.duration, args.store, KENG_AUDIT_CHAIN=mode))
+                print(f"ingest chain {mode}: {runs[mode][-1]}", file=sys.stderr)
+        result |= compare("ingest", runs, ("per_s", "p50_ms", "p99_ms", "errors"))
     if args.devices:
         runs = {m: [] for m in MODES}
-        for _ in range(args.rounds):
-            for mode in MODES:
+        for r in range(args.rounds):
+            for mode in order(r):
                 os.environ["KENG_AUDIT_CHAIN"] = mode  # the `dispatch run` child inherits it
                 fan = argparse.Namespace(devices=args.devices, broker="mosquitto", processes=2, json=False)
                 runs[mode].append(asyncio.run(fanout.main(fan)))
