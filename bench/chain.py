@@ -70,12 +70,12 @@ class Timed:
 def writes(store: str | None, chained: bool, per_transaction: int, transactions: int) -> dict[str, float]:
     """Save `transactions` transactions of `per_transaction` new aggregates each; events/s and latency percentiles,
     and the microseconds the chain took inside one transaction."""
-    data = Path(tempfile.mkdtemp(prefix="keng-bench-chain-"))
     times: list[float] = []
-    with fresh(store, data) as url, Timed() as timed:
-        location = locate_store(url, data)
+    with tempfile.TemporaryDirectory(prefix="keng-bench-chain-") as tmp, fresh(store, Path(tmp)) as url:
+        location = locate_store(url, Path(tmp))
         app = Keng(env=location.env if chained else without_chain(location))
-        elapsed = _save(app, per_transaction, transactions, times)
+        with Timed() as timed:
+            elapsed = _save(app, per_transaction, transactions, times)
     times.sort()
     return {
         "events_per_s": round(per_transaction * transactions / elapsed),
