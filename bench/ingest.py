@@ -144,13 +144,8 @@ web.run_app(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), print=No
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rate", type=float, default=1000)
-    parser.add_argument("--duration", type=float, default=30)
-    parser.add_argument("--store", default=None, help="event store URL (default: SQLite in a temp dir)")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+def keng_ingest(rate: float, duration: float, store: str | None, **env_extra: str) -> dict[str, Any]:
+    """`keng serve --no-dispatcher` over a fresh data directory (and `store`), loaded open-loop; its figures."""
     keng = [sys.executable, "-m", "runtime.cli"]
     with tempfile.TemporaryDirectory(prefix="keng-bench-") as tmp:
         env = {
@@ -159,9 +154,10 @@ def main() -> None:
             "KENG_LOG_LEVEL": "warning",
             "KENG_LOG_FORMAT": "json",
             "PYTHONPATH": str(ROOT),
+            **env_extra,
         }
-        if args.store:
-            env["KENG_STORE"] = args.store
+        if store:
+            env["KENG_STORE"] = store
         subprocess.run([*keng, "init", "--sample"], env=env, check=True, capture_output=True)
         secret = subprocess.run(
             [*keng, "integration", "add", "city-source", "--jurisdiction", "021"],
@@ -181,21 +177,36 @@ def main() -> None:
         )
         try:
             wait_port(port)
-            run_load(port, secret, min(args.rate, 200), 2, "warmup")
-            keng_result = run_load(port, secret, args.rate, args.duration, "bench")
+            run_load(port, secret, min(rate, 200), 2, "warmup")
+            return run_load(port, secret, rate, duration, "bench")
         finally:
             server.terminate()
             server.wait(30)
-        port = free_port()
-        bare = subprocess.Popen(
-            [sys.executable, "-c", BARE, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            wait_port(port)
-            base = run_load(port, None, args.rate, args.duration, "base")
-        finally:
-            bare.terminate()
-            bare.wait(30)
+
+
+def bare_ingest(rate: float, duration: float) -> dict[str, Any]:
+    """The same load against a bare aiohttp handler that answers 200 (the baseline)."""
+    port = free_port()
+    bare = subprocess.Popen(
+        [sys.executable, "-c", BARE, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_port(port)
+        return run_load(port, None, rate, duration, "base")
+    finally:
+        bare.terminate()
+        bare.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--duration", type=float, default=30)
+    parser.add_argument("--store", default=None, help="event store URL (default: SQLite in a temp dir)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    keng_result = keng_ingest(args.rate, args.duration, args.store)
+    base = bare_ingest(args.rate, args.duration)
     result = {
         "rate": args.rate,
         "duration_s": args.duration,

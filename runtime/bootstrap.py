@@ -10,7 +10,7 @@ import structlog
 
 from adapters.private_files import loose_paths, touch_private
 from adapters.store.app import Clock, Keng, utc_now
-from adapters.store.config import locate_store
+from adapters.store.config import locate_store, without_chain
 from adapters.store.sqlite import SYNCHRONOUS_FULL, DurabilityError, KengSQLiteFactory
 from domain.content import ContentLimits
 from runtime.config import Settings
@@ -45,7 +45,8 @@ def open_app(settings: Settings, *, clock: Clock = utc_now, create: bool = True)
                 raise StartupError(f"no keng data in {settings.data_dir}: run `keng init` (or `keng init --sample`)")
             touch_private(db)  # 0600 before SQLite opens it, so its -wal and -shm files are 0600 too
     try:
-        app = Keng(env=location.env, clock=clock, limits=limits_of(settings))
+        env = location.env if settings.audit_chain else without_chain(location)
+        app = Keng(env=env, clock=clock, limits=limits_of(settings))
     except Exception as e:  # the library wraps driver errors in several types; all mean "cannot open"
         raise StartupError(f"cannot open the event store at {location.display}: {e}") from e
     factory = app.factory

@@ -1,6 +1,7 @@
 """`keng audit ...` (auditor role and up): seal, verify, checkpoint export, as-of replay, raw export.
 
-The signing key is `<data dir>/audit-key.pem`, created on first use (see docs/audit.md)."""
+Events are chained as they are recorded and `keng serve` signs checkpoints by itself; `seal` signs one now. The signing
+key is `<data dir>/audit-key.pem`, created on first use (see docs/audit.md)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--as", dest="actor", required=True, help="handle of an auditor (or admin)")
         return p
 
-    action("seal", "extend the hash chain over new events and sign a checkpoint").set_defaults(handler=cmd_seal)
+    action("seal", "chain any unchained events and sign checkpoints now (the service does it by itself)").set_defaults(
+        handler=cmd_seal
+    )
     p = action("verify", "recompute the chain, check signatures; name the first bad position")
     p.add_argument("--checkpoint", type=Path, help="an exported checkpoint file kept off this machine")
     p.add_argument("--json", action="store_true")
@@ -81,7 +84,7 @@ def cmd_seal(args: argparse.Namespace, settings: Settings) -> int:
     app, db = _open(args, settings)
     sealed = seal(db, events_table(app), load_or_create(settings.data_dir))
     log.info("audit.sealed", actor=args.actor, events=sealed)
-    print(f"Đã niêm phong (sealed) {sealed} sự kiện mới (new events)")
+    print(f"Đã niêm phong (sealed) {sealed} sự kiện mới (new events under a signed checkpoint)")
     return 0
 
 
@@ -96,8 +99,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(report.as_dict())
     elif report.ok:
-        print(f"Toàn vẹn (intact): {report.sealed} sealed, {report.unsealed} not yet sealed, "
-              f"{report.checkpoints} signed checkpoints, key {report.key_id}")  # fmt: skip
+        print(f"Toàn vẹn (intact): {report.sealed} sealed, {report.unsealed} not yet sealed "
+              f"({report.chained - report.sealed} of them chained), {report.checkpoints} signed checkpoints, "
+              f"key {report.key_id}")  # fmt: skip
     else:
         print(f"PHÁT HIỆN SAI LỆCH (tampering detected): first bad position {report.first_bad_position}")
         for f in report.findings[:20]:

@@ -21,6 +21,7 @@ from domain.programme import SAMPLE_SLOTS, Programme, parse_slots
 from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
 from runtime.config import Settings
 from runtime.dispatcher import Dispatcher
+from runtime.sealer import sealer_for, sealing
 from runtime.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
 
 log = structlog.get_logger(__name__)
@@ -80,7 +81,7 @@ def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
     warn_loose_permissions(settings.data_dir)
 
-    async def main() -> None:
+    async def dispatch() -> None:
         embedded: EmbeddedBroker | None = None
         broker = broker_from(args.broker)
         if broker is None:
@@ -101,6 +102,10 @@ def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
                 await t
         if embedded is not None:
             await embedded.stop()
+
+    async def main() -> None:
+        async with sealing(sealer_for(app, settings)):  # the dispatcher may be the only writer (serve --no-dispatcher)
+            await dispatch()
 
     asyncio.run(main())
     return 0

@@ -42,6 +42,7 @@ from runtime.http.metrics import Metrics
 from runtime.http.services import Services
 from runtime.output import print_json, print_table
 from runtime.reporter import Reporter
+from runtime.sealer import sealer_context
 
 log = structlog.get_logger(__name__)
 FETCH_HOST_HELP = (
@@ -181,6 +182,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         public_url=base,
     )
     web_app = create_app(services)
+    web_app.cleanup_ctx.insert(0, sealer_context(app, settings))  # first in, so its final checkpoint comes last
     if not args.no_dispatcher:
         web_app.cleanup_ctx.append(
             dispatcher_context(settings, args.broker, args.slots, f"{base}/audio", services.metrics)

@@ -69,7 +69,7 @@ def export_checkpoint(db: SqlDb) -> Exported:
     ensure_tables(db)
     checkpoints = load_checkpoints(db)
     if not checkpoints:
-        raise ValueError("nothing is sealed yet: run `keng audit seal` first")
+        raise ValueError("nothing is sealed yet: start the service (`keng serve`) or run `keng audit seal`")
     head = checkpoints[-1]
     prefixes = b"".join(link[:PREFIX] for _, link in iter_chain(db, upto=head.position))
     return Exported(head, prefixes)
@@ -86,6 +86,7 @@ class Report:
     events: int = 0
     sealed: int = 0
     unsealed: int = 0
+    chained: int = 0
     checkpoints: int = 0
     key_id: str = ""
     findings: list[Finding] = field(default_factory=list)
@@ -113,6 +114,7 @@ class Report:
             "events": self.events,
             "sealed": self.sealed,
             "unsealed": self.unsealed,
+            "chained": self.chained,
             "checkpoints": self.checkpoints,
             "key_id": self.key_id,
             "findings": [{"position": f.position, "problem": f.problem} for f in sorted_findings(self)],
@@ -159,7 +161,9 @@ def _check_export(report: Report, exported: Exported, signer: Signer) -> None:
 
 
 def verify(db: SqlDb, events_table: str, signer: Signer, exported: Exported | None = None) -> Report:
-    """Recompute and compare everything; findings name positions, the first of which is the first bad one."""
+    """Recompute and compare everything; findings name positions, the first of which is the first bad one. An event
+    is *sealed* when it is linked and a signed checkpoint at or after it exists; linked events after the newest
+    checkpoint, and a tail of events recorded with chaining off, are *unsealed*, not bad."""
     ensure_tables(db)
     report = Report(key_id=signer.key_id)
     checkpoints = load_checkpoints(db)
@@ -170,11 +174,12 @@ def verify(db: SqlDb, events_table: str, signer: Signer, exported: Exported | No
         _check_export(report, exported, signer)
     prefixes, n_exported = (exported.prefixes, exported.checkpoint.count) if exported else (b"", 0)
     sha = hashlib.sha256
+    covered = max((k.position for k in checkpoints), default=0)
     chain = iter_chain(db, page=50_000)
     nxt = next(chain, None)
     nxt_pos = nxt[0] if nxt is not None else None
-    tail = max(k.position for k in checkpoints) if checkpoints else 0
     prev, ordinal, last_pos, last_cp = GENESIS, 0, 0, 0
+    unlinked: list[int] = []  # events without a link since the last linked one
     for pos, record in _records(db, events_table):
         while nxt is not None and nxt[0] < pos:
             report.add(nxt[0], "chained event is missing from the store (deleted or moved)")
@@ -183,18 +188,20 @@ def verify(db: SqlDb, events_table: str, signer: Signer, exported: Exported | No
         link = sha(prev + record).digest()
         ordinal += 1
         if nxt_pos == pos:
-            report.sealed += 1
+            report.chained += 1
+            report.sealed += pos <= covered
             if nxt[1] != link:  # type: ignore[index]
                 report.add(pos, "stored event does not match its chain link (changed, swapped or inserted)")
                 link = nxt[1]  # type: ignore[index]  # resynchronise, so that each tampered event is named once
             nxt = next(chain, None)
             nxt_pos = nxt[0] if nxt is not None else None
-            if pos > tail:
-                tail = pos
-        elif pos <= tail:
-            report.add(pos, "event has no chain link although later events are sealed (inserted)")
+            for p in unlinked:  # links are made in order, so a linked event after unlinked ones means insertion
+                report.add(p, "event has no chain link although later events are chained (inserted)")
+            unlinked.clear()
+        elif pos <= covered:
+            report.add(pos, "event has no chain link although a signed checkpoint covers it (inserted)")
         else:
-            report.unsealed += 1
+            unlinked.append(pos)
         if pos in by_pos:
             k = by_pos[pos]
             if k.link != link or k.count != ordinal:
@@ -206,13 +213,11 @@ def verify(db: SqlDb, events_table: str, signer: Signer, exported: Exported | No
     while nxt is not None:
         report.add(nxt[0], "chained event is missing from the store (deleted)")
         nxt = next(chain, None)
-    covered = max((k.position for k in checkpoints), default=0)
-    if tail > covered:  # seal signs the end of every page: an unsigned end means newer events were cut off
-        report.add(tail + 1, f"chain ends at {tail}, after the newest signed checkpoint ({covered}): tail removed?")
     for k in checkpoints:
         if k.position > last_pos:
             report.add(last_pos + 1, f"signed checkpoint at {k.position} names events the store no longer has")
     if ordinal < n_exported:
         report.add(last_pos + 1, f"store ends after {ordinal} events; the exported checkpoint vouches {n_exported}")
     report.events = ordinal
+    report.unsealed = ordinal - report.sealed
     return report

@@ -11,7 +11,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 SQLITE_MODULE = "adapters.store.sqlite:KengSQLiteFactory"
-POSTGRES_MODULE = "eventsourcing.postgres"
+POSTGRES_MODULE = "adapters.store.postgres:KengPostgresFactory"
+PLAIN_RECORDERS = {
+    "sqlite": "eventsourcing.sqlite:SQLiteApplicationRecorder",
+    "postgres": "eventsourcing.postgres:PostgresApplicationRecorder",
+}
 
 
 class StoreConfigError(ValueError):
@@ -59,3 +63,21 @@ def locate_store(url: str | None, data_dir: Path) -> StoreLocation:
         shown = f"postgres://{env['POSTGRES_USER']}@{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}/{dbname}"
         return StoreLocation("postgres", env, shown + (f"?schema={schema}" if schema else ""))
     raise StoreConfigError(f"unsupported store URL scheme {parts.scheme!r}: use postgres://... or sqlite:///...")
+
+
+def without_chain(location: StoreLocation) -> dict[str, str]:
+    """The environment for writing without the audit chain (the library's own recorder): a benchmark's baseline only.
+    Events written so are linked by the next chained write or `keng audit seal`; until then they are unsealed."""
+    return {**location.env, "APPLICATION_RECORDER_TOPIC": PLAIN_RECORDERS[location.kind]}
+
+
+def connect_kwargs(location: StoreLocation) -> dict[str, str | int | None]:
+    """`psycopg.connect` keyword arguments for a PostgreSQL location (tools and tests that speak SQL to the server)."""
+    env = location.env
+    return {
+        "dbname": env["POSTGRES_DBNAME"],
+        "host": env["POSTGRES_HOST"],
+        "port": int(env["POSTGRES_PORT"]),
+        "user": env["POSTGRES_USER"],
+        "password": env["POSTGRES_PASSWORD"] or None,
+    }

@@ -3,17 +3,30 @@
 The library opens SQLite in WAL mode but leaves `synchronous` at the build default. In WAL mode NORMAL can lose the
 last transactions on power loss, and a broadcast acknowledged to a caller must survive that, so every pooled connection
 sets FULL and reads it back; a connection where it did not take raises instead of silently running less durable.
-Used through PERSISTENCE_MODULE=adapters.store.sqlite:KengSQLiteFactory.
+The application recorder links every event into the audit hash chain in the transaction that inserts it
+(adapters/audit/chain.py). Used through PERSISTENCE_MODULE=adapters.store.sqlite:KengSQLiteFactory.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
-from eventsourcing.persistence import PersistenceError
-from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteFactory
+from eventsourcing.persistence import PersistenceError, StoredEvent
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteFactory,
+)
+
+from adapters.audit.chain import ensure_tables, extend, inserted
+from adapters.readstore.sql import SqlDb
 
 SYNCHRONOUS_FULL = 2
 log = structlog.get_logger(__name__)
@@ -73,8 +86,29 @@ class Checkpointer:
         self._thread.join(10)
 
 
+class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+    """The library's application recorder, linking each transaction's events into the audit chain before it commits
+    (SQLite's single writer lock is held from the first insert to the commit)."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name)
+        self._db = SqlDb("sqlite", datastore)
+
+    def create_table(self) -> None:
+        super().create_table()
+        ensure_tables(self._db)
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
+        ids = super()._insert_events(c, stored_events, **kwargs) or []
+        extend(self._db, c, self.events_table_name, inserted(ids, stored_events))
+        return ids
+
+
 class KengSQLiteFactory(SQLiteFactory):
-    """The library's SQLite factory, with the durable connection pool swapped in before any connection is made."""
+    """The library's SQLite factory, with the durable connection pool swapped in before any connection is made and
+    the chaining application recorder (`APPLICATION_RECORDER_TOPIC` may name the library's plain one: no chain)."""
+
+    application_recorder_class = ChainedSQLiteApplicationRecorder
 
     def __init__(self, env: object) -> None:
         super().__init__(env)  # type: ignore[arg-type]

@@ -5,53 +5,23 @@ Started on a free port over a fresh SQLite store; driven over HTTP; stopped with
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.http_server import Client
-
-KENG = [sys.executable, "-m", "runtime.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.keng_process import KengHome
 
 
 @pytest.fixture
-def served(tmp_path: Path):  # type: ignore[no-untyped-def]
-    env = {**os.environ, "KENG_DATA": str(tmp_path), "KENG_LOG_FORMAT": "json", "KENG_LOG_LEVEL": "info"}
-    env.pop("KENG_MQTT", None)
-    run = lambda *a: subprocess.run([*KENG, *a], env=env, check=True, capture_output=True, text=True)  # noqa: E731
-    run("init", "--sample")
-    tokens = {h: run("token", "create", "--staff", h).stdout.split()[0] for h in ("lan.nguyen", "hung.tran")}
-    secret = run("integration", "add", "city-source", "--jurisdiction", "021").stdout.split()[0]
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([*KENG, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    client = Client(port)
-    deadline = time.time() + 30
-    while True:
-        try:
-            if client.request("GET", "/readyz").status == 200:
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.time() < deadline, (tmp_path / "serve.log").read_text()
-        time.sleep(0.2)
-    yield client, tokens, secret, proc, tmp_path / "serve.log"
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+def served(home: KengHome):  # type: ignore[no-untyped-def]
+    home.run("init", "--sample")
+    tokens = {h: home.run("token", "create", "--staff", h).stdout.split()[0] for h in ("lan.nguyen", "hung.tran")}
+    secret = home.run("integration", "add", "city-source", "--jurisdiction", "021").stdout.split()[0]
+    client = home.serve()
+    assert home.proc is not None
+    return client, tokens, secret, home.proc, home.log
 
 
 def test_serve_accepts_signed_webhooks_dispatches_approved_broadcasts_and_stops_cleanly(served) -> None:  # type: ignore[no-untyped-def]
