@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from tests.e2e.test_serve import KENG, served  # noqa: F401 (the fixture)
+from tests.e2e.test_serve import served  # noqa: F401 (the fixture)
+from tests.keng_process import KENG
 
 
 def modes(root: Path) -> dict[str, int]:
