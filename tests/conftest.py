@@ -117,3 +117,16 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 _hypothesis_settings.register_profile("ci", max_examples=2000, deadline=None)
 _hypothesis_settings.register_profile("dev", max_examples=200, deadline=None)
 _hypothesis_settings.load_profile("ci" if IN_CI else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+_SESSION_UMASK = os.umask(0o022)
+os.umask(_SESSION_UMASK)
+
+
+@pytest.fixture(autouse=True)
+def _umask_as_found() -> Iterator[None]:
+    """`runtime.cli.main` sets the process umask to 077 (right for a `keng` process); tests that call it in-process
+    must not leave it so for the tests after them (a broker that reads its ACL as another user, a test of modes)."""
+    os.umask(_SESSION_UMASK)
+    yield
+    os.umask(_SESSION_UMASK)

@@ -314,6 +314,15 @@ def _ops_paths() -> dict[str, Any]:
     }
 
 
+def _with_bad_request(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation may answer 400: a query parameter it does not take is refused (runtime/http/query_names.py)."""
+    for item in paths.values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("400", _problems(400)["400"])
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
     """The document served at /openapi.json."""
     return {
@@ -327,5 +336,7 @@ def openapi_document() -> dict[str, Any]:
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, **WEBHOOK_SCHEMES},
         },
-        "paths": {**_ops_paths(), **_operator_paths(), **_public_paths(), **_signed_paths(), **report_paths()},
+        "paths": _with_bad_request(
+            {**_ops_paths(), **_operator_paths(), **_public_paths(), **_signed_paths(), **report_paths()}
+        ),
     }
