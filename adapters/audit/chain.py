@@ -102,8 +102,15 @@ def ensure_tables(db: SqlDb) -> None:
 
 
 def ask_head(db: SqlDb, c: Any) -> None:
-    """Send the query for the newest link on a cursor of the writing transaction (a pipeline may carry it)."""
-    db.execute(c, f"SELECT position, link FROM {db.table(CHAIN_TABLE)} ORDER BY position DESC LIMIT 1")
+    """Send the query for the newest link on a cursor of the writing transaction (a pipeline may carry it). Never a
+    prepared statement: when the insert before it in the pipeline fails (a duplicate), psycopg would count it as
+    prepared although the server never saw it, and the connection's next use fails ("prepared statement does not
+    exist")."""
+    db.execute(
+        c,
+        f"SELECT position, link FROM {db.table(CHAIN_TABLE)} ORDER BY position DESC LIMIT 1",
+        prepare=False if db.kind == "postgres" else None,
+    )
 
 
 def read_head(c: Any) -> tuple[int, bytes]:

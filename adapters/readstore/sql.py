@@ -49,8 +49,11 @@ class SqlDb:
         with self.datastore.transaction(commit=commit) as cursor:
             yield cursor
 
-    def execute(self, cursor: Any, statement: str, params: Any = ()) -> None:
-        cursor.execute(self.sql(statement), params)
+    def execute(self, cursor: Any, statement: str, params: Any = (), *, prepare: bool | None = None) -> None:
+        if prepare is None:
+            cursor.execute(self.sql(statement), params)
+        else:  # psycopg only: False keeps a statement out of the server-side prepared ones
+            cursor.execute(self.sql(statement), params, prepare=prepare)
 
     def executemany(self, cursor: Any, statement: str, rows: list[Any]) -> None:
         if rows:

@@ -5,6 +5,7 @@ writer processes running at once never fork it, and the sealer signs on its time
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
@@ -84,6 +85,9 @@ def _write(store_url: str, data: str, writer: int, start: Any) -> None:
             enrol(app, f"w{writer}-{i}")
             if writer == 0 and i % 5 == 0:  # a manual `keng audit seal` at the same time
                 seal(SqlDb.of_app(app), events_table(app), load_or_create(Path(data)), checkpoint_every=7)
+            # A pause between commands, as between real writers: SQLite's busy handler backs off, and a writer that
+            # commits without pause can keep the lock for its whole run (nothing would overlap, nothing be proved).
+            time.sleep(0.005)
     finally:
         app.close()
 
