@@ -1,10 +1,10 @@
 """Private files: keng's data directory is 0700 and everything in it 0600 (the event store and its SQLite -wal/-shm
 files, read models, integration secrets, signing keys, received CAP documents, audio assets, the audio link key).
 
-The command line sets the process umask to 0o077 before anything else (runtime/cli.py), so files that libraries create
-are private too; the writers below do not rely on it. SQLite gives its -wal and -shm files the mode of the database
-file, which is why the database file is created here (0600) before SQLite opens it. `loose_paths` finds what an older
-installation left wider, for the startup warning and `keng doctor`.
+The command line sets the process umask to 0o077 before anything else (runtime/cli/main.py), so files that libraries
+create are private too; the writers below do not rely on it. SQLite gives its -wal and -shm files the mode of the
+database file, which is why the database file is created here (0600) before SQLite opens it. `loose_paths` finds what
+an older installation left wider, for the startup warning and `keng doctor`.
 """
 
 from __future__ import annotations

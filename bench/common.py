@@ -21,8 +21,8 @@ from adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
 from adapters.mqtt.wire import WireLink
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
-from runtime import sample
 from runtime.bootstrap import freeze_long_lived
+from runtime.demo import sample
 from runtime.inventory import SYSTEM, bootstrap_admin, load_rows
 
 MOSQUITTO_CONF = (
@@ -66,7 +66,7 @@ def district(n: int) -> tuple[str, Keng]:
 
 def cli(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KENG_LOG_LEVEL": os.environ.get("KENG_BENCH_LOG_LEVEL", "warning"), "KENG_LOG_FORMAT": "json"}
-    return subprocess.Popen([sys.executable, "-m", "runtime.cli_dispatch", *args], env=env, **kw)
+    return subprocess.Popen([sys.executable, "-m", "runtime.cli", *args], env=env, **kw)
 
 
 def wait_line(proc: subprocess.Popen[bytes], word: str, timeout: float = 900) -> str:

@@ -38,7 +38,7 @@ from bench.common import (
 )
 from domain.broadcast import Broadcast
 from domain.delivery import percentile
-from runtime.simulator import fleet_specs
+from runtime.demo.simulator import fleet_specs
 
 
 def approve(app: Keng, priority: str, **targets: Any) -> UUID:

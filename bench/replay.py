@@ -31,8 +31,8 @@ from adapters.readstore.store import ReadStore
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from projections.runner import run_facts
-from runtime.readmodels import REBUILD_BATCH
-from runtime.synthetic import History
+from runtime.workers.readmodels import REBUILD_BATCH
+from tests.synthetic import History
 
 
 def peak_rss_mb() -> float:

@@ -11,7 +11,7 @@ from adapters.store.app import Keng
 from domain.area import Area
 from domain.errors import UnknownArea
 from domain.ids import endpoint_id
-from runtime import sample
+from runtime.demo import sample
 
 log = structlog.get_logger(__name__)
 SYSTEM = "system"

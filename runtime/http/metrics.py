@@ -36,7 +36,7 @@ class Metrics:
             registry=self.registry,
         )
         # Queue depth per priority, devices online and dispatcher counters come from a collector registered by
-        # the process that runs the dispatcher (runtime/dispatch_metrics.py).
+        # the process that runs the dispatcher (runtime/dispatch/metrics.py).
 
     def render(self) -> bytes:
         """The exposition text."""

@@ -19,8 +19,8 @@ from runtime.http.params import query_int
 from runtime.http.problems import Problem
 from runtime.http.routes_operator import current_staff
 from runtime.http.services import SERVICES
-from runtime.readmodels import LiveReadModels, check_auditor
 from runtime.reports import REPORTS, YEARS, ReportOptions, build
+from runtime.workers.readmodels import LiveReadModels, check_auditor
 
 READ_MODELS = web.AppKey("read_models", LiveReadModels)
 # Query parameters of each report (the CLI's option names).

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime import cli_admin, cli_audit, cli_report
+from runtime.cli import admin as cli_admin
+from runtime.cli import audit as cli_audit
+from runtime.cli import report as cli_report
 from runtime.config import load_settings
 from runtime.logs import configure_logging
 

@@ -15,10 +15,10 @@ from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from domain.dispatch import Dispatch
 from domain.programme import Programme, parse_slots
-from runtime.dispatcher import Dispatcher
+from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
+from runtime.dispatch.dispatcher import Dispatcher
+from runtime.dispatch.live import RetryPolicy
 from runtime.inventory import install_sample
-from runtime.live import RetryPolicy
-from runtime.simulator import Fleet, FleetOptions, fleet_specs
 
 WARD = "00595"
 ALWAYS_OPEN = Programme(default=parse_slots("00:00-24:00"))

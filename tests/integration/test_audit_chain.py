@@ -20,8 +20,8 @@ from adapters.readstore.sql import SqlDb, event_columns, fetch_tuples
 from adapters.store.app import Keng
 from adapters.store.config import locate_store, without_chain
 from adapters.store.errors import DuplicateRecord
-from runtime.readmodels import events_table
-from runtime.sealer import Sealer
+from runtime.workers.readmodels import events_table
+from runtime.workers.sealer import Sealer
 
 WRITERS, EACH = 3, 40
 

@@ -16,7 +16,7 @@ from adapters.audit.keys import Signer
 from adapters.audit.verify import Exported, export_checkpoint, verify
 from adapters.readstore.sql import SqlDb, event_columns, select_records
 from adapters.store.app import Keng
-from runtime.synthetic import History
+from tests.synthetic import History
 
 EVENTS = 10_000
 P, Q, T = 4_321, 7_654, 4_000  # T: a checkpoint position (one every 1,000)

@@ -28,7 +28,7 @@ from adapters.store.app import MAX_POSITION, Keng
 from adapters.store.config import locate_store
 from domain.broadcast import Broadcast
 from domain.content import Content
-from runtime.cli import main as keng
+from runtime.cli.main import main as keng
 from runtime.config import load_settings
 from runtime.http.services import Services
 from runtime.inventory import install_sample

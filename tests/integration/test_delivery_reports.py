@@ -18,7 +18,7 @@ from adapters.signing import verify
 from adapters.store.access import add_integration, record_inbound
 from adapters.store.app import Keng
 from domain.report import DeliveryReport, backoff_s, report_id
-from runtime.reporter import Reporter
+from runtime.workers.reporter import Reporter
 from tests.outbound_servers import quiet
 
 

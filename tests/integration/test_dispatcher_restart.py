@@ -23,7 +23,7 @@ def start_dispatcher(h: Harness, broker: Mosquitto) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "runtime.cli_dispatch",
+            "runtime.cli",
             "--store",
             h.store_url,
             "dispatch",

@@ -14,7 +14,7 @@ from adapters.readstore.store import ReadStore
 from adapters.store.app import Keng
 from projections.facts import facts_of
 from projections.runner import run, run_facts
-from runtime.synthetic import History
+from tests.synthetic import History
 
 
 def test_raw_facts_equal_the_facts_of_decoded_domain_events(make_app: Callable[..., Keng]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from adapters.secrets import SecretStore
 from adapters.store.access import issue_token
 from adapters.store.app import Keng
-from runtime import cli_report
+from runtime.cli import report as cli_report
 from runtime.config import Settings, load_settings
 from runtime.http.services import Services
 from tests.http_server import Client, serve

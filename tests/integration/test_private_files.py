@@ -23,7 +23,7 @@ from runtime.config import load_settings
 from runtime.http.routes_cap import keep_document
 from runtime.http.services import Services
 from runtime.inventory import install_sample
-from runtime.readmodels import caught_up
+from runtime.workers.readmodels import caught_up
 
 
 @pytest.fixture

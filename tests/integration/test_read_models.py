@@ -18,7 +18,7 @@ from adapters.readstore.store import ReadStore
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from projections.runner import run, until
-from runtime.synthetic import History
+from tests.synthetic import History
 
 
 def live_store(app: Keng) -> ReadStore:

@@ -15,7 +15,7 @@ from adapters.audio_upload import UploadLimits, UploadRefused, sniff, validate_u
 from adapters.tts.base import Audio, TTSConfig
 from adapters.tts.loudness import measure_lufs
 from adapters.tts.render import RenderConfig, render_bulletin, store_for
-from runtime.cli_tts import main as cli_main
+from runtime.cli.tts import main as cli_main
 
 BULLETIN = (
     "UBND phường Hòa Bình thông báo: do ảnh hưởng của bão số 3, từ 14h ngày 12/9/2024 sẽ cắt điện "

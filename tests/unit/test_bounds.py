@@ -21,7 +21,7 @@ from domain.content import MAX_SCHEDULED, MAX_TARGETS, ContentLimits, build_cont
 from domain.errors import InvalidValue
 from domain.programme import Programme
 from domain.values import REFUSED_CHARS, clean_text, in_zone, parse_digits, printable_text
-from runtime.cli_args import digits
+from runtime.cli.args import digits
 from runtime.config import load_settings
 from runtime.views import jsonable
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime import cli_cap
+from runtime.cli import cap as cli_cap
 from runtime.config import load_settings
 from runtime.logs import configure_logging
 from tests.unit.cap_builders import FIXTURES, alert, area, info

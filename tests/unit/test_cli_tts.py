@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import cli_tts
+from runtime.cli import tts as cli_tts
 
 
 def _run(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:

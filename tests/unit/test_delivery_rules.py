@@ -7,7 +7,7 @@ from domain.delivery import check_ack, latency_summary, percentile, summarise
 from domain.device_status import check_status
 from domain.lanes import PriorityLanes
 from domain.programme import Programme, Slot, parse_slots, volume_for
-from runtime.live import RetryPolicy
+from runtime.dispatch.live import RetryPolicy
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 SHA = "a" * 64

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runtime.bootstrap import open_app
-from runtime.cli_args import digits
+from runtime.cli.args import digits
+from runtime.cli.output import print_json, print_table
 from runtime.config import Settings
-from runtime.output import print_json, print_table
-from runtime.readmodels import caught_up, print_csv, require_auditor
 from runtime.reports import REPORTS, YEARS, ReportOptions, build
+from runtime.workers.readmodels import caught_up, print_csv, require_auditor
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,7 +1,7 @@
 """What devices say, before it reaches the store: routing MQTT messages onto bounded queues, draining them in batches,
 and sorting a batch of acks or statuses into what to record and what to refuse (counted, logged, never recorded).
 
-Split from runtime/dispatcher.py: everything here runs on the dispatcher's loop and touches no store.
+Split from runtime/dispatch/dispatcher.py: everything here runs on the dispatcher's loop and touches no store.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from adapters.mqtt import protocol as proto
 from adapters.mqtt.link import LinkClosed, MqttLink
 from domain.delivery import check_ack
 from domain.device_status import check_status
-from runtime.live import LiveDispatch
+from runtime.dispatch.live import LiveDispatch
 
 log = structlog.get_logger(__name__)
 ACK_BATCH, ACK_WINDOW_S = 1000, 0.1

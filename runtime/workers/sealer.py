@@ -21,7 +21,7 @@ from adapters.audit.keys import Signer, load_or_create
 from adapters.readstore.sql import SqlDb
 from adapters.store.app import Keng
 from runtime.config import Settings
-from runtime.readmodels import events_table
+from runtime.workers.readmodels import events_table
 
 log = structlog.get_logger(__name__)
 CHECKPOINT_EVERY = 10_000

@@ -30,22 +30,22 @@ from domain.errors import (
     SelfApprovalRefused,
     UnknownArea,
 )
-from runtime import (
-    cli_admin,
-    cli_audit,
-    cli_broadcast,
-    cli_cap,
-    cli_dispatch,
-    cli_doctor,
-    cli_render,
-    cli_report,
-    cli_service,
-    cli_tts,
-)
 from runtime.bootstrap import StartupError
+from runtime.cli import (
+    admin,
+    audit,
+    broadcast,
+    cap,
+    dispatch,
+    doctor,
+    render,
+    report,
+    service,
+    tts,
+)
+from runtime.cli.output import CommandError
 from runtime.config import load_settings
 from runtime.logs import configure_logging, report_error
-from runtime.output import CommandError
 
 # Most specific first: the first matching class gives the Vietnamese headline.
 HEADLINES: list[tuple[type[BaseException], str]] = [
@@ -83,16 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
         "else SQLite in the data directory)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cli_admin.register(sub)
-    cli_broadcast.register(sub)
-    cli_dispatch.register(sub)
-    cli_report.register(sub)
-    cli_audit.register(sub)
-    cli_cap.register(sub)
-    cli_service.register(sub)
-    cli_tts.register(sub)
-    cli_render.register(sub)
-    cli_doctor.register(sub)
+    admin.register(sub)
+    broadcast.register(sub)
+    dispatch.register(sub)
+    report.register(sub)
+    audit.register(sub)
+    cap.register(sub)
+    service.register(sub)
+    tts.register(sub)
+    render.register(sub)
+    doctor.register(sub)
     return parser
 
 

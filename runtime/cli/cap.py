@@ -1,6 +1,6 @@
 """CLI: `keng cap validate FILE... [--json]`, one verdict per file with every violation by element path.
 
-Register with `cli_cap.register(sub)` in runtime/cli.py. Exit status 1 when any file is invalid.
+Register with `cli_cap.register(sub)` in runtime/cli/main.py. Exit status 1 when any file is invalid.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import structlog
 
 from adapters.cap.errors import Violation
 from adapters.cap.parse import Verdict, check_cap
+from runtime.cli.output import print_json
 from runtime.config import Settings
-from runtime.output import print_json
 
 log = structlog.get_logger(__name__)
 

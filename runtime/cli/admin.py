@@ -13,12 +13,12 @@ from adapters.district_file import read_rows
 from adapters.store.app import MAX_POSITION, Keng
 from domain.values import Role
 from projections.catalog import Catalog
-from runtime import sample
 from runtime.bootstrap import open_app
-from runtime.cli_args import digits
+from runtime.cli.args import digits
+from runtime.cli.output import print_json, print_table
 from runtime.config import Settings
+from runtime.demo import sample
 from runtime.inventory import SYSTEM, bootstrap_admin, install_sample, load_rows
-from runtime.output import print_json, print_table
 from runtime.views import endpoint_view, event_view, staff_view
 
 log = structlog.get_logger(__name__)

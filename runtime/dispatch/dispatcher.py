@@ -26,10 +26,10 @@ from adapters.mqtt.wire import WireLink
 from adapters.store.app import Clock, Keng, utc_now
 from domain.programme import Programme
 from runtime.bootstrap import freeze_long_lived
-from runtime.dispatch_model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
-from runtime.intake import AckBarrier, Intake
-from runtime.live import LiveDispatch, RetryPolicy
-from runtime.outbox import Outbox, Outgoing, Rates
+from runtime.dispatch.intake import AckBarrier, Intake
+from runtime.dispatch.live import LiveDispatch, RetryPolicy
+from runtime.dispatch.model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
+from runtime.dispatch.outbox import Outbox, Outgoing, Rates
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

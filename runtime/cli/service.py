@@ -31,18 +31,18 @@ from domain.access import ApiToken, Integration
 from domain.errors import InvalidValue
 from domain.standing_orders import StandingOrder, parse_orders
 from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
-from runtime.cli_admin import catalog, require_admin
-from runtime.cli_dispatch import broker_from, programme_from
-from runtime.cli_render import render_config
+from runtime.cli.admin import catalog, require_admin
+from runtime.cli.dispatch import broker_from, programme_from
+from runtime.cli.output import print_json, print_table
+from runtime.cli.render import render_config
 from runtime.config import Settings
-from runtime.dispatch_metrics import DispatcherCollector, observe_closed
-from runtime.dispatcher import Dispatcher
+from runtime.dispatch.dispatcher import Dispatcher
+from runtime.dispatch.metrics import DispatcherCollector, observe_closed
 from runtime.http.app import create_app
 from runtime.http.metrics import Metrics
 from runtime.http.services import Services
-from runtime.output import print_json, print_table
-from runtime.reporter import Reporter
-from runtime.sealer import sealer_context
+from runtime.workers.reporter import Reporter
+from runtime.workers.sealer import sealer_context
 
 log = structlog.get_logger(__name__)
 FETCH_HOST_HELP = (
@@ -115,7 +115,7 @@ def dispatcher_context(
     HTTP service: started with it, cancelled and awaited on shutdown. It has its own store connection."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
-        from runtime.renderer import run_renderer  # the audio stack loads only in the serving process
+        from runtime.workers.renderer import run_renderer  # the audio stack loads only in the serving process
 
         embedded: EmbeddedBroker | None = None
         broker = broker_from(broker_url)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.delivery import summarise
-from runtime.dispatch_model import Plan
+from runtime.dispatch.model import Plan
 
 _RANK = {"received": 1, "playing": 2, "played": 3, "failed": 3}
 FINAL = ("played", "failed")

@@ -5,7 +5,7 @@ retained `online` status with a retained last will `offline`, acknowledges (`rec
 SHA-256 of what it played, or `failed` with a reason), de-duplicates by (dispatch id, sequence) so that a resend never
 plays twice (it re-acknowledges instead, which recovers lost acks), interrupts lower-priority playback for a more
 urgent command and resumes the interrupted item afterwards if it has not expired, never plays expired content, and can
-drop offline and come back. `run_processes` spreads a fleet over several processes (runtime/cli_dispatch.py).
+drop offline and come back. `run_processes` spreads a fleet over several processes (runtime/cli/dispatch.py).
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ from adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
 from domain.programme import SAMPLE_SLOTS, Programme, parse_slots
 from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
 from runtime.config import Settings
-from runtime.dispatcher import Dispatcher
-from runtime.sealer import sealer_for, sealing
-from runtime.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
+from runtime.demo.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
+from runtime.dispatch.dispatcher import Dispatcher
+from runtime.workers.sealer import sealer_for, sealing
 
 log = structlog.get_logger(__name__)
 
@@ -157,27 +157,6 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from runtime.demo import run_demo
+    from runtime.demo.run import run_demo
 
     return asyncio.run(run_demo(offline_rate=args.offline_rate, tz=settings.display_tz))
-
-
-def main() -> int:
-    """`python -m runtime.cli_dispatch ...`: the keng CLI with these commands, until runtime/cli.py registers them."""
-    from runtime import cli
-
-    build = cli.build_parser
-
-    def build_with_dispatch() -> argparse.ArgumentParser:
-        parser = build()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "dispatch" not in sub.choices:
-            register(sub)
-        return parser
-
-    cli.build_parser = build_with_dispatch
-    return cli.main()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

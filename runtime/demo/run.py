@@ -20,10 +20,10 @@ from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from domain.programme import Programme, parse_slots
 from projections.catalog import Catalog
-from runtime.dispatcher import Dispatcher
+from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
+from runtime.dispatch.dispatcher import Dispatcher
+from runtime.dispatch.live import LiveDispatch
 from runtime.inventory import install_sample
-from runtime.live import LiveDispatch
-from runtime.simulator import Fleet, FleetOptions, fleet_specs
 
 TEXT = (
     "Khẩn cấp: mực nước sông Hồng đang lên nhanh. Đề nghị bà con khu vực ven đê chuẩn bị di chuyển đến nơi an toàn "

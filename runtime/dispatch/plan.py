@@ -1,7 +1,7 @@
 """What the dispatcher's loop delivers: targets, plans, the reactions of the log follower, and the play commands.
 
-Split from runtime/dispatch_model.py (which folds the log and writes): these are plain values built there and consumed
-by the loop (runtime/dispatcher.py, runtime/live.py).
+Split from runtime/dispatch/model.py (which folds the log and writes): these are plain values built there and consumed
+by the loop (runtime/dispatch/dispatcher.py, runtime/dispatch/live.py).
 """
 
 from __future__ import annotations

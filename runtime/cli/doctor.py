@@ -10,8 +10,8 @@ from pathlib import Path
 
 from adapters.private_files import LoosePath, loose_paths, tighten
 from adapters.store.config import locate_store
+from runtime.cli.output import print_json, print_table
 from runtime.config import Settings
-from runtime.output import print_json, print_table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

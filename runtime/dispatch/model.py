@@ -29,7 +29,7 @@ from domain.ids import area_id as _area_id
 from domain.ids import endpoint_id as _endpoint_id
 from domain.programme import Programme
 from domain.values import Priority
-from runtime.dispatch_plan import Arm, Cancel, Deliver, Known, Plan, Reaction, Target, play_commands
+from runtime.dispatch.plan import Arm, Cancel, Deliver, Known, Plan, Reaction, Target, play_commands
 
 log = structlog.get_logger(__name__)
 __all__ = ["Arm", "Cancel", "Deliver", "DispatchModel", "Known", "Plan", "Reaction", "Target"]

@@ -17,10 +17,10 @@ from domain.broadcast import Broadcast
 from domain.content import MAX_REPEATS
 from domain.errors import InvalidValue
 from runtime.bootstrap import open_app
-from runtime.cli_admin import catalog
-from runtime.cli_args import digits
+from runtime.cli.admin import catalog
+from runtime.cli.args import digits
+from runtime.cli.output import print_json, print_table
 from runtime.config import Settings
-from runtime.output import print_json, print_table
 from runtime.views import broadcast_view
 
 log = structlog.get_logger(__name__)

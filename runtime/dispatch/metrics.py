@@ -11,9 +11,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from domain.values import Priority
-from runtime.dispatcher import Dispatcher
+from runtime.dispatch.dispatcher import Dispatcher
+from runtime.dispatch.live import LiveDispatch
 from runtime.http.metrics import Metrics
-from runtime.live import LiveDispatch
 
 _KEY = re.compile(r"^(?P<name>[a-z_]+)(\{reason=(?P<reason>[^}]*)\})?$")
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from runtime.bootstrap import open_app
-from runtime.cli_broadcast import resolve_id
+from runtime.cli.broadcast import resolve_id
+from runtime.cli.output import CommandError, print_json, print_table
 from runtime.config import Settings
-from runtime.output import CommandError, print_json, print_table
 
 if TYPE_CHECKING:
     from adapters.tts.render import RenderConfig

@@ -1,0 +1,1 @@
+"""The `keng` command line: one module per command group; `main` parses and dispatches."""

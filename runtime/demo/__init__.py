@@ -1,0 +1,1 @@
+"""The demo (`keng demo`), the simulated device fleet (`keng simulate`) and the sample district."""

@@ -1,0 +1,1 @@
+"""Background workers of `keng serve`: rendering, delivery reports, audit sealing, live read models."""
