@@ -10,17 +10,21 @@ block that serves reads it with a default (`PORT=${PORT:-8080}`) and the test ne
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import IN_CI
 from tests.keng_process import free_port, keng_home
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -32,6 +36,7 @@ PRELUDE = (
     "set -Eeo pipefail\ntrap 'echo \"README.md line $((LINENO + {offset})): exit $? from: $BASH_COMMAND\" >&2' ERR\n"
 )
 BLOCK_TIMEOUT_S = 120
+TOOLS = ("bash", "curl", "openssl", "od", "base64")
 
 
 @dataclass(frozen=True)
@@ -82,29 +87,26 @@ def keng_on_path(bin_dir: Path) -> str:
 
 
 def run_block(block: Block, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run one block in its own bash and process group; whatever it leaves running (a server) is killed after."""
+    """Run one block in its own bash and process group. Its output goes to a file, not a pipe, so a server the block
+    left running (it failed before stopping it) cannot hold the test up; that server is killed when bash ends."""
     script = PRELUDE.format(offset=block.line - 3) + block.code
-    proc = subprocess.Popen(
-        ["bash", "-c", script],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=BLOCK_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        out += f"\n(killed after {BLOCK_TIMEOUT_S} s)"
-    finally:
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            ["bash", "-c", script], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+            returncode = proc.wait(timeout=BLOCK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            returncode = -1
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if returncode == -1:
+        text += f"\n(killed after {BLOCK_TIMEOUT_S} s)"
+    return subprocess.CompletedProcess(proc.args, returncode, text, "")
 
 
 def failure(block: Block, done: subprocess.CompletedProcess[str]) -> str:
@@ -121,13 +123,38 @@ def reader_env(tmp_path: Path) -> dict[str, str]:
     return env | {"PATH": keng_on_path(tmp_path / "bin"), "PORT": str(free_port())}
 
 
-def test_readme_runs_its_shell_blocks_and_says_why_the_others_do_not_run() -> None:
-    found = [b for b in blocks(README.read_text(encoding="utf-8")) if b.lang in SHELLS]
-    assert [b for b in found if b.runs], "README.md has no shell block this test runs"
-    assert any("keng serve" in b.code for b in found if b.runs), "the service block is not run"
+def ended(pid: int, within_s: float = 5.0) -> bool:
+    """True once a process is gone or a zombie (killed, waiting for a parent that may never reap it)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z" or time.monotonic() > deadline:
+            return state == "Z"
+        time.sleep(0.05)
+
+
+def require_tools() -> None:
+    """Skip (locally) or fail (in CI) when a tool the README's blocks call is missing."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        problem = f"the README's shell blocks need {', '.join(missing)}"
+        if IN_CI:
+            pytest.fail(f"CI=true but {problem}")
+        pytest.skip(problem)
+
+
+def test_the_readme_runs_the_service_block_and_every_skip_marker_sits_on_a_shell_block() -> None:
+    text = README.read_text(encoding="utf-8")
+    found = [b for b in blocks(text) if b.lang in SHELLS]
+    assert any("keng serve --port" in b.code for b in found if b.runs), "the service block is not run"
+    assert len(SKIP.findall(text)) == len([b for b in found if b.skip]), "a skip marker is not right above a fence"
 
 
 def test_readme_shell_blocks_run_in_order_in_a_fresh_data_directory(tmp_path: Path) -> None:
+    require_tools()
     env = reader_env(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
@@ -139,13 +166,18 @@ def test_readme_shell_blocks_run_in_order_in_a_fresh_data_directory(tmp_path: Pa
     print(f"README blocks ran in {time.monotonic() - started:.1f} s")
 
 
-def test_a_failing_readme_command_is_named_with_its_line_and_output(tmp_path: Path) -> None:
-    block = blocks("intro\n\n```sh\necho before\nX=$(keng-no-such-command --flag)\necho after\n```\n")[0]
-    done = run_block(block, tmp_path, reader_env(tmp_path))
-    assert done.returncode != 0
-    message = failure(block, done)
-    assert "README.md line 5: exit 127 from: keng-no-such-command --flag" in message
-    assert "before" in done.stdout and "after" not in done.stdout
+def test_a_failing_readme_command_is_named_with_its_line_and_output_and_what_it_started_is_ended(
+    tmp_path: Path,
+) -> None:
+    require_tools()
+    text = "intro\n\n```sh\nsleep 300 &\necho started $!\nX=$(keng-no-such-command --flag)\necho after\n```\n"
+    started = time.monotonic()
+    done = run_block(blocks(text)[0], tmp_path, reader_env(tmp_path))
+    assert done.returncode != 0 and time.monotonic() - started < 30
+    assert "README.md line 6: exit 127 from: keng-no-such-command --flag" in failure(blocks(text)[0], done)
+    assert "after" not in done.stdout
+    sleeper = int(done.stdout.split("started ")[1].split()[0])
+    assert ended(sleeper)
 
 
 @pytest.mark.parametrize(
