@@ -10,11 +10,10 @@ from typing import Any
 import structlog
 
 from adapters.district_file import read_rows
-from adapters.store.app import MAX_POSITION, Keng
-from domain.values import Role
-from projections.catalog import Catalog
+from adapters.store.app import MAX_POSITION
 from runtime.bootstrap import open_app
 from runtime.cli.args import digits
+from runtime.cli.lookup import catalog, require_admin
 from runtime.cli.output import print_json, print_table
 from runtime.config import Settings
 from runtime.demo import sample
@@ -74,16 +73,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=digits("a count", lo=1, hi=MAX_POSITION), default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_events)
-
-
-def catalog(app: Keng) -> Catalog:
-    """Fold the whole log into current states (for list commands)."""
-    return Catalog().fold(app.read_events())
-
-
-def require_admin(app: Keng, handle: str) -> None:
-    """Admin commands need an admin (the bootstrap `system` actor only exists for init and sample loading)."""
-    app.staff(handle).require_role(Role.ADMIN, "administer staff and inventory")
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:

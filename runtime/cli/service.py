@@ -31,10 +31,9 @@ from domain.access import ApiToken, Integration
 from domain.errors import InvalidValue
 from domain.standing_orders import StandingOrder, parse_orders
 from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
-from runtime.cli.admin import catalog, require_admin
-from runtime.cli.dispatch import broker_from, programme_from
+from runtime.cli.lookup import catalog, require_admin
 from runtime.cli.output import print_json, print_table
-from runtime.cli.render import render_config
+from runtime.cli.wiring import broker_from, programme_from, render_config
 from runtime.config import Settings
 from runtime.dispatch.dispatcher import Dispatcher
 from runtime.dispatch.metrics import DispatcherCollector, observe_closed
