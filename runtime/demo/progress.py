@@ -99,7 +99,7 @@ def counts_of(row: WardProgress) -> list[str]:
 
 def table(rows: Sequence[WardProgress]) -> Table:
     """The progress table: a row per ward with a bar of its endpoints done, the district's total as the footer."""
-    total = WardProgress("", "Toàn quận (district)", *(sum(getattr(r, name) for r in rows) for name in COUNTS))
+    total = WardProgress("", "Cộng các phường (wards)", *(sum(getattr(r, name) for r in rows) for name in COUNTS))
     footers = [total.name, *counts_of(total), f"{total.done}/{total.targeted}"]
     grid = Table(title="Tiến độ phát theo phường (delivery by ward)", title_justify="left", show_footer=True)
     for i, (header, footer) in enumerate(zip(HEADERS, footers, strict=True)):

@@ -118,3 +118,32 @@ def test_library_records_warnings_lost_task_and_thread_exceptions_are_json_and_f
     (thread,) = [line for line in lines if line["event"] == "thread.crashed"]
     assert thread["thread"] == "worker" and thread["exception"][0]["exc_type"] == "ZeroDivisionError"
     assert len(lines) == 5 + 1 + 4  # nothing else, and nothing twice
+
+
+CHATTY = textwrap.dedent(
+    """
+    import logging, sys
+    from runtime.logs import configure_logging
+
+    configure_logging("json", sys.argv[1])
+    mqtt = logging.getLogger("mqtt")  # aiomqtt's logger
+    for pending in (11, 12, 13):
+        mqtt.warning("There are %d pending publish calls.", pending)
+    mqtt.warning("Connection lost")
+    """
+)
+
+
+def test_aiomqtts_pending_publish_notes_show_only_at_debug_level_and_its_other_warnings_always() -> None:
+    def events(level: str) -> list[tuple[str, str]]:
+        proc = subprocess.run(
+            [sys.executable, "-c", CHATTY, level], env=production_env(), capture_output=True, text=True, cwd=ROOT
+        )
+        assert proc.returncode == 0, proc.stderr
+        return [(line["level"], line["event"]) for line in json_lines(proc.stderr)]
+
+    assert events("info") == [("warning", "Connection lost")]
+    assert events("debug") == [
+        *[("debug", f"There are {n} pending publish calls.") for n in (11, 12, 13)],
+        ("warning", "Connection lost"),
+    ]
