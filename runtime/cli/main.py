@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Collection, Sequence
 from importlib import import_module
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from adapters.private_files import PRIVATE_UMASK
 
@@ -74,10 +74,23 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser(modules: Collection[str] | None = None) -> argparse.ArgumentParser:
+class _JsonUsageParser(argparse.ArgumentParser):
+    """A parser whose usage errors are the one JSON object on stderr that every failure under `--json` is (its
+    sub-command parsers are of its class: argparse makes them so)."""
+
+    def error(self, message: str) -> NoReturn:
+        import orjson
+
+        command = self.prog.split()[1] if " " in self.prog else None
+        failure = {"headline": "Lệnh không hợp lệ", "detail": f"{self.prog}: {message}", "rule": "usage"}
+        sys.stderr.write(orjson.dumps({**failure, "command": command}).decode() + "\n")
+        self.exit(2)
+
+
+def build_parser(modules: Collection[str] | None = None, *, json_errors: bool = False) -> argparse.ArgumentParser:
     """The argument parser with the commands of `modules` (runtime/cli module names; default: all) and their options;
     every other command is only a name and its line of help, so its module is not imported."""
-    parser = argparse.ArgumentParser(
+    parser = (_JsonUsageParser if json_errors else argparse.ArgumentParser)(
         prog="keng",
         description="keng: hệ thống phát thanh cơ sở và cảnh báo khẩn cấp (emergency alerting core)",
     )
@@ -104,8 +117,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Two passes: the first (every command only named) finds the command, or prints `keng --help` / `--version`;
     the second parses with that command's module registered, so `keng COMMAND --help` shows its options."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    found, _ = build_parser(()).parse_known_args(argv)
-    return build_parser([MODULES[found.command]]).parse_args(argv)
+    json_errors = "--json" in argv
+    found, _ = build_parser((), json_errors=json_errors).parse_known_args(argv)
+    return build_parser([MODULES[found.command]], json_errors=json_errors).parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -86,3 +86,11 @@ def test_a_failure_under_json_is_one_json_object_with_headline_detail_and_rule(k
     before_init = Keng(tmp_path / "nothing", None).run("endpoint", "list", "--json", ok=False)
     (failure,) = [orjson.loads(text) for text in before_init.stderr.splitlines()]
     assert failure["headline"] == "Không mở được kho dữ liệu" and "keng init" in failure["detail"]
+    usage = keng.run("report", "kpi", "--json", ok=False)  # no --as: argparse refuses it
+    (failure,) = [orjson.loads(text) for text in usage.stderr.splitlines()]
+    assert usage.returncode == 2 and failure == {
+        "headline": "Lệnh không hợp lệ",
+        "detail": "keng report: the following arguments are required: --as",
+        "rule": "usage",
+        "command": "report",
+    }
