@@ -123,7 +123,10 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the settings, configure logging, run the command; errors become one report and an exit status."""
+    """Load the settings, configure logging, run the command; errors become one report and an exit status. (What it
+    needs is imported here, not at the top: `keng --help` needs none of it.)"""
+    import structlog
+
     from domain.errors import InvalidValue
     from runtime.cli.output import CommandError
     from runtime.config import load_settings
@@ -134,8 +137,6 @@ def run(args: argparse.Namespace) -> int:
     except InvalidValue as e:
         return fail(args, CommandError("cấu hình không hợp lệ", str(e), rule=e.rule), status=2)
     configure_logging(settings.log_format, settings.log_level)
-    import structlog
-
     structlog.contextvars.bind_contextvars(command=args.command, actor=getattr(args, "actor", None))
     try:
         return int(args.handler(args, settings) or 0)
