@@ -13,6 +13,7 @@ import atexit
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -41,6 +42,23 @@ class _CurrentStderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+# Libraries' lines that ask nothing of the person reading them, by logger and message template: shown at debug level
+# only. aiomqtt notes its queue at warning level on every publish past ten in flight, which a fan-out always is.
+CHATTER: dict[str, frozenset[str]] = {"mqtt": frozenset({"There are %d pending publish calls."})}
+
+
+def _demote_chatter(shown: int) -> Callable[[logging.LogRecord], bool]:
+    """A handler filter: a chatter record becomes a debug record, kept only when debug lines are shown."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.msg not in CHATTER.get(record.name, ()):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return shown <= logging.DEBUG
+
+    return keep
 
 
 class _KengHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -91,16 +109,21 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
-    _route_stdlib(shared, renderer, limiter, max(numeric, logging.WARNING))
+    _route_stdlib(shared, renderer, limiter, max(numeric, logging.WARNING), numeric)
     if use_json:
         _route_uncaught()
     return limiter
 
 
 def _route_stdlib(
-    shared: list[structlog.typing.Processor], renderer: structlog.typing.Processor, limiter: RepeatLimiter, level: int
+    shared: list[structlog.typing.Processor],
+    renderer: structlog.typing.Processor,
+    limiter: RepeatLimiter,
+    level: int,
+    shown: int,
 ) -> None:
-    """Libraries' records (warnings and up: their info lines are noise here) through the same processors."""
+    """Libraries' records (warnings and up: their info lines are noise here; `CHATTER` only at debug level) through
+    the same processors."""
     handler = _KengHandler(_CurrentStderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -108,6 +131,7 @@ def _route_stdlib(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    handler.addFilter(_demote_chatter(shown))
     handler.addFilter(limiter.filter)
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _KengHandler)]:

@@ -10,12 +10,12 @@ from typing import Any
 import structlog
 
 from adapters.district_file import read_rows
-from adapters.store.app import MAX_POSITION, Keng
-from domain.values import Role
-from projections.catalog import Catalog
+from adapters.store.app import MAX_POSITION
+from adapters.store.config import locate_store
 from runtime.bootstrap import open_app
 from runtime.cli.args import digits
-from runtime.cli.output import print_json, print_table
+from runtime.cli.lookup import catalog, require_admin
+from runtime.cli.output import CommandError, print_json, print_table
 from runtime.config import Settings
 from runtime.demo import sample
 from runtime.inventory import SYSTEM, bootstrap_admin, install_sample, load_rows
@@ -76,20 +76,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_events)
 
 
-def catalog(app: Keng) -> Catalog:
-    """Fold the whole log into current states (for list commands)."""
-    return Catalog().fold(app.read_events())
-
-
-def require_admin(app: Keng, handle: str) -> None:
-    """Admin commands need an admin (the bootstrap `system` actor only exists for init and sample loading)."""
-    app.staff(handle).require_role(Role.ADMIN, "administer staff and inventory")
-
-
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=True)
+    where = locate_store(settings.store_url, settings.data_dir).display  # no password in what is printed
+    if events := app.max_position():  # refused before anything is written: a second sample would be 700 errors
+        raise CommandError(
+            "Kho dữ liệu đã có, không khởi tạo lại",
+            f"the store at {where} already holds {events} events; nothing was changed",
+            rule="init-needs-empty-store",
+        )
     bootstrap_admin(app)
-    print(f"Kho dữ liệu sẵn sàng (store ready): {settings.store_url or settings.data_dir / 'keng.db'}")
+    print(f"Kho dữ liệu sẵn sàng (store ready): {where}")
     if args.sample:
         counts = install_sample(app)
         print(

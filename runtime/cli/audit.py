@@ -27,11 +27,10 @@ from projections.facts import facts_until
 from projections.runner import run_facts
 from runtime.bootstrap import open_app
 from runtime.cli.args import digits
-from runtime.cli.output import print_json
-from runtime.cli.report import show
+from runtime.cli.output import print_csv, print_json, show
 from runtime.config import Settings
 from runtime.reports import REPORTS, ReportOptions, build
-from runtime.workers.readmodels import REBUILD_BATCH, events_table, print_csv, require_auditor
+from runtime.workers.readmodels import REBUILD_BATCH, events_table, require_auditor
 
 log = structlog.get_logger(__name__)
 

@@ -6,19 +6,17 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import structlog
 
 from adapters.store.app import Keng
 from adapters.store.errors import NotFound
 from domain.authority import EVERYTHING, Visibility
-from domain.broadcast import Broadcast
 from domain.content import MAX_REPEATS
 from domain.errors import InvalidValue
 from runtime.bootstrap import open_app
-from runtime.cli.admin import catalog
 from runtime.cli.args import digits
+from runtime.cli.lookup import catalog, resolve_id
 from runtime.cli.output import print_json, print_table
 from runtime.config import Settings
 from runtime.views import broadcast_view
@@ -113,21 +111,6 @@ def _content_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "drill": args.drill,
         "audio": args.audio,
     }
-
-
-def resolve_id(app: Keng, ref: str) -> UUID:
-    """A full broadcast id, or a unique prefix of at least 6 hex digits."""
-    try:
-        return UUID(ref)
-    except ValueError:
-        pass
-    prefix = ref.replace("-", "").lower()
-    if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix):
-        raise NotFound(f"{ref!r} is not a broadcast id (give the id or at least its first 6 hex digits)")
-    matches = [b.id for b in catalog(app).of_type(Broadcast) if b.id.hex.startswith(prefix)]
-    if len(matches) != 1:
-        raise NotFound(f"{len(matches)} broadcasts have ids starting with {ref!r}; give more digits")
-    return matches[0]
 
 
 def cmd_draft(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,9 +16,9 @@ from typing import Any
 
 import structlog
 
-from adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
-from domain.programme import SAMPLE_SLOTS, Programme, parse_slots
+from adapters.mqtt.broker import BrokerAddress, EmbeddedBroker
 from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
+from runtime.cli.wiring import broker_from, programme_from
 from runtime.config import Settings
 from runtime.demo.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
 from runtime.dispatch.dispatcher import Dispatcher
@@ -56,17 +56,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="the whole path on embedded defaults: sample district, broker, fleet, alert")
     p.add_argument("--offline-rate", type=float, default=0.05)
     p.set_defaults(handler=cmd_demo)
-
-
-def broker_from(arg: str | None, default: str | None = None) -> BrokerAddress | None:
-    """The broker address from an argument, `KENG_MQTT`, or a default; None for the embedded broker."""
-    url = arg or os.environ.get("KENG_MQTT") or default
-    return parse_broker_url(url) if url else None
-
-
-def programme_from(slots: str | None) -> Programme:
-    """The programme for every ward (per-ward slots are a `Programme(by_ward=...)` for integrators)."""
-    return Programme(default=parse_slots(slots) if slots else SAMPLE_SLOTS)
 
 
 async def _until_signalled() -> None:

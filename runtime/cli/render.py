@@ -10,18 +10,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
 from runtime.bootstrap import open_app
-from runtime.cli.broadcast import resolve_id
+from runtime.cli.lookup import resolve_id
 from runtime.cli.output import CommandError, print_json, print_table
+from runtime.cli.wiring import render_config
 from runtime.config import Settings
 
 if TYPE_CHECKING:
-    from adapters.tts.render import RenderConfig
+    pass
 
 log = structlog.get_logger(__name__)
 
@@ -34,22 +34,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--voice", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_render)
-
-
-def render_config(settings: Settings, engine: str, voice: str | None) -> RenderConfig:
-    """Rendering settings from the environment (KENG_TTS_MODEL / KENG_TTS_CONFIG for coqui)."""
-    from adapters.boards import BoardProfile
-    from adapters.tts.base import TTSConfig
-    from adapters.tts.render import RenderConfig
-
-    model, config = os.environ.get("KENG_TTS_MODEL"), os.environ.get("KENG_TTS_CONFIG")
-    tts = TTSConfig(
-        engine=engine,
-        voice=voice or ("vi" if engine == "espeak" else ""),
-        coqui_model=Path(model) if model else None,
-        coqui_config=Path(config) if config else None,
-    )
-    return RenderConfig(store_root=settings.data_dir / "assets", tts=tts, board=BoardProfile())
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:

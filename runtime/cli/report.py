@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from typing import Any
 
 from runtime.bootstrap import open_app
 from runtime.cli.args import digits
-from runtime.cli.output import print_json, print_table
+from runtime.cli.output import show
 from runtime.config import Settings
 from runtime.reports import REPORTS, YEARS, ReportOptions, build
-from runtime.workers.readmodels import caught_up, print_csv, require_auditor
+from runtime.workers.readmodels import caught_up, require_auditor
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,24 +31,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--staff", help="timeline: staff handle")
     p.add_argument("--state", help="board: only broadcasts in this state")
     p.set_defaults(handler=cmd_report)
-
-
-def show(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    if args.json:
-        print_json(rows)
-    elif args.csv:
-        print_csv(rows)
-    elif rows:
-        headers = list(rows[0])
-        print_table(headers, [[_cell(r.get(h)) for h in headers] for r in rows])
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    if isinstance(value, list):
-        return f"{len(value)}" if value and isinstance(value[0], dict) else ",".join(map(str, value))
-    return "" if value is None else str(value)
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -31,10 +33,9 @@ from domain.access import ApiToken, Integration
 from domain.errors import InvalidValue
 from domain.standing_orders import StandingOrder, parse_orders
 from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
-from runtime.cli.admin import catalog, require_admin
-from runtime.cli.dispatch import broker_from, programme_from
-from runtime.cli.output import print_json, print_table
-from runtime.cli.render import render_config
+from runtime.cli.lookup import catalog, require_admin
+from runtime.cli.output import CommandError, print_json, print_table
+from runtime.cli.wiring import broker_from, programme_from, render_config
 from runtime.config import Settings
 from runtime.dispatch.dispatcher import Dispatcher
 from runtime.dispatch.metrics import DispatcherCollector, observe_closed
@@ -168,8 +169,25 @@ def load_standing_orders(settings: Settings) -> list[StandingOrder]:
     return orders
 
 
+def require_free_port(host: str, port: int) -> None:
+    """Refuse a port something else listens on before anything starts (the sealer, the dispatcher, the embedded
+    broker) or is printed: one clear error rather than a banner and a crash. Other bind failures (an address not on
+    this machine, a privileged port) are met where the site starts."""
+    try:
+        with socket.create_server((host, port)):  # SO_REUSEADDR, as aiohttp binds: a closing socket does not count
+            pass
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"Cổng {port} đang được chương trình khác sử dụng",
+                f"port {port} on {host} is already in use: stop what listens there or choose another --port",
+                rule="port-in-use",
+            ) from None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
+    require_free_port(args.host, args.port)
     warn_loose_permissions(settings.data_dir)
     base = args.public_url or f"http://{args.host}:{args.port}"
     services = Services(
@@ -189,8 +207,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     freeze_long_lived()
     log.info("service.starting", host=args.host, port=args.port)
-    print(f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop", flush=True)
-    web.run_app(web_app, host=args.host, port=args.port, print=None, shutdown_timeout=10)
+    banner = f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop"
+    # aiohttp calls `print` once every site listens: the banner is never shown for a service that did not start.
+    web.run_app(web_app, host=args.host, port=args.port, print=lambda _: print(banner, flush=True), shutdown_timeout=10)
     app.close()
     return 0
 

@@ -1,14 +1,15 @@
 """`keng demo`: the whole path on embedded defaults, printed as a Vietnamese-first timeline.
 
 SQLite in a temporary directory, the embedded broker, a simulated fleet of the sample district (some devices start
-offline and come back), then an emergency broadcast drafted, approved and dispatched, with a live progress line per
-ward and the closing summary.
+offline and come back), then an emergency broadcast drafted, approved and dispatched, with its progress per ward (a
+live table on a terminal, plain lines otherwise: runtime/demo/progress.py) and the closing summary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import tempfile
 import time
 from datetime import datetime, tzinfo
@@ -20,6 +21,7 @@ from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from domain.programme import Programme, parse_slots
 from projections.catalog import Catalog
+from runtime.demo.progress import progress_for, ward_rows
 from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
 from runtime.dispatch.dispatcher import Dispatcher
 from runtime.dispatch.live import LiveDispatch
@@ -58,17 +60,10 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
     line.say(f"Thiết bị mô phỏng trực tuyến (simulated devices online): {online}/{len(specs)}", "others come back soon")
     closed = asyncio.Event()
     summary: dict[str, Any] = {}
-    shown: dict[str, tuple[int, int]] = {}
+    board = progress_for(sys.stdout)
 
     def progress(live: LiveDispatch) -> None:
-        for code, name in sorted(wards.items()):
-            c = live.counts(code)
-            if c["targeted"] and shown.get(code) != (c["received"], c["played"]):
-                shown[code] = (c["received"], c["played"])
-                print(
-                    f"      {name:<28} nhận {c['received']:>3}/{c['targeted']:<3} · đã phát {c['played']:>3}",
-                    flush=True,
-                )
+        board.update(ward_rows(live, wards))
 
     def done(live: LiveDispatch, result: dict[str, Any]) -> None:
         summary.update(result)
@@ -97,6 +92,7 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
     try:
         await asyncio.wait_for(closed.wait(), 60)
     finally:
+        board.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

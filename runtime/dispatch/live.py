@@ -100,12 +100,13 @@ class LiveDispatch:
         return code in self.attempts
 
     def counts(self, ward: str | None = None) -> dict[str, int]:
-        """Targets, received (any ack), played and failed, optionally for one ward."""
+        """Targets, received (any ack), playing (now), played and failed, optionally for one ward."""
         codes = [c for c, t in self.plan.targets.items() if ward is None or t.ward == ward]
         states = [self.plan.states.get(c) for c in codes]
         return {
             "targeted": len(codes),
             "received": sum(1 for s in states if s),
+            "playing": sum(1 for s in states if s == "playing"),
             "played": sum(1 for s in states if s == "played"),
             "failed": sum(1 for s in states if s == "failed"),
         }

@@ -7,13 +7,11 @@ projection writes never wait on the event writer); with PostgreSQL, `rm_*` table
 from __future__ import annotations
 
 import asyncio
-import csv
-import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
@@ -112,13 +110,3 @@ def check_auditor(member: Staff) -> None:
 def require_auditor(app: Keng, handle: str) -> None:
     """Reports and audit are for the auditor role and up (admin)."""
     check_auditor(app.staff(handle))
-
-
-def print_csv(rows: Sequence[dict[str, Any]]) -> None:
-    """Rows of flat dicts as CSV on stdout (lists joined with ';')."""
-    if not rows:
-        return
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()})

@@ -1,0 +1,96 @@
+"""How `keng` behaves around its commands, run as a user runs it (a subprocess, a real store): its version, a reader
+that goes away, a port already taken, `init` on a store that exists, and failures under `--json`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.e2e.test_cli import Keng
+
+
+@pytest.fixture
+def keng(tmp_path: Path) -> Keng:
+    return Keng(tmp_path / "data", None)
+
+
+def test_version_is_the_installed_distributions(keng: Keng) -> None:
+    from importlib.metadata import version
+
+    assert keng.run("--version").stdout == f"keng {version('keng')}\n"
+
+
+# argparse itself drops the help it could not write and exits 0; a command's output ends with 141.
+@pytest.mark.parametrize(("argv", "status"), [(("events",), 141), (("--help",), 0)], ids=["events", "help"])
+def test_a_reader_that_went_away_ends_the_command_quietly(keng: Keng, argv: tuple[str], status: int) -> None:
+    keng.run("init")
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before keng writes anything (`keng events | head -0`, a closed pager)
+    try:
+        env = {**os.environ, "KENG_LOG_FORMAT": "json", "KENG_LOG_LEVEL": "warning"}
+        proc = subprocess.run([*keng.base, *argv], stdout=write, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (status, "")
+
+
+def test_a_busy_port_is_one_clear_error_before_any_banner(keng: Keng) -> None:
+    keng.run("init")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        proc = keng.run("serve", "--port", port, "--no-dispatcher", ok=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    (line,) = [orjson.loads(text) for text in proc.stderr.splitlines()]
+    assert line["event"] == "command.failed"
+    assert line["message"] == (
+        f"lỗi: Cổng {port} đang được chương trình khác sử dụng — port {port} on 127.0.0.1 is already in use: "
+        "stop what listens there or choose another --port"
+    )
+
+
+def test_init_on_a_store_that_holds_events_says_so_once_and_changes_nothing(tmp_path: Path, store_url: str) -> None:
+    keng = Keng(tmp_path / "data", None if store_url.startswith("sqlite") else store_url)
+    keng.run("init", "--sample")
+    events = len(keng.json("events"))
+    for again in (("init", "--sample"), ("init",)):
+        proc = keng.run(*again, ok=False)
+        assert proc.returncode == 1 and proc.stdout == ""
+        (line,) = [orjson.loads(text) for text in proc.stderr.splitlines()]
+        assert line["message"].startswith("lỗi: Kho dữ liệu đã có, không khởi tạo lại — the store at ")
+        assert line["message"].endswith(f"already holds {events} events; nothing was changed")
+    assert len(keng.json("events")) == events
+
+
+def test_a_failure_under_json_is_one_json_object_with_headline_detail_and_rule(keng: Keng, tmp_path: Path) -> None:
+    keng.run("init", "--sample")
+    refused = keng.run("report", "kpi", "--as", "lan.nguyen", "--json", ok=False)
+    assert refused.returncode == 1 and refused.stdout == ""
+    (failure,) = [orjson.loads(text) for text in refused.stderr.splitlines()]
+    assert set(failure) == {"headline", "detail", "rule", "command"}
+    assert (failure["headline"], failure["rule"], failure["command"]) == (
+        "Không có quyền thực hiện",
+        "role-required",
+        "report",
+    )
+    assert "auditor" in failure["detail"]
+    missing = keng.run("broadcast", "show", "abcdef12", "--json", ok=False)
+    (failure,) = [orjson.loads(text) for text in missing.stderr.splitlines()]
+    assert (failure["headline"], failure["rule"]) == ("Không tìm thấy", None) and "abcdef12" in failure["detail"]
+    before_init = Keng(tmp_path / "nothing", None).run("endpoint", "list", "--json", ok=False)
+    (failure,) = [orjson.loads(text) for text in before_init.stderr.splitlines()]
+    assert failure["headline"] == "Không mở được kho dữ liệu" and "keng init" in failure["detail"]
+    usage = keng.run("report", "kpi", "--json", ok=False)  # no --as: argparse refuses it
+    (failure,) = [orjson.loads(text) for text in usage.stderr.splitlines()]
+    assert usage.returncode == 2 and failure == {
+        "headline": "Lệnh không hợp lệ",
+        "detail": "keng report: the following arguments are required: --as",
+        "rule": "usage",
+        "command": "report",
+    }
