@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from runtime.bootstrap import open_app
-from runtime.cli.broadcast import resolve_id
 from runtime.cli.output import CommandError, print_json, print_table
 from runtime.config import Settings
+from services import broadcasts
 
 if TYPE_CHECKING:
     from adapters.tts.render import RenderConfig
@@ -57,7 +57,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.tts.render import RenderFailed, render_bulletin
 
     app = open_app(settings, create=False)
-    bid = resolve_id(app, args.id)
+    bid = broadcasts.resolve_id(app, args.id)
     item = app.broadcast(bid)
     try:
         assets = render_bulletin(
