@@ -20,7 +20,6 @@ from adapters.store.access import TOKEN_PREFIX, new_token, token_record_id, toke
 from adapters.store.app import Keng
 from adapters.store.errors import NotFound
 from domain.access import ApiToken, Integration, integration_events, integration_id
-from domain.errors import InvalidValue
 from domain.staff import Staff
 from domain.values import AreaLevel, Role
 
@@ -91,8 +90,6 @@ def add_integration(
 ) -> str:
     """Add an integration with a first secret (and a delivery-report URL, hosts allowlisted for outbound fetches, and
     for CAP the senders it may use); returns the secret (shown once)."""
-    if kind == "cap" and not senders:
-        raise InvalidValue("a CAP integration needs at least one --sender (the CAP <sender> values it may use)")
     require_admin(app, by)
     for code in jurisdiction:
         app.area(code)

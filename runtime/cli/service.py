@@ -201,6 +201,8 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
+    if args.kind == "cap" and not args.sender:
+        raise InvalidValue("a CAP integration needs at least one --sender (the CAP <sender> values it may use)")
     secret = access.add_integration(
         open_app(settings, create=False),
         SecretStore(settings.data_dir),
