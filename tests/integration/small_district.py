@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
@@ -20,7 +21,7 @@ ROWS = [
     {"record": "group", "code": f"{WARD_A}-T01", "name": "Tổ dân phố số 1", "parent": WARD_A},
     {"record": "endpoint", "code": f"{WARD_A}-T01-IP1", "parent": f"{WARD_A}-T01", "kind": "ip-speaker"},
 ]
-STAFF = [
+STAFF: list[dict[str, Any]] = [
     {"handle": "lan", "name": "Nguyễn Thị Lan", "roles": ["drafter"], "wards": []},
     {"handle": "hung", "name": "Trần Văn Hùng", "roles": ["approver"], "wards": []},
     {"handle": "minh", "name": "Phạm Đức Minh", "roles": ["drafter", "approver"], "wards": []},
