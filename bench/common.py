@@ -16,14 +16,15 @@ from typing import Any
 
 import orjson
 
+from adapters import sample_district
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
 from adapters.mqtt.wire import WireLink
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from runtime.bootstrap import freeze_long_lived
-from runtime.demo import sample
-from runtime.inventory import SYSTEM, bootstrap_admin, load_rows
+from services.access import SYSTEM, enrol_by_system
+from services.inventory import bootstrap_admin, load_rows
 
 MOSQUITTO_CONF = (
     "listener {port} 127.0.0.1\nallow_anonymous true\n"
@@ -39,7 +40,7 @@ def district(n: int) -> tuple[str, Keng]:
     app = Keng(env=locate_store(url, data).env)
     bootstrap_admin(app)
     rows: list[dict[str, Any]] = [{"record": "district", "code": "021", "name": "Quận Bắc Từ Liêm"}]
-    wards = sample.wards()
+    wards = sample_district.wards()
     rows += [{"record": "ward", "parent": "021", "code": w["code"], "name": w["name"]} for w in wards]
     for i in range(n):
         ward = wards[(i // PER_GROUP) % len(wards)]["code"]
@@ -58,9 +59,9 @@ def district(n: int) -> tuple[str, Keng]:
         )
     located = [(f"row {i}", {k: str(v) for k, v in r.items()}) for i, r in enumerate(rows)]
     load_rows(app, located, by=SYSTEM, generated=True)
-    for m in sample.STAFF:
+    for m in sample_district.STAFF:
         if m["handle"] in ("lan.nguyen", "hung.tran"):
-            app.enrol_staff(by=SYSTEM, **m)
+            enrol_by_system(app, **m)
     return url, app
 
 

@@ -36,6 +36,7 @@ from bench.common import (
 from domain.broadcast import Broadcast
 from domain.delivery import percentile
 from domain.dispatch import Dispatch
+from services import broadcasts
 
 
 async def baseline(address, observer: Observer, n: int, topics: list[str]) -> list[float]:  # type: ignore[no-untyped-def]
@@ -109,7 +110,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     wait_line(disp, "ready")
     drain(disp)
     print(f"statuses recorded in {await wait_online(app, args.devices)} s", file=sys.stderr)
-    bid = app.draft_broadcast(
+    bid = broadcasts.draft(
+        app,
         by="lan.nguyen",
         title="Bench",
         text="Cảnh báo khẩn cấp thử nghiệm.",
@@ -117,10 +119,10 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         target_areas=["021"],
         drill=True,
     )
-    app.submit_broadcast(bid, by="lan.nguyen")
+    broadcasts.submit(app, bid, by="lan.nguyen")
     since = app.recorder.max_notification_id() or 0
     cpu0 = cpu_s(disp.pid)
-    app.approve_broadcast(bid, by="hung.tran")
+    broadcasts.approve(app, bid, by="hung.tran")
     approved = next(
         e for _, e in app.read_events(since) if isinstance(e, Broadcast.Approved) and e.originator_id == bid
     )

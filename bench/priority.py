@@ -39,11 +39,13 @@ from bench.common import (
 from domain.broadcast import Broadcast
 from domain.delivery import percentile
 from runtime.demo.simulator import fleet_specs
+from services import broadcasts
 
 
 def approve(app: Keng, priority: str, **targets: Any) -> UUID:
     """Draft, submit and approve a drill broadcast; returns its id."""
-    bid = app.draft_broadcast(
+    bid = broadcasts.draft(
+        app,
         by="lan.nguyen",
         title=f"Bench {priority}",
         text="Thông báo thử nghiệm: đề nghị bà con chú ý theo dõi.",
@@ -51,8 +53,8 @@ def approve(app: Keng, priority: str, **targets: Any) -> UUID:
         drill=True,
         **targets,
     )
-    app.submit_broadcast(bid, by="lan.nguyen")
-    app.approve_broadcast(bid, by="hung.tran")
+    broadcasts.submit(app, bid, by="lan.nguyen")
+    broadcasts.approve(app, bid, by="hung.tran")
     return bid
 
 

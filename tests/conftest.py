@@ -104,7 +104,7 @@ def make_app(store_url: str, tmp_path: Path) -> Iterator[Callable[..., Keng]]:
 @pytest.fixture
 def sample_app(make_app: Callable[..., Keng]) -> Keng:
     """An application on the parametrised store with the sample district and staff loaded."""
-    from runtime.inventory import install_sample
+    from services.inventory import install_sample
 
     app = make_app()
     install_sample(app)

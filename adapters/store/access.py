@@ -1,30 +1,27 @@
-"""Application services for credentials and inbound messages: tokens, integrations, signed webhooks (idempotent)."""
+"""Credentials and inbound messages at the store: token hashing, signed-webhook verification and idempotency records.
+
+The use cases that issue tokens and manage integrations are services/access.py's."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets as _secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from adapters.secrets import SecretStore
-from adapters.signing import SignatureError, Verified, new_secret, verify
+from adapters.signing import SignatureError, Verified, verify
 from adapters.store.app import Keng
 from adapters.store.errors import NotFound
-from domain.access import ApiToken, Integration, integration_events, integration_id, token_id
+from domain.access import Integration, token_id
 from domain.actor import ExternalActor
 from domain.area import Area
 from domain.inbound import Inbound, inbound_id, legacy_inbound_id
-from domain.staff import Staff
 from domain.values import Role
 
 TOKEN_PREFIX = "keng_"
-
-
-class Unauthenticated(Exception):
-    """No valid credentials: the token is missing, unknown or revoked."""
 
 
 class IdempotencyConflict(Exception):
@@ -35,105 +32,20 @@ def _sha256(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
-def issue_token(app: Keng, *, staff: str, label: str, by: str) -> str:
-    """Create a bearer token for a staff member; only its hash is stored. The token is returned once."""
-    member = app.staff(staff)
-    token = TOKEN_PREFIX + _secrets.token_urlsafe(32)
-    app.save_new(ApiToken.issue(token_sha256=_sha256(token), staff=member.handle, label=label, by=by), what="token")
-    return token
+def new_token() -> str:
+    """A fresh bearer token: a recognisable prefix (so a leaked one can be found in logs and code) and 256 random
+    bits."""
+    return TOKEN_PREFIX + _secrets.token_urlsafe(32)
+
+
+def token_sha256(token: str) -> str:
+    """What is stored of a token: its SHA-256 in hex."""
+    return _sha256(token)
 
 
 def token_record_id(token: str) -> UUID:
     """Id of the ApiToken aggregate that records this token (by its hash)."""
     return token_id(_sha256(token))
-
-
-def authenticate(app: Keng, token: str) -> Staff:
-    """The staff member holding a valid token."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        raise Unauthenticated("the bearer token is malformed")
-    try:
-        record = app.load(ApiToken, token_record_id(token), "token")
-    except NotFound:
-        raise Unauthenticated("the bearer token is not known") from None
-    if record.revoked:
-        raise Unauthenticated("the bearer token was revoked")
-    return app.staff(record.staff)
-
-
-def revoke_tokens(app: Keng, tokens: list[ApiToken], *, by: str) -> int:
-    """Revoke the given live tokens; returns how many were revoked."""
-    live = [t for t in tokens if not t.revoked]
-    for t in live:
-        t.revoke(by=by)
-    app.save_changes(*live)
-    return len(live)
-
-
-def add_integration(
-    app: Keng,
-    secrets: SecretStore,
-    *,
-    name: str,
-    kind: str,
-    jurisdiction: list[str],
-    by: str,
-    report_url: str | None = None,
-    fetch_hosts: list[str] | None = None,
-    senders: Sequence[str] = (),
-) -> str:
-    """Add an integration with a first secret (and a delivery-report URL, hosts allowlisted for outbound fetches, and
-    for CAP the senders it may use); returns the secret (shown once)."""
-    for code in jurisdiction:
-        app.area(code)
-    integration = Integration.add(name=name, kind=kind, jurisdiction=jurisdiction, by=by)
-    if report_url:
-        integration.set_report_url(report_url, by=by)
-    if fetch_hosts:
-        integration.set_fetch_hosts(fetch_hosts, by=by)
-    if senders:
-        integration.set_senders(senders, by=by, others=integrations(app))
-    secret = new_secret()
-    integration.issue_secret(secrets.add(name, secret), by=by)
-    app.save_new(integration, what=f"integration {name!r}")
-    return secret
-
-
-def integrations(app: Keng) -> list[Integration]:
-    """Every integration, folded from the integration events alone."""
-    return list(app.aggregates_of(*integration_events()).values())
-
-
-def set_senders(app: Keng, *, name: str, senders: Sequence[str], by: str) -> None:
-    """Replace the CAP senders an integration may use (each sender belongs to one integration at most)."""
-    integration = app.load(Integration, integration_id(name), f"integration {name!r}")
-    integration.set_senders(senders, by=by, others=integrations(app))
-    app.save_changes(integration)
-
-
-def rotate_secret(app: Keng, secrets: SecretStore, *, name: str, by: str) -> str:
-    """Issue another active secret (the old ones stay active until retired)."""
-    integration = app.load(Integration, integration_id(name), f"integration {name!r}")
-    secret = new_secret()
-    integration.issue_secret(secrets.add(name, secret), by=by)
-    app.save_changes(integration)
-    return secret
-
-
-def set_fetch_hosts(app: Keng, *, name: str, hosts: list[str], by: str) -> list[str]:
-    """Replace an integration's fetch allowlist; returns it as recorded (normalised)."""
-    integration = app.load(Integration, integration_id(name), f"integration {name!r}")
-    integration.set_fetch_hosts(hosts, by=by)
-    app.save_changes(integration)
-    return list(integration.fetch_hosts)
-
-
-def retire_secret(app: Keng, secrets: SecretStore, *, name: str, fingerprint: str, by: str) -> None:
-    """Retire a secret and forget it."""
-    integration = app.load(Integration, integration_id(name), f"integration {name!r}")
-    integration.retire_secret(fingerprint, by=by)
-    app.save_changes(integration)
-    secrets.remove(name, fingerprint)
 
 
 def jurisdiction_codes(codes: list[str], areas: list[Area]) -> frozenset[str]:

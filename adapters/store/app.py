@@ -1,14 +1,16 @@
-"""The keng eventsourcing Application: commands over the aggregates, persisted atomically.
+"""The keng eventsourcing Application: the unit of work over the aggregates, persisted atomically.
 
-Each command loads aggregates, calls one domain method, and saves. A uniqueness violation from the store becomes
-`DuplicateRecord` (on creation) or `ConcurrencyConflict` (on update), and nothing is written.
+It loads aggregates, looks up areas, endpoints and scopes, folds the global log, and saves what a use case changed
+(services/ hold the use cases). A uniqueness violation from the store becomes `DuplicateRecord` (on creation) or
+`ConcurrencyConflict` (on update), and nothing is written. It carries the clock and the content limits the composition
+root chose, so every use case reads the same time and bounds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -103,30 +105,10 @@ class Keng(Application[UUID]):
         """The staff member with this handle."""
         return self.load(Staff, staff_id(handle), f"staff member {handle!r}")
 
-    def enrol_staff(self, *, handle: str, name: str, roles: list[str], wards: Sequence[str] = (), by: str) -> UUID:
-        """Enrol a staff member; ward codes in `wards` must be registered wards."""
-        for code in wards:
-            self._area_of_level(code, AreaLevel.WARD)
-        member = Staff.enrol(handle=handle, name=name, roles=roles, wards=list(wards), by=by)
-        self.save_new(member, what=f"staff member {member.handle!r}")
-        return member.id
-
     def visibility_of(self, member: Staff, areas: Sequence[Area] | None = None) -> Visibility:
         """What a staff member may read (domain/authority.py); `areas` is the caller's cached area list, if any."""
         parents = {a.code: a.parent for a in (self.areas() if areas is None else areas)}
         return visibility(wards=member.wards, roles=member.roles, parents=parents)
-
-    def change_role(self, handle: str, role: str, *, grant: bool, by: str) -> None:
-        """Grant or revoke a role."""
-        member = self.staff(handle)
-        member.grant(role, by=by) if grant else member.revoke(role, by=by)
-        self.save_changes(member)
-
-    def record_training(self, handle: str, course: str, *, on: date, by: str) -> None:
-        """Record a completed training course."""
-        member = self.staff(handle)
-        member.complete_training(course, on=on, by=by)
-        self.save_changes(member)
 
     # -- areas and endpoints ---------------------------------------------------------------------------------------
 
@@ -137,7 +119,8 @@ class Keng(Application[UUID]):
         except NotFound:
             raise UnknownArea(f"rule {UnknownArea.rule}: no area with code {code!r} is registered") from None
 
-    def _area_of_level(self, code: str, level: AreaLevel) -> Area:
+    def area_of_level(self, code: str, level: AreaLevel) -> Area:
+        """The area node with this code if it is of this level (a ward, say), or UnknownArea."""
         node = self.area(code)
         if node.level != level.value:
             raise UnknownArea(f"rule {UnknownArea.rule}: {code!r} is a {node.level}, not a {level.value}")
@@ -169,19 +152,6 @@ class Keng(Application[UUID]):
         """The broadcast with this id."""
         return self.load(Broadcast, broadcast_id, f"broadcast {broadcast_id}")
 
-    def draft_broadcast(
-        self,
-        *,
-        by: str,
-        source_kind: str = "operator",
-        source_ref: str | None = None,
-        **content: Any,
-    ) -> UUID:
-        """Draft a broadcast as a staff member; targets must be registered. Returns the new id."""
-        item = self.prepare_broadcast(self.staff(by), source_kind=source_kind, source_ref=source_ref, **content)
-        self.save_new(item, what=f"a broadcast for {source_kind} message {source_ref!r}")
-        return item.id
-
     def prepare_broadcast(
         self,
         actor: Actor,
@@ -203,52 +173,6 @@ class Keng(Application[UUID]):
             **content,
         )
         return Broadcast.draft(built, by=actor, source_kind=source_kind, source_ref=source_ref)
-
-    def revise_broadcast(self, broadcast_id: UUID, *, by: str, **changes: Any) -> None:
-        """Revise some fields of the content (the rest stay); voids approvals."""
-        item = self.broadcast(broadcast_id)
-        current = item.content().as_event_kwargs()
-        merged = {k: v for k, v in current.items() if k != "scope"} | {
-            k: v for k, v in changes.items() if v is not None
-        }
-        merged["scope"] = self.scope_of(merged["target_areas"], merged["target_endpoints"])
-        built = build_content(now=self.clock(), limits=self.limits, **merged)
-        item.revise(built, by=self.staff(by))
-        self.save_changes(item)
-
-    def _act(self, broadcast_id: UUID, action: Callable[[Broadcast], object]) -> Broadcast:
-        item = self.broadcast(broadcast_id)
-        action(item)
-        self.save_changes(item)
-        return item
-
-    def submit_broadcast(self, broadcast_id: UUID, *, by: str) -> None:
-        """Submit for approval."""
-        actor = self.staff(by)
-        self._act(broadcast_id, lambda b: b.submit(by=actor))
-
-    def approve_broadcast(self, broadcast_id: UUID, *, by: str) -> None:
-        """Approve the current revision."""
-        actor, now = self.staff(by), self.clock()
-        self._act(broadcast_id, lambda b: b.approve(by=actor, now=now))
-
-    def ratify_broadcast(self, broadcast_id: UUID, *, by: str) -> None:
-        """Ratify a standing-order approval."""
-        actor = self.staff(by)
-        self._act(broadcast_id, lambda b: b.ratify(by=actor))
-
-    def reject_broadcast(self, broadcast_id: UUID, *, by: str, reason: str) -> None:
-        """Reject a submitted broadcast."""
-        actor = self.staff(by)
-        self._act(broadcast_id, lambda b: b.reject(by=actor, reason=reason))
-
-    def cancel_broadcast(self, broadcast_id: UUID, *, by: str, reason: str) -> bool:
-        """Cancel; returns True when devices must be told to stop."""
-        actor = self.staff(by)
-        item = self.broadcast(broadcast_id)
-        stop = item.cancel(by=actor, reason=reason)
-        self.save_changes(item)
-        return stop
 
     # -- the global log -------------------------------------------------------------------------------------------
 

@@ -9,17 +9,17 @@ from typing import Any
 
 import structlog
 
-from adapters.district_file import read_rows
+from adapters import sample_district
 from adapters.store.app import MAX_POSITION
 from adapters.store.config import locate_store
 from runtime.bootstrap import open_app
 from runtime.cli.args import digits
-from runtime.cli.lookup import catalog, require_admin
+from runtime.cli.lookup import catalog
 from runtime.cli.output import CommandError, print_json, print_table
 from runtime.config import Settings
-from runtime.demo import sample
-from runtime.inventory import SYSTEM, bootstrap_admin, install_sample, load_rows
 from runtime.views import endpoint_view, event_view, staff_view
+from services import access
+from services.inventory import bootstrap_admin, install_sample, load_district_file
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     district = sub.add_parser("district", help="district inventory").add_subparsers(dest="action", required=True)
     p = district.add_parser("load", help="load areas and endpoints from a CSV or JSON file (docs/district-file.md)")
     p.add_argument("file", type=Path)
-    p.add_argument("--as", dest="actor", default=SYSTEM, help="admin handle recorded as the loader")
+    p.add_argument("--as", dest="actor", default=access.SYSTEM, help="admin handle recorded as the loader")
     p.add_argument("--dry-run", action="store_true", help="validate only; store nothing")
     p.set_defaults(handler=cmd_district_load)
 
@@ -93,16 +93,14 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
             "Đã nạp địa bàn mẫu quận Bắc Từ Liêm (sample district loaded; groups and endpoints are GENERATED): "
             + ", ".join(f"{n} {k}" for k, n in counts.items())
         )
-        staff = ", ".join(f"{m['handle']} ({'/'.join(m['roles'])})" for m in sample.STAFF)
+        staff = ", ".join(f"{m['handle']} ({'/'.join(m['roles'])})" for m in sample_district.STAFF)
         print(f"Cán bộ mẫu (sample staff): {staff}")
     return 0
 
 
 def cmd_district_load(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
-    if args.actor != SYSTEM:
-        require_admin(app, args.actor)
-    counts = load_rows(app, read_rows(args.file), by=args.actor, dry_run=args.dry_run)
+    counts = load_district_file(app, args.file, by=args.actor, dry_run=args.dry_run)
     verb = "Tệp hợp lệ, chưa nạp (valid, not loaded)" if args.dry_run else "Đã nạp (loaded)"
     print(f"{verb}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return 0
@@ -110,25 +108,21 @@ def cmd_district_load(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_staff_add(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    app.enrol_staff(handle=args.handle, name=args.name, roles=args.role, wards=args.ward, by=args.actor)
+    access.enrol_staff(app, handle=args.handle, name=args.name, roles=args.role, wards=args.ward, by=args.actor)
     log.info("staff.enrolled", actor=args.actor, handle=args.handle, roles=args.role)
     print(f"Đã thêm cán bộ (staff enrolled): {args.handle.lower()}")
     return 0
 
 
 def cmd_staff_role(args: argparse.Namespace, settings: Settings) -> int:
-    app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    app.change_role(args.handle, args.role, grant=args.grant, by=args.actor)
+    change = access.grant_role if args.grant else access.revoke_role
+    change(open_app(settings, create=False), args.handle, args.role, by=args.actor)
     print(f"{'Đã cấp' if args.grant else 'Đã thu hồi'} vai trò {args.role} ({args.handle})")
     return 0
 
 
 def cmd_staff_train(args: argparse.Namespace, settings: Settings) -> int:
-    app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    app.record_training(args.handle, args.course, on=args.on or app.clock().date(), by=args.actor)
+    access.record_training(open_app(settings, create=False), args.handle, args.course, on=args.on, by=args.actor)
     print(f"Đã ghi nhận tập huấn (training recorded): {args.handle}")
     return 0
 

@@ -10,16 +10,16 @@ from typing import Any
 import structlog
 
 from adapters.store.app import Keng
-from adapters.store.errors import NotFound
 from domain.authority import EVERYTHING, Visibility
 from domain.content import MAX_REPEATS
 from domain.errors import InvalidValue
 from runtime.bootstrap import open_app
 from runtime.cli.args import digits
-from runtime.cli.lookup import catalog, resolve_id
+from runtime.cli.lookup import catalog
 from runtime.cli.output import print_json, print_table
 from runtime.config import Settings
 from runtime.views import broadcast_view
+from services import broadcasts
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +117,7 @@ def cmd_draft(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
     kwargs = {k: v for k, v in _content_kwargs(args).items() if v is not None}
     kwargs.setdefault("target_areas", [])
-    new_id = app.draft_broadcast(by=args.actor, **kwargs)
+    new_id = broadcasts.draft(app, by=args.actor, **kwargs)
     log.info("broadcast.drafted", broadcast_id=str(new_id), actor=args.actor, priority=args.priority)
     print(new_id)
     return 0
@@ -125,8 +125,8 @@ def cmd_draft(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_revise(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
-    bid = resolve_id(app, args.id)
-    app.revise_broadcast(bid, by=args.actor, **_content_kwargs(args))
+    bid = broadcasts.resolve_id(app, args.id)
+    broadcasts.revise(app, bid, by=args.actor, **_content_kwargs(args))
     log.info("broadcast.revised", broadcast_id=str(bid), actor=args.actor)
     print(f"Đã sửa bản tin, cần duyệt lại (revised; approval needed again): {bid}")
     return 0
@@ -142,14 +142,8 @@ _DONE = {
 
 def cmd_transition(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
-    bid = resolve_id(app, args.id)
-    if args.verb == "submit":
-        app.submit_broadcast(bid, by=args.actor)
-    elif args.verb == "approve":
-        app.approve_broadcast(bid, by=args.actor)
-    elif args.verb == "reject":
-        app.reject_broadcast(bid, by=args.actor, reason=args.reason)
-    elif app.cancel_broadcast(bid, by=args.actor, reason=args.reason):
+    bid = broadcasts.resolve_id(app, args.id)
+    if broadcasts.act(app, bid, args.verb, by=args.actor, reason=getattr(args, "reason", "")):
         print("Thiết bị sẽ nhận lệnh dừng (stop will be sent to devices)")
     log.info(f"broadcast.{args.verb}", broadcast_id=str(bid), actor=args.actor)
     print(f"{_DONE[args.verb]}: {bid}")
@@ -162,9 +156,7 @@ def _reader(app: Keng, handle: str | None) -> Visibility:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
-    item = app.broadcast(resolve_id(app, args.id))
-    if not _reader(app, args.actor).sees(item.scope):
-        raise NotFound(f"broadcast {item.id} not found")
+    item = broadcasts.readable(app, broadcasts.resolve_id(app, args.id), _reader(app, args.actor))
     view = broadcast_view(item, settings.display_tz)
     if args.json:
         print_json(view)
@@ -184,8 +176,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
-    sees = _reader(app, args.actor).sees
-    views = [broadcast_view(b, settings.display_tz) for b in catalog(app).broadcasts(state=args.state) if sees(b.scope)]
+    items = broadcasts.readable_list(catalog(app), _reader(app, args.actor), state=args.state)
+    views = [broadcast_view(b, settings.display_tz) for b in items]
     if args.json:
         print_json(views)
         return 0

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import structlog
 
 from runtime.bootstrap import open_app
-from runtime.cli.lookup import resolve_id
 from runtime.cli.output import CommandError, print_json, print_table
 from runtime.cli.wiring import render_config
 from runtime.config import Settings
+from services import broadcasts
 
 if TYPE_CHECKING:
     pass
@@ -41,7 +41,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.tts.render import RenderFailed, render_bulletin
 
     app = open_app(settings, create=False)
-    bid = resolve_id(app, args.id)
+    bid = broadcasts.resolve_id(app, args.id)
     item = app.broadcast(bid)
     try:
         assets = render_bulletin(

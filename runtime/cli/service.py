@@ -20,20 +20,11 @@ from aiohttp import web
 from adapters.audio_links import AudioLinks
 from adapters.mqtt.broker import EmbeddedBroker
 from adapters.secrets import SecretStore
-from adapters.store.access import (
-    add_integration,
-    issue_token,
-    retire_secret,
-    revoke_tokens,
-    rotate_secret,
-    set_fetch_hosts,
-    set_senders,
-)
-from domain.access import ApiToken, Integration
+from domain.access import Integration
 from domain.errors import InvalidValue
 from domain.standing_orders import StandingOrder, parse_orders
 from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
-from runtime.cli.lookup import catalog, require_admin
+from runtime.cli.lookup import catalog
 from runtime.cli.output import CommandError, print_json, print_table
 from runtime.cli.wiring import broker_from, programme_from, render_config
 from runtime.config import Settings
@@ -44,6 +35,7 @@ from runtime.http.metrics import Metrics
 from runtime.http.services import Services
 from runtime.workers.reporter import Reporter
 from runtime.workers.sealer import sealer_context
+from services import access
 
 log = structlog.get_logger(__name__)
 FETCH_HOST_HELP = (
@@ -215,29 +207,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    token = issue_token(app, staff=args.staff, label=args.label, by=args.actor)
+    token = access.issue_token(open_app(settings, create=False), staff=args.staff, label=args.label, by=args.actor)
     print(token)
     print("Lưu mã này ngay: sẽ không hiển thị lại (store it now: it is not shown again)", file=sys.stderr)
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    mine = [t for t in catalog(app).of_type(ApiToken) if t.staff == app.staff(args.staff).handle]
-    print(f"Đã thu hồi {revoke_tokens(app, mine, by=args.actor)} mã (tokens revoked)")
+    revoked = access.revoke_tokens(open_app(settings, create=False), staff=args.staff, by=args.actor)
+    print(f"Đã thu hồi {revoked} mã (tokens revoked)")
     return 0
 
 
 def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
     if args.kind == "cap" and not args.sender:
         raise InvalidValue("a CAP integration needs at least one --sender (the CAP <sender> values it may use)")
-    app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    secret = add_integration(
-        app,
+    secret = access.add_integration(
+        open_app(settings, create=False),
         SecretStore(settings.data_dir),
         name=args.name,
         kind=args.kind,
@@ -253,32 +239,26 @@ def cmd_integration_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_integration_fetch_hosts(args: argparse.Namespace, settings: Settings) -> int:
-    app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    hosts = set_fetch_hosts(app, name=args.name, hosts=args.hosts, by=args.actor)
+    hosts = access.set_fetch_hosts(open_app(settings, create=False), name=args.name, hosts=args.hosts, by=args.actor)
     print(f"Máy chủ được phép tải (fetch hosts): {' '.join(hosts) or '-'}")
     return 0
 
 
 def cmd_integration_senders(args: argparse.Namespace, settings: Settings) -> int:
-    app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    set_senders(app, name=args.name, senders=args.sender, by=args.actor)
+    access.set_senders(open_app(settings, create=False), name=args.name, senders=args.sender, by=args.actor)
     print(f"Đã đặt nguồn gửi CAP (CAP senders set) for {args.name}: {', '.join(sorted(set(args.sender)))}")
     return 0
 
 
 def cmd_integration_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    print(rotate_secret(app, SecretStore(settings.data_dir), name=args.name, by=args.actor))
+    app, secrets = open_app(settings, create=False), SecretStore(settings.data_dir)
+    print(access.rotate_secret(app, secrets, name=args.name, by=args.actor))
     return 0
 
 
 def cmd_integration_retire(args: argparse.Namespace, settings: Settings) -> int:
-    app = open_app(settings, create=False)
-    require_admin(app, args.actor)
-    retire_secret(app, SecretStore(settings.data_dir), name=args.name, fingerprint=args.fingerprint, by=args.actor)
+    app, secrets = open_app(settings, create=False), SecretStore(settings.data_dir)
+    access.retire_secret(app, secrets, name=args.name, fingerprint=args.fingerprint, by=args.actor)
     print(f"Đã ngừng khóa (secret retired): {args.fingerprint}")
     return 0
 

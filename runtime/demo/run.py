@@ -25,7 +25,8 @@ from runtime.demo.progress import progress_for, ward_rows
 from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
 from runtime.dispatch.dispatcher import Dispatcher
 from runtime.dispatch.live import LiveDispatch
-from runtime.inventory import install_sample
+from services import broadcasts
+from services.inventory import install_sample
 
 TEXT = (
     "Khẩn cấp: mực nước sông Hồng đang lên nhanh. Đề nghị bà con khu vực ven đê chuẩn bị di chuyển đến nơi an toàn "
@@ -80,14 +81,14 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
     task = asyncio.create_task(dispatcher.run())
     await dispatcher.ready.wait()
     line.say("Bộ điều phối sẵn sàng (dispatcher following the event log)")
-    bid = app.draft_broadcast(
-        by="lan.nguyen", title="Cảnh báo lũ sông Hồng", text=TEXT, priority="emergency", target_areas=["021"]
+    bid = broadcasts.draft(
+        app, by="lan.nguyen", title="Cảnh báo lũ sông Hồng", text=TEXT, priority="emergency", target_areas=["021"]
     )
     line.say(f"Nguyễn Thị Lan soạn bản tin KHẨN CẤP {str(bid)[:8]}", "emergency drafted for the whole district")
-    app.submit_broadcast(bid, by="lan.nguyen")
+    broadcasts.submit(app, bid, by="lan.nguyen")
     line.say("Trình duyệt (submitted for approval)")
     started = time.monotonic()
-    app.approve_broadcast(bid, by="hung.tran")
+    broadcasts.approve(app, bid, by="hung.tran")
     line.say("Trần Văn Hùng duyệt (approved) — phát ngay, phát 3 lần, âm lượng 100%", "released at once")
     try:
         await asyncio.wait_for(closed.wait(), 60)

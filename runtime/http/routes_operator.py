@@ -1,8 +1,9 @@
 """The operator API (`/api/v1/...`): broadcasts, endpoints, areas and staff, for bearer-token holders.
 
-Handlers are thin: authenticate, parse, call one application method off the loop, serialise. Roles and area scope are
-checked by the domain (domain/authority.py: an auditor reads everything and changes nothing; a ward's staff act only on
-broadcasts wholly inside their wards, and read only what reaches their wards).
+Handlers are thin: authenticate, parse, call one use case (services/broadcasts.py, services/inventory.py) off the loop,
+present (runtime/views.py). Roles and area scope are checked by the domain (domain/authority.py: an auditor reads
+everything and changes nothing; a ward's staff act only on broadcasts wholly inside their wards, and read only what
+reaches their wards).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import orjson
 from aiohttp import web
 
 from adapters.city_source import parse_city_message
-from adapters.store.access import Unauthenticated, authenticate
-from adapters.store.errors import NotFound
-from domain.broadcast import FINAL_STATES, LIVE_STATES, Broadcast
-from domain.endpoint import Endpoint
+from domain.broadcast import FINAL_STATES, LIVE_STATES
 from domain.staff import Staff
 from runtime.http.problems import Problem
 from runtime.http.services import SERVICES, Services
 from runtime.views import broadcast_view, endpoint_view, jsonable, staff_view
+from services import broadcasts
+from services.access import Unauthenticated, authenticate
+from services.inventory import readable_endpoints
 
 JSON = "application/json"
 STATES = LIVE_STATES + FINAL_STATES
@@ -72,21 +73,13 @@ def _view(services: Services, bid: UUID) -> dict[str, Any]:
     return broadcast_view(services.app.broadcast(bid), services.settings.display_tz)
 
 
-def _readable_view(services: Services, staff: Staff, bid: UUID) -> dict[str, Any]:
-    """The broadcast's view if the reader's scope reaches it; otherwise 404, as if it did not exist."""
-    item = services.app.broadcast(bid)
-    if not services.visibility_of(staff).sees(item.scope):
-        raise NotFound(f"broadcast {bid} not found")
-    return broadcast_view(item, services.settings.display_tz)
-
-
 async def create_broadcast(request: web.Request) -> web.Response:
     staff = await current_staff(request)
     fields = parse_city_message(await json_body(request))
     services = request.app[SERVICES]
 
     def draft() -> dict[str, Any]:
-        return _view(services, services.app.draft_broadcast(by=staff.handle, **fields))
+        return _view(services, broadcasts.draft(services.app, by=staff.handle, **fields))
 
     view = await services.run(draft)
     return web.json_response(view, status=201, headers={"Location": f"/api/v1/broadcasts/{view['id']}"})
@@ -98,7 +91,7 @@ async def revise_broadcast(request: web.Request) -> web.Response:
     bid, services = _broadcast_id(request), request.app[SERVICES]
 
     def revise() -> dict[str, Any]:
-        services.app.revise_broadcast(bid, by=staff.handle, **changes)
+        broadcasts.revise(services.app, bid, by=staff.handle, **changes)
         return _view(services, bid)
 
     return web.json_response(await services.run(revise))
@@ -119,19 +112,9 @@ async def act_on_broadcast(request: web.Request) -> web.Response:
     staff = await current_staff(request)
     bid, action, services = _broadcast_id(request), request.match_info["action"], request.app[SERVICES]
     reason = await _reason(request) if action in ("reject", "cancel") else ""
-    app = services.app
 
     def act() -> dict[str, Any]:
-        if action == "submit":
-            app.submit_broadcast(bid, by=staff.handle)
-        elif action == "approve":
-            app.approve_broadcast(bid, by=staff.handle)
-        elif action == "ratify":
-            app.ratify_broadcast(bid, by=staff.handle)
-        elif action == "reject":
-            app.reject_broadcast(bid, by=staff.handle, reason=reason)
-        else:
-            app.cancel_broadcast(bid, by=staff.handle, reason=reason)
+        broadcasts.act(services.app, bid, action, by=staff.handle, reason=reason)
         return _view(services, bid)
 
     return web.json_response(await services.run(act))
@@ -140,43 +123,36 @@ async def act_on_broadcast(request: web.Request) -> web.Response:
 async def get_broadcast(request: web.Request) -> web.Response:
     staff = await current_staff(request)
     bid, services = _broadcast_id(request), request.app[SERVICES]
-    return web.json_response(await services.run(lambda: _readable_view(services, staff, bid)))
+    item = await services.run(lambda: broadcasts.readable(services.app, bid, services.visibility_of(staff)))
+    return web.json_response(broadcast_view(item, services.settings.display_tz))
 
 
 async def list_broadcasts(request: web.Request) -> web.Response:
     staff = await current_staff(request)
     services, state = request.app[SERVICES], query_choice(request, "state", STATES)
     unratified = query_choice(request, "unratified", FLAGS) in ("1", "true")
-
-    def readable() -> list[Broadcast]:
-        sees = services.visibility_of(staff).sees
-        return [b for b in services.catalog.current().broadcasts(state=state) if sees(b.scope)]
-
-    items = await services.run(readable)
-    if unratified:
-        items = [b for b in items if b.awaiting_ratification]
-        now, within = services.app.clock(), services.ratify_within
-        views = []
-        for b in items:
-            due = b.ratification_due(within)
-            view = broadcast_view(b, services.settings.display_tz)
-            view["ratify_by"] = jsonable(due, services.settings.display_tz)
-            view["ratification_overdue"] = bool(due and due < now)
-            views.append(view)
-        return web.json_response(views)
-    return web.json_response([broadcast_view(b, services.settings.display_tz) for b in items])
+    items = await services.run(
+        lambda: broadcasts.readable_list(services.catalog.current(), services.visibility_of(staff), state=state)
+    )
+    tz = services.settings.display_tz
+    if not unratified:
+        return web.json_response([broadcast_view(b, tz) for b in items])
+    waiting = broadcasts.awaiting_ratification(items, within=services.ratify_within, now=services.app.clock())
+    return web.json_response(
+        [
+            broadcast_view(u.broadcast, tz) | {"ratify_by": jsonable(u.due, tz), "ratification_overdue": u.overdue}
+            for u in waiting
+        ]
+    )
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
     staff = await current_staff(request)
     services = request.app[SERVICES]
     ward, kind = request.query.get("ward"), request.query.get("kind")
-
-    def readable() -> list[Endpoint]:
-        sees = services.visibility_of(staff).sees
-        return [e for e in services.catalog.current().endpoints(ward=ward, kind=kind) if sees((e.ward,))]
-
-    items = await services.run(readable)
+    items = await services.run(
+        lambda: readable_endpoints(services.catalog.current(), services.visibility_of(staff), ward=ward, kind=kind)
+    )
     return web.json_response([endpoint_view(e) for e in items])
 
 

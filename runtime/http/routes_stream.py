@@ -24,7 +24,7 @@ import structlog
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from adapters.store.access import Unauthenticated, authenticate, token_record_id
+from adapters.store.access import token_record_id
 from adapters.store.app import MAX_POSITION, Keng
 from domain.access import ApiToken
 from domain.staff import Staff
@@ -32,6 +32,7 @@ from runtime.http.params import bounded_int
 from runtime.http.routes_operator import bearer_token, current_staff
 from runtime.http.services import SERVICES, Services
 from runtime.http.stream_scope import StreamScope
+from services.access import Unauthenticated, authenticate
 
 POLL_S = 0.3
 REAUTH_S = 2.0

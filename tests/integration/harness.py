@@ -18,7 +18,8 @@ from domain.programme import Programme, parse_slots
 from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
 from runtime.dispatch.dispatcher import Dispatcher
 from runtime.dispatch.live import RetryPolicy
-from runtime.inventory import install_sample
+from services import broadcasts
+from services.inventory import install_sample
 
 WARD = "00595"
 ALWAYS_OPEN = Programme(default=parse_slots("00:00-24:00"))
@@ -59,15 +60,16 @@ class Harness:
         if expires_in_s is not None:
             kw["expires_at"] = datetime.now(UTC) + timedelta(seconds=expires_in_s)
         kw.setdefault("target_areas", [WARD])
-        bid = self.app.draft_broadcast(
+        bid = broadcasts.draft(
+            self.app,
             by="lan.nguyen",
             title=f"Thông báo {priority}",
             text="Đề nghị bà con chú ý theo dõi thông báo.",
             priority=priority,
             **kw,
         )
-        self.app.submit_broadcast(bid, by="lan.nguyen")
-        self.app.approve_broadcast(bid, by="hung.tran")
+        broadcasts.submit(self.app, bid, by="lan.nguyen")
+        broadcasts.approve(self.app, bid, by="hung.tran")
         return bid
 
     def dispatch_of(self, bid: UUID) -> Dispatch | None:

@@ -22,6 +22,7 @@ from adapters.store.config import locate_store, without_chain
 from adapters.store.errors import DuplicateRecord
 from runtime.workers.readmodels import events_table
 from runtime.workers.sealer import Sealer
+from services.access import enrol_by_system
 
 WRITERS, EACH = 3, 40
 
@@ -37,7 +38,7 @@ def positions(app: Keng) -> list[int]:
 
 
 def enrol(app: Keng, handle: str) -> None:
-    app.enrol_staff(handle=handle, name="Kiểm toán viên", roles=["auditor"], by="admin")
+    enrol_by_system(app, handle=handle, name="Kiểm toán viên", roles=["auditor"])
 
 
 def test_every_committed_event_is_linked_by_the_transaction_that_recorded_it(make_app: Callable[..., Keng]) -> None:

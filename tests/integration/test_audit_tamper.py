@@ -16,6 +16,7 @@ from adapters.audit.keys import Signer
 from adapters.audit.verify import Exported, export_checkpoint, verify
 from adapters.readstore.sql import SqlDb, event_columns, select_records
 from adapters.store.app import Keng
+from services import access
 from tests.synthetic import History
 
 EVENTS = 10_000
@@ -147,6 +148,6 @@ def test_events_recorded_after_the_last_seal_are_reported_unsealed_not_bad(
 ) -> None:
     app, db, signer, exported = sealed
     for i in range(5):
-        app.enrol_staff(handle=f"late{i}", name="Late", roles=["auditor"], by="admin")
+        access.enrol_staff(app, handle=f"late{i}", name="Late", roles=["auditor"], by="admin")
     report = verify(db, app.recorder.events_table_name, signer, exported)
     assert report.ok and report.unsealed == 5 and report.chained == report.events == report.sealed + 5

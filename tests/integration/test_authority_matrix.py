@@ -17,10 +17,11 @@ from uuid import UUID
 import pytest
 
 from adapters.secrets import SecretStore
-from adapters.store.access import issue_token
 from adapters.store.app import Keng
 from runtime.config import load_settings
 from runtime.http.services import Services
+from services import broadcasts
+from services.access import issue_token
 from tests.http_server import Client, Reply, serve
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "authority.md"
@@ -66,18 +67,23 @@ class Setup:
         self.app = app
 
     def draft(self, areas: list[str], priority: str = "normal") -> UUID:
-        return self.app.draft_broadcast(
-            by="lan.nguyen", title="Ma trận quyền", text="Kiểm tra quyền.", priority=priority, target_areas=areas
+        return broadcasts.draft(
+            self.app,
+            by="lan.nguyen",
+            title="Ma trận quyền",
+            text="Kiểm tra quyền.",
+            priority=priority,
+            target_areas=areas,
         )
 
     def submitted(self, areas: list[str], priority: str = "normal") -> UUID:
         bid = self.draft(areas, priority)
-        self.app.submit_broadcast(bid, by="lan.nguyen")
+        broadcasts.submit(self.app, bid, by="lan.nguyen")
         return bid
 
     def on_air(self, areas: list[str]) -> UUID:
         bid = self.submitted(areas, "emergency")
-        self.app.approve_broadcast(bid, by="hung.tran")
+        broadcasts.approve(self.app, bid, by="hung.tran")
         item = self.app.broadcast(bid)
         item.open_dispatch(now=self.app.clock())
         self.app.save_changes(item)

@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from adapters.secrets import SecretStore
-from adapters.store.access import add_integration, issue_token
 from adapters.store.app import MAX_POSITION, Keng
 from adapters.store.config import locate_store
 from domain.broadcast import Broadcast
@@ -31,9 +30,10 @@ from domain.content import Content
 from runtime.cli.main import main as keng
 from runtime.config import load_settings
 from runtime.http.services import Services
-from runtime.inventory import install_sample
 from runtime.logs import configure_logging
 from runtime.reports import REPORTS
+from services.access import add_integration, issue_token
+from services.inventory import install_sample
 from tests.http_server import Client, Reply, serve
 from tests.unit.cap_builders import SENDER, alert, info
 

@@ -15,10 +15,12 @@ from aiohttp import web
 
 from adapters.secrets import SecretStore
 from adapters.signing import verify
-from adapters.store.access import add_integration, record_inbound
+from adapters.store.access import record_inbound
 from adapters.store.app import Keng
 from domain.report import DeliveryReport, backoff_s, report_id
 from runtime.workers.reporter import Reporter
+from services import broadcasts
+from services.access import add_integration
 from tests.outbound_servers import quiet
 
 
@@ -54,7 +56,7 @@ async def test_a_cancelled_city_message_is_reported_after_a_failed_attempt(sampl
         fetch_hosts=["127.0.0.1"],  # a loopback receiver must be allowlisted (the outbound guard)
     )
     bid = _city_broadcast(sample_app, secrets)
-    sample_app.cancel_broadcast(bid, by="hung.tran", reason="trùng lặp")
+    broadcasts.cancel(sample_app, bid, by="hung.tran", reason="trùng lặp")
     reporter = Reporter(sample_app, secrets, poll_s=0.05, backoff_base_s=0.1)
     task = asyncio.create_task(reporter.run())
     try:
@@ -91,7 +93,7 @@ async def test_a_report_url_on_loopback_is_refused_unless_allowlisted(sample_app
             report_url=f"http://127.0.0.1:{receiver.port}/reports",
         )
         bid = _city_broadcast(sample_app, secrets)
-        sample_app.cancel_broadcast(bid, by="hung.tran", reason="trùng lặp")
+        broadcasts.cancel(sample_app, bid, by="hung.tran", reason="trùng lặp")
         reporter = Reporter(sample_app, secrets)
         assert reporter.queue_new() == 1
         for report in reporter.due(datetime.now(UTC)):

@@ -13,6 +13,7 @@ from adapters.mqtt.broker import BrokerAddress
 from adapters.mqtt.link import MqttLink
 from domain.dispatch import Dispatch
 from domain.endpoint import Endpoint
+from services import broadcasts
 from tests.integration.conftest import Mosquitto
 from tests.integration.harness import Harness
 
@@ -144,7 +145,7 @@ async def test_cancel_stops_playback_everywhere(h: Harness) -> None:
     await h.start_dispatcher()
     bid = h.broadcast("normal")
     await h.until(lambda: all(dev.current is not None for dev in fleet.devices.values()))
-    assert h.app.cancel_broadcast(bid, by="hung.tran", reason="Thông tin đã cũ") is True
+    assert broadcasts.cancel(h.app, bid, by="hung.tran", reason="Thông tin đã cũ") is True
     d_id = str(h.app.broadcast(bid).dispatches[0])
     await h.until(lambda: all(any(j[0] == "stopped" for j in dev.journal) for dev in fleet.devices.values()))
     await h.until(lambda: h.closed(bid))

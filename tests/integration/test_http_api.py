@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from adapters.secrets import SecretStore
-from adapters.store.access import add_integration, issue_token
 from adapters.store.app import Keng
 from runtime.config import load_settings
 from runtime.http.services import Services
+from services.access import add_integration, issue_token
 from tests.http_server import Client, serve
 
 DRAFT = {

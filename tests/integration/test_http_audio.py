@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from adapters.secrets import SecretStore
-from adapters.store.access import issue_token
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from adapters.tts.render import RenderConfig, render_bulletin
 from runtime.config import load_settings
 from runtime.http.services import Services
-from runtime.inventory import install_sample
+from services.access import issue_token
+from services.inventory import install_sample
 from tests.http_server import Client, serve
 
 

@@ -21,12 +21,12 @@ from defusedxml import ElementTree
 
 from adapters.audio_store import encode_wav
 from adapters.secrets import SecretStore
-from adapters.store.access import add_integration, issue_token
 from adapters.store.app import Keng
 from adapters.tts.espeak import EspeakSynthesizer
 from domain.standing_orders import parse_orders
 from runtime.config import load_settings
 from runtime.http.services import Services
+from services.access import add_integration, issue_token
 from tests.http_server import Client, Reply, serve
 from tests.outbound_servers import Answer, closed_port, http_answers, quiet
 from tests.unit.cap_builders import SENDER, alert, area, info, reference

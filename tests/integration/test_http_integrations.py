@@ -16,12 +16,13 @@ import orjson
 import pytest
 
 from adapters.secrets import SecretStore
-from adapters.store.access import add_integration, issue_token
 from adapters.store.app import Keng
 from domain.ids import sourced_broadcast_id
 from domain.inbound import Inbound, legacy_inbound_id
 from runtime.config import load_settings
 from runtime.http.services import Services
+from services import broadcasts
+from services.access import add_integration, issue_token
 from tests.http_server import Client, serve
 from tests.integration.test_http_api import DRAFT, HOOK, problem
 from tests.integration.test_http_cap import post
@@ -139,7 +140,7 @@ def test_another_integrations_use_of_a_key_never_blocks_the_genuine_alert(world:
     refused(post(client, squat, t["other"]), app, app.max_position(), "integration-owns-sender")
     # What a squatter could leave behind before keys were scoped: its record and a broadcast under the unscoped ids.
     legacy_record(app, integration="other", key=key, body=squat, outcome={"action": "submitted", "broadcast_ids": []})
-    taken = app.draft_broadcast(by="lan.nguyen", source_kind="cap", source_ref=key, target_areas=["00595"], **{
+    taken = broadcasts.draft(app, by="lan.nguyen", source_kind="cap", source_ref=key, target_areas=["00595"], **{
         k: v for k, v in DRAFT.items() if k != "targets"
     })  # fmt: skip
     assert taken == sourced_broadcast_id("cap", key)

@@ -12,11 +12,11 @@ import orjson
 import pytest
 
 from adapters.secrets import SecretStore
-from adapters.store.access import issue_token
 from adapters.store.app import Keng
 from runtime.cli import report as cli_report
 from runtime.config import Settings, load_settings
 from runtime.http.services import Services
+from services.access import issue_token
 from tests.http_server import Client, serve
 
 DRAFT = {"title": "Diễn tập", "text": "Diễn tập báo động.", "priority": "normal", "targets": {"areas": ["00595"]}}

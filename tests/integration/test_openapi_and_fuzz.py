@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 from adapters.secrets import SecretStore
-from adapters.store.access import add_integration, issue_token
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from runtime.config import load_settings
 from runtime.http.app import create_app
 from runtime.http.openapi import openapi_document
 from runtime.http.services import Services
-from runtime.inventory import install_sample
+from services.access import add_integration, issue_token
+from services.inventory import install_sample
 from tests.http_server import Client, serve
 from tests.unit.cap_builders import SENDER, alert
 

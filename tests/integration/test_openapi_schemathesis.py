@@ -41,14 +41,14 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from adapters.secrets import SecretStore
 from adapters.signing import sign
-from adapters.store.access import add_integration, issue_token
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from domain.standing_orders import StandingOrder
 from runtime.config import load_settings
 from runtime.http.openapi import openapi_document
 from runtime.http.services import Services
-from runtime.inventory import install_sample
+from services.access import add_integration, issue_token
+from services.inventory import install_sample
 from tests.http_server import serve
 from tests.unit.cap_builders import alert, area, info
 

@@ -22,8 +22,8 @@ from runtime.bootstrap import open_app
 from runtime.config import load_settings
 from runtime.http.routes_cap import keep_document
 from runtime.http.services import Services
-from runtime.inventory import install_sample
 from runtime.workers.readmodels import caught_up
+from services.inventory import install_sample
 
 
 @pytest.fixture

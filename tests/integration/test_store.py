@@ -17,13 +17,14 @@ from adapters.store.sqlite import KengSQLiteFactory
 from domain.broadcast import Broadcast
 from domain.errors import UnknownArea
 from domain.ids import sourced_broadcast_id
+from services import access, broadcasts
 
 DRAFT = {"title": "Thông báo phun thuốc muỗi", "text": "Phun thuốc phòng sốt xuất huyết.", "priority": "normal"}
 
 
 def _submitted(app: Keng) -> UUID:
-    bid = app.draft_broadcast(by="lan.nguyen", target_areas=["00595"], **DRAFT)
-    app.submit_broadcast(bid, by="lan.nguyen")
+    bid = broadcasts.draft(app, by="lan.nguyen", target_areas=["00595"], **DRAFT)
+    broadcasts.submit(app, bid, by="lan.nguyen")
     return bid
 
 
@@ -31,7 +32,7 @@ def test_round_trip_reconstructs_the_broadcast_in_a_new_application(
     sample_app: Keng, make_app: Callable[..., Keng]
 ) -> None:
     bid = _submitted(sample_app)
-    sample_app.approve_broadcast(bid, by="hung.tran")
+    broadcasts.approve(sample_app, bid, by="hung.tran")
     again = make_app().broadcast(bid)
     assert (again.state, again.title, again.scope, again.approvals[0]["by"]) == (
         "approved",
@@ -47,7 +48,7 @@ def test_fifty_concurrent_approvals_of_one_version_exactly_one_succeeds(
 ) -> None:
     bid = _submitted(sample_app)
     for i in range(50):
-        sample_app.enrol_staff(handle=f"approver{i:02d}", name=f"Duyệt {i}", roles=["approver"], by="admin")
+        access.enrol_staff(sample_app, handle=f"approver{i:02d}", name=f"Duyệt {i}", roles=["approver"], by="admin")
     loaded = [sample_app.broadcast(bid) for _ in range(50)]
     versions = {b.version for b in loaded}
     assert len(versions) == 1
@@ -78,13 +79,19 @@ def test_fifty_concurrent_approvals_of_one_version_exactly_one_succeeds(
 
 
 def test_duplicate_source_id_conflicts_and_writes_nothing(sample_app: Keng) -> None:
-    first = sample_app.draft_broadcast(
-        by="lan.nguyen", target_areas=["00595"], source_kind="city-source", source_ref="HN-2026-0001", **DRAFT
+    first = broadcasts.draft(
+        sample_app,
+        by="lan.nguyen",
+        target_areas=["00595"],
+        source_kind="city-source",
+        source_ref="HN-2026-0001",
+        **DRAFT,
     )
     assert first == sourced_broadcast_id("city-source", "HN-2026-0001")
     before = sample_app.max_position()
     with pytest.raises(DuplicateRecord, match="already exists; nothing was written"):
-        sample_app.draft_broadcast(
+        broadcasts.draft(
+            sample_app,
             by="lan.nguyen",
             target_areas=["00598"],
             source_kind="city-source",
@@ -100,14 +107,14 @@ def test_duplicate_source_id_conflicts_and_writes_nothing(sample_app: Keng) -> N
 def test_unknown_target_area_is_refused_and_nothing_is_written(sample_app: Keng) -> None:
     before = sample_app.max_position()
     with pytest.raises(UnknownArea, match="99999"):
-        sample_app.draft_broadcast(by="lan.nguyen", target_areas=["99999"], **DRAFT)
+        broadcasts.draft(sample_app, by="lan.nguyen", target_areas=["99999"], **DRAFT)
     assert sample_app.max_position() == before
 
 
 def test_global_log_lists_every_event_in_order(sample_app: Keng) -> None:
     start = sample_app.max_position()
     bid = _submitted(sample_app)
-    sample_app.approve_broadcast(bid, by="hung.tran")
+    broadcasts.approve(sample_app, bid, by="hung.tran")
     events = list(sample_app.read_events(since=start))
     assert [type(e).__qualname__ for _, e in events] == [
         "Broadcast.Drafted",
@@ -135,7 +142,7 @@ def test_sqlite_runs_with_synchronous_full_and_wal(tmp_path: Path) -> None:
 def test_sqlite_checkpoints_in_the_background_not_inside_commits(tmp_path: Path) -> None:
     import time
 
-    from runtime.inventory import install_sample
+    from services.inventory import install_sample
 
     app = Keng(env=locate_store(None, tmp_path).env)
     try:

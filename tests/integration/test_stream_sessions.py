@@ -21,9 +21,7 @@ from uuid import UUID
 import orjson
 
 from adapters.secrets import SecretStore
-from adapters.store.access import authenticate, issue_token, revoke_tokens
 from adapters.store.app import Keng
-from domain.access import ApiToken
 from domain.dispatch import Dispatch
 from domain.endpoint import Endpoint
 from projections.catalog import Catalog
@@ -32,6 +30,8 @@ from runtime.http import routes_stream
 from runtime.http.routes_stream import StreamSession
 from runtime.http.services import Services
 from runtime.http.stream_scope import StreamScope
+from services import broadcasts
+from services.access import authenticate, grant_role, issue_token, revoke_tokens
 from tests.http_server import Client
 from tests.integration.test_http_api import DRAFT, api  # noqa: F401 (the fixture)
 
@@ -132,7 +132,7 @@ def test_a_revocation_the_stream_does_not_read_is_caught_by_the_periodic_check(
     )
     try:
         session = StreamSession(services, token, authenticate(app, token))
-        revoke_tokens(app, [app.load(ApiToken, session.token_id, "token")], by="admin")
+        revoke_tokens(app, staff="tuan.do", by="admin")  # the session's token, tuan.do's only one
         after = app.max_position()  # the stream is already past the revocation: only the re-check can see it
         assert session.next_batch(after).ended is None  # checked less than REAUTH_S ago
         session.checked_at -= routes_stream.REAUTH_S
@@ -150,11 +150,11 @@ def test_a_role_change_read_in_the_log_applies_to_the_stream_at_once(sample_app:
         session = StreamSession(services, token, authenticate(app, token))
         start = app.max_position()
         draft = {"title": "Thông báo", "text": "Nội dung.", "priority": "normal"}
-        app.draft_broadcast(by="lan.nguyen", target_areas=[WARD_B], **draft)
+        broadcasts.draft(app, by="lan.nguyen", target_areas=[WARD_B], **draft)
         assert session.next_batch(start).messages == []
         middle = app.max_position()
-        app.change_role("ha.vu", "auditor", grant=True, by="admin")
-        foreign = app.draft_broadcast(by="lan.nguyen", target_areas=[WARD_B], **draft)
+        grant_role(app, "ha.vu", "auditor", by="admin")
+        foreign = broadcasts.draft(app, by="lan.nguyen", target_areas=[WARD_B], **draft)
         batch = session.next_batch(middle)  # well within REAUTH_S: the Staff event itself triggers the check
         assert batch.ended is None and [m["broadcast_id"] for _, m in batch.messages] == [str(foreign)]
     finally:
@@ -216,8 +216,8 @@ def test_dispatch_and_device_events_follow_their_broadcast_and_ward_with_or_with
     catalog = Catalog().fold(app.read_events())
     in_a, in_b = catalog.endpoints(ward=WARD_A)[:2], catalog.endpoints(ward=WARD_B)[:2]
     draft = {"title": "Thông báo", "text": "Nội dung.", "priority": "normal"}
-    bid_a = app.draft_broadcast(by="tuan.do", target_areas=[WARD_A], **draft)
-    bid_b = app.draft_broadcast(by="lan.nguyen", target_areas=[WARD_B], **draft)
+    bid_a = broadcasts.draft(app, by="tuan.do", target_areas=[WARD_A], **draft)
+    bid_b = broadcasts.draft(app, by="lan.nguyen", target_areas=[WARD_B], **draft)
     a_side = {bid_a, _dispatch(app, bid_a, in_a), *(e.id for e in in_a)}
     _dispatch(app, bid_b, in_b)
     for endpoint in (*in_a, *in_b):

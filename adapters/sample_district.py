@@ -3,6 +3,7 @@
 The ward list is real (General Statistics Office codes; centres good to a few hundred metres). Everything below a ward
 is GENERATED, since residential-group counts are not published: residential groups (tổ dân phố), endpoints and their
 install years and conditions are drawn from a fixed seed and every such record carries `generated=True`.
+It sits among the adapters (it reads a packaged file) so that services/inventory.py can install it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ STAFF: list[dict[str, Any]] = [
 
 def wards() -> list[dict[str, Any]]:
     """The 13 wards (code, name, lat, lon) shipped with keng."""
-    text = resources.files("runtime").joinpath("data/bac_tu_liem_wards.csv").read_text(encoding="utf-8")
+    text = resources.files("adapters").joinpath("data/bac_tu_liem_wards.csv").read_text(encoding="utf-8")
     return [
         {"code": r["code"], "name": f"Phường {r['ward']}", "lat": float(r["lat"]), "lon": float(r["lon"])}
         for r in csv.DictReader(text.splitlines())

@@ -1,0 +1,89 @@
+"""Inventory: areas and endpoints loaded from a district file or the sample district, the first admin of an empty
+store, and endpoints read as a reader's scope allows.
+
+A load is validated whole before anything is written (adapters/district_file.py plans it), then stored in one
+transaction, or refused with every error. The collaborator is the application (`Keng`, the unit of work).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import structlog
+
+from adapters import sample_district
+from adapters.district_file import DistrictFileError, plan_load, read_rows
+from adapters.store.app import Keng
+from domain.area import Area
+from domain.authority import Visibility
+from domain.endpoint import Endpoint
+from domain.errors import UnknownArea
+from domain.ids import endpoint_id
+from projections.catalog import Catalog
+from services.access import SYSTEM, enrol_by_system, require_admin
+
+log = structlog.get_logger(__name__)
+
+
+def load_rows(
+    app: Keng,
+    rows: Iterable[tuple[str, dict[str, str]]],
+    *,
+    by: str,
+    generated: bool = False,
+    dry_run: bool = False,
+) -> dict[str, int]:
+    """Validate rows; store all of them in one transaction, or none and raise with every error. Returns the counts."""
+
+    def existing_area(code: str) -> Area | None:
+        try:
+            return app.area(code)
+        except UnknownArea:
+            return None
+
+    plan = plan_load(
+        rows,
+        existing_area=existing_area,
+        existing_endpoint=lambda c: app.exists(endpoint_id(c)),
+        by=by,
+        generated=generated,
+    )
+    if plan.errors:
+        shown = plan.errors[:50]
+        more = f"\n  ... and {len(plan.errors) - 50} more" if len(plan.errors) > 50 else ""
+        raise DistrictFileError(f"{len(plan.errors)} error(s); nothing was loaded:\n  " + "\n  ".join(shown) + more)
+    if not dry_run:
+        app.save_new(*plan.aggregates, what="part of this inventory")
+        log.info("district.loaded", actor=by, **plan.counts)
+    return plan.counts
+
+
+def load_district_file(app: Keng, path: Path, *, by: str, dry_run: bool = False) -> dict[str, int]:
+    """Load a district file (docs/district-file.md) as an admin, or as `system`; with `dry_run`, only validate."""
+    if by != SYSTEM:
+        require_admin(app, by)
+    return load_rows(app, read_rows(path), by=by, dry_run=dry_run)
+
+
+def bootstrap_admin(app: Keng) -> None:
+    """An empty store gets its first admin (`admin`), recorded as enrolled by `system`."""
+    if app.max_position() == 0:
+        enrol_by_system(app, handle="admin", name="Quản trị hệ thống", roles=["admin"])
+
+
+def install_sample(app: Keng) -> dict[str, int]:
+    """Load the sample district (Bắc Từ Liêm, generated groups and endpoints) and the sample staff."""
+    bootstrap_admin(app)
+    counts = load_rows(app, sample_district.located_rows(), by=SYSTEM, generated=True)
+    for member in sample_district.STAFF:
+        if member["handle"] != "admin":
+            enrol_by_system(app, **member)
+    return counts
+
+
+def readable_endpoints(
+    catalog: Catalog, reader: Visibility, *, ward: str | None = None, kind: str | None = None
+) -> list[Endpoint]:
+    """The endpoints (of a ward, of a kind, when given) in wards that the reader's scope reaches."""
+    return [e for e in catalog.endpoints(ward=ward, kind=kind) if reader.sees((e.ward,))]

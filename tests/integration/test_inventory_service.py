@@ -1,0 +1,61 @@
+"""services/inventory.py on a real SQLite store: district files load whole or not at all, at an admin's command, and
+a reader lists only the endpoints in wards their scope reaches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.district_file import DistrictFileError
+from adapters.store.app import Keng
+from domain.authority import EVERYTHING
+from domain.errors import NotAuthorised
+from projections.catalog import Catalog
+from services.access import SYSTEM
+from services.inventory import bootstrap_admin, load_district_file, readable_endpoints
+from tests.integration.small_district import WARD_A, WARD_B, Clock, open_district
+
+ROWS = f"""record,code,name,parent,kind
+group,{WARD_B}-T01,Tổ dân phố số 1,{WARD_B},
+endpoint,{WARD_B}-T01-IP1,,{WARD_B}-T01,ip-speaker
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Keng]:
+    app = open_district(tmp_path, Clock())
+    yield app
+    app.close()
+
+
+def test_a_district_file_loads_as_an_admin_after_a_dry_run_that_stores_nothing(app: Keng, tmp_path: Path) -> None:
+    path = tmp_path / "more.csv"
+    path.write_text(ROWS, encoding="utf-8")
+    before = app.max_position()
+    assert load_district_file(app, path, by="admin", dry_run=True) == {"group": 1, "endpoint": 1}
+    assert app.max_position() == before
+    with pytest.raises(NotAuthorised):
+        load_district_file(app, path, by="hung")
+    assert load_district_file(app, path, by="admin") == {"group": 1, "endpoint": 1}
+    with pytest.raises(DistrictFileError, match="nothing was loaded"):
+        load_district_file(app, path, by=SYSTEM)  # every row is there already
+    assert app.max_position() == before + 2
+
+
+def test_a_ward_reader_lists_the_endpoints_of_their_ward_only(app: Keng, tmp_path: Path) -> None:
+    path = tmp_path / "more.csv"
+    path.write_text(ROWS, encoding="utf-8")
+    load_district_file(app, path, by="admin")
+    catalog = Catalog().fold(app.read_events())
+    ward_a = app.visibility_of(app.staff("tuan"))
+    assert [e.code for e in readable_endpoints(catalog, ward_a)] == [f"{WARD_A}-T01-IP1"]
+    assert len(readable_endpoints(catalog, EVERYTHING, kind="ip-speaker")) == 2
+    assert [e.code for e in readable_endpoints(catalog, EVERYTHING, ward=WARD_B)] == [f"{WARD_B}-T01-IP1"]
+
+
+def test_only_an_empty_store_gets_a_first_admin(app: Keng) -> None:
+    before = app.max_position()
+    bootstrap_admin(app)
+    assert app.max_position() == before and app.staff("admin").enrolled_by == SYSTEM
