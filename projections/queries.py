@@ -6,6 +6,7 @@ import math
 from datetime import datetime
 from typing import Any, Protocol
 
+from domain.values import AckState
 from projections import kpi
 from projections.fold import Doc, Row
 
@@ -57,10 +58,10 @@ def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
                     row["unreachable" if d["closed_at"] else "pending"] += 1
                     continue
                 row["received"] += 1
-                row["played"] += ack[0] == "played"
-                row["failed"] += ack[0] == "failed"
+                row["played"] += ack[0] == AckState.PLAYED
+                row["failed"] += ack[0] == AckState.FAILED
                 row["latency_ms"].append(_ms(d["opened_at"], ack[2]))
-            if d["acks"].get(code, [""])[0] == "failed":
+            if d["acks"].get(code, [""])[0] == AckState.FAILED:
                 failed.append(code)
     out = []
     for (level, code), row in sorted(areas.items()):

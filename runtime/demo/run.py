@@ -19,6 +19,8 @@ from adapters.mqtt.broker import EmbeddedBroker
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from domain.programme import Programme, parse_slots
+from domain.records import DispatchSummary
+from domain.values import Priority
 from projections.catalog import Catalog
 from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
 from runtime.dispatch.dispatcher import Dispatcher
@@ -57,7 +59,7 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
     online = await fleet.start()
     line.say(f"Thiết bị mô phỏng trực tuyến (simulated devices online): {online}/{len(specs)}", "others come back soon")
     closed = asyncio.Event()
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = {}  # the closing DispatchSummary
     shown: dict[str, tuple[int, int]] = {}
 
     def progress(live: LiveDispatch) -> None:
@@ -70,7 +72,7 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
                     flush=True,
                 )
 
-    def done(live: LiveDispatch, result: dict[str, Any]) -> None:
+    def done(live: LiveDispatch, result: DispatchSummary) -> None:
         summary.update(result)
         closed.set()
 
@@ -86,7 +88,7 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
     await dispatcher.ready.wait()
     line.say("Bộ điều phối sẵn sàng (dispatcher following the event log)")
     bid = app.draft_broadcast(
-        by="lan.nguyen", title="Cảnh báo lũ sông Hồng", text=TEXT, priority="emergency", target_areas=["021"]
+        by="lan.nguyen", title="Cảnh báo lũ sông Hồng", text=TEXT, priority=Priority.EMERGENCY, target_areas=["021"]
     )
     line.say(f"Nguyễn Thị Lan soạn bản tin KHẨN CẤP {str(bid)[:8]}", "emergency drafted for the whole district")
     app.submit_broadcast(bid, by="lan.nguyen")
@@ -102,7 +104,7 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
             await task
         await fleet.stop()
         await broker.stop()
-    lat = summary["latency_ms"]["emergency"]
+    lat = summary["latency_ms"][Priority.EMERGENCY]
     line.say(f"Đóng đợt phát (dispatch closed: {summary['outcome']}) sau {time.monotonic() - started:.1f} s")
     print(
         f"\nTổng kết (summary): mục tiêu {summary['targeted']} · trực tuyến {summary['online']} · đã nhận "
