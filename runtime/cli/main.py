@@ -12,25 +12,8 @@ from collections.abc import Sequence
 
 import structlog
 
-from adapters.cap.errors import CapError
-from adapters.district_file import DistrictFileError
-from adapters.mqtt.broker import BrokerConfigError
 from adapters.private_files import PRIVATE_UMASK
-from adapters.store.config import StoreConfigError
-from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
-from domain.cap_places import CapRefused
-from domain.errors import (
-    DomainError,
-    ExpiredBroadcast,
-    IllegalTransition,
-    InvalidValue,
-    NotApproved,
-    NotAuthorised,
-    OutOfScope,
-    SelfApprovalRefused,
-    UnknownArea,
-)
-from runtime.bootstrap import StartupError
+from domain.errors import InvalidValue
 from runtime.cli import (
     admin,
     audit,
@@ -45,29 +28,8 @@ from runtime.cli import (
 )
 from runtime.cli.output import CommandError
 from runtime.config import load_settings
+from runtime.errors import headline_for
 from runtime.logs import configure_logging, report_error
-
-# Most specific first: the first matching class gives the Vietnamese headline.
-HEADLINES: list[tuple[type[BaseException], str]] = [
-    (SelfApprovalRefused, "Người soạn hoặc sửa bản tin không được tự duyệt"),
-    (OutOfScope, "Ngoài phạm vi địa bàn được giao"),
-    (NotAuthorised, "Không có quyền thực hiện"),
-    (ExpiredBroadcast, "Bản tin đã hết hạn"),
-    (NotApproved, "Bản tin chưa được duyệt"),
-    (IllegalTransition, "Thao tác không hợp lệ ở trạng thái hiện tại"),
-    (UnknownArea, "Địa bàn hoặc thiết bị không tồn tại"),
-    (InvalidValue, "Dữ liệu không hợp lệ"),
-    (CapRefused, "Bản tin CAP không thể tiếp nhận"),
-    (CapError, "Tài liệu CAP không hợp lệ"),
-    (DomainError, "Vi phạm quy tắc"),
-    (NotFound, "Không tìm thấy"),
-    (DuplicateRecord, "Đã tồn tại"),
-    (ConcurrencyConflict, "Xung đột: dữ liệu vừa được người khác thay đổi"),
-    (DistrictFileError, "Tệp địa bàn có lỗi"),
-    (StoreConfigError, "Cấu hình kho dữ liệu không hợp lệ"),
-    (StartupError, "Không mở được kho dữ liệu"),
-    (BrokerConfigError, "Cấu hình broker MQTT không hợp lệ"),
-]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,11 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     render.register(sub)
     doctor.register(sub)
     return parser
-
-
-def headline_for(error: BaseException) -> str | None:
-    """The Vietnamese headline for a known error type."""
-    return next((text for kind, text in HEADLINES if isinstance(error, kind)), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from domain.cap_mapping import CapPlan
 from domain.cap_places import CapRefused
 from domain.standing_orders import first_match
 from domain.values import BroadcastState
+from runtime.errors import headline_for
 from runtime.http.problems import Problem
 from runtime.http.services import SERVICES, Services
 
@@ -157,7 +158,7 @@ async def cap_ingest(request: web.Request) -> web.Response:
         raise problem from None
     except CapRefused as e:
         services.metrics.webhooks.labels(SOURCE, "refused").inc()
-        raise Problem(422, "cap-refused", str(e)) from None
+        raise Problem(422, "cap-refused", str(e), headline_vi=headline_for(e)) from None
     services.metrics.webhooks.labels(SOURCE, "replayed" if replayed else "accepted").inc()
     if not replayed and outcome["broadcast_ids"]:
         # The alert's recording (inline, or fetched from its URI) is stored and recorded without delaying the 202.
