@@ -19,6 +19,7 @@ from domain.values import AckState
 
 PROTOCOL_VERSION = 1
 MAX_REASON = 200
+_PLAYED, _FAILED = AckState.PLAYED, AckState.FAILED  # read once: `check_ack` runs per ack (domain/values.py)
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,9 @@ def check_ack(
         if not isinstance(sha, str) or len(sha) != 64:
             return _refuse("bad-sha256", dispatch)
         ack["sha256"] = sha
-    if state == AckState.PLAYED and sha256_of.get(dispatch) and sha != sha256_of[dispatch]:
-        ack["state"], ack["reason"] = AckState.FAILED.value, "sha256-mismatch"
-    elif state == AckState.FAILED:
+    if state == _PLAYED and sha256_of.get(dispatch) and sha != sha256_of[dispatch]:
+        ack["state"], ack["reason"] = _FAILED.value, "sha256-mismatch"
+    elif state == _FAILED:
         reason = message.get("reason")
         ack["reason"] = reason[:MAX_REASON] if isinstance(reason, str) and reason else "unspecified"
     return AckCheck(ack, dispatch, None)

@@ -4,7 +4,8 @@ the checks every value crossing the boundary passes (text, URLs, ASCII-digit int
 Stored events carry the plain string values of these enums, so that the log stays readable to outside tools. They are
 `StrEnum`s, so a member equals (and hashes as) its stored string: events and read-model documents written before the
 enums existed compare equal to them unchanged. A member used as a key of a dict that orjson writes must be turned into
-its `str` first (orjson refuses enum keys).
+its `str` first (orjson refuses enum keys). Reading a member off its class (`AckState.PLAYED`) costs about 85 ns on
+Python 3.11: code that runs once per ack reads it once, into a module constant, a set, or a local.
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ class AckState(StrEnum):
         return self in FINAL_ACK_STATES
 
 
-# Keyed by the members, which hash and compare as their strings: stored acks (plain strings) look up without parsing.
-ACK_RANK: dict[str, int] = {AckState.RECEIVED: 1, AckState.PLAYING: 2, AckState.PLAYED: 3, AckState.FAILED: 3}
-FINAL_ACK_STATES: frozenset[str] = frozenset((AckState.PLAYED, AckState.FAILED))
+# Keyed by the plain strings: stored acks (plain strings) look up without parsing, and an exact str key compares faster
+# than a member (this runs once per ack).
+ACK_RANK: dict[str, int] = {s.value: rank for s, rank in zip(AckState, (1, 2, 3, 3), strict=True)}
+FINAL_ACK_STATES: frozenset[str] = frozenset((AckState.PLAYED.value, AckState.FAILED.value))
 
 
 def ack_advances(state: str, current: str | None) -> bool:

@@ -101,11 +101,12 @@ class LiveDispatch:
         """Targets, received (any ack), played and failed, optionally for one ward."""
         codes = [c for c, t in self.plan.targets.items() if ward is None or t.ward == ward]
         states = [self.plan.states.get(c) for c in codes]
+        played, failed = AckState.PLAYED, AckState.FAILED  # read once, not per target
         return {
             "targeted": len(codes),
             "received": sum(1 for s in states if s),
-            "played": sum(1 for s in states if s == AckState.PLAYED),
-            "failed": sum(1 for s in states if s == AckState.FAILED),
+            "played": sum(1 for s in states if s == played),
+            "failed": sum(1 for s in states if s == failed),
         }
 
     def outcome(
