@@ -16,15 +16,16 @@ from pathlib import Path
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
+from domain.values import Priority
 from domain.vitext import normalise, strip_markup
 
 FONT_PATH = Path(__file__).parent / "fonts" / "DejaVuSans-Bold.ttf"
 
 # Priority class -> (label shown to residents, text colour, background colour, header colour)
 STYLES: dict[str, tuple[str, str, str, str]] = {
-    "emergency": ("KHẨN CẤP", "#FFFFFF", "#000000", "#E00000"),
-    "priority": ("ƯU TIÊN", "#FFD000", "#000000", "#E07000"),
-    "normal": ("THÔNG BÁO", "#00E000", "#000000", "#006000"),
+    Priority.EMERGENCY: ("KHẨN CẤP", "#FFFFFF", "#000000", "#E00000"),
+    Priority.PRIORITY: ("ƯU TIÊN", "#FFD000", "#000000", "#E07000"),
+    Priority.NORMAL: ("THÔNG BÁO", "#00E000", "#000000", "#006000"),
 }
 
 

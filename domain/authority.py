@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from domain.actor import Actor, ExternalActor
 from domain.errors import EmergencyCancelRefused
-from domain.values import Priority, Role
+from domain.values import BroadcastState, Priority, Role
 
-ON_AIR = "dispatching"
+ON_AIR = BroadcastState.DISPATCHING
 
 
 def require_authority(
@@ -46,7 +46,7 @@ def cancel_role(actor: Actor, *, state: str, priority: str, raised_by: str) -> R
     sender that raised an alert (`raised_by` is the broadcast's drafter) may always withdraw it within its scope: a
     warning centre's Cancel of its own false alarm must never wait for a person."""
     external_origin = actor.handle == raised_by and isinstance(actor, ExternalActor)
-    if state == ON_AIR and priority == Priority.EMERGENCY.value and not external_origin:
+    if state == ON_AIR and priority == Priority.EMERGENCY and not external_origin:
         if not actor.has_role(Role.APPROVER):
             raise EmergencyCancelRefused(
                 f"rule {EmergencyCancelRefused.rule}: {actor.handle} cannot cancel an emergency that is on air: "

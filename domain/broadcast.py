@@ -24,12 +24,20 @@ from domain.content import Content
 from domain.dispatch import dispatch_id
 from domain.errors import ExpiredBroadcast, IllegalTransition, NotApproved, SelfApprovalRefused
 from domain.ids import sourced_broadcast_id
-from domain.values import Role, SourceKind, clean_text, parse_enum
+from domain.records import Approval, DispatchSummary, Render, RenderFailure
+from domain.values import BroadcastState, Role, SourceKind, clean_text, parse_enum
 
 DRILL_NOTICE = "Đây là bản tin diễn tập."
-LIVE_STATES = ("draft", "submitted", "approved", "scheduled", "dispatching")
-FINAL_STATES = ("completed", "cancelled", "expired", "rejected")
-REVISABLE_STATES = ("draft", "submitted", "approved", "scheduled")
+LIVE_STATES = tuple(s for s in BroadcastState if not s.is_final)
+FINAL_STATES = tuple(s for s in BroadcastState if s.is_final)
+REVISABLE_STATES = tuple(s for s in LIVE_STATES if s is not BroadcastState.DISPATCHING)
+# Approved and not yet on air: what the dispatcher releases.
+AWAITING_RELEASE = (BroadcastState.APPROVED, BroadcastState.SCHEDULED)
+
+
+def state_after_revision(state: str) -> BroadcastState:
+    """A revision sends a broadcast back for approval: a draft stays a draft, anything else is submitted again."""
+    return BroadcastState.DRAFT if state == BroadcastState.DRAFT else BroadcastState.SUBMITTED
 
 
 class Broadcast(Aggregate):
@@ -74,29 +82,33 @@ class Broadcast(Aggregate):
             aggregate.approvals = []
             if self.by not in aggregate.authors:
                 aggregate.authors.append(self.by)
-            aggregate.state = "draft" if aggregate.state == "draft" else "submitted"
+            aggregate.state = state_after_revision(aggregate.state)
 
     class SubmittedForApproval(Aggregate.Event):
         by: str
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.state = "submitted"
+            aggregate.state = BroadcastState.SUBMITTED
 
     class Approved(Aggregate.Event):
         by: str
         revision: int
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.approvals.append({"by": self.by, "revision": self.revision, "rule": None, "at": self.timestamp})
-            aggregate.state = "approved"
+            aggregate.approvals.append(
+                Approval(by=self.by, revision=self.revision, rule=None, at=self.timestamp),
+            )
+            aggregate.state = BroadcastState.APPROVED
 
     class AutoApproved(Aggregate.Event):
         rule: str
         revision: int
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.approvals.append({"by": None, "revision": self.revision, "rule": self.rule, "at": self.timestamp})
-            aggregate.state = "approved"
+            aggregate.approvals.append(
+                Approval(by=None, revision=self.revision, rule=self.rule, at=self.timestamp),
+            )
+            aggregate.state = BroadcastState.APPROVED
 
     class Ratified(Aggregate.Event):
         """An approver confirmed a standing-order approval after the fact."""
@@ -114,14 +126,14 @@ class Broadcast(Aggregate):
         reason: str
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.state = "rejected"
+            aggregate.state = BroadcastState.REJECTED
             aggregate.end_reason = self.reason
 
     class Scheduled(Aggregate.Event):
         slots: list[datetime]
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.state = "scheduled"
+            aggregate.state = BroadcastState.SCHEDULED
             aggregate.slots = list(self.slots)
 
     class DispatchOpened(Aggregate.Event):
@@ -129,14 +141,14 @@ class Broadcast(Aggregate):
         wave: int
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.state = "dispatching"
+            aggregate.state = BroadcastState.DISPATCHING
             aggregate.dispatches.append(self.dispatch_id)
 
     class Completed(Aggregate.Event):
-        summary: dict[str, Any]
+        summary: DispatchSummary
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.state = "completed"
+            aggregate.state = BroadcastState.COMPLETED
 
     class Cancelled(Aggregate.Event):
         by: str
@@ -144,12 +156,12 @@ class Broadcast(Aggregate):
         stop_required: bool
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.state = "cancelled"
+            aggregate.state = BroadcastState.CANCELLED
             aggregate.end_reason = self.reason
 
     class Expired(Aggregate.Event):
         def apply(self, aggregate: Any) -> None:
-            aggregate.state = "expired"
+            aggregate.state = BroadcastState.EXPIRED
 
     class Rendered(Aggregate.Event):
         """`asset_hash` addresses the asset in the store; `content_sha256` is the SHA-256 of its bytes (what a device
@@ -168,14 +180,14 @@ class Broadcast(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.renders.append(
-                {
-                    "channel": self.channel,
-                    "asset_hash": self.asset_hash,
-                    "content_sha256": self.content_sha256,
-                    "duration_s": self.duration_s,
-                    "engine": self.engine,
-                    "revision": aggregate.revision,
-                }
+                Render(
+                    channel=self.channel,
+                    asset_hash=self.asset_hash,
+                    content_sha256=self.content_sha256,
+                    duration_s=self.duration_s,
+                    engine=self.engine,
+                    revision=aggregate.revision,
+                )
             )
 
     class RenderFailed(Aggregate.Event):
@@ -185,7 +197,7 @@ class Broadcast(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.render_failures.append(
-                {"channel": self.channel, "engine": self.engine, "reason": self.reason, "revision": aggregate.revision}
+                RenderFailure(channel=self.channel, engine=self.engine, reason=self.reason, revision=aggregate.revision)
             )
 
     CONTENT_FIELDS = frozenset(Content.__dataclass_fields__)
@@ -224,13 +236,13 @@ class Broadcast(Aggregate):
         self.source_ref = source_ref
         self.drafted_by = by
         self.authors: list[str] = [by]
-        self.state = "draft"
+        self.state: BroadcastState = BroadcastState.DRAFT
         self.revision = 0
-        self.approvals: list[dict[str, Any]] = []
+        self.approvals: list[Approval] = []
         self.slots: list[datetime] = []
         self.dispatches: list[UUID] = []
-        self.renders: list[dict[str, Any]] = []
-        self.render_failures: list[dict[str, Any]] = []
+        self.renders: list[Render] = []
+        self.render_failures: list[RenderFailure] = []
         self.end_reason: str | None = None
 
     # -- commands -------------------------------------------------------------------------------------------------
@@ -272,13 +284,13 @@ class Broadcast(Aggregate):
     def submit(self, *, by: Actor) -> None:
         """Submit a draft for approval."""
         require_authority(by, Role.DRAFTER, "submit this broadcast", self.scope, drafted_by=self.drafted_by)
-        self._require_state(("draft",), "submit")
+        self._require_state((BroadcastState.DRAFT,), "submit")
         self.trigger_event(self.SubmittedForApproval, by=by.handle)
 
     def approve(self, *, by: Actor, now: datetime) -> None:
         """Approve the current revision: an approver, not an author, within scope, before expiry."""
         require_authority(by, Role.APPROVER, "approve this broadcast", self.scope, drafted_by=self.drafted_by)
-        self._require_state(("submitted",), "approve")
+        self._require_state((BroadcastState.SUBMITTED,), "approve")
         if by.handle in self.authors:
             raise SelfApprovalRefused(
                 f"rule {SelfApprovalRefused.rule}: {by.handle} drafted or revised this broadcast "
@@ -289,7 +301,7 @@ class Broadcast(Aggregate):
 
     def auto_approve(self, *, rule: str, now: datetime) -> None:
         """Approve under a standing order; the event names the rule so that an approver can ratify it later."""
-        self._require_state(("draft", "submitted"), "auto-approve")
+        self._require_state((BroadcastState.DRAFT, BroadcastState.SUBMITTED), "auto-approve")
         self._require_unexpired(now, "approved")
         self.trigger_event(self.AutoApproved, rule=clean_text(rule, "rule name", max_len=200), revision=self.revision)
 
@@ -320,7 +332,7 @@ class Broadcast(Aggregate):
     def reject(self, *, by: Actor, reason: str) -> None:
         """Reject a submitted broadcast (final)."""
         require_authority(by, Role.APPROVER, "reject this broadcast", self.scope, drafted_by=self.drafted_by)
-        self._require_state(("submitted",), "reject")
+        self._require_state((BroadcastState.SUBMITTED,), "reject")
         self.trigger_event(self.Rejected, by=by.handle, reason=clean_text(reason, "reason", max_len=1000))
 
     def schedule(self, slots: list[datetime]) -> None:
@@ -338,9 +350,9 @@ class Broadcast(Aggregate):
         self.trigger_event(self.DispatchOpened, dispatch_id=new_id, wave=wave)
         return new_id
 
-    def complete(self, summary: dict[str, Any]) -> None:
+    def complete(self, summary: DispatchSummary) -> None:
         """Close the broadcast after its dispatch, with the dispatch summary."""
-        self._require_state(("dispatching",), "complete")
+        self._require_state((BroadcastState.DISPATCHING,), "complete")
         self.trigger_event(self.Completed, summary=summary)
 
     def cancel(self, *, by: Actor, reason: str) -> bool:
@@ -349,7 +361,7 @@ class Broadcast(Aggregate):
         role = cancel_role(by, state=self.state, priority=self.priority, raised_by=self.drafted_by)
         require_authority(by, role, "cancel this broadcast", self.scope, drafted_by=self.drafted_by)
         self._require_state(LIVE_STATES, "cancel")
-        stop = self.state == "dispatching"
+        stop = self.state == BroadcastState.DISPATCHING
         self.trigger_event(
             self.Cancelled,
             by=by.handle,
@@ -407,14 +419,14 @@ class Broadcast(Aggregate):
         """True when an approval (manual or standing order) covers the current revision."""
         return any(a["revision"] == self.revision for a in self.approvals)
 
-    def _require_state(self, allowed: tuple[str, ...], action: str) -> None:
+    def _require_state(self, allowed: tuple[BroadcastState, ...], action: str) -> None:
         if self.state not in allowed:
             raise IllegalTransition(
                 f"rule lifecycle: cannot {action} a broadcast that is {self.state} (allowed from: {', '.join(allowed)})"
             )
 
     def _require_approved(self, action: str) -> None:
-        if self.state not in ("approved", "scheduled") or not self.is_approved:
+        if self.state not in AWAITING_RELEASE or not self.is_approved:
             raise NotApproved(
                 f"rule {NotApproved.rule}: cannot {action} a broadcast that is {self.state} "
                 f"without an approval of revision {self.revision}"
@@ -426,3 +438,19 @@ class Broadcast(Aggregate):
                 f"rule {ExpiredBroadcast.rule}: the broadcast expired at {self.expires_at.isoformat()} "
                 f"and cannot be {what}"
             )
+
+
+# The state each event leaves a broadcast in, for followers that fold events without the aggregate (read models,
+# delivery reports); a revision's is `state_after_revision`, and events not named here leave the state alone. The
+# stateful test checks the table against the aggregate.
+STATE_AFTER: dict[type[Aggregate.Event], BroadcastState] = {
+    Broadcast.SubmittedForApproval: BroadcastState.SUBMITTED,
+    Broadcast.Approved: BroadcastState.APPROVED,
+    Broadcast.AutoApproved: BroadcastState.APPROVED,
+    Broadcast.Rejected: BroadcastState.REJECTED,
+    Broadcast.Scheduled: BroadcastState.SCHEDULED,
+    Broadcast.DispatchOpened: BroadcastState.DISPATCHING,
+    Broadcast.Completed: BroadcastState.COMPLETED,
+    Broadcast.Cancelled: BroadcastState.CANCELLED,
+    Broadcast.Expired: BroadcastState.EXPIRED,
+}

@@ -14,16 +14,19 @@ from math import ceil
 from typing import Any
 
 from domain.dispatch import ACK_STATES
+from domain.records import Ack, DispatchSummary, LatencySummary
+from domain.values import AckState
 
 PROTOCOL_VERSION = 1
 MAX_REASON = 200
+_PLAYED, _FAILED = AckState.PLAYED, AckState.FAILED  # read once: `check_ack` runs per ack (domain/values.py)
 
 
 @dataclass(frozen=True)
 class AckCheck:
     """The outcome of checking one ack: a record to store (`ack`), or the reason it was refused."""
 
-    ack: dict[str, Any] | None
+    ack: Ack | None
     dispatch: str | None
     refused: str | None
 
@@ -78,15 +81,15 @@ def check_ack(
         return _refuse("bad-sequence", dispatch)
     if at is None:
         return _refuse("bad-time", dispatch)
-    ack: dict[str, Any] = {"endpoint": topic_endpoint, "state": state, "at": at.isoformat(), "seq": seq}
+    ack: Ack = {"endpoint": topic_endpoint, "state": state, "at": at.isoformat(), "seq": seq}
     sha = message.get("sha256")
     if sha is not None:
         if not isinstance(sha, str) or len(sha) != 64:
             return _refuse("bad-sha256", dispatch)
         ack["sha256"] = sha
-    if state == "played" and sha256_of.get(dispatch) and sha != sha256_of[dispatch]:
-        ack["state"], ack["reason"] = "failed", "sha256-mismatch"
-    elif state == "failed":
+    if state == _PLAYED and sha256_of.get(dispatch) and sha != sha256_of[dispatch]:
+        ack["state"], ack["reason"] = _FAILED.value, "sha256-mismatch"
+    elif state == _FAILED:
         reason = message.get("reason")
         ack["reason"] = reason[:MAX_REASON] if isinstance(reason, str) and reason else "unspecified"
     return AckCheck(ack, dispatch, None)
@@ -100,7 +103,7 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def latency_summary(latencies_ms: Iterable[float]) -> dict[str, float | None]:
+def latency_summary(latencies_ms: Iterable[float]) -> LatencySummary:
     """p50, p95, p99 and max of latencies in milliseconds, rounded to 0.1 ms."""
     values = sorted(latencies_ms)
 
@@ -126,7 +129,7 @@ def summarise(
     priority: str,
     outcome: str,
     retries: int,
-) -> dict[str, Any]:
+) -> DispatchSummary:
     """The closing summary of a dispatch: what each target did, and how fast commands arrived.
 
     `states` maps endpoint -> furthest acknowledged state; `first_ack_at` the device time of its first ack (any ack
@@ -135,20 +138,20 @@ def summarise(
     acknowledged was online by definition. `outcome` is complete, expired, settled or cancelled.
     """
     acked = [t for t in targets if t in states]
-    counts = {s: 0 for s in ACK_STATES}
+    counts: dict[str, int] = {s: 0 for s in ACK_STATES}
     for t in acked:
         counts[states[t]] += 1
     latencies = [
         max(0.0, (first_ack_at[t] - reference_at).total_seconds() * 1000.0) for t in acked if t in first_ack_at
     ]
     return {
-        "outcome": outcome,
+        "outcome": str(outcome),  # plain, even when given a DispatchOutcome: the summary is stored and logged
         "targeted": len(targets),
         "online": len(set(online).union(acked).intersection(targets)),
         "received": len(acked),
-        "playing": counts["playing"],
-        "played": counts["played"],
-        "failed": counts["failed"],
+        "playing": counts[AckState.PLAYING],
+        "played": counts[AckState.PLAYED],
+        "failed": counts[AckState.FAILED],
         "unreachable": len(targets) - len(acked),
         "retries": retries,
         "latency_ms": {priority: latency_summary(latencies)},

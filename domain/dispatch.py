@@ -6,23 +6,40 @@ transactions. The device's ack is the source of truth: MQTT is at-least-once per
 
 from __future__ import annotations
 
+from collections.abc import Iterable, MutableMapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from domain.errors import IllegalTransition, InvalidValue
 from domain.ids import KENG_NAMESPACE
+from domain.records import Ack, DispatchSummary
+from domain.values import ACK_RANK, FINAL_ACK_STATES, AckState
 
-ACK_STATES = ("received", "playing", "played", "failed")
-_ACK_RANK = {"received": 1, "playing": 2, "played": 3, "failed": 3}
+ACK_STATES = tuple(AckState)
+T = TypeVar("T", str, datetime)
 
 
 def dispatch_id(broadcast_id: UUID, wave: int) -> UUID:
     """Deterministic: a dispatcher that crashes and re-opens the same wave collides in the store instead of
     opening a second dispatch."""
     return uuid5(KENG_NAMESPACE, f"dispatch\x1f{broadcast_id}\x1f{wave}")
+
+
+def first_ack_at(known: T | None, at: T) -> T:
+    """When an endpoint first acknowledged, given the earliest time known so far and another ack's time. Any ack
+    implies the command was received, and acks may arrive out of order, so the earliest of them all counts (the
+    dispatcher folds datetimes, the read models ISO strings of one device's clock)."""
+    return at if known is None or at < known else known
+
+
+def note_first_acks(firsts: MutableMapping[str, datetime], acks: Iterable[Ack]) -> None:
+    """Fold a batch of acks into each endpoint's first-ack time."""
+    for ack in acks:
+        code = ack["endpoint"]
+        firsts[code] = first_ack_at(firsts.get(code), datetime.fromisoformat(ack["at"]))
 
 
 class Dispatch(Aggregate):
@@ -37,7 +54,7 @@ class Dispatch(Aggregate):
         drill: bool
 
     class AcksRecorded(Aggregate.Event):
-        acks: list[dict[str, Any]]
+        acks: list[Ack]
 
         def apply(self, aggregate: Any) -> None:
             for ack in self.acks:
@@ -51,7 +68,7 @@ class Dispatch(Aggregate):
             aggregate.retries += 1
 
     class Closed(Aggregate.Event):
-        summary: dict[str, Any]
+        summary: DispatchSummary
 
         def apply(self, aggregate: Any) -> None:
             aggregate.closed = True
@@ -66,10 +83,10 @@ class Dispatch(Aggregate):
         self.targets = list(targets)
         self.expires_at = expires_at
         self.drill = drill
-        self.states: dict[str, dict[str, Any]] = {}
+        self.states: dict[str, Ack] = {}
         self.retries = 0
         self.closed = False
-        self.summary: dict[str, Any] = {}
+        self.summary: DispatchSummary | dict[str, Any] = {}
 
     @classmethod
     def open(
@@ -94,13 +111,14 @@ class Dispatch(Aggregate):
             drill=drill,
         )
 
-    def progress(self, ack: dict[str, Any]) -> None:
+    def progress(self, ack: Ack) -> None:
         """Fold one ack into the per-endpoint state (used by `apply`; an ack never moves an endpoint backwards)."""
         current = self.states.get(ack["endpoint"])
-        if current is None or _ACK_RANK[ack["state"]] > _ACK_RANK[current["state"]]:
+        # `ack_advances`, inlined: every replay of a dispatch runs this once per ack.
+        if current is None or ACK_RANK[ack["state"]] > ACK_RANK[current["state"]]:
             self.states[ack["endpoint"]] = ack
 
-    def record_acks(self, acks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def record_acks(self, acks: list[Ack]) -> list[Ack]:
         """Record a batch of acks: each {endpoint, state, at (ISO time), sha256?, reason?}. Acks from endpoints
         outside the targets, or with unknown states, are not recorded and are returned for the caller to count."""
         if self.closed:
@@ -124,7 +142,7 @@ class Dispatch(Aggregate):
             raise InvalidValue("a retry needs at least one endpoint")
         self.trigger_event(self.RetriesSent, endpoints=sorted(endpoints), attempt=self.retries + 1)
 
-    def close(self, summary: dict[str, Any]) -> None:
+    def close(self, summary: DispatchSummary) -> None:
         """Close the wave with its summary (targeted, received, played, failed, unreachable, latencies)."""
         if self.closed:
             raise IllegalTransition(f"rule lifecycle: dispatch {self.id} is already closed")
@@ -132,4 +150,5 @@ class Dispatch(Aggregate):
 
     def pending(self) -> list[str]:
         """Targets that have not yet reported `played` or `failed`."""
-        return [t for t in self.targets if self.states.get(t, {}).get("state") not in ("played", "failed")]
+        states = self.states
+        return [t for t in self.targets if t not in states or states[t]["state"] not in FINAL_ACK_STATES]

@@ -6,6 +6,7 @@ import math
 from datetime import datetime
 from typing import Any, Protocol
 
+from domain.values import AckState
 from projections import kpi
 from projections.fold import Doc, Row
 
@@ -44,6 +45,7 @@ def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
     by_code = {e["code"]: e for e in r.load_kind("endpoint").values()}
     areas: dict[tuple[str, str], dict[str, Any]] = {}
     failed: list[str] = []
+    played_state, failed_state = AckState.PLAYED, AckState.FAILED  # read once, not per target
     for dispatch_id in b["dispatches"]:
         d = r.load("dispatch", dispatch_id) or {"targets": [], "acks": {}, "closed_at": None, "opened_at": ""}
         for code in d["targets"]:
@@ -57,10 +59,10 @@ def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
                     row["unreachable" if d["closed_at"] else "pending"] += 1
                     continue
                 row["received"] += 1
-                row["played"] += ack[0] == "played"
-                row["failed"] += ack[0] == "failed"
+                row["played"] += ack[0] == played_state
+                row["failed"] += ack[0] == failed_state
                 row["latency_ms"].append(_ms(d["opened_at"], ack[2]))
-            if d["acks"].get(code, [""])[0] == "failed":
+            if d["acks"].get(code, [""])[0] == failed_state:
                 failed.append(code)
     out = []
     for (level, code), row in sorted(areas.items()):

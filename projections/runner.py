@@ -15,13 +15,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
+from domain.broadcast import FINAL_STATES
 from projections.facts import Fact, facts_of
 from projections.fold import Doc, Row, fold
 
 # Documents kept between batches. Hot, small kinds (inventory, staff, the kpi counters) stay; finished broadcasts and
 # closed dispatches (large: every ack) are dropped at each commit, and everything else beyond the limit as well.
 CACHE_LIMIT = 20_000
-_FINISHED = frozenset(("completed", "cancelled", "rejected", "expired"))
+_FINISHED = frozenset(FINAL_STATES)
 
 
 class TrackedStore(Protocol):

@@ -30,7 +30,7 @@ from domain.cap_mapping import Action, CapPlan, plan_cap
 from domain.cap_places import CapRefused, Jurisdiction, OutsideJurisdiction
 from domain.content import Content, build_content
 from domain.ids import sourced_broadcast_id
-from domain.values import SourceKind
+from domain.values import BroadcastState, SourceKind
 
 log = structlog.get_logger(__name__)
 CAP = SourceKind.CAP.value
@@ -249,7 +249,7 @@ class _Run:
         return self.pending(action, [item], created=True)
 
     def _advance(self, item: Broadcast, author: Actor, order: StandingOrder | None, action: str) -> str:
-        if self.plan.submit and item.state == "draft":
+        if self.plan.submit and item.state == BroadcastState.DRAFT:
             item.submit(by=author)
             action = "submitted"
         rule = order(self.alert, self.plan) if order and self.plan.submit else None

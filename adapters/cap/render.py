@@ -16,7 +16,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from domain.cap import CAP12_NS, Certainty, Severity, Urgency
 from domain.cap_places import DVHC
-from domain.values import Priority, in_zone, printable_text
+from domain.values import BroadcastState, Priority, in_zone, printable_text
 
 VN_TIME = timezone(timedelta(hours=7))  # Vietnam keeps +07:00 all year
 CAP_MEDIA_TYPE = "application/cap+xml"
@@ -72,7 +72,7 @@ def cap_time(value: datetime) -> str:
 
 def cap_identifier(broadcast: BroadcastLike) -> str:
     """The CAP identifier of the broadcast's current state."""
-    suffix = "cancel" if broadcast.state == "cancelled" else f"r{broadcast.revision}"
+    suffix = "cancel" if broadcast.state == BroadcastState.CANCELLED else f"r{broadcast.revision}"
     return f"keng-{broadcast.id}-{suffix}"
 
 
@@ -94,14 +94,15 @@ def broadcast_to_cap(
     who = sender or CapSender()
     names = area_names or {}
     first = f"{who.sender},keng-{broadcast.id}-r0,{cap_time(broadcast.created_on)}"
-    original = broadcast.revision == 0 and broadcast.state != "cancelled"
+    cancelled = broadcast.state == BroadcastState.CANCELLED
+    original = broadcast.revision == 0 and not cancelled
     sent = broadcast.created_on if original else broadcast.modified_on
     alert = Element(f"{{{CAP12_NS}}}alert")
     _leaf(alert, "identifier", cap_identifier(broadcast))
     _leaf(alert, "sender", who.sender)
     _leaf(alert, "sent", cap_time(sent))
     _leaf(alert, "status", "Exercise" if broadcast.drill else "Actual")
-    _leaf(alert, "msgType", "Alert" if original else "Cancel" if broadcast.state == "cancelled" else "Update")
+    _leaf(alert, "msgType", "Alert" if original else "Cancel" if cancelled else "Update")
     _leaf(alert, "scope", "Public")
     if not original:
         _leaf(alert, "references", first)

@@ -32,6 +32,7 @@ from adapters.tts.base import (
     TTSConfig,
 )
 from adapters.tts.loudness import normalise_loudness
+from domain.values import Priority
 from domain.vitext import PreparedText, normalise, prepare
 
 log = structlog.get_logger(__name__)
@@ -39,7 +40,7 @@ log = structlog.get_logger(__name__)
 AUDIO_CHANNELS = frozenset({"speaker", "ip-speaker", "audio"})
 BOARD_CHANNELS = frozenset({"eboard", "board"})
 TEXT_CHANNELS = frozenset({"portal", "app", "text"})
-PRIORITIES = ("emergency", "priority", "normal")
+PRIORITIES = tuple(Priority)
 MAX_BOARD_PAGES = 20
 
 
@@ -171,7 +172,7 @@ def _audio_with_fallback(
         return render_audio(prepared, config.tts, store)
     except SynthesisFailed as exc:
         log.warning("render_failed", engine=exc.engine, reason=exc.reason, priority=priority)
-        if priority != "emergency" or config.tts.engine == "espeak":
+        if priority != Priority.EMERGENCY or config.tts.engine == "espeak":
             raise RenderFailed(exc.engine, exc.reason) from exc
         fallback = replace(config.tts, engine="espeak", voice="vi")
         try:

@@ -13,6 +13,7 @@ from adapters.store.app import Keng
 from domain.authority import EVERYTHING, Visibility
 from domain.content import MAX_REPEATS
 from domain.errors import InvalidValue
+from domain.values import Priority
 from runtime.bootstrap import open_app
 from runtime.cli.args import digits
 from runtime.cli.lookup import catalog
@@ -39,7 +40,7 @@ def _content_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     text = p.add_mutually_exclusive_group(required=required)
     text.add_argument("--text", help="the bulletin text (Vietnamese)")
     text.add_argument("--text-file", type=Path, help="read the text from a UTF-8 file")
-    p.add_argument("--priority", required=required, choices=["emergency", "priority", "normal"])
+    p.add_argument("--priority", required=required, choices=[p.value for p in Priority])
     p.add_argument("--area", action="append", default=None, help="target area code (district, ward, group); repeat")
     p.add_argument("--endpoint", action="append", default=None, help="target endpoint code; repeat")
     p.add_argument("--channel", action="append", default=None, help="speaker, eboard, portal, app (default: all)")

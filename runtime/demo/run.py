@@ -20,6 +20,8 @@ from adapters.mqtt.broker import EmbeddedBroker
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from domain.programme import Programme, parse_slots
+from domain.records import DispatchSummary
+from domain.values import Priority
 from projections.catalog import Catalog
 from runtime.demo.progress import progress_for, ward_rows
 from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
@@ -60,13 +62,13 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
     online = await fleet.start()
     line.say(f"Thiết bị mô phỏng trực tuyến (simulated devices online): {online}/{len(specs)}", "others come back soon")
     closed = asyncio.Event()
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = {}  # the closing DispatchSummary
     board = progress_for(sys.stdout)
 
     def progress(live: LiveDispatch) -> None:
         board.update(ward_rows(live, wards))
 
-    def done(live: LiveDispatch, result: dict[str, Any]) -> None:
+    def done(live: LiveDispatch, result: DispatchSummary) -> None:
         summary.update(result)
         closed.set()
 
@@ -82,7 +84,12 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
     await dispatcher.ready.wait()
     line.say("Bộ điều phối sẵn sàng (dispatcher following the event log)")
     bid = broadcasts.draft(
-        app, by="lan.nguyen", title="Cảnh báo lũ sông Hồng", text=TEXT, priority="emergency", target_areas=["021"]
+        app,
+        by="lan.nguyen",
+        title="Cảnh báo lũ sông Hồng",
+        text=TEXT,
+        priority=Priority.EMERGENCY,
+        target_areas=["021"],
     )
     line.say(f"Nguyễn Thị Lan soạn bản tin KHẨN CẤP {str(bid)[:8]}", "emergency drafted for the whole district")
     broadcasts.submit(app, bid, by="lan.nguyen")
@@ -99,7 +106,7 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
             await task
         await fleet.stop()
         await broker.stop()
-    lat = summary["latency_ms"]["emergency"]
+    lat = summary["latency_ms"][Priority.EMERGENCY]
     line.say(f"Đóng đợt phát (dispatch closed: {summary['outcome']}) sau {time.monotonic() - started:.1f} s")
     print(
         f"\nTổng kết (summary): mục tiêu {summary['targeted']} · trực tuyến {summary['online']} · đã nhận "

@@ -21,6 +21,7 @@ from typing import Any
 from adapters.mqtt import protocol as proto
 from adapters.mqtt.broker import BrokerAddress
 from adapters.mqtt.wire import WireLink, WireWill
+from domain.values import AckState
 
 
 def device_will(code: str) -> WireWill:
@@ -127,7 +128,7 @@ class SimDevice:
         self.seen[(cmd.dispatch, cmd.seq)] = (state, reason)
         if self.link is None:
             return
-        sha = cmd.sha256 if state == "played" else None
+        sha = cmd.sha256 if state == AckState.PLAYED else None
         msg = proto.ack_message(
             code=self.spec.code,
             dispatch_id=cmd.dispatch,
@@ -169,16 +170,16 @@ class SimDevice:
         wall = datetime.now(UTC)
         if cmd.expires_at <= wall:
             self.journal.append(("refused-expired", cmd.dispatch, now))
-            self._ack(cmd, "failed", "expired", wall)
+            self._ack(cmd, AckState.FAILED, "expired", wall)
             return
         self.journal.append(("received", cmd.dispatch, now))
-        self._ack(cmd, "received", at=wall)
+        self._ack(cmd, AckState.RECEIVED, at=wall)
         if msg.get("drill") and not self.drill_mode:
             self.journal.append(("declined-drill", cmd.dispatch, now))
-            self._ack(cmd, "failed", "drill-mode-off")
+            self._ack(cmd, AckState.FAILED, "drill-mode-off")
             return
         if self.rng.random() < self.options.fail_rate:
-            self._ack(cmd, "failed", "amplifier-fault")
+            self._ack(cmd, AckState.FAILED, "amplifier-fault")
             return
         if self.current is None:
             self._start(cmd)
@@ -204,14 +205,14 @@ class SimDevice:
 
     def _start(self, cmd: Command) -> None:
         self.current = cmd
-        self._ack(cmd, "playing")
+        self._ack(cmd, AckState.PLAYING)
         self.play_timer = asyncio.get_running_loop().call_later(cmd.seconds, self._played, cmd)
 
     def _played(self, cmd: Command) -> None:
         self.play_timer = None
         self.plays[cmd.dispatch] += 1
         self.journal.append(("played", cmd.dispatch, asyncio.get_running_loop().time()))
-        self._ack(cmd, "played")
+        self._ack(cmd, AckState.PLAYED)
         self.current = None
         self._next()
 
@@ -221,7 +222,7 @@ class SimDevice:
             if cmd.expires_at > datetime.now(UTC):
                 self._start(cmd)
                 return
-            self._ack(cmd, "failed", "expired-while-waiting")
+            self._ack(cmd, AckState.FAILED, "expired-while-waiting")
 
 
 @dataclass

@@ -25,6 +25,8 @@ from adapters.mqtt.link import MqttLink
 from adapters.mqtt.wire import WireLink
 from adapters.store.app import Clock, Keng, utc_now
 from domain.programme import Programme
+from domain.records import DispatchSummary
+from domain.values import DispatchOutcome
 from runtime.bootstrap import freeze_long_lived
 from runtime.dispatch.intake import AckBarrier, Intake
 from runtime.dispatch.live import LiveDispatch, RetryPolicy
@@ -34,7 +36,7 @@ from runtime.dispatch.outbox import Outbox, Outgoing, Rates
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 OnProgress = Callable[[LiveDispatch], None]
-OnClosed = Callable[[LiveDispatch, dict[str, Any]], None]
+OnClosed = Callable[[LiveDispatch, DispatchSummary], None]
 
 
 class Dispatcher:
@@ -213,7 +215,7 @@ class Dispatcher:
             now, mono = self.clock(), time.monotonic()
             for live in list(self.live.values()):
                 if now >= live.plan.expires_at:
-                    await self._close(live, "expired")
+                    await self._close(live, DispatchOutcome.EXPIRED)
                     continue
                 due = live.due_retries(mono, lambda c: self.online.get(c) is not False, self.barrier.read_at)
                 if live.held_back:
@@ -270,7 +272,7 @@ class Dispatcher:
                 for topic in topics:
                     item = Outgoing(topic, stop, plan.expires_at, 0, cls == proto.BOARD, "", plan.dispatch_id)
                     self.outbox.put("speaker" if cls == proto.SPEAKER else "board", item)
-            await self._close(live, "cancelled")
+            await self._close(live, DispatchOutcome.CANCELLED)
         log.info("dispatch.cancelled", broadcast_id=bid, dropped_queued=dropped, dispatches=len(reaction.plans))
 
     # -- what devices say ------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Collection, Mapping
-from typing import Any
 
 import structlog
 
@@ -19,6 +18,7 @@ from adapters.mqtt import protocol as proto
 from adapters.mqtt.link import LinkClosed, MqttLink
 from domain.delivery import check_ack
 from domain.device_status import check_status
+from domain.records import Ack
 from runtime.dispatch.live import LiveDispatch
 
 log = structlog.get_logger(__name__)
@@ -81,9 +81,9 @@ class Intake:
 
     def sort_acks(
         self, batch: list[Message], live: Mapping[str, LiveDispatch], known: Collection[str], closed: Collection[str]
-    ) -> dict[str, list[dict[str, Any]]]:
+    ) -> dict[str, list[Ack]]:
         """The acks of a batch that move an endpoint forward, by dispatch id; the rest are counted."""
-        by_dispatch: dict[str, list[dict[str, Any]]] = {}
+        by_dispatch: dict[str, list[Ack]] = {}
         targets = {d: x.plan.targets for d, x in live.items() if not x.closing}
         shas = {d: x.plan.sha256 for d, x in live.items()}
         seqs = {d: 1 for d in live}

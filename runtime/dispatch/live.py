@@ -6,14 +6,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from domain.delivery import summarise
+from domain.dispatch import note_first_acks
+from domain.records import Ack, DispatchSummary
+from domain.values import FINAL_ACK_STATES, AckState, DispatchOutcome, ack_advances
 from runtime.dispatch.model import Plan
-
-_RANK = {"received": 1, "playing": 2, "played": 3, "failed": 3}
-FINAL = ("played", "failed")
 
 
 @dataclass(frozen=True)
@@ -42,26 +40,26 @@ class LiveDispatch:
         self.stop_seq = 0
         self.last_ack_mono = opened_mono
         self.held_back = 0
-        self.finals = sum(1 for c, s in plan.states.items() if s in FINAL and c in plan.targets)
+        self.finals = sum(1 for c, s in plan.states.items() if s in FINAL_ACK_STATES and c in plan.targets)
 
-    def advances(self, ack: dict[str, Any]) -> bool:
+    def advances(self, ack: Ack) -> bool:
         """True when the ack moves the endpoint forward (repeats of a known state are not recorded again)."""
-        current = self.plan.states.get(ack["endpoint"])
-        return current is None or _RANK[ack["state"]] > _RANK[current]
+        return ack_advances(ack["state"], self.plan.states.get(ack["endpoint"]))
 
-    def apply(self, acks: list[dict[str, Any]]) -> None:
+    def apply(self, acks: list[Ack]) -> None:
         """Fold recorded acks into the live state."""
         self.last_ack_mono = time.monotonic()
         for ack in acks:
             if self.advances(ack):
                 was = self.plan.states.get(ack["endpoint"])
                 self.plan.states[ack["endpoint"]] = ack["state"]
-                if ack["state"] in FINAL and was not in FINAL and ack["endpoint"] in self.plan.targets:
+                if (
+                    ack["state"] in FINAL_ACK_STATES
+                    and was not in FINAL_ACK_STATES
+                    and ack["endpoint"] in self.plan.targets
+                ):
                     self.finals += 1
-            at = datetime.fromisoformat(ack["at"])
-            first = self.plan.first_at.get(ack["endpoint"])
-            if first is None or at < first:
-                self.plan.first_at[ack["endpoint"]] = at
+        note_first_acks(self.plan.first_at, acks)
 
     def due_retries(self, mono: float, reachable: Callable[[str], bool], acks_read_at: float = math.inf) -> list[str]:
         """Endpoints that have not reported a final state and whose backoff has run out (offline ones wait until
@@ -76,7 +74,7 @@ class LiveDispatch:
         states, next_due, first = self.plan.states, self.next_due, self.retry.delay(1)
         for code in self.plan.targets:  # every 250 ms over every target: keep the loop lean
             state = states.get(code)
-            if state in FINAL:
+            if state in FINAL_ACK_STATES:
                 continue
             at = next_due.get(code)
             if at is None:
@@ -103,29 +101,32 @@ class LiveDispatch:
         """Targets, received (any ack), playing (now), played and failed, optionally for one ward."""
         codes = [c for c, t in self.plan.targets.items() if ward is None or t.ward == ward]
         states = [self.plan.states.get(c) for c in codes]
+        playing, played, failed = AckState.PLAYING, AckState.PLAYED, AckState.FAILED  # read once, not per target
         return {
             "targeted": len(codes),
             "received": sum(1 for s in states if s),
-            "playing": sum(1 for s in states if s == "playing"),
-            "played": sum(1 for s in states if s == "played"),
-            "failed": sum(1 for s in states if s == "failed"),
+            "playing": sum(1 for s in states if s == playing),
+            "played": sum(1 for s in states if s == played),
+            "failed": sum(1 for s in states if s == failed),
         }
 
-    def outcome(self, mono: float, settle_s: float | None, queued: int = 0, last_out: float = 0.0) -> str | None:
+    def outcome(
+        self, mono: float, settle_s: float | None, queued: int = 0, last_out: float = 0.0
+    ) -> DispatchOutcome | None:
         """`complete` when every target is final; `settled` when none of its commands is still queued, no ack came
         for `settle_s` since the last one left the outbox, and every endpoint that acknowledged is final (the rest
         count as unreachable); else None (keep going until expiry)."""
         states = self.plan.states
         if self.finals >= len(self.plan.targets):
-            return "complete"
+            return DispatchOutcome.COMPLETE
         if queued or settle_s is None:
             return None
         quiet = mono - max(self.opened_mono, self.last_ack_mono, last_out) >= settle_s
-        if quiet and all(s in FINAL for s in states.values()):
-            return "settled"
+        if quiet and all(s in FINAL_ACK_STATES for s in states.values()):
+            return DispatchOutcome.SETTLED
         return None
 
-    def summary(self, outcome: str, online: set[str]) -> dict[str, Any]:
+    def summary(self, outcome: str, online: set[str]) -> DispatchSummary:
         """The closing summary (domain/delivery.py)."""
         return summarise(
             targets=list(self.plan.targets),

@@ -22,13 +22,14 @@ from adapters.mqtt import protocol as proto
 from adapters.store.app import Clock, Keng
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord
 from domain.area import Area
-from domain.broadcast import Broadcast
-from domain.dispatch import Dispatch
+from domain.broadcast import AWAITING_RELEASE, Broadcast
+from domain.dispatch import Dispatch, note_first_acks
 from domain.endpoint import Endpoint
 from domain.ids import area_id as _area_id
 from domain.ids import endpoint_id as _endpoint_id
 from domain.programme import Programme
-from domain.values import Priority
+from domain.records import Ack, DispatchSummary
+from domain.values import BroadcastState, DispatchOutcome, Priority
 from runtime.dispatch.plan import Arm, Cancel, Deliver, Known, Plan, Reaction, Target, play_commands
 
 log = structlog.get_logger(__name__)
@@ -92,11 +93,7 @@ class DispatchModel:
         if isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
             self.approved_at[event.originator_id] = event.timestamp
         elif isinstance(event, Dispatch.AcksRecorded):
-            firsts = self.first_at.setdefault(event.originator_id, {})
-            for ack in event.acks:
-                at = datetime.fromisoformat(ack["at"])
-                if ack["endpoint"] not in firsts or at < firsts[ack["endpoint"]]:
-                    firsts[ack["endpoint"]] = at
+            note_first_acks(self.first_at.setdefault(event.originator_id, {}), event.acks)
 
     def _react(self, event: Any) -> list[Reaction]:
         if isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
@@ -111,11 +108,11 @@ class DispatchModel:
         """After a (re)start: every endpoint, and every broadcast that still needs the dispatcher."""
         out: list[Reaction] = [Known(e.code, e.online) for e in self.of_type(Endpoint) if e.commandable]
         for b in self.of_type(Broadcast):
-            if b.state in ("approved", "scheduled"):
+            if b.state in AWAITING_RELEASE:
                 out.extend(self.release(b.id))
-            elif b.state == "dispatching":
+            elif b.state == BroadcastState.DISPATCHING:
                 out.extend(Deliver(p) for p in self._open_plans(b.id, resumed=True))
-            elif b.state == "cancelled" and self._open_plans(b.id):
+            elif b.state == BroadcastState.CANCELLED and self._open_plans(b.id):
                 out.append(Cancel(b.id, self._open_plans(b.id)))
         return out
 
@@ -141,7 +138,7 @@ class DispatchModel:
         Expired broadcasts are marked expired and never sent."""
         b = self.app.broadcast(broadcast_id)
         now = self.clock()
-        if b.state not in ("approved", "scheduled") or not b.is_approved:
+        if b.state not in AWAITING_RELEASE or not b.is_approved:
             return []
         if b.expire(now=now):
             self._save(b)
@@ -149,7 +146,7 @@ class DispatchModel:
             return []
         at = self.programme.release_at(priority=b.priority, wards=b.scope, now=now, scheduled=b.schedule_at)
         if at > now:
-            if b.state == "approved":
+            if b.state == BroadcastState.APPROVED:
                 b.schedule([at])
                 self._save(b)
             return [Arm(b.id, at)]
@@ -250,7 +247,7 @@ class DispatchModel:
 
     # -- recording what devices said -----------------------------------------------------------------------------
 
-    def record_acks(self, by_dispatch: dict[str, list[dict[str, Any]]]) -> int:
+    def record_acks(self, by_dispatch: dict[str, list[Ack]]) -> int:
         """Record one batch: one AcksRecorded per dispatch, all in one transaction. Returns acks refused."""
         changed, refused = [], 0
         for did, acks in by_dispatch.items():
@@ -260,10 +257,7 @@ class DispatchModel:
                 continue
             refused += len(d.record_acks(acks))
             changed.append(d)
-            firsts = self.first_at.setdefault(d.id, {})
-            for ack in acks:
-                if ack["endpoint"] not in firsts:
-                    firsts[ack["endpoint"]] = datetime.fromisoformat(ack["at"])
+            note_first_acks(self.first_at.setdefault(d.id, {}), acks)
         if changed and not self._save(*changed):
             return refused + sum(len(a) for a in by_dispatch.values())
         return refused
@@ -291,7 +285,7 @@ class DispatchModel:
             d.record_retries(endpoints)
             self._save(d)
 
-    def close(self, dispatch_id: str, summary: dict[str, Any]) -> bool:
+    def close(self, dispatch_id: str, summary: DispatchSummary) -> bool:
         """Close the dispatch with its summary; complete the broadcast when its last dispatch closes."""
         d = self.aggs.get(UUID(dispatch_id))
         if not isinstance(d, Dispatch) or d.closed:
@@ -301,7 +295,11 @@ class DispatchModel:
         others_open = any(
             isinstance(x := self.aggs.get(o), Dispatch) and not x.closed and o != d.id for o in b.dispatches
         )
-        if b.state == "dispatching" and not others_open and summary.get("outcome") != "cancelled":
+        if (
+            b.state == BroadcastState.DISPATCHING
+            and not others_open
+            and summary.get("outcome") != DispatchOutcome.CANCELLED
+        ):
             b.complete(summary)
             return self._save(d, b)
         return self._save(d)

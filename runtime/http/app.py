@@ -19,7 +19,7 @@ from runtime.http import (
     routes_stream,
 )
 from runtime.http.openapi import openapi_document
-from runtime.http.problems import PROBLEM_TYPE, Problem, problem_for
+from runtime.http.problems import PROBLEM_TYPE, Problem, preferred_language, problem_for
 from runtime.http.query_names import QueryNames
 from runtime.http.services import SERVICES, Services
 
@@ -43,25 +43,28 @@ def _route_name(request: web.Request) -> str:
 
 @web.middleware
 async def problems_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One canonical log line and metric per request; every error becomes a problem document."""
+    """One canonical log line and metric per request; every error becomes a problem document (in the language the
+    request prefers)."""
     services = request.app[SERVICES]
     started = time.perf_counter()
     route = _route_name(request)
+    problem: Problem | None = None
     try:
         request.app[QUERY_NAMES].check(request)
         response = await handler(request)
     except Problem as p:
-        response = p.response()
+        problem = p
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        response = Problem(e.status, _KIND_BY_STATUS.get(e.status, "http-error"), e.text or e.reason).response()
+        problem = Problem(e.status, _KIND_BY_STATUS.get(e.status, "http-error"), e.text or e.reason)
     except Exception as e:
-        known = problem_for(e)
-        if known is None:
+        problem = problem_for(e)
+        if problem is None:
             log.exception("http.unhandled", route=route, method=request.method)
-            known = Problem(500, "internal-error", "an unexpected error occurred; it has been logged")
-        response = known.response()
+            problem = Problem(500, "internal-error", "an unexpected error occurred; it has been logged")
+    if problem is not None:
+        response = problem.response(preferred_language(request.headers.get("Accept-Language")))
     elapsed = time.perf_counter() - started
     services.metrics.requests.labels(route, request.method, str(response.status)).inc()
     services.metrics.latency.labels(route).observe(elapsed)

@@ -1,6 +1,9 @@
 """Errors as `application/problem+json` (RFC 9457): a status, a title, and a `detail` that names the problem.
 
-Every known error type maps to a precise 4xx; anything else is a 500 whose body carries no stack trace.
+Every known error type maps to a precise 4xx through the one error table (runtime/errors.py); anything else is a 500
+whose body carries no stack trace. A client that asks for Vietnamese (`Accept-Language: vi`, or `vi-VN`, before any
+English by q-value) reads the title in Vietnamese and the detail after a Vietnamese headline; English otherwise. The
+detail itself stays as the code wrote it: it names the broken rule, which is what an integrator searches for.
 """
 
 from __future__ import annotations
@@ -8,72 +11,48 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from adapters.city_source import PayloadError
-from adapters.signing import SignatureError
-from adapters.store.access import IdempotencyConflict
-from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
-from adapters.store.group_commit import Overloaded
-from domain.errors import (
-    DomainError,
-    ExpiredBroadcast,
-    IllegalTransition,
-    InvalidValue,
-    NotApproved,
-    NotAuthorised,
-    NotCreator,
-    OutsideJurisdiction,
-    SelfApprovalRefused,
-    SenderNotOwned,
-    UnknownArea,
-)
-from services.access import Unauthenticated
+from runtime.errors import entry_for, titles_of
 
 PROBLEM_TYPE = "application/problem+json"
-
-# Most specific first.
-STATUS: list[tuple[type[BaseException], int, str]] = [
-    (Unauthenticated, 401, "unauthenticated"),
-    (SignatureError, 401, "bad-signature"),
-    (OutsideJurisdiction, 422, "outside-jurisdiction"),
-    (NotCreator, 403, NotCreator.rule),
-    (SenderNotOwned, 403, SenderNotOwned.rule),
-    (NotAuthorised, 403, "forbidden"),
-    (SelfApprovalRefused, 403, "self-approval"),
-    (NotFound, 404, "not-found"),
-    (ExpiredBroadcast, 409, "expired"),
-    (NotApproved, 409, "not-approved"),
-    (IllegalTransition, 409, "illegal-transition"),
-    (ConcurrencyConflict, 409, "conflict"),
-    (DuplicateRecord, 409, "duplicate"),
-    (IdempotencyConflict, 422, "idempotency-key-reused"),
-    (Overloaded, 503, "overloaded"),
-    (UnknownArea, 422, "unknown-area"),
-    (InvalidValue, 422, "invalid-value"),
-    (DomainError, 422, "rule-violation"),
-]
+LANGUAGES = ("en", "vi")  # the first is the default
+_MAX_RANGES = 32  # language ranges read from one header; the rest are ignored
 
 
 class Problem(Exception):
-    """Raise from a handler (or map an error to one) to answer with a problem document."""
+    """Raise from a handler (or map an error to one) to answer with a problem document. `headline_vi` leads a
+    Vietnamese detail (the kind's Vietnamese title when not given)."""
 
-    def __init__(self, status: int, kind: str, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        errors: list[dict[str, str]] | None = None,
+        *,
+        headline_vi: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.detail = detail
         self.errors = errors
+        self.headline_vi = headline_vi
 
-    def response(self) -> web.Response:
-        """The problem document as a response."""
+    def response(self, language: str = LANGUAGES[0]) -> web.Response:
+        """The problem document as a response, in `language` (one of LANGUAGES)."""
+        titles = titles_of(self.kind)
+        vietnamese = language == "vi"
         body: dict[str, object] = {
             "type": f"urn:keng:problem:{self.kind}",
-            "title": self.kind.replace("-", " "),
+            "title": titles.vi if vietnamese else titles.en,
             "status": self.status,
-            "detail": self.detail,
+            "detail": f"{self.headline_vi or titles.vi} — {self.detail}" if vietnamese else self.detail,
         }
         if self.errors:
             body["errors"] = self.errors  # every violation, by element path
         response = web.Response(status=self.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE)
+        response.headers["Content-Language"] = "vi" if vietnamese else "en"
+        response.headers["Vary"] = "Accept-Language"
         if self.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="keng"'
         return response
@@ -81,9 +60,34 @@ class Problem(Exception):
 
 def problem_for(error: BaseException) -> Problem | None:
     """The problem response for a known error, or None."""
-    if isinstance(error, PayloadError):
-        return Problem(error.status, "malformed-json" if error.status == 400 else "invalid-payload", str(error))
-    for kind, status, name in STATUS:
-        if isinstance(error, kind):
-            return Problem(status, name, str(error))
-    return None
+    entry = entry_for(error)
+    if entry is None or entry.status is None:
+        return None
+    return Problem(entry.status, entry.kind, str(error), headline_vi=entry.headline_vi)
+
+
+def preferred_language(accept_language: str | None) -> str:
+    """The language of LANGUAGES an `Accept-Language` header (RFC 9110 §12.5.4) prefers: the one with the highest
+    q-value, a range naming it by its primary subtag (`vi-VN` asks for `vi`), the earlier range on a tie; the default
+    when the header names neither. Hand-written: two languages do not call for a locale library."""
+    best, best_q = LANGUAGES[0], 0.0
+    for item in (accept_language or "").split(",")[:_MAX_RANGES]:
+        tag, _, params = item.partition(";")
+        language = tag.strip().split("-", 1)[0].lower()
+        q = _weight(params)
+        if language in LANGUAGES and q > best_q:
+            best, best_q = language, q
+    return best
+
+
+def _weight(params: str) -> float:
+    """The q-value of a range's parameters: 1 when absent, 0 when malformed (an unreadable weight asks for nothing)."""
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip()[:5])
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0

@@ -34,6 +34,8 @@ from domain.cap import CapAlert
 from domain.cap_mapping import CapPlan
 from domain.cap_places import CapRefused
 from domain.standing_orders import first_match
+from domain.values import BroadcastState
+from runtime.errors import headline_for
 from runtime.http.problems import Problem
 from runtime.http.services import SERVICES, Services
 
@@ -156,7 +158,7 @@ async def cap_ingest(request: web.Request) -> web.Response:
         raise problem from None
     except CapRefused as e:
         services.metrics.webhooks.labels(SOURCE, "refused").inc()
-        raise Problem(422, "cap-refused", str(e)) from None
+        raise Problem(422, "cap-refused", str(e), headline_vi=headline_for(e)) from None
     services.metrics.webhooks.labels(SOURCE, "replayed" if replayed else "accepted").inc()
     if not replayed and outcome["broadcast_ids"]:
         # The alert's recording (inline, or fetched from its URI) is stored and recorded without delaying the 202.
@@ -176,9 +178,10 @@ async def cap_document(request: web.Request) -> web.Response:
 
     def render() -> bytes:
         item = services.app.broadcast(bid)
-        if not is_current_public(item, item.channels, services.app.clock()) and item.state != "cancelled":
+        cancelled = item.state == BroadcastState.CANCELLED
+        if not is_current_public(item, item.channels, services.app.clock()) and not cancelled:
             raise Problem(404, "not-found", "no public alert with this id")
-        original = original_document(services, item) if item.state != "cancelled" else None
+        original = original_document(services, item) if not cancelled else None
         if original is not None:
             return original
         names = {a.code: a.name for a in services.area_cache.get()}

@@ -18,11 +18,12 @@ import structlog
 from adapters.store.app import Keng
 from adapters.store.errors import ConcurrencyConflict
 from adapters.tts.render import RenderConfig, RenderFailed, render_bulletin
-from domain.broadcast import Broadcast
+from domain.broadcast import LIVE_STATES, Broadcast
+from domain.values import BroadcastState
 from projections.catalog import Catalog
 
 log = structlog.get_logger(__name__)
-LIVE = ("submitted", "approved", "scheduled", "dispatching")
+LIVE = tuple(s for s in LIVE_STATES if s is not BroadcastState.DRAFT)  # a draft may change: render it once submitted
 
 
 def needs_audio(b: Broadcast) -> bool:

@@ -31,17 +31,12 @@ from adapters.store.app import Keng
 from adapters.store.errors import DuplicateRecord, NotFound
 from domain.access import Integration, integration_id
 from domain.actor import integration_of
-from domain.broadcast import Broadcast
+from domain.broadcast import STATE_AFTER
 from domain.report import DeliveryReport, backoff_s, report_id
 
 log = structlog.get_logger(__name__)
 SOURCE = "city-source"
-FINAL = {
-    Broadcast.Completed: "completed",
-    Broadcast.Cancelled: "cancelled",
-    Broadcast.Rejected: "rejected",
-    Broadcast.Expired: "expired",
-}
+FINAL = {event: str(state) for event, state in STATE_AFTER.items() if state.is_final}  # the event that ended it
 
 
 class Reporter:

@@ -113,6 +113,38 @@ def test_refusals_are_precise_and_store_nothing(api: tuple[Client, dict[str, str
     assert app.max_position() == before
 
 
+def test_problems_are_in_vietnamese_when_the_client_asks_for_it(api: tuple[Client, dict[str, str], Keng]) -> None:
+    client, t, _ = api
+    json = {"Content-Type": "application/json"}
+    forbidden = ("POST", "/api/v1/broadcasts", orjson.dumps(DRAFT), t["mai.le"])  # an auditor drafts: 403
+    invalid = ("POST", "/api/v1/broadcasts", orjson.dumps({**DRAFT, "priority": "urgent"}), t["lan.nguyen"])  # 422
+    for accept in ("vi", "vi-VN,vi;q=0.9,en;q=0.8", "en;q=0.5, vi-VN"):
+        for (method, path, body, token), status, title in (
+            (forbidden, 403, "Không có quyền thực hiện"),
+            (invalid, 422, "Dữ liệu không hợp lệ"),
+        ):
+            reply = client.request(method, path, body, {**json, "Accept-Language": accept}, token)
+            problem(reply, status)
+            doc = reply.json()
+            assert reply.headers["content-language"] == "vi" and doc["title"] == title, (accept, doc)
+            assert doc["detail"].startswith(f"{title} — "), doc
+    for accept in (None, "en", "en-GB,en;q=0.9,vi;q=0.8", "fr, vi;q=0", "vi;q=bad"):
+        headers = json if accept is None else {**json, "Accept-Language": accept}
+        for (method, path, body, token), status, title in (
+            (forbidden, 403, "Forbidden"),
+            (invalid, 422, "Invalid value"),
+        ):
+            reply = client.request(method, path, body, headers, token)
+            problem(reply, status)
+            doc = reply.json()
+            assert reply.headers["content-language"] == "en" and doc["title"] == title, (accept, doc)
+            assert doc["detail"].isascii(), doc  # the English detail, with no Vietnamese lead-in
+    english = client.request(*forbidden[:3], json, forbidden[3]).json()
+    vietnamese = client.request(*forbidden[:3], {**json, "Accept-Language": "vi"}, forbidden[3]).json()
+    assert english["type"] == vietnamese["type"] == "urn:keng:problem:forbidden"
+    assert vietnamese["detail"].endswith(english["detail"])  # the rule's own words stay, after the headline
+
+
 def test_webhook_creates_a_submitted_broadcast_once(api: tuple[Client, dict[str, str], Keng]) -> None:
     client, t, app = api
     body = orjson.dumps(

@@ -15,8 +15,9 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from domain.broadcast import Broadcast
+from domain.broadcast import STATE_AFTER, Broadcast, state_after_revision
 from domain.errors import DomainError
+from domain.values import BroadcastState
 from tests.unit.helpers import NOW, content, staff
 
 ACTORS = {
@@ -121,6 +122,17 @@ class BroadcastMachine(RuleBasedStateMachine):
             replayed = recorded.mutate(replayed)
         for name in COMPARED:
             assert getattr(replayed, name) == getattr(self.broadcast, name), name
+
+    @invariant()
+    def the_state_table_followers_use_agrees_with_the_aggregate(self) -> None:
+        if self.broadcast is None:
+            return
+        state: str = BroadcastState.DRAFT
+        for recorded in self.events:
+            if isinstance(recorded, Broadcast.Revised):
+                state = state_after_revision(state)
+            state = STATE_AFTER.get(type(recorded), state)
+        assert state == self.broadcast.state
 
     @invariant()
     def dispatching_implies_independent_approval(self) -> None:
