@@ -21,9 +21,9 @@ from adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
 from adapters.mqtt.wire import WireLink
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
-from runtime.bootstrap import freeze_long_lived
 from runtime.demo import sample
 from runtime.inventory import SYSTEM, bootstrap_admin, load_rows
+from runtime.process import freeze_long_lived
 
 MOSQUITTO_CONF = (
     "listener {port} 127.0.0.1\nallow_anonymous true\n"

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
-from runtime.bootstrap import open_app
+from runtime.bootstrap import build_renderer, open_app, render_config
 from runtime.cli.broadcast import resolve_id
 from runtime.cli.output import CommandError, print_json, print_table
 from runtime.config import Settings
-
-if TYPE_CHECKING:
-    from adapters.tts.render import RenderConfig
 
 log = structlog.get_logger(__name__)
 
@@ -30,37 +24,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `keng render`."""
     p = sub.add_parser("render", help="render a broadcast for all its channels (audio, board images, text)")
     p.add_argument("id", help="broadcast id (or a unique prefix)")
-    p.add_argument("--engine", choices=["espeak", "coqui"], default=os.environ.get("KENG_TTS_ENGINE", "espeak"))
+    p.add_argument("--engine", choices=["espeak", "coqui"], default=None, help="default: $KENG_TTS_ENGINE, else espeak")
     p.add_argument("--voice", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_render)
 
 
-def render_config(settings: Settings, engine: str, voice: str | None) -> RenderConfig:
-    """Rendering settings from the environment (KENG_TTS_MODEL / KENG_TTS_CONFIG for coqui)."""
-    from adapters.boards import BoardProfile
-    from adapters.tts.base import TTSConfig
-    from adapters.tts.render import RenderConfig
-
-    model, config = os.environ.get("KENG_TTS_MODEL"), os.environ.get("KENG_TTS_CONFIG")
-    tts = TTSConfig(
-        engine=engine,
-        voice=voice or ("vi" if engine == "espeak" else ""),
-        coqui_model=Path(model) if model else None,
-        coqui_config=Path(config) if config else None,
-    )
-    return RenderConfig(store_root=settings.data_dir / "assets", tts=tts, board=BoardProfile())
-
-
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     # The audio stack (numpy, scipy, the engines) loads only for this command, not for every `keng` invocation.
-    from adapters.tts.render import RenderFailed, render_bulletin
+    from adapters.tts.render import RenderFailed
 
     app = open_app(settings, create=False)
     bid = resolve_id(app, args.id)
     item = app.broadcast(bid)
+    renderer = build_renderer()
     try:
-        assets = render_bulletin(
+        assets = renderer.render_bulletin(
             item.announced_text, item.priority, item.channels, render_config(settings, args.engine, args.voice)
         )
     except RenderFailed as failure:
@@ -68,6 +47,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         app.save_changes(item)
         log.warning("render.failed", broadcast_id=str(bid), engine=failure.engine, reason=failure.reason)
         raise CommandError("Không tạo được âm thanh (recorded as RenderFailed)", str(failure)) from failure
+    finally:
+        renderer.close()
     for asset in assets:
         for engine, reason in asset.failed:
             item.record_render_failure(channel=asset.channel, engine=engine, reason=reason)

@@ -15,6 +15,7 @@ from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from domain.dispatch import Dispatch
 from domain.programme import Programme, parse_slots
+from runtime.bootstrap import build_dispatcher
 from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
 from runtime.dispatch.dispatcher import Dispatcher
 from runtime.dispatch.live import RetryPolicy
@@ -43,7 +44,7 @@ class Harness:
     async def start_dispatcher(self, **kw: Any) -> Dispatcher:
         kw.setdefault("programme", ALWAYS_OPEN)
         kw.setdefault("retry", RetryPolicy(first_s=1.0, cap_s=2.0))
-        self.dispatcher = Dispatcher(Keng(env=self.env), self.broker, **kw)
+        self.dispatcher = build_dispatcher(Keng(env=self.env), self.broker, **kw)
         self.task = asyncio.create_task(self.dispatcher.run())
         await asyncio.wait_for(self.dispatcher.ready.wait(), 20)
         return self.dispatcher
