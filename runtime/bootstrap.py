@@ -244,6 +244,8 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
             )
             collector = DispatcherCollector(dispatcher)
             metrics.registry.register(collector)
+            # The render worker speaks with the embedded voice, whatever KENG_TTS_ENGINE says (`keng render` uses it):
+            # audio ready within milliseconds of submission, on any machine.
             tasks = [
                 asyncio.create_task(dispatcher.run(), name="keng-dispatcher"),
                 asyncio.create_task(
