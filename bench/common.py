@@ -22,7 +22,7 @@ from adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
 from adapters.mqtt.wire import WireLink
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
-from runtime.bootstrap import freeze_long_lived
+from runtime.process import freeze_long_lived
 from services.access import SYSTEM, enrol_by_system
 from services.inventory import bootstrap_admin, load_rows
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from adapters.audio_store import AssetInfo, AudioStore, content_key, lookup
 from adapters.tts.base import Audio, TTSConfig
-from adapters.tts.render import check_text, synthesize
+from adapters.tts.render import Renderer
 from domain.vitext import prepare
 
 SENTENCES = [
@@ -52,34 +52,38 @@ def bulletins(count: int = 20, low: int = 100, high: int = 1500) -> list[str]:
     return out
 
 
-def measure_rtf(texts: list[str], config: TTSConfig, store: AudioStore) -> tuple[list[float], float]:
+def measure_rtf(
+    renderer: Renderer, texts: list[str], config: TTSConfig, store: AudioStore
+) -> tuple[list[float], float]:
     """RTF per bulletin through the serving path (prepare, synthesise, normalise, encode, store); total
     audio s."""
     rtfs, total = [], 0.0
-    synthesize(prepare("Khởi động."), config)  # load the engine outside the timing
+    renderer.synthesize(prepare("Khởi động."), config)  # load the engine outside the timing
     for text in texts:
         started = time.perf_counter()
-        info = _fetch(store, text, config)
+        info = _fetch(renderer, store, text, config)
         wall = time.perf_counter() - started
         rtfs.append(info.duration_s / wall)
         total += info.duration_s
     return rtfs, total
 
 
-def _fetch(store: AudioStore, text: str, config: TTSConfig) -> AssetInfo:
+def _fetch(renderer: Renderer, store: AudioStore, text: str, config: TTSConfig) -> AssetInfo:
     """The serving path of render_bulletin: check and prepare (memoised), hash, get the stored asset."""
-    prepared = check_text(text, config)
+    prepared = renderer.check_text(text, config)
     key = content_key(prepared.text, config.engine, config.voice, config.settings_fingerprint())
-    return store.get_or_create(key, config.engine, config.voice, partial(synthesize, prepared, config))
+    return store.get_or_create(key, config.engine, config.voice, partial(renderer.synthesize, prepared, config))
 
 
-def cache_hit_latency(texts: list[str], config: TTSConfig, store: AudioStore, rounds: int = 200) -> list[float]:
+def cache_hit_latency(
+    renderer: Renderer, texts: list[str], config: TTSConfig, store: AudioStore, rounds: int = 200
+) -> list[float]:
     """Milliseconds for prepare + key + lookup of already stored bulletins (the cache-hit path)."""
     renders = store.renders
     times = []
     for i in range(rounds):
         started = time.perf_counter()
-        info = _fetch(store, texts[i % len(texts)], config)
+        info = _fetch(renderer, store, texts[i % len(texts)], config)
         times.append((time.perf_counter() - started) * 1000)
         assert info.size > 0
     if store.renders != renders:
@@ -100,7 +104,7 @@ def lookup_latency(store: AudioStore, rounds: int = 2000) -> list[float]:
     return times
 
 
-def single_flight(text: str, config: TTSConfig, root: Path, requests: int = 32) -> int:
+def single_flight(renderer: Renderer, text: str, config: TTSConfig, root: Path, requests: int = 32) -> int:
     """Send `requests` concurrent requests for one new text; return how many syntheses ran."""
     store = AudioStore(root)
     prepared = prepare(text)
@@ -112,7 +116,7 @@ def single_flight(text: str, config: TTSConfig, root: Path, requests: int = 32) 
         nonlocal count
         with lock:
             count += 1
-        return synthesize(prepared, config)
+        return renderer.synthesize(prepared, config)
 
     with ThreadPoolExecutor(max_workers=requests) as pool:
         list(pool.map(lambda _: store.get_or_create(key, config.engine, config.voice, render), range(requests)))
@@ -151,10 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         prepare(text)
     prep_ms = (time.perf_counter() - started) * 1000 / len(texts)
     store = AudioStore(work / "store")
-    rtfs, audio_s = measure_rtf(texts, config, store)
-    hits = cache_hit_latency(texts, config, store)
+    renderer = Renderer()
+    rtfs, audio_s = measure_rtf(renderer, texts, config, store)
+    hits = cache_hit_latency(renderer, texts, config, store)
     lookups = lookup_latency(store)
-    flights = single_flight(texts[0] + " Bản tin thử.", config, work / "flight")
+    flights = single_flight(renderer, texts[0] + " Bản tin thử.", config, work / "flight")
+    renderer.close()
     result = {
         "engine": args.engine,
         "device": device,

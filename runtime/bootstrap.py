@@ -1,11 +1,22 @@
-"""The composition root: the one place that turns settings into a wired application."""
+"""The composition root: the one place that turns `Settings` into wired parts: the application (the event store), the
+dispatcher with its MQTT links, the workers (renderer, reporter, sealer, read models) and the HTTP app.
+
+`keng serve`, `keng dispatch run`, `keng demo` and the other commands build through these functions, and so do tests
+that need a real part; nothing here runs at import time. The service stack (aiohttp, aiomqtt, prometheus, the audio
+libraries) is imported inside the function that builds it, so that a command that only opens the store
+(`keng broadcast list`) does not load it.
+"""
 
 from __future__ import annotations
 
-import gc
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import orjson
 import structlog
 
 from adapters.private_files import loose_paths, touch_private
@@ -13,21 +24,32 @@ from adapters.store.app import Clock, Keng, utc_now
 from adapters.store.config import locate_store, without_chain
 from adapters.store.sqlite import SYNCHRONOUS_FULL, DurabilityError, KengSQLiteFactory
 from domain.content import ContentLimits
+from domain.errors import InvalidValue
+from domain.programme import SAMPLE_SLOTS, Programme, parse_slots
+from domain.standing_orders import StandingOrder, parse_orders
 from runtime.config import Settings
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from adapters.mqtt.broker import BrokerAddress
+    from adapters.mqtt.link import MqttLink
+    from adapters.mqtt.wire import WireLink
+    from adapters.tts.render import RenderConfig, Renderer
+    from runtime.dispatch.dispatcher import Dispatcher
+    from runtime.http.metrics import Metrics
+    from runtime.http.services import Services
+
 log = structlog.get_logger(__name__)
-
-
-def freeze_long_lived() -> None:
-    """Call once what a process keeps for its whole life is built (the service's wiring, the dispatcher's folded log, a
-    fleet worker's devices): collect once, then keep those objects out of the collector's full passes, whose pauses
-    otherwise land on request latency or in the middle of a fan-out (a fleet worker stalled for a tenth of a second)."""
-    gc.collect()
-    gc.freeze()
+DISPATCHER_CLIENT_ID = "keng-dispatcher"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 
 
 class StartupError(RuntimeError):
     """keng cannot start with these settings; the message says why."""
+
+
+# -- the application ---------------------------------------------------------------------------------------------
 
 
 def limits_of(settings: Settings) -> ContentLimits:
@@ -66,3 +88,196 @@ def warn_loose_permissions(data_dir: Path) -> int:
     if loose:
         log.warning("data_dir.not_private", data_dir=str(data_dir), paths=len(loose), fix="keng doctor --fix")
     return len(loose)
+
+
+def load_standing_orders(settings: Settings) -> list[StandingOrder]:
+    """Standing orders from `$KENG_STANDING_ORDERS` or `<data dir>/standing-orders.json` (none when absent)."""
+    path = settings.standing_orders_path
+    if not path.exists():
+        return []
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise InvalidValue(f"{path}: malformed JSON: {e}") from None
+    orders = parse_orders(data)
+    log.info("standing_orders.loaded", path=str(path), rules=[o.name for o in orders])
+    return orders
+
+
+# -- rendering ---------------------------------------------------------------------------------------------------
+
+
+def build_renderer() -> Renderer:
+    """The process's one render stack (engines load on first use); close it when the process is done rendering."""
+    from adapters.tts.render import Renderer
+
+    return Renderer()
+
+
+def render_config(settings: Settings, engine: str | None = None, voice: str | None = None) -> RenderConfig:
+    """What to render with: the given engine or `KENG_TTS_ENGINE`, the coqui model of `KENG_TTS_MODEL` /
+    `KENG_TTS_CONFIG`, assets under `<data dir>/assets`."""
+    from adapters.boards import BoardProfile
+    from adapters.tts.base import TTSConfig
+    from adapters.tts.render import RenderConfig
+
+    engine = engine or settings.tts_engine
+    tts = TTSConfig(
+        engine=engine,
+        voice=voice or ("vi" if engine == "espeak" else ""),
+        coqui_model=settings.tts_model,
+        coqui_config=settings.tts_config,
+    )
+    return RenderConfig(store_root=settings.data_dir / "assets", tts=tts, board=BoardProfile())
+
+
+# -- delivery ----------------------------------------------------------------------------------------------------
+
+
+def broker_of(settings: Settings, default: str | None = None) -> BrokerAddress | None:
+    """The broker of `--broker` / `KENG_MQTT`, else `default`; None asks for an embedded broker."""
+    from adapters.mqtt.broker import parse_broker_url
+
+    url = settings.broker_url or default
+    return parse_broker_url(url) if url else None
+
+
+@contextlib.asynccontextmanager
+async def broker_for(settings: Settings, *, embedded_port: int = 0) -> AsyncIterator[tuple[BrokerAddress, bool]]:
+    """The configured broker, or an embedded one (on `embedded_port`, 0: any free port) for the duration; yields the
+    address and whether it is embedded."""
+    from adapters.mqtt.broker import EmbeddedBroker
+
+    configured = broker_of(settings)
+    if configured is not None:
+        yield configured, False
+        return
+    embedded = EmbeddedBroker(port=embedded_port)
+    address = await embedded.start()
+    try:
+        yield address, True
+    finally:
+        await embedded.stop()
+
+
+def programme_of(settings: Settings) -> Programme:
+    """The programme for every ward (per-ward slots are a `Programme(by_ward=...)` for integrators)."""
+    return Programme(default=parse_slots(settings.slots) if settings.slots else SAMPLE_SLOTS)
+
+
+def mqtt_links(broker: BrokerAddress, client_id: str = DISPATCHER_CLIENT_ID) -> tuple[MqttLink, WireLink]:
+    """The dispatcher's real links: commands out through aiomqtt on MQTT 5, acks and statuses in through the lean
+    reader at QoS 0 (the Dispatcher's docstring says why)."""
+    from adapters.mqtt import protocol as proto
+    from adapters.mqtt.link import MqttLink
+    from adapters.mqtt.wire import WireLink
+
+    inbound = WireLink(
+        broker,
+        client_id=f"{client_id}-intake",
+        subscriptions=(proto.ACK_SUBSCRIPTION, proto.STATUS_SUBSCRIPTION),
+        announce=True,
+        subscribe_qos=0,
+    )
+    return MqttLink(broker, client_id=client_id), inbound
+
+
+def build_dispatcher(
+    app: Keng, broker: BrokerAddress, *, client_id: str = DISPATCHER_CLIENT_ID, **options: Any
+) -> Dispatcher:
+    """A dispatcher on the real MQTT links to `broker`; `options` are the Dispatcher's own (programme, settle_s ...)."""
+    from runtime.dispatch.dispatcher import Dispatcher
+
+    link, inbound = mqtt_links(broker, client_id)
+    return Dispatcher(app, link=link, inbound=inbound, client_id=client_id, **options)
+
+
+# -- the service -------------------------------------------------------------------------------------------------
+
+
+def public_url_of(settings: Settings) -> str:
+    """The base URL devices reach the service at (`--public-url`, else where `keng serve` listens by default)."""
+    return settings.public_url or DEFAULT_PUBLIC_URL
+
+
+def build_services(settings: Settings, app: Keng) -> Services:
+    """What the HTTP layer needs, from the settings (limits, standing orders, ratify window, public URL)."""
+    from adapters.secrets import SecretStore
+    from runtime.http.services import Services
+    from runtime.workers.readmodels import LiveReadModels
+
+    return Services(
+        app=app,
+        secrets=SecretStore(settings.data_dir),
+        settings=settings,
+        max_body_bytes=settings.max_body_bytes,
+        standing_orders=load_standing_orders(settings),
+        ratify_within=settings.ratify_within,
+        public_url=public_url_of(settings),
+        reports=LiveReadModels(app),
+    )
+
+
+def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running the dispatcher (with an embedded broker when none is configured), the delivery
+    reporter and the render worker beside the HTTP service: started with it, cancelled and awaited on shutdown.
+    They share their own store connection."""
+
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        from adapters.audio_links import AudioLinks
+        from adapters.secrets import SecretStore
+        from runtime.dispatch.metrics import DispatcherCollector, observe_closed
+        from runtime.workers.renderer import run_renderer  # the audio stack loads only in the serving process
+        from runtime.workers.reporter import Reporter
+
+        async with broker_for(settings) as (broker, embedded):
+            store = open_app(settings, create=False)
+            renderer = build_renderer()
+            dispatcher = build_dispatcher(
+                store,
+                broker,
+                programme=programme_of(settings),
+                audio_base=f"{public_url_of(settings)}/audio",
+                sign_audio=AudioLinks.in_data_dir(settings.data_dir).query,
+                on_closed=lambda live, _summary: observe_closed(metrics, live),
+                freeze_gc=True,
+            )
+            collector = DispatcherCollector(dispatcher)
+            metrics.registry.register(collector)
+            # The render worker speaks with the embedded voice, whatever KENG_TTS_ENGINE says (`keng render` uses it):
+            # audio ready within milliseconds of submission, on any machine.
+            tasks = [
+                asyncio.create_task(dispatcher.run(), name="keng-dispatcher"),
+                asyncio.create_task(
+                    run_renderer(store, renderer, render_config(settings, "espeak")), name="keng-render"
+                ),
+                asyncio.create_task(Reporter(store, SecretStore(settings.data_dir)).run(), name="keng-reports"),
+            ]
+            log.info("dispatcher.started", broker=broker.display, embedded=embedded)
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                metrics.registry.unregister(collector)
+                renderer.close()
+                store.close()
+
+    return context
+
+
+def build_http_app(settings: Settings, *, dispatcher: bool = True) -> tuple[web.Application, Keng]:
+    """The HTTP service over the store of the settings, with the audit sealer and (unless another process dispatches)
+    the delivery workers in its cleanup contexts; returns it and the application to close after it stopped."""
+    from runtime.http.app import create_app
+    from runtime.workers.sealer import sealer_context
+
+    app = open_app(settings, create=False)
+    services = build_services(settings, app)
+    web_app = create_app(services)
+    web_app.cleanup_ctx.insert(0, sealer_context(app, settings))  # first in, so its final checkpoint comes last
+    if dispatcher:
+        web_app.cleanup_ctx.append(delivery_context(settings, services.metrics))
+    return web_app, app

@@ -1,31 +1,62 @@
-"""Settings, read once by the composition root from arguments and the environment (never at import time)."""
+"""Settings, read once by the composition root from arguments and the environment (never at import time).
+
+This is the only module that reads the environment: every `KENG_*` variable keng knows is read in `load_settings`,
+and a command's own options (`--broker`, `--slots`, `--public-url` ...) are laid over the result with
+`Settings.override`, so that the bootstrap (runtime/bootstrap.py) builds everything from one object.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from domain.errors import InvalidValue
 from domain.values import parse_digits
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
+TTS_ENGINES = ("espeak", "coqui")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where keng keeps its data and how it talks to people."""
+    """Every setting of a keng process: where it keeps its data, how it logs, how it reaches the broker and the
+    voices, and the service's limits."""
 
     data_dir: Path
     store_url: str | None
-    log_format: str  # auto | json | console
-    log_level: str
+    log_format: str  # auto | json | console (KENG_LOG_FORMAT)
+    log_level: str  # KENG_LOG_LEVEL
     display_tz: timezone = VIETNAM
     max_expiry_days: int = 30  # a broadcast expires at most this many days after it is accepted
     audit_chain: bool = True  # KENG_AUDIT_CHAIN=off: a benchmark's baseline only, never production
     audit_seal_interval_s: float = 60.0  # KENG_AUDIT_SEAL_INTERVAL_S: longest wait of an event for its checkpoint
+    broker_url: str | None = None  # --broker / KENG_MQTT; None: an embedded broker where a command may start one
+    tts_engine: str = "espeak"  # KENG_TTS_ENGINE
+    tts_model: Path | None = None  # KENG_TTS_MODEL (coqui checkpoint)
+    tts_config: Path | None = None  # KENG_TTS_CONFIG (coqui config.json)
+    standing_orders_file: Path | None = None  # KENG_STANDING_ORDERS; None: <data dir>/standing-orders.json
+    ratify_within: timedelta = timedelta(minutes=30)  # KENG_RATIFY_WITHIN_MIN
+    slots: str | None = None  # --slots: programme slots for normal items; None: the sample slots
+    settle_s: float | None = None  # dispatch run --settle
+    public_url: str | None = None  # --public-url: the base URL devices reach the service at (audio links)
+    max_body_bytes: int = 1_048_576  # serve --max-body
+
+    @property
+    def standing_orders_path(self) -> Path:
+        """Where the standing orders are read from."""
+        return self.standing_orders_file or self.data_dir / "standing-orders.json"
+
+    def override(self, **values: Any) -> Settings:
+        """These settings with a command's options laid over them; an option left out (None) keeps the setting."""
+        known = {f.name for f in fields(self)}
+        unknown = set(values) - known
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -48,7 +79,13 @@ def load_settings(
         log_level=env.get("KENG_LOG_LEVEL", "info"),
         max_expiry_days=parse_digits(env.get("KENG_MAX_EXPIRY_DAYS", "30"), "KENG_MAX_EXPIRY_DAYS", lo=1, hi=3650),
         audit_chain=_on_off(env, "KENG_AUDIT_CHAIN"),
-        audit_seal_interval_s=_seconds(env, "KENG_AUDIT_SEAL_INTERVAL_S", 60.0, most=3600.0),
+        audit_seal_interval_s=_positive(env, "KENG_AUDIT_SEAL_INTERVAL_S", 60.0, most=3600.0, unit="seconds"),
+        broker_url=env.get("KENG_MQTT") or None,
+        tts_engine=_tts_engine(env),
+        tts_model=_path(env, "KENG_TTS_MODEL"),
+        tts_config=_path(env, "KENG_TTS_CONFIG"),
+        standing_orders_file=_path(env, "KENG_STANDING_ORDERS"),
+        ratify_within=timedelta(minutes=_positive(env, "KENG_RATIFY_WITHIN_MIN", 30.0, most=10_080.0, unit="minutes")),
     )
 
 
@@ -59,14 +96,26 @@ def _on_off(env: Mapping[str, str], name: str) -> bool:
     return value == "on"
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float, *, most: float) -> float:
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "")
+    return Path(raw).expanduser() if raw else None
+
+
+def _tts_engine(env: Mapping[str, str]) -> str:
+    engine = env.get("KENG_TTS_ENGINE", "").strip() or "espeak"
+    if engine not in TTS_ENGINES:
+        raise InvalidValue(f"KENG_TTS_ENGINE must be one of {', '.join(TTS_ENGINES)}, not {engine!r}")
+    return engine
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, *, most: float, unit: str) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise InvalidValue(f"{name} must be a number of seconds, not {raw!r}") from None
+        raise InvalidValue(f"{name} must be a number of {unit}, not {raw!r}") from None
     if not 0 < value <= most:
-        raise InvalidValue(f"{name} must be more than 0 and at most {most:g} seconds, not {raw!r}")
+        raise InvalidValue(f"{name} must be more than 0 and at most {most:g} {unit}, not {raw!r}")
     return value

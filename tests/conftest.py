@@ -16,6 +16,7 @@ import pytest
 
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
+from adapters.tts.render import Renderer
 
 POSTGRES_URL = os.environ.get("KENG_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -130,3 +131,11 @@ def _umask_as_found() -> Iterator[None]:
     os.umask(_SESSION_UMASK)
     yield
     os.umask(_SESSION_UMASK)
+
+
+@pytest.fixture
+def renderer() -> Iterator[Renderer]:
+    """The render stack a process builds once (runtime/bootstrap.py), fresh per test: its own engines and stores."""
+    renderer = Renderer()
+    yield renderer
+    renderer.close()

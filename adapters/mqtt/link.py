@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import aiomqtt
 import structlog
@@ -26,6 +27,26 @@ MAX_BACKOFF_S = 5.0
 
 class LinkClosed(RuntimeError):
     """The link was closed while a publish was waiting."""
+
+
+class CommandLink(Protocol):
+    """The dispatcher's outbound link: what it needs to send commands (and its ack-barrier markers) to devices.
+    `MqttLink` is the real one; tests/fakes.py has a recording fake."""
+
+    connected: asyncio.Event
+
+    def start(self) -> object:
+        """Start connecting in the background; `connected` is set once publishing can begin."""
+        ...
+
+    async def publish(self, topic: str, payload: bytes, *, expires_at: datetime | None = None) -> bool:
+        """Publish at QoS 1, waiting out disconnects; False when the message expired before it could be sent; raise
+        LinkClosed once the link is closed."""
+        ...
+
+    async def close(self) -> None:
+        """Stop reconnecting and disconnect."""
+        ...
 
 
 class MqttLink:

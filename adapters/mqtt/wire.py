@@ -27,7 +27,7 @@ import contextlib
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -54,6 +54,23 @@ class WireWill:
     payload: bytes
     qos: int = QOS
     retain: bool = True
+
+
+class MessageSource(Protocol):
+    """The dispatcher's intake of what devices say: a subscription (to acks and statuses, chosen by whoever builds it)
+    that hands each message to `on_message(topic, payload)`, which must not block. `WireLink` is the real one;
+    tests/fakes.py has a fake that a test feeds by hand."""
+
+    connected: asyncio.Event
+    on_message: OnMessage | None
+
+    def start(self) -> object:
+        """Start connecting and subscribing in the background; `connected` is set once subscribed."""
+        ...
+
+    async def close(self) -> None:
+        """Stop reconnecting and disconnect."""
+        ...
 
 
 def _string(value: str | bytes) -> bytes:

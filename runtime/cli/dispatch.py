@@ -1,7 +1,7 @@
 """CLI commands for delivery: `dispatch run` (the dispatcher + MQTT bridge), `simulate` (a device fleet), `demo`.
 
 The broker comes from `--broker` or `KENG_MQTT` (`mqtt://user:pass@host:port`); with neither, `dispatch run` starts
-the embedded amqtt broker in its own process (demos and small sites).
+the embedded amqtt broker in its own process (demos and small sites). The parts are built by runtime/bootstrap.py.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 import structlog
 
-from adapters.mqtt.broker import BrokerAddress, EmbeddedBroker
-from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
-from runtime.cli.wiring import broker_from, programme_from
+from adapters.mqtt.broker import BrokerAddress
+from runtime.bootstrap import broker_for, broker_of, build_dispatcher, open_app, programme_of, warn_loose_permissions
 from runtime.config import Settings
 from runtime.demo.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
 from runtime.dispatch.dispatcher import Dispatcher
+from runtime.process import freeze_long_lived
 from runtime.workers.sealer import sealer_for, sealing
 
 log = structlog.get_logger(__name__)
@@ -66,31 +66,33 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddress) -> None:
+    task = asyncio.create_task(dispatcher.run())
+    waiter = asyncio.create_task(_until_signalled())
+    ready = asyncio.create_task(dispatcher.ready.wait())
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if dispatcher.ready.is_set():
+        print(f"Sẵn sàng phát (dispatcher ready) on {broker.display}", flush=True)
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, waiter, ready):
+        t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+
+
 def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings.override(broker_url=args.broker, slots=args.slots, settle_s=args.settle)
     app = open_app(settings, create=False)
     warn_loose_permissions(settings.data_dir)
 
     async def dispatch() -> None:
-        embedded: EmbeddedBroker | None = None
-        broker = broker_from(args.broker)
-        if broker is None:
-            embedded = EmbeddedBroker(port=args.embedded_port)
-            broker = await embedded.start()
-            print(f"Broker nhúng (embedded broker): {broker.display}", flush=True)
-        dispatcher = Dispatcher(app, broker, programme=programme_from(args.slots), settle_s=args.settle, freeze_gc=True)
-        task = asyncio.create_task(dispatcher.run())
-        waiter = asyncio.create_task(_until_signalled())
-        ready = asyncio.create_task(dispatcher.ready.wait())
-        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if dispatcher.ready.is_set():
-            print(f"Sẵn sàng phát (dispatcher ready) on {broker.display}", flush=True)
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (task, waiter, ready):
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        if embedded is not None:
-            await embedded.stop()
+        async with broker_for(settings, embedded_port=args.embedded_port) as (broker, embedded):
+            if embedded:
+                print(f"Broker nhúng (embedded broker): {broker.display}", flush=True)
+            dispatcher = build_dispatcher(
+                app, broker, programme=programme_of(settings), settle_s=settings.settle_s, freeze_gc=True
+            )
+            await _dispatch_until_signalled(dispatcher, broker)
 
     async def main() -> None:
         async with sealing(sealer_for(app, settings)):  # the dispatcher may be the only writer (serve --no-dispatcher)
@@ -137,7 +139,7 @@ def run_processes(broker: BrokerAddress, specs: list[DeviceSpec], options: Fleet
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
     specs = fleet_specs(app, limit=args.devices)
-    broker = broker_from(args.broker, "mqtt://127.0.0.1:1883")
+    broker = broker_of(settings.override(broker_url=args.broker), "mqtt://127.0.0.1:1883")
     assert broker is not None
     options = FleetOptions(fail_rate=args.fail_rate, offline_rate=args.offline_rate, play_scale=args.play_scale)
     processes = args.processes or max(1, min(os.cpu_count() or 1, (len(specs) + 2499) // 2500))
@@ -148,4 +150,4 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from runtime.demo.run import run_demo
 
-    return asyncio.run(run_demo(offline_rate=args.offline_rate, tz=settings.display_tz))
+    return asyncio.run(run_demo(settings, offline_rate=args.offline_rate))

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-from typing import TYPE_CHECKING
 
 import structlog
 
-from runtime.bootstrap import open_app
+from runtime.bootstrap import build_renderer, open_app, render_config
 from runtime.cli.output import CommandError, print_json, print_table
-from runtime.cli.wiring import render_config
 from runtime.config import Settings
 from services import broadcasts
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `keng render`."""
     p = sub.add_parser("render", help="render a broadcast for all its channels (audio, board images, text)")
     p.add_argument("id", help="broadcast id (or a unique prefix)")
-    p.add_argument("--engine", choices=["espeak", "coqui"], default=os.environ.get("KENG_TTS_ENGINE", "espeak"))
+    p.add_argument("--engine", choices=["espeak", "coqui"], default=None, help="default: $KENG_TTS_ENGINE, else espeak")
     p.add_argument("--voice", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_render)
@@ -38,13 +32,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     # The audio stack (numpy, scipy, the engines) loads only for this command, not for every `keng` invocation.
-    from adapters.tts.render import RenderFailed, render_bulletin
+    from adapters.tts.render import RenderFailed
 
     app = open_app(settings, create=False)
     bid = broadcasts.resolve_id(app, args.id)
     item = app.broadcast(bid)
+    renderer = build_renderer()
     try:
-        assets = render_bulletin(
+        assets = renderer.render_bulletin(
             item.announced_text, item.priority, item.channels, render_config(settings, args.engine, args.voice)
         )
     except RenderFailed as failure:
@@ -52,6 +47,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         app.save_changes(item)
         log.warning("render.failed", broadcast_id=str(bid), engine=failure.engine, reason=failure.reason)
         raise CommandError("Không tạo được âm thanh (recorded as RenderFailed)", str(failure)) from failure
+    finally:
+        renderer.close()
     for asset in assets:
         for engine, reason in asset.failed:
             item.record_render_failure(channel=asset.channel, engine=engine, reason=reason)

@@ -3,38 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import errno
-import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
-from pathlib import Path
 
-import orjson
 import structlog
 from aiohttp import web
 
-from adapters.audio_links import AudioLinks
-from adapters.mqtt.broker import EmbeddedBroker
 from adapters.secrets import SecretStore
 from domain.access import Integration
 from domain.errors import InvalidValue
-from domain.standing_orders import StandingOrder, parse_orders
-from runtime.bootstrap import freeze_long_lived, open_app, warn_loose_permissions
+from runtime.bootstrap import build_http_app, open_app, warn_loose_permissions
 from runtime.cli.lookup import catalog
 from runtime.cli.output import CommandError, print_json, print_table
-from runtime.cli.wiring import broker_from, programme_from, render_config
 from runtime.config import Settings
-from runtime.dispatch.dispatcher import Dispatcher
-from runtime.dispatch.metrics import DispatcherCollector, observe_closed
-from runtime.http.app import create_app
-from runtime.http.metrics import Metrics
-from runtime.http.services import Services
-from runtime.workers.reporter import Reporter
-from runtime.workers.sealer import sealer_context
+from runtime.process import freeze_long_lived
 from services import access
 
 log = structlog.get_logger(__name__)
@@ -101,66 +84,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_integration_list)
 
 
-def dispatcher_context(
-    settings: Settings, broker_url: str | None, slots: str | None, audio_base: str, metrics: Metrics
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context running the MQTT dispatcher (and an embedded broker when none is configured) beside the
-    HTTP service: started with it, cancelled and awaited on shutdown. It has its own store connection."""
-
-    async def context(_: web.Application) -> AsyncIterator[None]:
-        from runtime.workers.renderer import run_renderer  # the audio stack loads only in the serving process
-
-        embedded: EmbeddedBroker | None = None
-        broker = broker_from(broker_url)
-        if broker is None:
-            embedded = EmbeddedBroker()
-            broker = await embedded.start()
-        store = open_app(settings, create=False)
-        links = AudioLinks.in_data_dir(settings.data_dir)
-        dispatcher = Dispatcher(
-            store,
-            broker,
-            programme=programme_from(slots),
-            audio_base=audio_base,
-            sign_audio=links.query,
-            on_closed=lambda live, _summary: observe_closed(metrics, live),
-            freeze_gc=True,
-        )
-        collector = DispatcherCollector(dispatcher)
-        metrics.registry.register(collector)
-        task = asyncio.create_task(dispatcher.run(), name="keng-dispatcher")
-        reporter = asyncio.create_task(Reporter(store, SecretStore(settings.data_dir)).run(), name="keng-reports")
-        renderer = asyncio.create_task(run_renderer(store, render_config(settings, "espeak", None)), name="keng-render")
-        log.info("dispatcher.started", broker=broker.display, embedded=embedded is not None)
-        try:
-            yield
-        finally:
-            for t in (task, renderer, reporter):
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-            metrics.registry.unregister(collector)
-            if embedded is not None:
-                await embedded.stop()
-            store.close()
-
-    return context
-
-
-def load_standing_orders(settings: Settings) -> list[StandingOrder]:
-    """Standing orders from `$KENG_STANDING_ORDERS` or `<data dir>/standing-orders.json` (none when absent)."""
-    path = Path(os.environ.get("KENG_STANDING_ORDERS") or settings.data_dir / "standing-orders.json")
-    if not path.exists():
-        return []
-    try:
-        data = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as e:
-        raise InvalidValue(f"{path}: malformed JSON: {e}") from None
-    orders = parse_orders(data)
-    log.info("standing_orders.loaded", path=str(path), rules=[o.name for o in orders])
-    return orders
-
-
 def require_free_port(host: str, port: int) -> None:
     """Refuse a port something else listens on before anything starts (the sealer, the dispatcher, the embedded
     broker) or is printed: one clear error rather than a banner and a crash. Other bind failures (an address not on
@@ -178,25 +101,15 @@ def require_free_port(host: str, port: int) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    app = open_app(settings, create=False)
     require_free_port(args.host, args.port)
-    warn_loose_permissions(settings.data_dir)
-    base = args.public_url or f"http://{args.host}:{args.port}"
-    services = Services(
-        app=app,
-        secrets=SecretStore(settings.data_dir),
-        settings=settings,
+    settings = settings.override(
+        broker_url=args.broker,
+        slots=args.slots,
+        public_url=args.public_url or f"http://{args.host}:{args.port}",
         max_body_bytes=args.max_body,
-        standing_orders=load_standing_orders(settings),
-        ratify_within=timedelta(minutes=float(os.environ.get("KENG_RATIFY_WITHIN_MIN", "30"))),
-        public_url=base,
     )
-    web_app = create_app(services)
-    web_app.cleanup_ctx.insert(0, sealer_context(app, settings))  # first in, so its final checkpoint comes last
-    if not args.no_dispatcher:
-        web_app.cleanup_ctx.append(
-            dispatcher_context(settings, args.broker, args.slots, f"{base}/audio", services.metrics)
-        )
+    web_app, app = build_http_app(settings, dispatcher=not args.no_dispatcher)
+    warn_loose_permissions(settings.data_dir)
     freeze_long_lived()
     log.info("service.starting", host=args.host, port=args.port)
     banner = f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop"

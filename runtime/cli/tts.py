@@ -1,18 +1,18 @@
 """`keng tts say "TEXT" -o out.mp3 [--engine espeak|coqui] [--voice ...]`: speak text to a file.
 
 `register(subparsers)` adds the `tts` command group to the main argparse CLI; the handler returns an exit code
-and prints one clear line on failure. The coqui model comes from --model/--config or, as the composition
-root's reading of the environment at run time, KENG_TTS_MODEL / KENG_TTS_CONFIG.
+and prints one clear line on failure. The coqui model comes from --model/--config or the settings (KENG_TTS_MODEL /
+KENG_TTS_CONFIG, read by runtime/config.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from adapters.tts.base import ENGINES, MAX_TEXT_CHARS, SynthesisFailed, TTSConfig
+from runtime.config import Settings, load_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,8 +37,8 @@ def _fail(message: str) -> int:
     return 2
 
 
-def cmd_say(args: argparse.Namespace, settings: object = None) -> int:
-    """Handle `keng tts say`; return the process exit code."""
+def cmd_say(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Handle `keng tts say`; return the process exit code (settings: the environment's when not given)."""
     text = sys.stdin.read() if args.text == "-" else args.text
     if not text.strip():
         return _fail("the text is empty")
@@ -51,8 +51,9 @@ def cmd_say(args: argparse.Namespace, settings: object = None) -> int:
         return _fail(f"the output must end in .mp3 or .wav, not {suffix or 'nothing'!r}")
     if not (0.5 <= args.speed <= 2.0):
         return _fail("--speed must be between 0.5 and 2.0")
-    model = args.model or (Path(p) if (p := os.environ.get("KENG_TTS_MODEL")) else None)
-    config_path = args.config or (Path(p) if (p := os.environ.get("KENG_TTS_CONFIG")) else None)
+    settings = settings or load_settings()
+    model = args.model or settings.tts_model
+    config_path = args.config or settings.tts_config
     if args.engine == "coqui":
         from adapters.tts.coqui import coqui_installed
 
@@ -74,16 +75,20 @@ def cmd_say(args: argparse.Namespace, settings: object = None) -> int:
 
 def _say(text: str, output: Path, config: TTSConfig) -> int:
     from adapters.audio_store import encode_mp3, encode_wav
-    from adapters.tts.render import TextTooLong, check_text, synthesize
+    from adapters.tts.render import TextTooLong
     from domain.vitext import TextRefused
+    from runtime.bootstrap import build_renderer
 
+    renderer = build_renderer()
     try:
-        prepared = check_text(text, config)
-        audio = synthesize(prepared, config)
+        prepared = renderer.check_text(text, config)
+        audio = renderer.synthesize(prepared, config)
     except (TextRefused, TextTooLong) as exc:
         return _fail(str(exc))
     except SynthesisFailed as exc:
         return _fail(f"the {exc.engine} engine failed: {exc.reason}")
+    finally:
+        renderer.close()
     wav = output.suffix.lower() == ".wav"
     data = encode_wav(audio) if wav else encode_mp3(audio, config.mp3_bitrate_kbps)
     try:

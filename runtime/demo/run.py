@@ -12,20 +12,20 @@ import contextlib
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 from adapters.mqtt.broker import EmbeddedBroker
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
 from domain.programme import Programme, parse_slots
 from domain.records import DispatchSummary
 from domain.values import Priority
 from projections.catalog import Catalog
+from runtime.bootstrap import build_dispatcher, open_app
+from runtime.config import Settings
 from runtime.demo.progress import progress_for, ward_rows
 from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
-from runtime.dispatch.dispatcher import Dispatcher
 from runtime.dispatch.live import LiveDispatch
 from services import broadcasts
 from services.inventory import install_sample
@@ -45,12 +45,12 @@ class Timeline:
         print(f"{stamp}  {vi}" + (f" — {en}" if en else ""), flush=True)
 
 
-async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
+async def run_demo(settings: Settings, *, offline_rate: float) -> int:
     """Run the demo; returns the exit code (0 when every online device played the alert)."""
-    line = Timeline(tz)
+    line = Timeline(settings.display_tz)
     data = Path(tempfile.mkdtemp(prefix="keng-demo-"))
-    env = locate_store(None, data).env
-    app = Keng(env=env)
+    settings = replace(settings, data_dir=data, store_url=None)  # a store of its own (and always an embedded broker)
+    app = open_app(settings)
     install_sample(app)
     wards = {a.code: a.name for a in Catalog().fold(app.read_events()).areas() if a.level == "ward"}
     line.say(f"Kho dữ liệu tạm (temporary store) {data / 'keng.db'}; địa bàn mẫu quận Bắc Từ Liêm, {len(wards)} phường")
@@ -72,8 +72,8 @@ async def run_demo(*, offline_rate: float, tz: tzinfo) -> int:
         summary.update(result)
         closed.set()
 
-    dispatcher = Dispatcher(
-        Keng(env=env),
+    dispatcher = build_dispatcher(
+        open_app(settings),
         address,
         programme=Programme(default=parse_slots("00:00-24:00")),
         settle_s=10.0,

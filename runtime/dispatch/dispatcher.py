@@ -20,18 +20,17 @@ import structlog
 
 from adapters.aio import cancel_and_wait
 from adapters.mqtt import protocol as proto
-from adapters.mqtt.broker import BrokerAddress
-from adapters.mqtt.link import MqttLink
-from adapters.mqtt.wire import WireLink
+from adapters.mqtt.link import CommandLink
+from adapters.mqtt.wire import MessageSource
 from adapters.store.app import Clock, Keng, utc_now
 from domain.programme import Programme
 from domain.records import DispatchSummary
 from domain.values import DispatchOutcome
-from runtime.bootstrap import freeze_long_lived
 from runtime.dispatch.intake import AckBarrier, Intake
 from runtime.dispatch.live import LiveDispatch, RetryPolicy
 from runtime.dispatch.model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
 from runtime.dispatch.outbox import Outbox, Outgoing, Rates
+from runtime.process import freeze_long_lived
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -40,13 +39,23 @@ OnClosed = Callable[[LiveDispatch, DispatchSummary], None]
 
 
 class Dispatcher:
-    """Wire it with `run()` inside a task; `stop()` cancels and awaits everything it started."""
+    """Wire it with `run()` inside a task; `stop()` cancels and awaits everything it started.
+
+    Its two links are collaborators (runtime/bootstrap.py `mqtt_links` builds the real ones): `link` carries commands
+    out, `inbound` brings acks and statuses in and is handed this dispatcher's intake as its callback. Two connections
+    because commands go out through aiomqtt on MQTT 5 (message expiry), while what devices say (30,000 acks within a
+    second or two for 10,000 devices) comes in on the lean reader (adapters/mqtt/wire.py says why), at QoS 0 on this
+    one hop: on a clean session QoS 1 would keep nothing across a reconnect either, a broker over its queue limit
+    drops both alike, and the device's ack is recovered end to end (resend -> re-ack); QoS 0 spares the broker 30,000
+    PUBACKs while the fleet is being served (docs/dispatch.md). `client_id` names the ack-barrier topic; pass the
+    outbound link's."""
 
     def __init__(
         self,
         app: Keng,
-        broker: BrokerAddress,
         *,
+        link: CommandLink,
+        inbound: MessageSource,
         programme: Programme | None = None,
         clock: Clock = utc_now,
         poll_s: float = 0.02,
@@ -69,20 +78,9 @@ class Dispatcher:
         )
         self.metrics: Counter[str] = Counter()
         self.intake = Intake(self.metrics, proto.barrier_topic(client_id))
-        # Two connections: commands go out through aiomqtt on MQTT 5 (message expiry); what devices say (30,000 acks
-        # within a second or two for 10,000 devices) comes in on the lean reader (adapters/mqtt/wire.py says why), at
-        # QoS 0 on this one hop: on a clean session QoS 1 would keep nothing across a reconnect either, a broker over
-        # its queue limit drops both alike, and the device's ack is recovered end to end (resend -> re-ack); QoS 0
-        # spares the broker 30,000 PUBACKs while the fleet is being served (docs/dispatch.md).
-        self.link = MqttLink(broker, client_id=client_id)
-        self.intake_link = WireLink(
-            broker,
-            client_id=f"{client_id}-intake",
-            subscriptions=(proto.ACK_SUBSCRIPTION, proto.STATUS_SUBSCRIPTION),
-            on_message=self.intake.route,
-            announce=True,
-            subscribe_qos=0,
-        )
+        self.link = link
+        self.intake_link = inbound
+        inbound.on_message = self.intake.route
         self.outbox = Outbox(self.link, clock=clock, metrics=self.metrics, rates=rates)
         self.barrier = AckBarrier(self.link, self.intake.barrier_topic, self.metrics)
         self.live: dict[str, LiveDispatch] = {}

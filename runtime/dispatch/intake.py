@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 import structlog
 
 from adapters.mqtt import protocol as proto
-from adapters.mqtt.link import LinkClosed, MqttLink
+from adapters.mqtt.link import CommandLink, LinkClosed
 from domain.delivery import check_ack
 from domain.device_status import check_status
 from domain.records import Ack
@@ -132,7 +132,9 @@ class AckBarrier:
     backlog of acks is not mistaken for silent endpoints). A marker that does not come back within `timeout_s` (a
     broker ACL that refuses the topic, say) lets resends go anyway, logged and counted."""
 
-    def __init__(self, link: MqttLink, topic: str, metrics: Counter[str], timeout_s: float = BARRIER_TIMEOUT_S) -> None:
+    def __init__(
+        self, link: CommandLink, topic: str, metrics: Counter[str], timeout_s: float = BARRIER_TIMEOUT_S
+    ) -> None:
         self.link, self.topic, self.metrics, self.timeout_s = link, topic, metrics, timeout_s
         self.read_at = 0.0
         self.task: asyncio.Task[None] | None = None

@@ -17,7 +17,7 @@ import structlog
 from asyncio_throttle.throttler import Throttler
 
 from adapters.aio import cancel_and_wait
-from adapters.mqtt.link import MqttLink
+from adapters.mqtt.link import CommandLink
 from adapters.store.app import Clock
 from domain.lanes import PriorityLanes
 
@@ -57,7 +57,7 @@ class Outbox:
 
     def __init__(
         self,
-        link: MqttLink,
+        link: CommandLink,
         *,
         clock: Clock,
         metrics: Counter[str],

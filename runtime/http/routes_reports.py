@@ -97,7 +97,7 @@ async def _close_read_models(app: web.Application) -> AsyncIterator[None]:
 
 
 def add_routes(app: web.Application) -> None:
-    app[READ_MODELS] = LiveReadModels(app[SERVICES].app)  # opens its store on the first report, not here
+    app[READ_MODELS] = app[SERVICES].read_models  # opens its store on the first report, not here
     app.cleanup_ctx.append(_close_read_models)
     for name in REPORTS:
         app.router.add_get(f"/api/v1/reports/{name}", report_handler(name))

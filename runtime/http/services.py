@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import timedelta
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -25,6 +25,7 @@ from domain.standing_orders import StandingOrder
 from projections.catalog import Catalog
 from runtime.config import Settings
 from runtime.http.metrics import Metrics
+from runtime.workers.readmodels import LiveReadModels
 
 T = TypeVar("T")
 
@@ -84,8 +85,11 @@ class Services:
     standing_orders: list[StandingOrder] = field(default_factory=list)
     ratify_within: timedelta = timedelta(minutes=30)
     public_url: str = "http://127.0.0.1:8080"
+    read_models: LiveReadModels = field(init=False)  # the reports' live read store: `reports`, else one over `app`
+    reports: InitVar[LiveReadModels | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, reports: LiveReadModels | None) -> None:
+        self.read_models = reports or LiveReadModels(self.app)
         self.committer = GroupCommitter(self.app)
         self.audio_links = AudioLinks.in_data_dir(self.settings.data_dir)
         self.catalog = LiveCatalog(self.app)

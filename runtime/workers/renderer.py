@@ -17,7 +17,7 @@ import structlog
 
 from adapters.store.app import Keng
 from adapters.store.errors import ConcurrencyConflict
-from adapters.tts.render import RenderConfig, RenderFailed, render_bulletin
+from adapters.tts.render import RenderConfig, Renderer, RenderFailed
 from domain.broadcast import LIVE_STATES, Broadcast
 from domain.values import BroadcastState
 from projections.catalog import Catalog
@@ -34,10 +34,10 @@ def needs_audio(b: Broadcast) -> bool:
     return not done and not any(f.get("revision", b.revision) == b.revision for f in b.render_failures)
 
 
-def render_one(app: Keng, b: Broadcast, config: RenderConfig) -> None:
+def render_one(app: Keng, b: Broadcast, renderer: Renderer, config: RenderConfig) -> None:
     """Render one broadcast's speaker audio and record the outcome (retried once on a concurrent change)."""
     try:
-        (asset,) = render_bulletin(b.announced_text, b.priority, ["speaker"], config)
+        (asset,) = renderer.render_bulletin(b.announced_text, b.priority, ["speaker"], config)
     except RenderFailed as failure:
         outcome: tuple[str, ...] = ("failed", failure.engine, failure.reason)
     except Exception as e:  # an engine crash is recorded as a failure of that engine, never lost
@@ -72,14 +72,14 @@ def render_one(app: Keng, b: Broadcast, config: RenderConfig) -> None:
         return
 
 
-async def run_renderer(app: Keng, config: RenderConfig, *, poll_s: float = 0.3) -> None:
-    """Render until cancelled."""
+async def run_renderer(app: Keng, renderer: Renderer, config: RenderConfig, *, poll_s: float = 0.3) -> None:
+    """Render with the process's renderer (runtime/bootstrap.py builds it) until cancelled."""
     catalog = Catalog()
     while True:
         await asyncio.to_thread(lambda: catalog.fold(app.read_events(catalog.position)))
         for b in [b for b in catalog.of_type(Broadcast) if needs_audio(b)]:
             try:
-                await asyncio.to_thread(render_one, app, b, config)
+                await asyncio.to_thread(render_one, app, b, renderer, config)
             except Exception:
                 log.exception("render.crashed", broadcast_id=str(b.id))  # recorded per broadcast; the loop goes on
         await asyncio.sleep(poll_s)

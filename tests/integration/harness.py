@@ -11,10 +11,13 @@ from typing import Any
 from uuid import UUID
 
 from adapters.mqtt.broker import BrokerAddress
+from adapters.mqtt.link import CommandLink
+from adapters.mqtt.wire import MessageSource
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
 from domain.dispatch import Dispatch
 from domain.programme import Programme, parse_slots
+from runtime.bootstrap import build_dispatcher
 from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
 from runtime.dispatch.dispatcher import Dispatcher
 from runtime.dispatch.live import RetryPolicy
@@ -26,7 +29,7 @@ ALWAYS_OPEN = Programme(default=parse_slots("00:00-24:00"))
 
 
 class Harness:
-    def __init__(self, tmp: Path, broker: BrokerAddress, store_url: str | None = None) -> None:
+    def __init__(self, tmp: Path, broker: BrokerAddress | None, store_url: str | None = None) -> None:
         self.store_url = store_url or f"sqlite:///{tmp / 'keng.db'}"
         self.env = locate_store(self.store_url, tmp).env
         self.broker = broker
@@ -37,14 +40,22 @@ class Harness:
         self.task: asyncio.Task[None] | None = None
 
     async def start_fleet(self, **options: Any) -> Fleet:
+        assert self.broker is not None, "a fleet needs a broker"
         self.fleet = Fleet(self.broker, fleet_specs(self.app, wards={WARD}), FleetOptions(**options))
         await self.fleet.start()
         return self.fleet
 
-    async def start_dispatcher(self, **kw: Any) -> Dispatcher:
+    async def start_dispatcher(
+        self, *, link: CommandLink | None = None, inbound: MessageSource | None = None, **kw: Any
+    ) -> Dispatcher:
+        """A dispatcher on the real MQTT links to the harness's broker, or on the links given (tests/fakes.py)."""
         kw.setdefault("programme", ALWAYS_OPEN)
         kw.setdefault("retry", RetryPolicy(first_s=1.0, cap_s=2.0))
-        self.dispatcher = Dispatcher(Keng(env=self.env), self.broker, **kw)
+        if link is not None and inbound is not None:
+            self.dispatcher = Dispatcher(Keng(env=self.env), link=link, inbound=inbound, **kw)
+        else:
+            assert self.broker is not None, "a dispatcher needs a broker or links"
+            self.dispatcher = build_dispatcher(Keng(env=self.env), self.broker, **kw)
         self.task = asyncio.create_task(self.dispatcher.run())
         await asyncio.wait_for(self.dispatcher.ready.wait(), 20)
         return self.dispatcher

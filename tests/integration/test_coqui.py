@@ -13,7 +13,7 @@ import pytest
 import soundfile
 
 from adapters.tts.base import EngineUnavailable, TTSConfig
-from adapters.tts.render import RenderConfig, render_bulletin, store_for
+from adapters.tts.render import RenderConfig, Renderer
 from tests.conftest import IN_CI
 
 COQUI_MISSING = importlib.util.find_spec("TTS") is None
@@ -47,9 +47,11 @@ def _config(store: Path, model: tuple[Path, Path], keep_wav: bool = False) -> Re
     return RenderConfig(store_root=store, tts=tts)
 
 
-def test_checkpoint_loads_and_renders_a_decodable_mp3(tmp_path: Path, tiny_model: tuple[Path, Path]) -> None:
+def test_checkpoint_loads_and_renders_a_decodable_mp3(
+    tmp_path: Path, tiny_model: tuple[Path, Path], renderer: Renderer
+) -> None:
     text = "Ủy ban nhân dân phường thông báo: bão số 3 đổ bộ lúc 14h ngày 12/9."
-    [asset] = render_bulletin(text, "priority", ["speaker"], _config(tmp_path, tiny_model, keep_wav=True))
+    [asset] = renderer.render_bulletin(text, "priority", ["speaker"], _config(tmp_path, tiny_model, keep_wav=True))
     assert asset.engine == "coqui" and asset.failed == ()
     data, rate = soundfile.read(str(asset.path), dtype="int16", always_2d=True)
     assert rate == 22050 and data.shape[1] == 1
@@ -59,18 +61,22 @@ def test_checkpoint_loads_and_renders_a_decodable_mp3(tmp_path: Path, tiny_model
     assert wav_rate == 22050 and len(wav) / wav_rate == pytest.approx(asset.duration_s, abs=0.001)
 
 
-def test_second_request_is_a_cache_hit_without_synthesis(tmp_path: Path, tiny_model: tuple[Path, Path]) -> None:
+def test_second_request_is_a_cache_hit_without_synthesis(
+    tmp_path: Path, tiny_model: tuple[Path, Path], renderer: Renderer
+) -> None:
     config = _config(tmp_path, tiny_model)
-    [first] = render_bulletin("Mất điện lúc 8h", "normal", ["speaker"], config)
-    store = store_for(tmp_path, 64)
+    [first] = renderer.render_bulletin("Mất điện lúc 8h", "normal", ["speaker"], config)
+    store = renderer.store(tmp_path, 64)
     renders = store.renders
-    [second] = render_bulletin("Mất điện lúc 8h", "normal", ["speaker"], config)
+    [second] = renderer.render_bulletin("Mất điện lúc 8h", "normal", ["speaker"], config)
     assert second.asset_hash == first.asset_hash and store.renders == renders
 
 
-def test_coqui_and_espeak_assets_of_one_text_are_distinct(tmp_path: Path, tiny_model: tuple[Path, Path]) -> None:
-    coqui = render_bulletin("Xin chào", "normal", ["speaker"], _config(tmp_path, tiny_model))[0]
-    espeak = render_bulletin("Xin chào", "normal", ["speaker"], RenderConfig(store_root=tmp_path))[0]
+def test_coqui_and_espeak_assets_of_one_text_are_distinct(
+    tmp_path: Path, tiny_model: tuple[Path, Path], renderer: Renderer
+) -> None:
+    coqui = renderer.render_bulletin("Xin chào", "normal", ["speaker"], _config(tmp_path, tiny_model))[0]
+    espeak = renderer.render_bulletin("Xin chào", "normal", ["speaker"], RenderConfig(store_root=tmp_path))[0]
     assert coqui.asset_hash != espeak.asset_hash
 
 
@@ -90,14 +96,14 @@ def test_missing_model_file_is_engine_unavailable(tmp_path: Path) -> None:
 
 
 def test_corrupt_checkpoint_fails_by_name_and_an_emergency_falls_back_to_espeak(
-    tmp_path: Path, tiny_model: tuple[Path, Path]
+    tmp_path: Path, tiny_model: tuple[Path, Path], renderer: Renderer
 ) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.pth").write_bytes(b"not a checkpoint")
     (broken / "config.json").write_bytes(tiny_model[1].read_bytes())
     model = (broken / "model.pth", broken / "config.json")
-    [asset] = render_bulletin("Sơ tán ngay", "emergency", ["speaker"], _config(tmp_path / "s", model))
+    [asset] = renderer.render_bulletin("Sơ tán ngay", "emergency", ["speaker"], _config(tmp_path / "s", model))
     assert asset.engine == "espeak"
     assert asset.failed[0][0] == "coqui" and "cannot load model" in asset.failed[0][1]
 

@@ -13,7 +13,7 @@ import pytest
 from adapters.secrets import SecretStore
 from adapters.store.app import Keng
 from adapters.store.config import locate_store
-from adapters.tts.render import RenderConfig, render_bulletin
+from adapters.tts.render import RenderConfig, Renderer
 from runtime.config import load_settings
 from runtime.http.services import Services
 from services.access import issue_token
@@ -22,11 +22,11 @@ from tests.http_server import Client, serve
 
 
 @pytest.fixture
-def audio_server(tmp_path: Path) -> Iterator[tuple[Client, Services, str, str, bytes]]:
+def audio_server(tmp_path: Path, renderer: Renderer) -> Iterator[tuple[Client, Services, str, str, bytes]]:
     app = Keng(env=locate_store(None, tmp_path).env)
     install_sample(app)
     token = issue_token(app, staff="mai.le", label="audio", by="admin")
-    (asset,) = render_bulletin(
+    (asset,) = renderer.render_bulletin(
         "Thông báo: ngày mai cắt điện từ 8 giờ.", "normal", ["speaker"], RenderConfig(store_root=tmp_path / "assets")
     )
     services = Services(

@@ -1,4 +1,4 @@
-"""Real audio: espeak-ng through render_bulletin and the CLI, decoded back and measured; upload validation."""
+"""Real audio: espeak-ng through Renderer.render_bulletin and the CLI, decoded back and measured; upload validation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from adapters.audio_store import encode_mp3, encode_wav, lookup
 from adapters.audio_upload import UploadLimits, UploadRefused, sniff, validate_upload
 from adapters.tts.base import Audio, TTSConfig
 from adapters.tts.loudness import measure_lufs
-from adapters.tts.render import RenderConfig, render_bulletin, store_for
+from adapters.tts.render import RenderConfig, Renderer
 from runtime.cli.tts import main as cli_main
 
 BULLETIN = (
@@ -28,9 +28,11 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-def test_espeak_mp3_decodes_to_mono_22khz_with_plausible_duration_and_loudness(tmp_path: Path) -> None:
+def test_espeak_mp3_decodes_to_mono_22khz_with_plausible_duration_and_loudness(
+    tmp_path: Path, renderer: Renderer
+) -> None:
     config = RenderConfig(store_root=tmp_path, tts=TTSConfig(keep_wav=True))
-    [asset] = render_bulletin(BULLETIN, "emergency", ["speaker"], config)
+    [asset] = renderer.render_bulletin(BULLETIN, "emergency", ["speaker"], config)
     assert sniff(asset.path.read_bytes()) == "mp3"  # MPEG-2 Layer III frame sync at 22,050 Hz
     data, rate = _decode(asset.path)
     assert rate == 22050 and data.shape[1] == 1
@@ -45,19 +47,21 @@ def test_espeak_mp3_decodes_to_mono_22khz_with_plausible_duration_and_loudness(t
     assert loudness == pytest.approx(-16.0, abs=1.5)
 
 
-def test_same_bulletin_in_decomposed_unicode_hits_the_same_asset_without_rendering(tmp_path: Path) -> None:
+def test_same_bulletin_in_decomposed_unicode_hits_the_same_asset_without_rendering(
+    tmp_path: Path, renderer: Renderer
+) -> None:
     config = RenderConfig(store_root=tmp_path)
-    [first] = render_bulletin(BULLETIN, "normal", ["speaker"], config)
-    store = store_for(tmp_path, 64)
+    [first] = renderer.render_bulletin(BULLETIN, "normal", ["speaker"], config)
+    store = renderer.store(tmp_path, 64)
     before = store.renders
-    [second] = render_bulletin(unicodedata.normalize("NFD", BULLETIN), "normal", ["speaker"], config)
+    [second] = renderer.render_bulletin(unicodedata.normalize("NFD", BULLETIN), "normal", ["speaker"], config)
     assert second.asset_hash == first.asset_hash
     assert store.renders == before
 
 
-def test_faster_speed_gives_shorter_audio_and_a_different_asset(tmp_path: Path) -> None:
-    normal = render_bulletin(BULLETIN, "normal", ["speaker"], RenderConfig(store_root=tmp_path))[0]
-    fast = render_bulletin(
+def test_faster_speed_gives_shorter_audio_and_a_different_asset(tmp_path: Path, renderer: Renderer) -> None:
+    normal = renderer.render_bulletin(BULLETIN, "normal", ["speaker"], RenderConfig(store_root=tmp_path))[0]
+    fast = renderer.render_bulletin(
         BULLETIN, "normal", ["speaker"], RenderConfig(store_root=tmp_path, tts=TTSConfig(speed=1.5))
     )[0]
     assert fast.asset_hash != normal.asset_hash
@@ -66,8 +70,8 @@ def test_faster_speed_gives_shorter_audio_and_a_different_asset(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("voice", ["vi", "vi-vn-x-central", "vi-vn-x-south"])
-def test_every_vietnamese_espeak_voice_speaks(tmp_path: Path, voice: str) -> None:
-    [asset] = render_bulletin(
+def test_every_vietnamese_espeak_voice_speaks(tmp_path: Path, voice: str, renderer: Renderer) -> None:
+    [asset] = renderer.render_bulletin(
         "Xin chào bà con",
         "normal",
         ["speaker"],

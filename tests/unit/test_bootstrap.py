@@ -1,0 +1,46 @@
+"""The composition root: what it wires, and that importing it (or what it wires) does nothing yet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from adapters.mqtt import protocol as proto
+from adapters.mqtt.broker import BrokerAddress
+from adapters.mqtt.link import MqttLink
+from adapters.mqtt.wire import WireLink
+from domain.programme import SAMPLE_SLOTS, parse_slots
+from runtime.bootstrap import mqtt_links, programme_of
+from runtime.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_dispatchers_real_links_publish_on_mqtt_5_and_read_acks_and_statuses_at_qos_0() -> None:
+    link, inbound = mqtt_links(BrokerAddress("127.0.0.1", 1883), "keng-dispatcher")
+    assert isinstance(link, MqttLink) and isinstance(inbound, WireLink)
+    assert (link.client_id, inbound.client_id) == ("keng-dispatcher", "keng-dispatcher-intake")
+    assert inbound.subscriptions == (proto.ACK_SUBSCRIPTION, proto.STATUS_SUBSCRIPTION)
+    assert inbound.subscribe_qos == 0 and inbound.announce
+    assert not link.connected.is_set() and not inbound.connected.is_set()  # built, not connected
+
+
+def test_slots_from_the_settings_make_the_programme_else_the_sample_slots(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=str(tmp_path), environ={})
+    assert programme_of(settings.override(slots="05:30-06:30")).default == parse_slots("05:30-06:30")
+    assert programme_of(settings).default == SAMPLE_SLOTS
+
+
+def test_importing_the_composition_root_and_what_it_wires_starts_nothing() -> None:
+    probe = (
+        "import sys, threading\n"
+        "import runtime.bootstrap\n"
+        "light = [m for m in ('aiohttp', 'aiomqtt', 'numpy') if m in sys.modules]\n"
+        "import adapters.tts.render, runtime.dispatch.dispatcher, runtime.cli.service, runtime.cli.dispatch\n"
+        "import runtime.demo.run, runtime.workers.renderer, runtime.http.app\n"
+        "print(light, threading.active_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    # The service stack loads only when something is built; no thread or connection exists before that.
+    assert out.stdout.split() == ["[]", "1"]
