@@ -16,6 +16,7 @@ from domain.dispatch import Dispatch
 from domain.endpoint import Endpoint
 from projections.catalog import Catalog
 from runtime.dispatch.live import RetryPolicy
+from services import broadcasts
 from tests.fakes import FakeInbound, RecordingLink
 from tests.integration.harness import WARD, Harness
 
@@ -112,7 +113,7 @@ async def test_cancelling_a_broadcast_on_its_way_sends_stop_to_its_group_topics(
     bid = wired.h.broadcast("emergency")
     await wired.h.until(lambda: len(wired.commands(bid, "play")) == 1)
     groups = wired.group_topics(bid)
-    assert wired.h.app.cancel_broadcast(bid, by="hung.tran", reason="Thông tin đã cũ") is True
+    assert broadcasts.cancel(wired.h.app, bid, by="hung.tran", reason="Thông tin đã cũ") is True
     await wired.h.until(lambda: set(wired.commands(bid, "stop")) | set(wired.commands(bid, "clear")) == groups)
     stop = wired.commands(bid, "stop")[proto.area_topic(proto.SPEAKER, WARD)]
     assert stop["seq"] == 2  # after the play (seq 1), so a device that already played it stops
