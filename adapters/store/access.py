@@ -1,4 +1,5 @@
-"""Application services for credentials and inbound messages: tokens, integrations, signed webhooks (idempotent)."""
+"""Credentials and inbound primitives: tokens, integrations, verifying a signed message, finding and making Inbound
+records (the idempotency use case built on them is services/inbound.py)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,6 @@ TOKEN_PREFIX = "keng_"
 
 class Unauthenticated(Exception):
     """No valid credentials: the token is missing, unknown or revoked."""
-
-
-class IdempotencyConflict(Exception):
-    """The same message id was used again with a different body."""
 
 
 def _sha256(data: bytes | str) -> str:
@@ -201,20 +198,6 @@ def find_inbound(app: Keng, source: str, message_id: str, integration: str | Non
     except NotFound:
         return None
     return earlier if integration is None or earlier.integration == integration else None
-
-
-def replayed_outcome(app: Keng, source: str, inbound: VerifiedInbound) -> dict[str, Any] | None:
-    """For a message id this integration used before: its original outcome if the body is the same;
-    IdempotencyConflict if not. Another integration's use of the same id is no concern of this one."""
-    earlier = find_inbound(app, source, inbound.verified.message_id, inbound.integration.name)
-    if earlier is None:
-        return None
-    if earlier.payload_sha256 != inbound.payload_sha256:
-        raise IdempotencyConflict(
-            f"webhook id {inbound.verified.message_id!r} was already used with a different body "
-            f"(sha256 {earlier.payload_sha256[:12]}…); send a new id for a new message"
-        )
-    return earlier.outcome
 
 
 def record_inbound(source: str, inbound: VerifiedInbound, outcome: dict[str, Any]) -> Inbound:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from adapters.city_source import PayloadError
 from adapters.signing import SignatureError
-from adapters.store.access import IdempotencyConflict, Unauthenticated
+from adapters.store.access import Unauthenticated
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
 from adapters.store.group_commit import Overloaded
 from domain.errors import (
@@ -26,6 +26,7 @@ from domain.errors import (
     SenderNotOwned,
     UnknownArea,
 )
+from services.inbound import IdempotencyConflict
 
 PROBLEM_TYPE = "application/problem+json"
 
