@@ -16,13 +16,13 @@ from adapters.city_source import PayloadError
 from adapters.district_file import DistrictFileError
 from adapters.mqtt.broker import BrokerConfigError
 from adapters.signing import SignatureError
-from adapters.store.access import IdempotencyConflict
 from adapters.store.config import StoreConfigError
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
 from adapters.store.group_commit import Overloaded
 from domain.errors import DomainError
 from runtime.bootstrap import StartupError
 from services.access import Unauthenticated
+from services.inbound import IdempotencyConflict
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""Use cases: one function per thing a caller wants done, with explicit collaborators; HTTP, CLI and console only parse, call and present."""
+"""Use cases: one function per thing a caller wants done, with explicit collaborators (never the HTTP bag)."""

@@ -1,6 +1,6 @@
-"""Credentials and inbound messages at the store: token hashing, signed-webhook verification and idempotency records.
-
-The use cases that issue tokens and manage integrations are services/access.py's."""
+"""Credentials and inbound messages at the store: token hashing, verifying a signed message, finding and making Inbound
+records. The use cases built on them are services/access.py (tokens, integrations) and services/inbound.py (the
+idempotent acceptance of a message)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,6 @@ from domain.inbound import Inbound, inbound_id, legacy_inbound_id
 from domain.values import Role
 
 TOKEN_PREFIX = "keng_"
-
-
-class IdempotencyConflict(Exception):
-    """The same message id was used again with a different body."""
 
 
 def _sha256(data: bytes | str) -> str:
@@ -113,20 +109,6 @@ def find_inbound(app: Keng, source: str, message_id: str, integration: str | Non
     except NotFound:
         return None
     return earlier if integration is None or earlier.integration == integration else None
-
-
-def replayed_outcome(app: Keng, source: str, inbound: VerifiedInbound) -> dict[str, Any] | None:
-    """For a message id this integration used before: its original outcome if the body is the same;
-    IdempotencyConflict if not. Another integration's use of the same id is no concern of this one."""
-    earlier = find_inbound(app, source, inbound.verified.message_id, inbound.integration.name)
-    if earlier is None:
-        return None
-    if earlier.payload_sha256 != inbound.payload_sha256:
-        raise IdempotencyConflict(
-            f"webhook id {inbound.verified.message_id!r} was already used with a different body "
-            f"(sha256 {earlier.payload_sha256[:12]}…); send a new id for a new message"
-        )
-    return earlier.outcome
 
 
 def record_inbound(source: str, inbound: VerifiedInbound, outcome: dict[str, Any]) -> Inbound:

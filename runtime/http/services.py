@@ -26,6 +26,7 @@ from projections.catalog import Catalog
 from runtime.config import Settings
 from runtime.http.metrics import Metrics
 from runtime.workers.readmodels import LiveReadModels
+from services.inbound import Intake
 
 T = TypeVar("T")
 
@@ -80,6 +81,7 @@ class Services:
     area_cache: TimedCache[list[Area]] = field(init=False)
     integration_cache: TimedCache[list[Integration]] = field(init=False)
     committer: GroupCommitter = field(init=False)
+    intake: Intake = field(init=False)
     audio_links: AudioLinks = field(init=False)
     cache_ttl_s: float = 5.0
     standing_orders: list[StandingOrder] = field(default_factory=list)
@@ -98,6 +100,15 @@ class Services:
         self._areas: dict[UUID, Area] = {}
         self._integrations: dict[UUID, Integration] = {}
         self._area_position = self._integration_position = 0
+        self.intake = Intake(
+            app=self.app,
+            secrets=self.secrets,
+            areas=self.area_cache,
+            integrations=self.integration_cache,
+            committer=self.committer,
+            data_dir=self.settings.data_dir,
+            standing_orders=self.standing_orders,
+        )
 
     # Each refresh reads only the events recorded since the previous one (a topic-filtered read from a position).
     def _fold_areas(self) -> list[Area]:

@@ -20,9 +20,8 @@ from adapters.secrets import SecretStore
 from adapters.tts.base import Audio
 from runtime.bootstrap import open_app
 from runtime.config import load_settings
-from runtime.http.routes_cap import keep_document
-from runtime.http.services import Services
 from runtime.workers.readmodels import caught_up
+from services.cap_documents import keep_document
 from services.inventory import install_sample
 
 
@@ -53,11 +52,7 @@ def test_each_writer_creates_private_folders_and_files_under_a_permissive_umask(
         AudioStore(data / "assets").get_or_create(
             "ab" * 32, "test", "", lambda: Audio(samples=np.zeros(800, dtype=np.int16), sample_rate=8000)
         )
-        services = Services(app=app, secrets=SecretStore(data), settings=settings)
-        try:
-            keep_document(services, b"<alert xmlns='urn:oasis:names:tc:emergency:cap:1.2'/>")
-        finally:
-            services.committer.close()
+        keep_document(data, b"<alert xmlns='urn:oasis:names:tc:emergency:cap:1.2'/>")
     finally:
         app.close()
     names = {str(p.relative_to(data)) for p in data.rglob("*")}
