@@ -5,10 +5,12 @@ Every known error type maps to a precise 4xx; anything else is a 500 whose body 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 from aiohttp import web
 
-from adapters.city_source import PayloadError
+from adapters.payload import PayloadError
 from adapters.signing import SignatureError
 from adapters.store.access import IdempotencyConflict, Unauthenticated
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
@@ -55,12 +57,20 @@ STATUS: list[tuple[type[BaseException], int, str]] = [
 class Problem(Exception):
     """Raise from a handler (or map an error to one) to answer with a problem document."""
 
-    def __init__(self, status: int, kind: str, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.detail = detail
         self.errors = errors
+        self.headers = dict(headers or {})  # e.g. the Allow of a 405
 
     def response(self) -> web.Response:
         """The problem document as a response."""
@@ -72,7 +82,9 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors  # every violation, by element path
-        response = web.Response(status=self.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE)
+        response = web.Response(
+            status=self.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE, headers=self.headers
+        )
         if self.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="keng"'
         return response
@@ -81,7 +93,8 @@ class Problem(Exception):
 def problem_for(error: BaseException) -> Problem | None:
     """The problem response for a known error, or None."""
     if isinstance(error, PayloadError):
-        return Problem(error.status, "malformed-json" if error.status == 400 else "invalid-payload", str(error))
+        slug = "malformed-json" if error.status == 400 else "invalid-payload"
+        return Problem(error.status, slug, str(error), error.errors or None)
     for kind, status, name in STATUS:
         if isinstance(error, kind):
             return Problem(status, name, str(error))
