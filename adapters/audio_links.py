@@ -50,4 +50,4 @@ class AudioLinks:
         """True when the signature matches and has not expired (`exp` is parsed by the caller, as bounded digits)."""
         if exp < now:
             return False
-        return hmac.compare_digest(self._mac(key, exp), sig)
+        return hmac.compare_digest(self._mac(key, exp).encode(), sig.encode())  # as str, non-ASCII would raise

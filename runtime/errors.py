@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.cap.errors import CapError
-from adapters.city_source import PayloadError
 from adapters.district_file import DistrictFileError
 from adapters.mqtt.broker import BrokerConfigError
+from adapters.payload import PayloadError
 from adapters.signing import SignatureError
 from adapters.store.config import StoreConfigError
 from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound

@@ -32,6 +32,8 @@ class Intake:
 
     def __init__(self, metrics: Counter[str], barrier_topic: str = "") -> None:
         self.metrics = metrics
+        # Refused messages by (kind, reason), e.g. ("acks", "bad-json"): the labels of a metric, kept as a tuple.
+        self.refused: Counter[tuple[str, str]] = Counter()
         self.barrier_topic = barrier_topic
         self.acks: asyncio.Queue[Message] = asyncio.Queue(maxsize=200_000)
         self.statuses: asyncio.Queue[Message] = asyncio.Queue(maxsize=50_000)
@@ -47,7 +49,7 @@ class Intake:
         elif proto.parse_status_topic(topic) is not None:
             queue = self.statuses
         if queue is None:
-            self.metrics["messages_refused{reason=foreign-topic}"] += 1
+            self.refused["messages", "foreign-topic"] += 1
             return
         try:
             queue.put_nowait((topic, payload))
@@ -56,7 +58,7 @@ class Intake:
 
     def refuse(self, kind: str, reason: str, topic: str) -> None:
         """Count and log a refused message."""
-        self.metrics[f"{kind}_refused{{reason={reason}}}"] += 1
+        self.refused[kind, reason or "unspecified"] += 1
         log.warning(f"{kind}.refused", reason=reason, topic=topic[:120])
 
     @staticmethod

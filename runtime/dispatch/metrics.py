@@ -1,9 +1,9 @@
-"""Prometheus views of a running dispatcher: queue depth per priority, devices online, its event counters (read at
-scrape time by a collector) and the approval-to-ack latency of every closed dispatch (a histogram per priority)."""
+"""Prometheus views of a running dispatcher: queue depth per priority, devices online, its event counters and its
+refusals by kind and reason (read at scrape time by a collector; every label has a value) and the approval-to-ack
+latency of every closed dispatch (a histogram per priority)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +14,6 @@ from domain.values import Priority
 from runtime.dispatch.dispatcher import Dispatcher
 from runtime.dispatch.live import LiveDispatch
 from runtime.http.metrics import Metrics
-
-_KEY = re.compile(r"^(?P<name>[a-z_]+)(\{reason=(?P<reason>[^}]*)\})?$")
 
 
 class DispatcherCollector(Collector):
@@ -33,12 +31,18 @@ class DispatcherCollector(Collector):
         yield GaugeMetricFamily(
             "keng_devices_online", "Endpoints last seen online", value=sum(1 for up in d.online.values() if up)
         )
-        events = CounterMetricFamily("keng_dispatcher_events", "Dispatcher events by kind", labels=["event", "reason"])
-        for key, count in sorted(d.metrics.items()):
-            m = _KEY.match(key)
-            if m:
-                events.add_metric([m.group("name"), m.group("reason") or ""], count)
+        events = CounterMetricFamily("keng_dispatcher_events", "Dispatcher events by kind", labels=["event"])
+        for name, count in sorted(d.metrics.items()):
+            events.add_metric([name], count)
         yield events
+        refused = CounterMetricFamily(
+            "keng_dispatcher_refused",
+            "Device messages refused (counted and logged, never recorded) by kind and reason",
+            labels=["kind", "reason"],
+        )
+        for (kind, reason), count in sorted(d.intake.refused.items()):
+            refused.add_metric([kind, reason], count)
+        yield refused
 
 
 def observe_closed(metrics: Metrics, live: LiveDispatch) -> None:

@@ -30,7 +30,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _KIND_BY_STATUS = {
     400: "bad-request",
     404: "not-found",
-    405: "method-not-allowed",
     413: "body-too-large",
     415: "unsupported-media-type",
 }
@@ -54,6 +53,10 @@ async def problems_and_metrics(request: web.Request, handler: Handler) -> web.St
         response = await handler(request)
     except Problem as p:
         problem = p
+    except web.HTTPMethodNotAllowed as e:
+        allowed = ", ".join(sorted(e.allowed_methods))
+        detail = f"{e.method} is not allowed on {request.path} (allowed: {allowed})"
+        problem = Problem(405, "method-not-allowed", detail, headers={"Allow": allowed})
     except web.HTTPException as e:
         if e.status < 400:
             raise

@@ -12,6 +12,7 @@ from typing import Any
 from adapters.store.app import MAX_POSITION
 from runtime.http.openapi_reports import report_paths
 from runtime.http.openapi_schemas import SCHEMAS, STATES
+from runtime.http.openapi_webhooks import DELIVERY_REPORT, webhooks
 from runtime.http.routes_audio import MAX_EXPIRY
 
 PROBLEM = "application/problem+json"
@@ -56,18 +57,6 @@ def _broadcast_links(expression: str) -> dict[str, Any]:
 _BY_ID = _broadcast_links("$response.body#/id")
 _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
 _AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
-_REASON = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["reason"],
-                "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}},
-            }
-        }
-    },
-}
 # Standard Webhooks: the three headers together authenticate a message (and the id is its idempotency key).
 WEBHOOK_SCHEMES = {
     "webhookId": {"type": "apiKey", "in": "header", "name": "webhook-id", "description": "unique message id"},
@@ -140,7 +129,7 @@ def _operator_paths() -> dict[str, Any]:
                     "summary": f"{action} a broadcast",
                     "security": _AUTH,
                     "parameters": _ID,
-                    **({"requestBody": _REASON} if action in ("reject", "cancel") else {}),
+                    **({"requestBody": _body("Reason")} if action in ("reject", "cancel") else {}),
                     "responses": {**_ok(_ref("Broadcast"), links=_BY_ID), **_problems(*_JSON_WRITE)},
                 }
             }
@@ -323,6 +312,20 @@ def _with_bad_request(paths: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+# A method a path does not take is answered 405 with the methods it does take (RFC 9110); no operation can declare it.
+METHOD_NOT_ALLOWED = {
+    "description": "the path does not take this method (every path answers so to a method it does not list)",
+    "headers": {
+        "Allow": {
+            "description": "the methods the path takes, comma-separated (HEAD wherever GET is)",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    "content": {PROBLEM: {"schema": _ref("Problem")}},
+}
+
+
 def openapi_document() -> dict[str, Any]:
     """The document served at /openapi.json."""
     return {
@@ -330,13 +333,17 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "keng",
             "version": "1.0.0",
-            "description": "Emergency alerting and public-broadcast core. Errors are application/problem+json.",
+            "description": "Emergency alerting and public-broadcast core. Errors are application/problem+json; "
+            "a request body the schema refuses is a 422 naming the field (every violation under `errors`); a "
+            "method a path does not take is a 405 with `Allow` (components/responses/MethodNotAllowed).",
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "DeliveryReport": DELIVERY_REPORT},
+            "responses": {"MethodNotAllowed": METHOD_NOT_ALLOWED},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, **WEBHOOK_SCHEMES},
         },
         "paths": _with_bad_request(
             {**_ops_paths(), **_operator_paths(), **_public_paths(), **_signed_paths(), **report_paths()}
         ),
+        "webhooks": webhooks(_SIGNED),
     }

@@ -1,5 +1,9 @@
 """The component schemas of the OpenAPI document: what the handlers accept and, field by field, what they answer.
 
+Request bodies are checked against these very objects (adapters/payload.py compiles them), so the document and the
+checks cannot drift: `BroadcastInput` and `BroadcastChanges` come from adapters/city_source.py, `Reason` is checked
+by runtime/http/routes_operator.py.
+
 Response objects list every field the views write (`runtime/views.py`) and allow no others, so that a field added to
 a view without its description fails the schemathesis run (tests/integration/test_openapi_schemathesis.py).
 """
@@ -8,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.city_source import BROADCAST_CHANGES, BROADCAST_INPUT
 from domain.broadcast import FINAL_STATES, LIVE_STATES
-from domain.content import MAX_REPEATS, MAX_SCHEDULED, MAX_TARGETS, MAX_TEXT, MAX_TITLE
-from domain.values import MAX_URL, Channel, Priority
+from domain.values import Channel, Priority
 
 PRIORITIES = [p.value for p in Priority]
 CHANNELS = [c.value for c in Channel]
 STATES = list(LIVE_STATES + FINAL_STATES)
-MAX_ITEMS = 1000  # adapters/city_source.py refuses longer lists
+MAX_REASON = 1000
 
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
@@ -41,43 +45,6 @@ def record(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dic
         "additionalProperties": False,
         "required": [name for name in properties if name not in optional],
         "properties": properties,
-    }
-
-
-def _broadcast_input(*, required: list[str]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": required,
-        "properties": {
-            "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
-            "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
-            "priority": {"enum": PRIORITIES},
-            "targets": {
-                "type": "object",
-                "additionalProperties": False,
-                "description": "area codes (district, ward or residential group) and/or endpoint codes",
-                "properties": {
-                    "areas": {**strings(), "maxItems": MAX_TARGETS},
-                    "endpoints": {**strings(), "maxItems": MAX_TARGETS},
-                },
-            },
-            "channels": {**strings({"enum": CHANNELS}), "maxItems": MAX_ITEMS, "description": "default: all"},
-            "schedule": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "at": {**strings(_TIME), "maxItems": MAX_SCHEDULED, "description": "each before expires_at"},
-                    "repeats": {"type": "integer", "minimum": 1, "maximum": MAX_REPEATS},
-                },
-            },
-            "expires_at": {
-                **_TIME,
-                "description": "default by priority; in the future, at most KENG_MAX_EXPIRY_DAYS (default 30) days on",
-            },
-            "audio_url": {"type": "string", "maxLength": MAX_URL, "pattern": "^https?://"},
-            "drill": _BOOL,
-        },
     }
 
 
@@ -133,7 +100,7 @@ _PROBLEM = {
         "detail": _STR,
         "errors": {
             "type": "array",
-            "description": "every violation, by element path (invalid CAP)",
+            "description": "every violation: by element path (invalid CAP), by JSON Pointer (a refused JSON body)",
             "items": record({"path": _STR, "message": _STR}),
         },
     },
@@ -141,8 +108,14 @@ _PROBLEM = {
 
 SCHEMAS: dict[str, Any] = {
     "Problem": _PROBLEM,
-    "BroadcastInput": _broadcast_input(required=["title", "text", "priority", "targets"]),
-    "BroadcastChanges": _broadcast_input(required=[]),
+    "BroadcastInput": BROADCAST_INPUT,
+    "BroadcastChanges": BROADCAST_CHANGES,
+    "Reason": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": MAX_REASON}},
+    },
     "Broadcast": record(BROADCAST_FIELDS),
     "UnratifiedBroadcast": record(
         {**BROADCAST_FIELDS, "ratify_by": nullable(_TIME), "ratification_overdue": _BOOL},

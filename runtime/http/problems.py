@@ -8,9 +8,12 @@ detail itself stays as the code wrote it: it names the broken rule, which is wha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 from aiohttp import web
 
+from adapters.payload import PayloadError
 from runtime.errors import entry_for, titles_of
 
 PROBLEM_TYPE = "application/problem+json"
@@ -30,6 +33,7 @@ class Problem(Exception):
         errors: list[dict[str, str]] | None = None,
         *,
         headline_vi: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -37,6 +41,7 @@ class Problem(Exception):
         self.detail = detail
         self.errors = errors
         self.headline_vi = headline_vi
+        self.headers = dict(headers or {})  # e.g. the Allow of a 405
 
     def response(self, language: str = LANGUAGES[0]) -> web.Response:
         """The problem document as a response, in `language` (one of LANGUAGES)."""
@@ -50,7 +55,9 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors  # every violation, by element path
-        response = web.Response(status=self.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE)
+        response = web.Response(
+            status=self.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE, headers=self.headers
+        )
         response.headers["Content-Language"] = "vi" if vietnamese else "en"
         response.headers["Vary"] = "Accept-Language"
         if self.status == 401:
@@ -63,7 +70,8 @@ def problem_for(error: BaseException) -> Problem | None:
     entry = entry_for(error)
     if entry is None or entry.status is None:
         return None
-    return Problem(entry.status, entry.kind, str(error), headline_vi=entry.headline_vi)
+    errors = getattr(error, "errors", None) if isinstance(error, PayloadError) else None
+    return Problem(entry.status, entry.kind, str(error), errors or None, headline_vi=entry.headline_vi)
 
 
 def preferred_language(accept_language: str | None) -> str:

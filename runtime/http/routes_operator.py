@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import orjson
 from aiohttp import web
 
 from adapters.city_source import parse_city_message
+from adapters.payload import JsonSchemaCheck
 from domain.broadcast import FINAL_STATES, LIVE_STATES
 from domain.staff import Staff
+from runtime.http.openapi_schemas import SCHEMAS
 from runtime.http.problems import Problem
 from runtime.http.services import SERVICES, Services
 from runtime.views import broadcast_view, endpoint_view, jsonable, staff_view
@@ -27,6 +28,7 @@ from services.inventory import readable_endpoints
 JSON = "application/json"
 STATES = LIVE_STATES + FINAL_STATES
 FLAGS = ("1", "true", "0", "false")
+REASON = JsonSchemaCheck(SCHEMAS["Reason"])  # the body of reject and cancel, as the document describes it
 
 
 def bearer_token(request: web.Request) -> str:
@@ -98,14 +100,7 @@ async def revise_broadcast(request: web.Request) -> web.Response:
 
 
 async def _reason(request: web.Request) -> str:
-    body = await json_body(request)
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise Problem(400, "malformed-json", f"malformed JSON: {e}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("reason"), str):
-        raise Problem(422, "invalid-payload", "expected an object with a string 'reason'")
-    return str(data["reason"])
+    return str(REASON.load(await json_body(request))["reason"])
 
 
 async def act_on_broadcast(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ import time
 import orjson
 import pytest
 
+from tests.exposition import with_an_empty_label
 from tests.keng_process import KengHome
 
 
@@ -55,13 +56,17 @@ def test_serve_accepts_signed_webhooks_dispatches_approved_broadcasts_and_stops_
     assert renders and renders[0]["content_sha256"], log.read_text()
     audio = client.request("GET", f"/audio/{renders[0]['asset_hash']}", token=tokens["lan.nguyen"])
     assert audio.status == 200 and audio.headers["content-type"] == "audio/mpeg"
-    exposition = client.request("GET", "/metrics").body.decode()
+    scraped = client.request("GET", "/metrics").body
+    exposition = scraped.decode()
     for metric in (
         "keng_http_requests_total",
         'keng_dispatch_queue_depth{priority="emergency"}',
         "keng_devices_online",
         'keng_webhook_outcomes_total{outcome="accepted",source="city-source"} 1.0',
+        'keng_dispatcher_events_total{event="commands_published"}',
+        "process_cpu_seconds_total",
     ):
         assert metric in exposition, metric
+    assert with_an_empty_label(scraped) == []
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0, log.read_text()

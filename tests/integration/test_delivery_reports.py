@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+import jsonschema
 import orjson
 import pytest
 from aiohttp import web
@@ -18,6 +19,7 @@ from adapters.signing import verify
 from adapters.store.access import record_inbound
 from adapters.store.app import Keng
 from domain.report import DeliveryReport, backoff_s, report_id
+from runtime.http.openapi import openapi_document
 from runtime.workers.reporter import Reporter
 from services import broadcasts
 from services.access import add_integration
@@ -74,6 +76,13 @@ async def test_a_cancelled_city_message_is_reported_after_a_failed_attempt(sampl
     verify([secret], headers, body, now=time.time())
     report = orjson.loads(body)
     assert (report["message_id"], report["outcome"], report["broadcast_id"]) == ("city-77", "cancelled", str(bid))
+    # As the OpenAPI document's `webhooks` describe it: the body by its schema, the signature by its headers.
+    document = openapi_document()
+    described = document["webhooks"]["deliveryReport"]["post"]
+    schema = {**described["requestBody"]["content"]["application/json"]["schema"], "components": document["components"]}
+    jsonschema.validate(report, schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    schemes = document["components"]["securitySchemes"]
+    assert {schemes[name]["name"] for name in described["security"][0]} <= {h.lower() for h in headers}
     stored = sample_app.load(DeliveryReport, report_id(bid, "cancelled"), "report")
     assert (stored.delivered, stored.attempts, stored.last_error) == (True, 2, "HTTP 503")
     # Nothing is queued twice, also by a restarted reporter.

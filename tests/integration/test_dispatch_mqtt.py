@@ -13,7 +13,10 @@ from adapters.mqtt.broker import BrokerAddress
 from adapters.mqtt.link import MqttLink
 from domain.dispatch import Dispatch
 from domain.endpoint import Endpoint
+from runtime.dispatch.metrics import DispatcherCollector
+from runtime.http.metrics import Metrics
 from services import broadcasts
+from tests.exposition import samples, with_an_empty_label
 from tests.integration.conftest import Mosquitto
 from tests.integration.harness import Harness
 
@@ -191,15 +194,26 @@ async def test_malformed_and_foreign_messages_are_counted_and_change_nothing(h: 
     ]:
         await link.publish(topic, payload)
     await link.close()
-    m = dispatcher.metrics
-    await h.until(lambda: sum(v for k, v in m.items() if "_refused{" in k) >= 7)
-    assert m["acks_refused{reason=bad-json}"] == 1 and m["acks_refused{reason=unknown-endpoint}"] == 1
-    assert m["acks_refused{reason=unknown-dispatch}"] == 1 and m["acks_refused{reason=endpoint-mismatch}"] == 1
-    assert m["status_refused{reason=bad-json}"] == 1 and m["status_refused{reason=unknown-endpoint}"] == 1
-    assert m["status_refused{reason=endpoint-mismatch}"] == 1
+    refused = dispatcher.intake.refused
+    await h.until(lambda: refused.total() >= 7)
+    assert refused == {
+        ("acks", "bad-json"): 1,
+        ("acks", "unknown-endpoint"): 1,
+        ("acks", "unknown-dispatch"): 1,
+        ("acks", "endpoint-mismatch"): 1,
+        ("status", "bad-json"): 1,
+        ("status", "unknown-endpoint"): 1,
+        ("status", "endpoint-mismatch"): 1,
+    }
     await asyncio.sleep(0.3)
     assert h.app.max_position() == position
-    assert sum(v for k, v in m.items() if "_refused{" in k) == 7
+    assert refused.total() == 7
+    metrics = Metrics()
+    metrics.registry.register(DispatcherCollector(dispatcher))
+    exposed = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in samples(metrics.render())}
+    assert exposed["keng_dispatcher_refused_total", (("kind", "acks"), ("reason", "bad-json"))] == 1
+    assert exposed["keng_dispatcher_refused_total", (("kind", "status"), ("reason", "endpoint-mismatch"))] == 1
+    assert with_an_empty_label(metrics.render()) == []
 
 
 async def test_status_heartbeats_record_transitions_only(h: Harness) -> None:

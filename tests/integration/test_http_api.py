@@ -17,6 +17,7 @@ from adapters.store.app import Keng
 from runtime.config import load_settings
 from runtime.http.services import Services
 from services.access import add_integration, issue_token
+from tests.exposition import samples, with_an_empty_label
 from tests.http_server import Client, serve
 
 DRAFT = {
@@ -218,3 +219,15 @@ def test_live_stream_carries_state_changes_from_a_position(api: tuple[Client, di
     assert seen == ["Broadcast.Drafted", "Broadcast.SubmittedForApproval"]
     problem(client.request("GET", "/api/v1/stream"), 401)
     problem(client.request("GET", "/api/v1/stream?since=abc", token=t["mai.le"]), 400, "log position")
+
+
+def test_metrics_carry_the_process_and_no_series_with_an_empty_label(api: tuple[Client, dict[str, str], Keng]) -> None:
+    client, t, _ = api
+    client.json("GET", "/api/v1/broadcasts", None, t["mai.le"])
+    problem(client.signed(HOOK, b'{"title": ', t["secret"], "metrics-1"), 400)  # counted under its outcome
+    reply = client.request("GET", "/metrics")
+    assert reply.status == 200
+    names = {s.name for s in samples(reply.body)}
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "python_info"} <= names
+    assert {"keng_http_requests_total", "keng_webhook_outcomes_total"} <= names
+    assert with_an_empty_label(reply.body) == []

@@ -65,6 +65,7 @@ def test_audio_is_refused_without_a_valid_link_or_token(audio_server) -> None:  
     other = services.audio_links.query("0" * 64, datetime.now(UTC) + timedelta(hours=1))
     assert client.request("GET", f"/audio/{key}?{other}").status == 403
     assert client.request("GET", f"/audio/{key}?exp=99999999999&sig=00").status == 403
+    assert client.request("GET", f"/audio/{key}?exp=99999999999&sig=%C3%A9").status == 403  # not ASCII: not a 500
 
 
 def test_unknown_or_malformed_keys_are_404(audio_server) -> None:  # type: ignore[no-untyped-def]
