@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-from adapters.private_files import private_dir
+from keng.adapters.private_files import private_dir
 
 FILENAME = "audio-links.key"
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import lameenc
 import structlog
 
-from adapters.private_files import FILE_MODE, private_dir, write_private
-from adapters.tts.base import Audio
+from keng.adapters.private_files import FILE_MODE, private_dir, write_private
+from keng.adapters.tts.base import Audio
 
 log = structlog.get_logger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont
 
-from domain.values import Priority
-from domain.vitext import normalise, strip_markup
+from keng.domain.values import Priority
+from keng.domain.vitext import normalise, strip_markup
 
 FONT_PATH = Path(__file__).parent / "fonts" / "DejaVuSans-Bold.ttf"
 

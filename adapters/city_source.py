@@ -18,10 +18,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from adapters.payload import JsonSchemaCheck, PayloadError, field_name
-from domain.content import MAX_REPEATS, MAX_SCHEDULED, MAX_TARGETS, MAX_TEXT, MAX_TITLE
-from domain.errors import InvalidValue
-from domain.values import MAX_URL, Channel, Priority
+from keng.adapters.payload import JsonSchemaCheck, PayloadError, field_name
+from keng.domain.content import MAX_REPEATS, MAX_SCHEDULED, MAX_TARGETS, MAX_TEXT, MAX_TITLE
+from keng.domain.errors import InvalidValue
+from keng.domain.values import MAX_URL, Channel, Priority
 
 MAX_ITEMS = 1000  # longest list of channels
 _TIME = {"type": "string", "format": "date-time"}

@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 from eventsourcing.domain import Aggregate
 
-from domain.area import Area
-from domain.endpoint import Endpoint
-from domain.errors import DomainError
+from keng.domain.area import Area
+from keng.domain.endpoint import Endpoint
+from keng.domain.errors import DomainError
 
 COLUMNS = (
     "record",

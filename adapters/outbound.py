@@ -27,8 +27,8 @@ import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from domain.errors import InvalidValue
-from domain.outbound import address_allowed, check_fetch_host
+from keng.domain.errors import InvalidValue
+from keng.domain.outbound import address_allowed, check_fetch_host
 
 ADDRESS_NOT_ALLOWED = "address not allowed"
 UNREACHABLE = "unreachable"

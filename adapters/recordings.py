@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from adapters.audio_store import AssetInfo, encode_mp3, lookup
-from adapters.audio_upload import UploadLimits, UploadRefused, validate_upload
-from adapters.outbound import BAD_STATUS, FetchPolicy, FetchRefused, fetch
-from adapters.private_files import private_dir, write_private
-from adapters.tts.base import Audio
+from keng.adapters.audio_store import AssetInfo, encode_mp3, lookup
+from keng.adapters.audio_upload import UploadLimits, UploadRefused, validate_upload
+from keng.adapters.outbound import BAD_STATUS, FetchPolicy, FetchRefused, fetch
+from keng.adapters.private_files import private_dir, write_private
+from keng.adapters.tts.base import Audio
 
 FETCH_TIMEOUT_S = 20.0
 

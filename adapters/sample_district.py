@@ -30,7 +30,7 @@ STAFF: list[dict[str, Any]] = [
 
 def wards() -> list[dict[str, Any]]:
     """The 13 wards (code, name, lat, lon) shipped with keng."""
-    text = resources.files("adapters").joinpath("data/bac_tu_liem_wards.csv").read_text(encoding="utf-8")
+    text = resources.files("keng.adapters").joinpath("data/bac_tu_liem_wards.csv").read_text(encoding="utf-8")
     return [
         {"code": r["code"], "name": f"Phường {r['ward']}", "lat": float(r["lat"]), "lon": float(r["lon"])}
         for r in csv.DictReader(text.splitlines())

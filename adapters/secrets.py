@@ -11,8 +11,8 @@ from pathlib import Path
 
 import orjson
 
-from adapters.private_files import private_dir, write_private
-from adapters.signing import fingerprint
+from keng.adapters.private_files import private_dir, write_private
+from keng.adapters.signing import fingerprint
 
 
 class SecretStore:

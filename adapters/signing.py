@@ -17,8 +17,8 @@ import secrets as _secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from domain.errors import InvalidValue
-from domain.values import parse_digits
+from keng.domain.errors import InvalidValue
+from keng.domain.values import parse_digits
 
 SECRET_PREFIX = "whsec_"
 TOLERANCE_S = 300

@@ -28,16 +28,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.audit import chain
-from adapters.store import postgres as store_postgres
-from adapters.store import sqlite as store_sqlite
-from adapters.store.app import Keng
-from adapters.store.config import connect_kwargs, locate_store, without_chain
 from bench import fanout
 from bench.common import report
 from bench.ingest import keng_ingest
-from domain.delivery import percentile
-from domain.staff import Staff
+from keng.adapters.audit import chain
+from keng.adapters.store import postgres as store_postgres
+from keng.adapters.store import sqlite as store_sqlite
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import connect_kwargs, locate_store, without_chain
+from keng.domain.delivery import percentile
+from keng.domain.staff import Staff
 
 MODES = ("off", "on")
 

@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CASES = {
     "python -c pass (baseline)": ["-c", "pass"],
-    "keng --help": ["-m", "runtime.cli", "--help"],
-    "keng broadcast --help": ["-m", "runtime.cli", "broadcast", "--help"],
-    "keng serve --help": ["-m", "runtime.cli", "serve", "--help"],
+    "keng --help": ["-m", "keng.runtime.cli", "--help"],
+    "keng broadcast --help": ["-m", "keng.runtime.cli", "broadcast", "--help"],
+    "keng serve --help": ["-m", "keng.runtime.cli", "serve", "--help"],
 }
 
 

@@ -16,15 +16,15 @@ from typing import Any
 
 import orjson
 
-from adapters import sample_district
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
-from adapters.mqtt.wire import WireLink
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from runtime.process import freeze_long_lived
-from services.access import SYSTEM, enrol_by_system
-from services.inventory import bootstrap_admin, load_rows
+from keng.adapters import sample_district
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
+from keng.adapters.mqtt.wire import WireLink
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.runtime.process import freeze_long_lived
+from keng.services.access import SYSTEM, enrol_by_system
+from keng.services.inventory import bootstrap_admin, load_rows
 
 MOSQUITTO_CONF = (
     "listener {port} 127.0.0.1\nallow_anonymous true\n"
@@ -67,7 +67,7 @@ def district(n: int) -> tuple[str, Keng]:
 
 def cli(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KENG_LOG_LEVEL": os.environ.get("KENG_BENCH_LOG_LEVEL", "warning"), "KENG_LOG_FORMAT": "json"}
-    return subprocess.Popen([sys.executable, "-m", "runtime.cli", *args], env=env, **kw)
+    return subprocess.Popen([sys.executable, "-m", "keng.runtime.cli", *args], env=env, **kw)
 
 
 def wait_line(proc: subprocess.Popen[bytes], word: str, timeout: float = 900) -> str:
@@ -141,7 +141,7 @@ class Observer:
 async def wait_online(app: Keng, n: int, timeout: float = 300) -> float:
     """Wait until the dispatcher has recorded `n` endpoints online (the fleet's retained statuses), so that a
     benchmark measures a dispatch in steady state, not the dispatcher's start-up intake. Returns seconds waited."""
-    from domain.endpoint import Endpoint
+    from keng.domain.endpoint import Endpoint
 
     t0, position, online = time.monotonic(), 0, 0
     while online < n and time.monotonic() - t0 < timeout:

@@ -17,8 +17,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.link import MqttLink
 from bench.common import (
     Observer,
     cli,
@@ -33,10 +31,12 @@ from bench.common import (
     wait_line,
     wait_online,
 )
-from domain.broadcast import Broadcast
-from domain.delivery import percentile
-from domain.dispatch import Dispatch
-from services import broadcasts
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.link import MqttLink
+from keng.domain.broadcast import Broadcast
+from keng.domain.delivery import percentile
+from keng.domain.dispatch import Dispatch
+from keng.services import broadcasts
 
 
 async def baseline(address, observer: Observer, n: int, topics: list[str]) -> list[float]:  # type: ignore[no-untyped-def]

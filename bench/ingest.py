@@ -56,7 +56,7 @@ async def _load(port: int, secret: str | None, rate: float, duration: float, pre
     response, so queueing in the client counts against the server (no coordinated omission). Requests are built and
     signed before the clock starts, and sent over 64 keep-alive connections with a minimal HTTP/1.1 client, so that
     the load generator takes as little as possible of the 2 cores it shares with the server."""
-    from adapters.signing import sign
+    from keng.adapters.signing import sign
 
     total = int(rate * duration)
     ts = int(time.time())
@@ -146,7 +146,7 @@ web.run_app(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), print=No
 
 def keng_ingest(rate: float, duration: float, store: str | None, **env_extra: str) -> dict[str, Any]:
     """`keng serve --no-dispatcher` over a fresh data directory (and `store`), loaded open-loop; its figures."""
-    keng = [sys.executable, "-m", "runtime.cli"]
+    keng = [sys.executable, "-m", "keng.runtime.cli"]
     with tempfile.TemporaryDirectory(prefix="keng-bench-") as tmp:
         env = {
             **os.environ,

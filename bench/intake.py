@@ -26,10 +26,10 @@ import aiomqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.broker import BrokerAddress, parse_broker_url
-from adapters.mqtt.wire import WireLink
 from bench.common import report, start_broker
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.broker import BrokerAddress, parse_broker_url
+from keng.adapters.mqtt.wire import WireLink
 
 CONNECTIONS_PER_SENDER = 20
 

@@ -22,7 +22,6 @@ from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.store.app import Keng
 from bench.common import (
     Observer,
     cli,
@@ -36,10 +35,11 @@ from bench.common import (
     wait_line,
     wait_online,
 )
-from domain.broadcast import Broadcast
-from domain.delivery import percentile
-from runtime.demo.simulator import fleet_specs
-from services import broadcasts
+from keng.adapters.store.app import Keng
+from keng.domain.broadcast import Broadcast
+from keng.domain.delivery import percentile
+from keng.runtime.demo.simulator import fleet_specs
+from keng.services import broadcasts
 
 
 def approve(app: Keng, priority: str, **targets: Any) -> UUID:

@@ -22,16 +22,16 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.audit.chain import CHAIN_TABLE, CHECKPOINT_TABLE, seal
-from adapters.audit.keys import Signer
-from adapters.audit.verify import verify
-from adapters.readstore.source import FactSource
-from adapters.readstore.sql import SqlDb
-from adapters.readstore.store import ReadStore
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from projections.runner import run_facts
-from runtime.workers.readmodels import REBUILD_BATCH
+from keng.adapters.audit.chain import CHAIN_TABLE, CHECKPOINT_TABLE, seal
+from keng.adapters.audit.keys import Signer
+from keng.adapters.audit.verify import verify
+from keng.adapters.readstore.source import FactSource
+from keng.adapters.readstore.sql import SqlDb
+from keng.adapters.readstore.store import ReadStore
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.projections.runner import run_facts
+from keng.runtime.workers.readmodels import REBUILD_BATCH
 from tests.synthetic import History
 
 

@@ -14,7 +14,7 @@ from uuid import uuid4
 import orjson
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, Transcoder, UUIDAsHex
 
-from adapters.store.transcoder import DateAsISO, OrjsonTranscoder
+from keng.adapters.store.transcoder import DateAsISO, OrjsonTranscoder
 
 
 def sample_states(n: int) -> list[dict[str, Any]]:

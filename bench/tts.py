@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
-from adapters.audio_store import AssetInfo, AudioStore, content_key, lookup
-from adapters.tts.base import Audio, TTSConfig
-from adapters.tts.render import Renderer
-from domain.vitext import prepare
+from keng.adapters.audio_store import AssetInfo, AudioStore, content_key, lookup
+from keng.adapters.tts.base import Audio, TTSConfig
+from keng.adapters.tts.render import Renderer
+from keng.domain.vitext import prepare
 
 SENTENCES = [
     "UBND phường Hòa Bình thông báo: do ảnh hưởng của bão số 3, từ 14h ngày 12/9/2024 sẽ cắt điện TDP 5.",
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine == "coqui":
         import torch
 
-        from adapters.tts.random_vits import build_random_vits
+        from keng.adapters.tts.random_vits import build_random_vits
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model, cfg = build_random_vits(work / "model", tiny=not args.standard)

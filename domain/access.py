@@ -14,11 +14,11 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.area import check_code
-from domain.errors import IllegalTransition, InvalidValue, SenderTaken
-from domain.ids import KENG_NAMESPACE
-from domain.outbound import check_fetch_hosts
-from domain.values import clean_text
+from keng.domain.area import check_code
+from keng.domain.errors import IllegalTransition, InvalidValue, SenderTaken
+from keng.domain.ids import KENG_NAMESPACE
+from keng.domain.outbound import check_fetch_hosts
+from keng.domain.values import clean_text
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 INTEGRATION_KINDS = ("city-source", "cap")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from domain.errors import NotAuthorised, NotCreator, OutsideJurisdiction, SenderNotOwned
-from domain.values import Role
+from keng.domain.errors import NotAuthorised, NotCreator, OutsideJurisdiction, SenderNotOwned
+from keng.domain.values import Role
 
 
 class Actor(Protocol):

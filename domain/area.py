@@ -6,9 +6,9 @@ import re
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import InvalidValue
-from domain.ids import area_id
-from domain.values import AreaLevel, clean_text, parse_enum
+from keng.domain.errors import InvalidValue
+from keng.domain.ids import area_id
+from keng.domain.values import AreaLevel, clean_text, parse_enum
 
 _CODE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$")
 _PARENT_LEVEL = {

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from domain.actor import Actor, ExternalActor
-from domain.errors import EmergencyCancelRefused
-from domain.values import BroadcastState, Priority, Role
+from keng.domain.actor import Actor, ExternalActor
+from keng.domain.errors import EmergencyCancelRefused
+from keng.domain.values import BroadcastState, Priority, Role
 
 ON_AIR = BroadcastState.DISPATCHING
 

@@ -18,14 +18,14 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
-from domain.actor import Actor, integration_of
-from domain.authority import cancel_role, require_authority
-from domain.content import Content
-from domain.dispatch import dispatch_id
-from domain.errors import ExpiredBroadcast, IllegalTransition, NotApproved, SelfApprovalRefused
-from domain.ids import sourced_broadcast_id
-from domain.records import Approval, DispatchSummary, Render, RenderFailure
-from domain.values import BroadcastState, Role, SourceKind, clean_text, parse_enum
+from keng.domain.actor import Actor, integration_of
+from keng.domain.authority import cancel_role, require_authority
+from keng.domain.content import Content
+from keng.domain.dispatch import dispatch_id
+from keng.domain.errors import ExpiredBroadcast, IllegalTransition, NotApproved, SelfApprovalRefused
+from keng.domain.ids import sourced_broadcast_id
+from keng.domain.records import Approval, DispatchSummary, Render, RenderFailure
+from keng.domain.values import BroadcastState, Role, SourceKind, clean_text, parse_enum
 
 DRILL_NOTICE = "Đây là bản tin diễn tập."
 LIVE_STATES = tuple(s for s in BroadcastState if not s.is_final)

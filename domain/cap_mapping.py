@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from domain.cap import CapAlert, Certainty, Info, MsgType, Resource, Scope, Severity, Status, Urgency
-from domain.cap_places import (
+from keng.domain.cap import CapAlert, Certainty, Info, MsgType, Resource, Scope, Severity, Status, Urgency
+from keng.domain.cap_places import (
     CapRefused,
     Gazetteer,
     Jurisdiction,
@@ -20,7 +20,7 @@ from domain.cap_places import (
     Resolution,
     resolve_area,
 )
-from domain.values import Priority
+from keng.domain.values import Priority
 
 _CERTAIN = (Certainty.OBSERVED, Certainty.LIKELY)
 _SOON = (Urgency.IMMEDIATE, Urgency.EXPECTED)

@@ -8,9 +8,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from domain.cap import Area, Circle, Point
-from domain.errors import DomainError
-from domain.geo import in_circle, in_polygon
+from keng.domain.cap import Area, Circle, Point
+from keng.domain.errors import DomainError
+from keng.domain.geo import in_circle, in_polygon
 
 DVHC = "VN-DVHC"  # geocode valueName: Vietnam's administrative unit codes (ward 5 digits, district 3)
 _DVHC_LEVEL = {5: "ward", 3: "district"}

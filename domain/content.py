@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain.errors import InvalidValue
-from domain.values import Channel, Priority, clean_text, clean_url, parse_enum, parse_enums, require_aware
+from keng.domain.errors import InvalidValue
+from keng.domain.values import Channel, Priority, clean_text, clean_url, parse_enum, parse_enums, require_aware
 
 MAX_TITLE = 200
 MAX_TEXT = 5000

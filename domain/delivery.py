@@ -13,9 +13,9 @@ from datetime import datetime
 from math import ceil
 from typing import Any
 
-from domain.dispatch import ACK_STATES
-from domain.records import Ack, DispatchSummary, LatencySummary
-from domain.values import AckState
+from keng.domain.dispatch import ACK_STATES
+from keng.domain.records import Ack, DispatchSummary, LatencySummary
+from keng.domain.values import AckState
 
 PROTOCOL_VERSION = 1
 MAX_REASON = 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.delivery import PROTOCOL_VERSION
+from keng.domain.delivery import PROTOCOL_VERSION
 
 STATUS_STATES = ("online", "offline", "fault")
 

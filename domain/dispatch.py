@@ -13,10 +13,10 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import IllegalTransition, InvalidValue
-from domain.ids import KENG_NAMESPACE
-from domain.records import Ack, DispatchSummary
-from domain.values import ACK_RANK, FINAL_ACK_STATES, AckState
+from keng.domain.errors import IllegalTransition, InvalidValue
+from keng.domain.ids import KENG_NAMESPACE
+from keng.domain.records import Ack, DispatchSummary
+from keng.domain.values import ACK_RANK, FINAL_ACK_STATES, AckState
 
 ACK_STATES = tuple(AckState)
 T = TypeVar("T", str, datetime)

@@ -7,10 +7,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from domain.area import check_code, check_coordinates
-from domain.errors import IllegalTransition, InvalidValue
-from domain.ids import endpoint_id
-from domain.values import Condition, EndpointKind, clean_text, parse_enum
+from keng.domain.area import check_code, check_coordinates
+from keng.domain.errors import IllegalTransition, InvalidValue
+from keng.domain.ids import endpoint_id
+from keng.domain.values import Condition, EndpointKind, clean_text, parse_enum
 
 
 class Endpoint(Aggregate):

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from itertools import pairwise
 
-from domain.cap import Circle, Point
+from keng.domain.cap import Circle, Point
 
 EARTH_RADIUS_KM = 6371.0088
 

@@ -14,7 +14,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.ids import KENG_NAMESPACE
+from keng.domain.ids import KENG_NAMESPACE
 
 
 def inbound_id(source: str, message_id: str, integration: str) -> UUID:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from domain.errors import InvalidValue
+from keng.domain.errors import InvalidValue
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_FETCH_HOSTS = 20

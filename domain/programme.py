@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone, tzinfo
 
-from domain.errors import InvalidValue
-from domain.values import Priority
+from keng.domain.errors import InvalidValue
+from keng.domain.values import Priority
 
 VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
 VOLUME = {Priority.EMERGENCY: 100, Priority.PRIORITY: 85, Priority.NORMAL: 70}

@@ -8,8 +8,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import IllegalTransition
-from domain.ids import KENG_NAMESPACE
+from keng.domain.errors import IllegalTransition
+from keng.domain.ids import KENG_NAMESPACE
 
 MAX_BACKOFF_S = 300.0
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import InvalidValue, NotAuthorised, OutOfScope
-from domain.ids import staff_id
-from domain.values import Role, clean_text, parse_enum, parse_enums
+from keng.domain.errors import InvalidValue, NotAuthorised, OutOfScope
+from keng.domain.ids import staff_id
+from keng.domain.values import Role, clean_text, parse_enum, parse_enums
 
 _HANDLE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 

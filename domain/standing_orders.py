@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.errors import InvalidValue
+from keng.domain.errors import InvalidValue
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 _FIELDS = {"name", "senders", "events", "severities", "urgencies", "priorities"}

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from typing import TypeVar
 
-from domain.errors import InvalidValue
+from keng.domain.errors import InvalidValue
 
 
 class Priority(StrEnum):

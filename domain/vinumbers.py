@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from domain.viabbrev import UNITS
+from keng.domain.viabbrev import UNITS
 
 DIGITS: tuple[str, ...] = ("không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín")
 _SCALES: tuple[str, ...] = ("", "nghìn", "triệu", "tỷ")

@@ -14,8 +14,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from domain.viabbrev import ABBREVIATIONS, DOCUMENT_CODES
-from domain.vinumbers import read_numbers
+from keng.domain.viabbrev import ABBREVIATIONS, DOCUMENT_CODES
+from keng.domain.vinumbers import read_numbers
 
 DEFAULT_CHUNK_CHARS = 400
 

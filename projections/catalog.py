@@ -14,10 +14,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.area import Area
-from domain.broadcast import Broadcast
-from domain.endpoint import Endpoint
-from domain.staff import Staff
+from keng.domain.area import Area
+from keng.domain.broadcast import Broadcast
+from keng.domain.endpoint import Endpoint
+from keng.domain.staff import Staff
 
 A = TypeVar("A", bound=Aggregate)
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from domain.area import Area
-from domain.broadcast import STATE_AFTER, Broadcast, state_after_revision
-from domain.dispatch import Dispatch, first_ack_at
-from domain.endpoint import Endpoint
-from domain.staff import Staff
-from domain.values import ACK_RANK, AckState, BroadcastState
-from projections import kpi
-from projections.facts import Fact
+from keng.domain.area import Area
+from keng.domain.broadcast import STATE_AFTER, Broadcast, state_after_revision
+from keng.domain.dispatch import Dispatch, first_ack_at
+from keng.domain.endpoint import Endpoint
+from keng.domain.staff import Staff
+from keng.domain.values import ACK_RANK, AckState, BroadcastState
+from keng.projections import kpi
+from keng.projections.facts import Fact
 
 Doc = dict[str, Any]
 Row = tuple[int, str, str, str, str, str, str]  # position, at, subject kind, subject, event, actor, detail

@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from domain.ids import endpoint_id
+from keng.domain.ids import endpoint_id
 
 if TYPE_CHECKING:
-    from projections.fold import Doc, Docs
+    from keng.projections.fold import Doc, Docs
 
 KEY = "district"
 TARGET_YEAR = 2025

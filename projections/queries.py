@@ -6,9 +6,9 @@ import math
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.values import AckState
-from projections import kpi
-from projections.fold import Doc, Row
+from keng.domain.values import AckState
+from keng.projections import kpi
+from keng.projections.fold import Doc, Row
 
 
 class Reader(Protocol):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from projections.fold import Doc
+from keng.projections.fold import Doc
 
 DEPRECIATION_YEARS = 5
 _CONDITION_ORDER = {"broken": 0}

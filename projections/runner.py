@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.broadcast import FINAL_STATES
-from projections.facts import Fact, facts_of
-from projections.fold import Doc, Row, fold
+from keng.domain.broadcast import FINAL_STATES
+from keng.projections.facts import Fact, facts_of
+from keng.projections.fold import Doc, Row, fold
 
 # Documents kept between batches. Hot, small kinds (inventory, staff, the kpi counters) stay; finished broadcasts and
 # closed dispatches (large: every ack) are dropped at each commit, and everything else beyond the limit as well.

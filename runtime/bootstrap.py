@@ -19,26 +19,26 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from adapters.private_files import loose_paths, touch_private
-from adapters.store.app import Clock, Keng, utc_now
-from adapters.store.config import locate_store, without_chain
-from adapters.store.sqlite import SYNCHRONOUS_FULL, DurabilityError, KengSQLiteFactory
-from domain.content import ContentLimits
-from domain.errors import InvalidValue
-from domain.programme import SAMPLE_SLOTS, Programme, parse_slots
-from domain.standing_orders import StandingOrder, parse_orders
-from runtime.config import Settings
+from keng.adapters.private_files import loose_paths, touch_private
+from keng.adapters.store.app import Clock, Keng, utc_now
+from keng.adapters.store.config import locate_store, without_chain
+from keng.adapters.store.sqlite import SYNCHRONOUS_FULL, DurabilityError, KengSQLiteFactory
+from keng.domain.content import ContentLimits
+from keng.domain.errors import InvalidValue
+from keng.domain.programme import SAMPLE_SLOTS, Programme, parse_slots
+from keng.domain.standing_orders import StandingOrder, parse_orders
+from keng.runtime.config import Settings
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from adapters.mqtt.broker import BrokerAddress
-    from adapters.mqtt.link import MqttLink
-    from adapters.mqtt.wire import WireLink
-    from adapters.tts.render import RenderConfig, Renderer
-    from runtime.dispatch.dispatcher import Dispatcher
-    from runtime.http.metrics import Metrics
-    from runtime.http.services import Services
+    from keng.adapters.mqtt.broker import BrokerAddress
+    from keng.adapters.mqtt.link import MqttLink
+    from keng.adapters.mqtt.wire import WireLink
+    from keng.adapters.tts.render import RenderConfig, Renderer
+    from keng.runtime.dispatch.dispatcher import Dispatcher
+    from keng.runtime.http.metrics import Metrics
+    from keng.runtime.http.services import Services
 
 log = structlog.get_logger(__name__)
 DISPATCHER_CLIENT_ID = "keng-dispatcher"
@@ -109,7 +109,7 @@ def load_standing_orders(settings: Settings) -> list[StandingOrder]:
 
 def build_renderer() -> Renderer:
     """The process's one render stack (engines load on first use); close it when the process is done rendering."""
-    from adapters.tts.render import Renderer
+    from keng.adapters.tts.render import Renderer
 
     return Renderer()
 
@@ -117,9 +117,9 @@ def build_renderer() -> Renderer:
 def render_config(settings: Settings, engine: str | None = None, voice: str | None = None) -> RenderConfig:
     """What to render with: the given engine or `KENG_TTS_ENGINE`, the coqui model of `KENG_TTS_MODEL` /
     `KENG_TTS_CONFIG`, assets under `<data dir>/assets`."""
-    from adapters.boards import BoardProfile
-    from adapters.tts.base import TTSConfig
-    from adapters.tts.render import RenderConfig
+    from keng.adapters.boards import BoardProfile
+    from keng.adapters.tts.base import TTSConfig
+    from keng.adapters.tts.render import RenderConfig
 
     engine = engine or settings.tts_engine
     tts = TTSConfig(
@@ -136,7 +136,7 @@ def render_config(settings: Settings, engine: str | None = None, voice: str | No
 
 def broker_of(settings: Settings, default: str | None = None) -> BrokerAddress | None:
     """The broker of `--broker` / `KENG_MQTT`, else `default`; None asks for an embedded broker."""
-    from adapters.mqtt.broker import parse_broker_url
+    from keng.adapters.mqtt.broker import parse_broker_url
 
     url = settings.broker_url or default
     return parse_broker_url(url) if url else None
@@ -146,7 +146,7 @@ def broker_of(settings: Settings, default: str | None = None) -> BrokerAddress |
 async def broker_for(settings: Settings, *, embedded_port: int = 0) -> AsyncIterator[tuple[BrokerAddress, bool]]:
     """The configured broker, or an embedded one (on `embedded_port`, 0: any free port) for the duration; yields the
     address and whether it is embedded."""
-    from adapters.mqtt.broker import EmbeddedBroker
+    from keng.adapters.mqtt.broker import EmbeddedBroker
 
     configured = broker_of(settings)
     if configured is not None:
@@ -168,9 +168,9 @@ def programme_of(settings: Settings) -> Programme:
 def mqtt_links(broker: BrokerAddress, client_id: str = DISPATCHER_CLIENT_ID) -> tuple[MqttLink, WireLink]:
     """The dispatcher's real links: commands out through aiomqtt on MQTT 5, acks and statuses in through the lean
     reader at QoS 0 (the Dispatcher's docstring says why)."""
-    from adapters.mqtt import protocol as proto
-    from adapters.mqtt.link import MqttLink
-    from adapters.mqtt.wire import WireLink
+    from keng.adapters.mqtt import protocol as proto
+    from keng.adapters.mqtt.link import MqttLink
+    from keng.adapters.mqtt.wire import WireLink
 
     inbound = WireLink(
         broker,
@@ -186,7 +186,7 @@ def build_dispatcher(
     app: Keng, broker: BrokerAddress, *, client_id: str = DISPATCHER_CLIENT_ID, **options: Any
 ) -> Dispatcher:
     """A dispatcher on the real MQTT links to `broker`; `options` are the Dispatcher's own (programme, settle_s ...)."""
-    from runtime.dispatch.dispatcher import Dispatcher
+    from keng.runtime.dispatch.dispatcher import Dispatcher
 
     link, inbound = mqtt_links(broker, client_id)
     return Dispatcher(app, link=link, inbound=inbound, client_id=client_id, **options)
@@ -202,9 +202,9 @@ def public_url_of(settings: Settings) -> str:
 
 def build_services(settings: Settings, app: Keng) -> Services:
     """What the HTTP layer needs, from the settings (limits, standing orders, ratify window, public URL)."""
-    from adapters.secrets import SecretStore
-    from runtime.http.services import Services
-    from runtime.workers.readmodels import LiveReadModels
+    from keng.adapters.secrets import SecretStore
+    from keng.runtime.http.services import Services
+    from keng.runtime.workers.readmodels import LiveReadModels
 
     return Services(
         app=app,
@@ -224,11 +224,11 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
     They share their own store connection."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
-        from adapters.audio_links import AudioLinks
-        from adapters.secrets import SecretStore
-        from runtime.dispatch.metrics import DispatcherCollector, observe_closed
-        from runtime.workers.renderer import run_renderer  # the audio stack loads only in the serving process
-        from runtime.workers.reporter import Reporter
+        from keng.adapters.audio_links import AudioLinks
+        from keng.adapters.secrets import SecretStore
+        from keng.runtime.dispatch.metrics import DispatcherCollector, observe_closed
+        from keng.runtime.workers.renderer import run_renderer  # the audio stack loads only in the serving process
+        from keng.runtime.workers.reporter import Reporter
 
         async with broker_for(settings) as (broker, embedded):
             store = open_app(settings, create=False)
@@ -271,8 +271,8 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
 def build_http_app(settings: Settings, *, dispatcher: bool = True) -> tuple[web.Application, Keng]:
     """The HTTP service over the store of the settings, with the audit sealer and (unless another process dispatches)
     the delivery workers in its cleanup contexts; returns it and the application to close after it stopped."""
-    from runtime.http.app import create_app
-    from runtime.workers.sealer import sealer_context
+    from keng.runtime.http.app import create_app
+    from keng.runtime.workers.sealer import sealer_context
 
     app = open_app(settings, create=False)
     services = build_services(settings, app)

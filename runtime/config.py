@@ -14,8 +14,8 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from domain.errors import InvalidValue
-from domain.values import parse_digits
+from keng.domain.errors import InvalidValue
+from keng.domain.values import parse_digits
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 TTS_ENGINES = ("espeak", "coqui")

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.cap.errors import CapError
-from adapters.district_file import DistrictFileError
-from adapters.mqtt.broker import BrokerConfigError
-from adapters.payload import PayloadError
-from adapters.signing import SignatureError
-from adapters.store.config import StoreConfigError
-from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
-from adapters.store.group_commit import Overloaded
-from domain.errors import DomainError
-from runtime.bootstrap import StartupError
-from services.access import Unauthenticated
-from services.inbound import IdempotencyConflict
+from keng.adapters.cap.errors import CapError
+from keng.adapters.district_file import DistrictFileError
+from keng.adapters.mqtt.broker import BrokerConfigError
+from keng.adapters.payload import PayloadError
+from keng.adapters.signing import SignatureError
+from keng.adapters.store.config import StoreConfigError
+from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
+from keng.adapters.store.group_commit import Overloaded
+from keng.domain.errors import DomainError
+from keng.runtime.bootstrap import StartupError
+from keng.services.access import Unauthenticated
+from keng.services.inbound import IdempotencyConflict
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import orjson
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
-from runtime.log_limits import SUMMARY_EVENT, RepeatLimiter
+from keng.runtime.log_limits import SUMMARY_EVENT, RepeatLimiter
 
 # Locals stay out of logs: they can hold tokens and secrets, and they make a line unbounded.
 TRACEBACKS = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False, max_frames=20))

@@ -7,8 +7,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.readstore.store import ReadStore
-from projections import queries, roadmap
+from keng.adapters.readstore.store import ReadStore
+from keng.projections import queries, roadmap
 
 REPORTS = ("kpi", "coverage", "roadmap", "drills", "board", "offline", "timeline")
 YEARS = (1900, 2200)  # the roadmap's years, from either door

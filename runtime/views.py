@@ -6,10 +6,10 @@ from datetime import datetime, tzinfo
 from typing import Any
 from uuid import UUID
 
-from domain.broadcast import Broadcast
-from domain.endpoint import Endpoint
-from domain.staff import Staff
-from domain.values import in_zone
+from keng.domain.broadcast import Broadcast
+from keng.domain.endpoint import Endpoint
+from keng.domain.staff import Staff
+from keng.domain.values import in_zone
 
 _EVENT_BASE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 

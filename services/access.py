@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from datetime import date
 from uuid import UUID
 
-from adapters.secrets import SecretStore
-from adapters.signing import new_secret
-from adapters.store.access import TOKEN_PREFIX, new_token, token_record_id, token_sha256
-from adapters.store.app import Keng
-from adapters.store.errors import NotFound
-from domain.access import ApiToken, Integration, integration_events, integration_id
-from domain.staff import Staff
-from domain.values import AreaLevel, Role
+from keng.adapters.secrets import SecretStore
+from keng.adapters.signing import new_secret
+from keng.adapters.store.access import TOKEN_PREFIX, new_token, token_record_id, token_sha256
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import NotFound
+from keng.domain.access import ApiToken, Integration, integration_events, integration_id
+from keng.domain.staff import Staff
+from keng.domain.values import AreaLevel, Role
 
 SYSTEM = "system"  # the actor keng records for what it does itself (the first admin, the sample district)
 

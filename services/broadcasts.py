@@ -17,12 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from adapters.store.app import Keng
-from adapters.store.errors import NotFound
-from domain.authority import Visibility
-from domain.broadcast import Broadcast
-from domain.content import build_content
-from projections.catalog import Catalog
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import NotFound
+from keng.domain.authority import Visibility
+from keng.domain.broadcast import Broadcast
+from keng.domain.content import build_content
+from keng.projections.catalog import Catalog
 
 ACTIONS = ("submit", "approve", "ratify", "reject", "cancel")  # the commands that move a broadcast through its states
 

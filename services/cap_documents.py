@@ -14,16 +14,16 @@ from uuid import UUID
 
 import structlog
 
-from adapters.audio_upload import UploadRefused
-from adapters.cap.parse import parse_cap
-from adapters.private_files import private_dir, write_private
-from adapters.recordings import fetch_recording, store_recording
-from adapters.store.access import find_inbound
-from adapters.store.app import Keng
-from adapters.store.errors import ConcurrencyConflict
-from domain.actor import integration_of
-from domain.broadcast import Broadcast
-from domain.values import SourceKind
+from keng.adapters.audio_upload import UploadRefused
+from keng.adapters.cap.parse import parse_cap
+from keng.adapters.private_files import private_dir, write_private
+from keng.adapters.recordings import fetch_recording, store_recording
+from keng.adapters.store.access import find_inbound
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import ConcurrencyConflict
+from keng.domain.actor import integration_of
+from keng.domain.broadcast import Broadcast
+from keng.domain.values import SourceKind
 
 SOURCE = SourceKind.CAP.value
 log = structlog.get_logger(__name__)

@@ -34,23 +34,23 @@ from typing import Any, Protocol, TypeVar
 
 from eventsourcing.domain import Aggregate
 
-from adapters.cap.ingest import IngestResult, PendingIngest, prepare_cap
-from adapters.cap.parse import parse_cap
-from adapters.cap.places import PlaceIndex
-from adapters.city_source import parse_city_message
-from adapters.secrets import SecretStore
-from adapters.store.access import VerifiedInbound, find_inbound, record_inbound, verify_inbound
-from adapters.store.app import Keng
-from adapters.store.errors import ConcurrencyConflict, DuplicateRecord
-from domain.access import Integration
-from domain.area import Area
-from domain.broadcast import Broadcast
-from domain.cap import CapAlert
-from domain.cap_mapping import CapPlan
-from domain.inbound import Inbound
-from domain.standing_orders import StandingOrder, first_match
-from domain.values import SourceKind
-from services.cap_documents import keep_document
+from keng.adapters.cap.ingest import IngestResult, PendingIngest, prepare_cap
+from keng.adapters.cap.parse import parse_cap
+from keng.adapters.cap.places import PlaceIndex
+from keng.adapters.city_source import parse_city_message
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.access import VerifiedInbound, find_inbound, record_inbound, verify_inbound
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord
+from keng.domain.access import Integration
+from keng.domain.area import Area
+from keng.domain.broadcast import Broadcast
+from keng.domain.cap import CapAlert
+from keng.domain.cap_mapping import CapPlan
+from keng.domain.inbound import Inbound
+from keng.domain.standing_orders import StandingOrder, first_match
+from keng.domain.values import SourceKind
+from keng.services.cap_documents import keep_document
 
 CITY_SOURCE = SourceKind.CITY_SOURCE.value
 CAP_SOURCE = SourceKind.CAP.value

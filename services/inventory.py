@@ -12,16 +12,16 @@ from pathlib import Path
 
 import structlog
 
-from adapters import sample_district
-from adapters.district_file import DistrictFileError, plan_load, read_rows
-from adapters.store.app import Keng
-from domain.area import Area
-from domain.authority import Visibility
-from domain.endpoint import Endpoint
-from domain.errors import UnknownArea
-from domain.ids import endpoint_id
-from projections.catalog import Catalog
-from services.access import SYSTEM, enrol_by_system, require_admin
+from keng.adapters import sample_district
+from keng.adapters.district_file import DistrictFileError, plan_load, read_rows
+from keng.adapters.store.app import Keng
+from keng.domain.area import Area
+from keng.domain.authority import Visibility
+from keng.domain.endpoint import Endpoint
+from keng.domain.errors import UnknownArea
+from keng.domain.ids import endpoint_id
+from keng.projections.catalog import Catalog
+from keng.services.access import SYSTEM, enrol_by_system, require_admin
 
 log = structlog.get_logger(__name__)
 

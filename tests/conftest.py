@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from adapters.tts.render import Renderer
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.adapters.tts.render import Renderer
 
 POSTGRES_URL = os.environ.get("KENG_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -105,7 +105,7 @@ def make_app(store_url: str, tmp_path: Path) -> Iterator[Callable[..., Keng]]:
 @pytest.fixture
 def sample_app(make_app: Callable[..., Keng]) -> Keng:
     """An application on the parametrised store with the sample district and staff loaded."""
-    from services.inventory import install_sample
+    from keng.services.inventory import install_sample
 
     app = make_app()
     install_sample(app)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.link import LinkClosed
-from adapters.mqtt.wire import OnMessage
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.link import LinkClosed
+from keng.adapters.mqtt.wire import OnMessage
 
 
 @dataclass(frozen=True)

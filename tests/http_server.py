@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from adapters.signing import sign
-from runtime.http.app import create_app
-from runtime.http.services import Services
+from keng.adapters.signing import sign
+from keng.runtime.http.app import create_app
+from keng.runtime.http.services import Services
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.http_server import Client
 
-KENG = [sys.executable, "-m", "runtime.cli"]
+KENG = [sys.executable, "-m", "keng.runtime.cli"]
 
 
 def free_port() -> int:

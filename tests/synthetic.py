@@ -15,13 +15,13 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, CanCreateTimestamp
 
-from adapters.store.app import Keng
-from domain.area import Area
-from domain.broadcast import Broadcast
-from domain.content import build_content
-from domain.dispatch import Dispatch
-from domain.endpoint import Endpoint
-from domain.staff import Staff
+from keng.adapters.store.app import Keng
+from keng.domain.area import Area
+from keng.domain.broadcast import Broadcast
+from keng.domain.content import build_content
+from keng.domain.dispatch import Dispatch
+from keng.domain.endpoint import Endpoint
+from keng.domain.staff import Staff
 
 START = datetime(2022, 8, 2, 8, 0, tzinfo=UTC)
 

@@ -27,8 +27,8 @@ from uuid import UUID
 
 import structlog
 
-from adapters.audit.keys import Signer
-from adapters.readstore.sql import SqlDb, event_columns, fetch_tuples
+from keng.adapters.audit.keys import Signer
+from keng.adapters.readstore.sql import SqlDb, event_columns, fetch_tuples
 
 GENESIS = hashlib.sha256(b"keng-audit-chain/1").digest()
 CHAIN_TABLE = "audit_chain"

@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from adapters.private_files import private_dir
+from keng.adapters.private_files import private_dir
 
 KEY_FILE = "audit-key.pem"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from adapters.audit.chain import (
+from keng.adapters.audit.chain import (
     GENESIS,
     RECORD_HEAD,
     Checkpoint,
@@ -21,8 +21,8 @@ from adapters.audit.chain import (
     iter_chain,
     load_checkpoints,
 )
-from adapters.audit.keys import Signer, key_id, verify_signature
-from adapters.readstore.sql import SqlDb, select_records
+from keng.adapters.audit.keys import Signer, key_id, verify_signature
+from keng.adapters.readstore.sql import SqlDb, select_records
 
 EXPORT_FORMAT = "keng-audit-checkpoint/1"
 PREFIX = 8  # bytes of each link kept in an export: enough to name the first differing event

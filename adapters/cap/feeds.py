@@ -14,9 +14,9 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 import orjson
 
-from adapters.cap.render import CAP_MEDIA_TYPE, BroadcastLike, cap_identifier, cap_time
-from domain.broadcast import AWAITING_RELEASE
-from domain.values import BroadcastState, Channel, Priority, printable_text
+from keng.adapters.cap.render import CAP_MEDIA_TYPE, BroadcastLike, cap_identifier, cap_time
+from keng.domain.broadcast import AWAITING_RELEASE
+from keng.domain.values import BroadcastState, Channel, Priority, printable_text
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 PUBLISHED_STATES = (*AWAITING_RELEASE, BroadcastState.DISPATCHING, BroadcastState.COMPLETED)

@@ -10,8 +10,8 @@ import re
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from domain.cap import Circle, Point, Reference
-from domain.values import MAX_URL
+from keng.domain.cap import Circle, Point, Reference
+from keng.domain.values import MAX_URL
 
 # CAP 1.2 section 3.3.2 and its schema: seconds precision, an explicit offset, "Z" not permitted (UTC is -00:00).
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[-+]\d{2}:\d{2}")

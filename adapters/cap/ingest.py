@@ -18,19 +18,19 @@ from uuid import UUID
 import structlog
 from eventsourcing.domain import Aggregate
 
-from adapters.cap.parse import DEFAULT_LIMITS, parse_cap
-from adapters.cap.places import PlaceIndex
-from adapters.cap.xmldoc import CapLimits
-from adapters.store.app import Keng
-from adapters.store.errors import DuplicateRecord
-from domain.actor import Actor, ExternalActor
-from domain.broadcast import FINAL_STATES, Broadcast
-from domain.cap import CapAlert, Resource
-from domain.cap_mapping import Action, CapPlan, plan_cap
-from domain.cap_places import CapRefused, Jurisdiction, OutsideJurisdiction
-from domain.content import Content, build_content
-from domain.ids import sourced_broadcast_id
-from domain.values import BroadcastState, SourceKind
+from keng.adapters.cap.parse import DEFAULT_LIMITS, parse_cap
+from keng.adapters.cap.places import PlaceIndex
+from keng.adapters.cap.xmldoc import CapLimits
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import DuplicateRecord
+from keng.domain.actor import Actor, ExternalActor
+from keng.domain.broadcast import FINAL_STATES, Broadcast
+from keng.domain.cap import CapAlert, Resource
+from keng.domain.cap_mapping import Action, CapPlan, plan_cap
+from keng.domain.cap_places import CapRefused, Jurisdiction, OutsideJurisdiction
+from keng.domain.content import Content, build_content
+from keng.domain.ids import sourced_broadcast_id
+from keng.domain.values import BroadcastState, SourceKind
 
 log = structlog.get_logger(__name__)
 CAP = SourceKind.CAP.value

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element, tostring
 
-from adapters.cap import fields
-from adapters.cap.errors import CapError, CapInvalid, CapMalformed, CapVersionUnsupported, Violation
-from adapters.cap.parse_info import read_info
-from adapters.cap.reader import MANY, ONE, OPTIONAL, Reader, enum_parser, split_tag
-from adapters.cap.xmldoc import CapLimits, load_xml
-from domain.cap import CAP12_NS, CapAlert, MsgType, Scope, Status
+from keng.adapters.cap import fields
+from keng.adapters.cap.errors import CapError, CapInvalid, CapMalformed, CapVersionUnsupported, Violation
+from keng.adapters.cap.parse_info import read_info
+from keng.adapters.cap.reader import MANY, ONE, OPTIONAL, Reader, enum_parser, split_tag
+from keng.adapters.cap.xmldoc import CapLimits, load_xml
+from keng.domain.cap import CAP12_NS, CapAlert, MsgType, Scope, Status
 
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 OLD_NAMESPACES = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from xml.etree.ElementTree import Element
 
-from adapters.cap import fields
-from adapters.cap.reader import MANY, ONE, OPTIONAL, SOME, Group, Reader, enum_parser
-from domain.cap import Area, Category, Certainty, Info, NamedValue, Resource, ResponseType, Severity, Urgency
+from keng.adapters.cap import fields
+from keng.adapters.cap.reader import MANY, ONE, OPTIONAL, SOME, Group, Reader, enum_parser
+from keng.domain.cap import Area, Category, Certainty, Info, NamedValue, Resource, ResponseType, Severity, Urgency
 
 INFO: dict[str, str] = {
     "language": OPTIONAL,

@@ -11,11 +11,11 @@ import threading
 from typing import Any
 from uuid import UUID
 
-from adapters.store.app import Keng
-from domain.area import Area
-from domain.cap import Point
-from domain.cap_places import Device, Gazetteer, Place
-from domain.endpoint import Endpoint
+from keng.adapters.store.app import Keng
+from keng.domain.area import Area
+from keng.domain.cap import Point
+from keng.domain.cap_places import Device, Gazetteer, Place
+from keng.domain.endpoint import Endpoint
 
 
 def _point(lat: float | None, lon: float | None) -> Point | None:

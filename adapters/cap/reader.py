@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import TypeVar
 from xml.etree.ElementTree import Element
 
-from adapters.cap.errors import Violation
+from keng.adapters.cap.errors import Violation
 
 T = TypeVar("T")
 E = TypeVar("E", bound=StrEnum)

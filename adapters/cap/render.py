@@ -14,9 +14,9 @@ from typing import Protocol
 from uuid import UUID
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from domain.cap import CAP12_NS, Certainty, Severity, Urgency
-from domain.cap_places import DVHC
-from domain.values import BroadcastState, Priority, in_zone, printable_text
+from keng.domain.cap import CAP12_NS, Certainty, Severity, Urgency
+from keng.domain.cap_places import DVHC
+from keng.domain.values import BroadcastState, Priority, in_zone, printable_text
 
 VN_TIME = timezone(timedelta(hours=7))  # Vietnam keeps +07:00 all year
 CAP_MEDIA_TYPE = "application/cap+xml"

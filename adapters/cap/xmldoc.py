@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser
 
-from adapters.cap.errors import CapMalformed, CapTooLarge, CapUnsafeXml
+from keng.adapters.cap.errors import CapMalformed, CapTooLarge, CapUnsafeXml
 
 
 @dataclass(frozen=True)

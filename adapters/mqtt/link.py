@@ -16,9 +16,9 @@ import aiomqtt
 import structlog
 from paho.mqtt.properties import Properties
 
-from adapters.aio import cancel_and_wait
-from adapters.mqtt.broker import BrokerAddress
-from adapters.mqtt.protocol import HEARTBEAT_S, QOS, expiry_properties
+from keng.adapters.aio import cancel_and_wait
+from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.protocol import HEARTBEAT_S, QOS, expiry_properties
 
 log = structlog.get_logger(__name__)
 OnMessage = Callable[[str, bytes], None]

@@ -31,8 +31,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from adapters.mqtt.broker import BrokerAddress
-from adapters.mqtt.protocol import HEARTBEAT_S, QOS
+from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.protocol import HEARTBEAT_S, QOS
 
 log = structlog.get_logger(__name__)
 OnMessage = Callable[[str, bytes], None]

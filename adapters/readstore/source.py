@@ -14,9 +14,9 @@ from typing import Any
 
 from eventsourcing.utils import resolve_topic
 
-from adapters.readstore.sql import SqlDb, event_columns, fetch_tuples
-from adapters.store.transcoder import OrjsonTranscoder
-from projections.facts import Fact, flat
+from keng.adapters.readstore.sql import SqlDb, event_columns, fetch_tuples
+from keng.adapters.store.transcoder import OrjsonTranscoder
+from keng.projections.facts import Fact, flat
 
 PAGE = 20_000
 

@@ -15,9 +15,9 @@ import orjson
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
-from adapters.private_files import touch_private
-from adapters.readstore.sql import SqlDb
-from projections.fold import Doc, Row
+from keng.adapters.private_files import touch_private
+from keng.adapters.readstore.sql import SqlDb
+from keng.projections.fold import Doc, Row
 
 APPLICATION = "keng"
 CACHE_KIB = 65_536

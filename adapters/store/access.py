@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from adapters.secrets import SecretStore
-from adapters.signing import SignatureError, Verified, verify
-from adapters.store.app import Keng
-from adapters.store.errors import NotFound
-from domain.access import Integration, token_id
-from domain.actor import ExternalActor
-from domain.area import Area
-from domain.inbound import Inbound, inbound_id, legacy_inbound_id
-from domain.values import Role
+from keng.adapters.secrets import SecretStore
+from keng.adapters.signing import SignatureError, Verified, verify
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import NotFound
+from keng.domain.access import Integration, token_id
+from keng.domain.actor import ExternalActor
+from keng.domain.area import Area
+from keng.domain.inbound import Inbound, inbound_id, legacy_inbound_id
+from keng.domain.values import Role
 
 TOKEN_PREFIX = "keng_"
 

@@ -16,21 +16,21 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Transcoder
-from eventsourcing.utils import get_topic
+from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 
-from adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
-from adapters.store.transcoder import DateAsISO, OrjsonTranscoder
-from domain.actor import Actor
-from domain.area import Area
-from domain.authority import Visibility, visibility
-from domain.broadcast import Broadcast
-from domain.content import DEFAULT_LIMITS, ContentLimits, build_content
-from domain.endpoint import Endpoint
-from domain.errors import UnknownArea
-from domain.ids import area_id, endpoint_id, staff_id
-from domain.staff import Staff
-from domain.values import AreaLevel
+from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
+from keng.adapters.store.topics import StableTopicMapper, register_import_root, stored_topic
+from keng.adapters.store.transcoder import DateAsISO, OrjsonTranscoder
+from keng.domain.actor import Actor
+from keng.domain.area import Area
+from keng.domain.authority import Visibility, visibility
+from keng.domain.broadcast import Broadcast
+from keng.domain.content import DEFAULT_LIMITS, ContentLimits, build_content
+from keng.domain.endpoint import Endpoint
+from keng.domain.errors import UnknownArea
+from keng.domain.ids import area_id, endpoint_id, staff_id
+from keng.domain.staff import Staff
+from keng.domain.values import AreaLevel
 
 A = TypeVar("A", bound=Aggregate)
 MAX_POSITION = 2**62  # bound on a log position a caller asks for: past any log, and `+ 1` fits a signed 64-bit integer
@@ -50,9 +50,14 @@ class Keng(Application[UUID]):
     def __init__(
         self, env: dict[str, str] | None = None, clock: Clock = utc_now, limits: ContentLimits = DEFAULT_LIMITS
     ) -> None:
+        register_import_root()  # stored topics name the packages without the keng. root
         super().__init__(env)
         self.clock = clock
         self.limits = limits
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The library's mapper, writing topics without the `keng.` import root (adapters/store/topics.py)."""
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=StableTopicMapper)
 
     def construct_transcoder(self) -> Transcoder:
         from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
@@ -202,7 +207,7 @@ class Keng(Application[UUID]):
     def fold_topics(self, event_classes: Sequence[type], into: dict[UUID, Any], *, since: int) -> int:
         """Fold the events of these classes recorded after position `since` into `into` (states by id); returns
         the position read up to, so that the next call reads only what is new."""
-        topics = [get_topic(c) for c in event_classes]
+        topics = [stored_topic(c) for c in event_classes]
         top = self.max_position()
         start = since + 1
         while start <= top:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-SQLITE_MODULE = "adapters.store.sqlite:KengSQLiteFactory"
-POSTGRES_MODULE = "adapters.store.postgres:KengPostgresFactory"
+SQLITE_MODULE = "keng.adapters.store.sqlite:KengSQLiteFactory"
+POSTGRES_MODULE = "keng.adapters.store.postgres:KengPostgresFactory"
 PLAIN_RECORDERS = {
     "sqlite": "eventsourcing.sqlite:SQLiteApplicationRecorder",
     "postgres": "eventsourcing.postgres:PostgresApplicationRecorder",

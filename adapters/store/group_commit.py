@@ -18,7 +18,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from adapters.store.app import Keng
+from keng.adapters.store.app import Keng
 
 
 class Overloaded(RuntimeError):

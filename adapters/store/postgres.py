@@ -15,8 +15,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row
 
-from adapters.audit.chain import ask_head, ensure_tables, extend, inserted, read_head
-from adapters.readstore.sql import SqlDb
+from keng.adapters.audit.chain import ask_head, ensure_tables, extend, inserted, read_head
+from keng.adapters.readstore.sql import SqlDb
 
 
 class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):

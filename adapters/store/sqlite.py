@@ -25,8 +25,8 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
-from adapters.audit.chain import ensure_tables, extend, inserted
-from adapters.readstore.sql import SqlDb
+from keng.adapters.audit.chain import ensure_tables, extend, inserted
+from keng.adapters.readstore.sql import SqlDb
 
 SYNCHRONOUS_FULL = 2
 log = structlog.get_logger(__name__)

@@ -1,6 +1,6 @@
 """Text-to-speech: the `Synthesizer` port, engines (espeak, coqui), loudness, bulletin rendering."""
 
-from adapters.tts.base import (
+from keng.adapters.tts.base import (
     Audio,
     EngineUnavailable,
     SynthesisFailed,

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from adapters.tts.base import Audio, EngineUnavailable, SynthesisFailed, concat_with_pauses
+from keng.adapters.tts.base import Audio, EngineUnavailable, SynthesisFailed, concat_with_pauses
 
 log = structlog.get_logger(__name__)
 

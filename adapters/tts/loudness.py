@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pyloudnorm
 
-from adapters.tts.base import Audio
+from keng.adapters.tts.base import Audio
 
 PEAK_CEILING_DBFS = -1.0
 _CEILING = 10.0 ** (PEAK_CEILING_DBFS / 20.0)

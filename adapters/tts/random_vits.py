@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domain.vitext import SPEAKABLE
+from keng.domain.vitext import SPEAKABLE
 
 VI_CHARACTERS = "".join(sorted({ch.lower() for ch in SPEAKABLE if ch.isalpha()}))
 VI_PUNCTUATION = " .,!?;:-()\"'"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import structlog
 
-from adapters.audio_store import AudioStore, content_key
-from adapters.boards import BoardProfile, page_count, render_board_png, render_board_text
-from adapters.private_files import write_private
-from adapters.tts.base import (
+from keng.adapters.audio_store import AudioStore, content_key
+from keng.adapters.boards import BoardProfile, page_count, render_board_png, render_board_text
+from keng.adapters.private_files import write_private
+from keng.adapters.tts.base import (
     Audio,
     EngineUnavailable,
     SynthesisFailed,
@@ -32,9 +32,9 @@ from adapters.tts.base import (
     Synthesizer,
     TTSConfig,
 )
-from adapters.tts.loudness import normalise_loudness
-from domain.values import Priority
-from domain.vitext import PreparedText, normalise, prepare
+from keng.adapters.tts.loudness import normalise_loudness
+from keng.domain.values import Priority
+from keng.domain.vitext import PreparedText, normalise, prepare
 
 log = structlog.get_logger(__name__)
 
@@ -85,11 +85,11 @@ class RenderedAsset:
 def load_engine(config: TTSConfig) -> Synthesizer:
     """Load the engine a configuration names (slow for coqui: the model is read); raise EngineUnavailable."""
     if config.engine == "espeak":
-        from adapters.tts.espeak import EspeakSynthesizer
+        from keng.adapters.tts.espeak import EspeakSynthesizer
 
         return EspeakSynthesizer()
     if config.engine == "coqui":
-        from adapters.tts.coqui import CoquiSynthesizer
+        from keng.adapters.tts.coqui import CoquiSynthesizer
 
         return CoquiSynthesizer(
             config.coqui_model, config.coqui_config, config.coqui_device, cpu_bf16=config.coqui_cpu_bf16

@@ -1,7 +1,7 @@
-"""`python -m runtime.cli`: the same as the `keng` console script."""
+"""`python -m keng.runtime.cli`: the same as the `keng` console script."""
 
 import sys
 
-from runtime.cli.main import main
+from keng.runtime.cli.main import main
 
 sys.exit(main())

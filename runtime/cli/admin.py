@@ -9,17 +9,17 @@ from typing import Any
 
 import structlog
 
-from adapters import sample_district
-from adapters.store.app import MAX_POSITION
-from adapters.store.config import locate_store
-from runtime.bootstrap import open_app
-from runtime.cli.args import digits
-from runtime.cli.lookup import catalog
-from runtime.cli.output import CommandError, print_json, print_table
-from runtime.config import Settings
-from runtime.views import endpoint_view, event_view, staff_view
-from services import access
-from services.inventory import bootstrap_admin, install_sample, load_district_file
+from keng.adapters import sample_district
+from keng.adapters.store.app import MAX_POSITION
+from keng.adapters.store.config import locate_store
+from keng.runtime.bootstrap import open_app
+from keng.runtime.cli.args import digits
+from keng.runtime.cli.lookup import catalog
+from keng.runtime.cli.output import CommandError, print_json, print_table
+from keng.runtime.config import Settings
+from keng.runtime.views import endpoint_view, event_view, staff_view
+from keng.services import access
+from keng.services.inventory import bootstrap_admin, install_sample, load_district_file
 
 log = structlog.get_logger(__name__)
 

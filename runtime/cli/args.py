@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from domain.errors import InvalidValue
-from domain.values import parse_digits
+from keng.domain.errors import InvalidValue
+from keng.domain.values import parse_digits
 
 
 def digits(what: str, *, lo: int, hi: int) -> Callable[[str], int]:

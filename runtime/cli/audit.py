@@ -15,22 +15,22 @@ from pathlib import Path
 import orjson
 import structlog
 
-from adapters.audit.chain import iter_chain, seal
-from adapters.audit.keys import load_or_create
-from adapters.audit.verify import Exported, export_checkpoint, verify
-from adapters.readstore.source import FactSource
-from adapters.readstore.sql import SqlDb, select_records
-from adapters.readstore.store import ReadStore
-from adapters.store.app import MAX_POSITION, Keng
-from domain.values import require_aware
-from projections.facts import facts_until
-from projections.runner import run_facts
-from runtime.bootstrap import open_app
-from runtime.cli.args import digits
-from runtime.cli.output import print_csv, print_json, show
-from runtime.config import Settings
-from runtime.reports import REPORTS, ReportOptions, build
-from runtime.workers.readmodels import REBUILD_BATCH, events_table, require_auditor
+from keng.adapters.audit.chain import iter_chain, seal
+from keng.adapters.audit.keys import load_or_create
+from keng.adapters.audit.verify import Exported, export_checkpoint, verify
+from keng.adapters.readstore.source import FactSource
+from keng.adapters.readstore.sql import SqlDb, select_records
+from keng.adapters.readstore.store import ReadStore
+from keng.adapters.store.app import MAX_POSITION, Keng
+from keng.domain.values import require_aware
+from keng.projections.facts import facts_until
+from keng.projections.runner import run_facts
+from keng.runtime.bootstrap import open_app
+from keng.runtime.cli.args import digits
+from keng.runtime.cli.output import print_csv, print_json, show
+from keng.runtime.config import Settings
+from keng.runtime.reports import REPORTS, ReportOptions, build
+from keng.runtime.workers.readmodels import REBUILD_BATCH, events_table, require_auditor
 
 log = structlog.get_logger(__name__)
 

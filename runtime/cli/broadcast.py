@@ -9,18 +9,18 @@ from typing import Any
 
 import structlog
 
-from adapters.store.app import Keng
-from domain.authority import EVERYTHING, Visibility
-from domain.content import MAX_REPEATS
-from domain.errors import InvalidValue
-from domain.values import Priority
-from runtime.bootstrap import open_app
-from runtime.cli.args import digits
-from runtime.cli.lookup import catalog
-from runtime.cli.output import print_json, print_table
-from runtime.config import Settings
-from runtime.views import broadcast_view
-from services import broadcasts
+from keng.adapters.store.app import Keng
+from keng.domain.authority import EVERYTHING, Visibility
+from keng.domain.content import MAX_REPEATS
+from keng.domain.errors import InvalidValue
+from keng.domain.values import Priority
+from keng.runtime.bootstrap import open_app
+from keng.runtime.cli.args import digits
+from keng.runtime.cli.lookup import catalog
+from keng.runtime.cli.output import print_json, print_table
+from keng.runtime.config import Settings
+from keng.runtime.views import broadcast_view
+from keng.services import broadcasts
 
 log = structlog.get_logger(__name__)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import structlog
 
-from adapters.cap.errors import Violation
-from adapters.cap.parse import Verdict, check_cap
-from runtime.cli.output import print_json
-from runtime.config import Settings
+from keng.adapters.cap.errors import Violation
+from keng.adapters.cap.parse import Verdict, check_cap
+from keng.runtime.cli.output import print_json
+from keng.runtime.config import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -16,13 +16,20 @@ from typing import Any
 
 import structlog
 
-from adapters.mqtt.broker import BrokerAddress
-from runtime.bootstrap import broker_for, broker_of, build_dispatcher, open_app, programme_of, warn_loose_permissions
-from runtime.config import Settings
-from runtime.demo.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
-from runtime.dispatch.dispatcher import Dispatcher
-from runtime.process import freeze_long_lived
-from runtime.workers.sealer import sealer_for, sealing
+from keng.adapters.mqtt.broker import BrokerAddress
+from keng.runtime.bootstrap import (
+    broker_for,
+    broker_of,
+    build_dispatcher,
+    open_app,
+    programme_of,
+    warn_loose_permissions,
+)
+from keng.runtime.config import Settings
+from keng.runtime.demo.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
+from keng.runtime.dispatch.dispatcher import Dispatcher
+from keng.runtime.process import freeze_long_lived
+from keng.runtime.workers.sealer import sealer_for, sealing
 
 log = structlog.get_logger(__name__)
 
@@ -148,6 +155,6 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from runtime.demo.run import run_demo
+    from keng.runtime.demo.run import run_demo
 
     return asyncio.run(run_demo(settings, offline_rate=args.offline_rate))

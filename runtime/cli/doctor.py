@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adapters.private_files import LoosePath, loose_paths, tighten
-from adapters.store.config import locate_store
-from runtime.cli.output import print_json, print_table
-from runtime.config import Settings
+from keng.adapters.private_files import LoosePath, loose_paths, tighten
+from keng.adapters.store.config import locate_store
+from keng.runtime.cli.output import print_json, print_table
+from keng.runtime.config import Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from runtime.cli.output import CommandError
-from runtime.errors import headline_for
+from keng.runtime.cli.output import CommandError
+from keng.runtime.errors import headline_for
 
 UNEXPECTED = "sự cố ngoài dự kiến"
 

@@ -3,8 +3,8 @@ from each other's modules, so running one command loads only its own module and 
 
 from __future__ import annotations
 
-from adapters.store.app import Keng
-from projections.catalog import Catalog
+from keng.adapters.store.app import Keng
+from keng.projections.catalog import Catalog
 
 
 def catalog(app: Keng) -> Catalog:

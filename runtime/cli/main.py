@@ -20,7 +20,7 @@ from collections.abc import Collection, Sequence
 from importlib import import_module
 from typing import Any, NamedTuple, NoReturn
 
-from adapters.private_files import PRIVATE_UMASK
+from keng.adapters.private_files import PRIVATE_UMASK
 
 PIPE_CLOSED = 141  # 128 + SIGPIPE
 
@@ -109,7 +109,7 @@ def build_parser(modules: Collection[str] | None = None, *, json_errors: bool = 
             sub.add_parser(command.name, help=command.help, add_help=False)
         elif command.module not in registered:
             registered.add(command.module)
-            import_module(f"runtime.cli.{command.module}").register(sub)
+            import_module(f"keng.runtime.cli.{command.module}").register(sub)
     return parser
 
 
@@ -127,10 +127,10 @@ def run(args: argparse.Namespace) -> int:
     needs is imported here, not at the top: `keng --help` needs none of it.)"""
     import structlog
 
-    from domain.errors import InvalidValue
-    from runtime.cli.output import CommandError
-    from runtime.config import load_settings
-    from runtime.logs import configure_logging
+    from keng.domain.errors import InvalidValue
+    from keng.runtime.cli.output import CommandError
+    from keng.runtime.config import load_settings
+    from keng.runtime.logs import configure_logging
 
     try:
         settings = load_settings(data_dir=args.data, store_url=args.store)
@@ -152,8 +152,8 @@ def fail(args: argparse.Namespace, error: Exception, *, status: int = 1) -> int:
     import orjson
     import structlog
 
-    from runtime.cli.errors import failure_of, unexpected
-    from runtime.logs import report_error
+    from keng.runtime.cli.errors import failure_of, unexpected
+    from keng.runtime.logs import report_error
 
     failure = failure_of(error)
     if failure is None:

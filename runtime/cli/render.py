@@ -12,10 +12,10 @@ import hashlib
 
 import structlog
 
-from runtime.bootstrap import build_renderer, open_app, render_config
-from runtime.cli.output import CommandError, print_json, print_table
-from runtime.config import Settings
-from services import broadcasts
+from keng.runtime.bootstrap import build_renderer, open_app, render_config
+from keng.runtime.cli.output import CommandError, print_json, print_table
+from keng.runtime.config import Settings
+from keng.services import broadcasts
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     # The audio stack (numpy, scipy, the engines) loads only for this command, not for every `keng` invocation.
-    from adapters.tts.render import RenderFailed
+    from keng.adapters.tts.render import RenderFailed
 
     app = open_app(settings, create=False)
     bid = broadcasts.resolve_id(app, args.id)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from runtime.bootstrap import open_app
-from runtime.cli.args import digits
-from runtime.cli.output import show
-from runtime.config import Settings
-from runtime.reports import REPORTS, YEARS, ReportOptions, build
-from runtime.workers.readmodels import caught_up, require_auditor
+from keng.runtime.bootstrap import open_app
+from keng.runtime.cli.args import digits
+from keng.runtime.cli.output import show
+from keng.runtime.config import Settings
+from keng.runtime.reports import REPORTS, YEARS, ReportOptions, build
+from keng.runtime.workers.readmodels import caught_up, require_auditor
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,15 +10,15 @@ import sys
 import structlog
 from aiohttp import web
 
-from adapters.secrets import SecretStore
-from domain.access import Integration
-from domain.errors import InvalidValue
-from runtime.bootstrap import build_http_app, open_app, warn_loose_permissions
-from runtime.cli.lookup import catalog
-from runtime.cli.output import CommandError, print_json, print_table
-from runtime.config import Settings
-from runtime.process import freeze_long_lived
-from services import access
+from keng.adapters.secrets import SecretStore
+from keng.domain.access import Integration
+from keng.domain.errors import InvalidValue
+from keng.runtime.bootstrap import build_http_app, open_app, warn_loose_permissions
+from keng.runtime.cli.lookup import catalog
+from keng.runtime.cli.output import CommandError, print_json, print_table
+from keng.runtime.config import Settings
+from keng.runtime.process import freeze_long_lived
+from keng.services import access
 
 log = structlog.get_logger(__name__)
 FETCH_HOST_HELP = (

@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from adapters.tts.base import ENGINES, MAX_TEXT_CHARS, SynthesisFailed, TTSConfig
-from runtime.config import Settings, load_settings
+from keng.adapters.tts.base import ENGINES, MAX_TEXT_CHARS, SynthesisFailed, TTSConfig
+from keng.runtime.config import Settings, load_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +55,7 @@ def cmd_say(args: argparse.Namespace, settings: Settings | None = None) -> int:
     model = args.model or settings.tts_model
     config_path = args.config or settings.tts_config
     if args.engine == "coqui":
-        from adapters.tts.coqui import coqui_installed
+        from keng.adapters.tts.coqui import coqui_installed
 
         if not coqui_installed():
             return _fail("the coqui engine is not installed: pip install 'keng[coqui]'")
@@ -74,10 +74,10 @@ def cmd_say(args: argparse.Namespace, settings: Settings | None = None) -> int:
 
 
 def _say(text: str, output: Path, config: TTSConfig) -> int:
-    from adapters.audio_store import encode_mp3, encode_wav
-    from adapters.tts.render import TextTooLong
-    from domain.vitext import TextRefused
-    from runtime.bootstrap import build_renderer
+    from keng.adapters.audio_store import encode_mp3, encode_wav
+    from keng.adapters.tts.render import TextTooLong
+    from keng.domain.vitext import TextRefused
+    from keng.runtime.bootstrap import build_renderer
 
     renderer = build_renderer()
     try:
@@ -102,7 +102,7 @@ def _say(text: str, output: Path, config: TTSConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry for trying the command before it is wired into `keng` (python -m runtime.cli_tts)."""
+    """Stand-alone entry for trying the command before it is wired into `keng` (python -m keng.runtime.cli_tts)."""
     parser = argparse.ArgumentParser(prog="keng")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from runtime.dispatch.live import LiveDispatch
+from keng.runtime.dispatch.live import LiveDispatch
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,18 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from adapters.mqtt.broker import EmbeddedBroker
-from domain.programme import Programme, parse_slots
-from domain.records import DispatchSummary
-from domain.values import Priority
-from projections.catalog import Catalog
-from runtime.bootstrap import build_dispatcher, open_app
-from runtime.config import Settings
-from runtime.demo.progress import progress_for, ward_rows
-from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
-from runtime.dispatch.live import LiveDispatch
-from services import broadcasts
-from services.inventory import install_sample
+from keng.adapters.mqtt.broker import EmbeddedBroker
+from keng.domain.programme import Programme, parse_slots
+from keng.domain.records import DispatchSummary
+from keng.domain.values import Priority
+from keng.projections.catalog import Catalog
+from keng.runtime.bootstrap import build_dispatcher, open_app
+from keng.runtime.config import Settings
+from keng.runtime.demo.progress import progress_for, ward_rows
+from keng.runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
+from keng.runtime.dispatch.live import LiveDispatch
+from keng.services import broadcasts
+from keng.services.inventory import install_sample
 
 TEXT = (
     "Khẩn cấp: mực nước sông Hồng đang lên nhanh. Đề nghị bà con khu vực ven đê chuẩn bị di chuyển đến nơi an toàn "

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.broker import BrokerAddress
-from adapters.mqtt.wire import WireLink, WireWill
-from domain.values import AckState
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.wire import WireLink, WireWill
+from keng.domain.values import AckState
 
 
 def device_will(code: str) -> WireWill:
@@ -265,7 +265,7 @@ class Fleet:
 
 def fleet_specs(app: Any, *, limit: int | None = None, wards: set[str] | None = None) -> list[DeviceSpec]:
     """Devices for every commandable MQTT endpoint in the store (optionally the first `limit`, or some wards)."""
-    from projections.catalog import Catalog
+    from keng.projections.catalog import Catalog
 
     catalog = Catalog().fold(app.read_events())
     parents: dict[str, str | None] = {a.code: a.parent for a in catalog.areas()}

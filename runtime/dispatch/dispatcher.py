@@ -18,19 +18,19 @@ from typing import Any, TypeVar
 
 import structlog
 
-from adapters.aio import cancel_and_wait
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.link import CommandLink
-from adapters.mqtt.wire import MessageSource
-from adapters.store.app import Clock, Keng, utc_now
-from domain.programme import Programme
-from domain.records import DispatchSummary
-from domain.values import DispatchOutcome
-from runtime.dispatch.intake import AckBarrier, Intake
-from runtime.dispatch.live import LiveDispatch, RetryPolicy
-from runtime.dispatch.model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
-from runtime.dispatch.outbox import Outbox, Outgoing, Rates
-from runtime.process import freeze_long_lived
+from keng.adapters.aio import cancel_and_wait
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.link import CommandLink
+from keng.adapters.mqtt.wire import MessageSource
+from keng.adapters.store.app import Clock, Keng, utc_now
+from keng.domain.programme import Programme
+from keng.domain.records import DispatchSummary
+from keng.domain.values import DispatchOutcome
+from keng.runtime.dispatch.intake import AckBarrier, Intake
+from keng.runtime.dispatch.live import LiveDispatch, RetryPolicy
+from keng.runtime.dispatch.model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
+from keng.runtime.dispatch.outbox import Outbox, Outgoing, Rates
+from keng.runtime.process import freeze_long_lived
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -14,12 +14,12 @@ from collections.abc import Collection, Mapping
 
 import structlog
 
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.link import CommandLink, LinkClosed
-from domain.delivery import check_ack
-from domain.device_status import check_status
-from domain.records import Ack
-from runtime.dispatch.live import LiveDispatch
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.link import CommandLink, LinkClosed
+from keng.domain.delivery import check_ack
+from keng.domain.device_status import check_status
+from keng.domain.records import Ack
+from keng.runtime.dispatch.live import LiveDispatch
 
 log = structlog.get_logger(__name__)
 ACK_BATCH, ACK_WINDOW_S = 1000, 0.1

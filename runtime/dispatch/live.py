@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.delivery import summarise
-from domain.dispatch import note_first_acks
-from domain.records import Ack, DispatchSummary
-from domain.values import FINAL_ACK_STATES, AckState, DispatchOutcome, ack_advances
-from runtime.dispatch.model import Plan
+from keng.domain.delivery import summarise
+from keng.domain.dispatch import note_first_acks
+from keng.domain.records import Ack, DispatchSummary
+from keng.domain.values import FINAL_ACK_STATES, AckState, DispatchOutcome, ack_advances
+from keng.runtime.dispatch.model import Plan
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from domain.values import Priority
-from runtime.dispatch.dispatcher import Dispatcher
-from runtime.dispatch.live import LiveDispatch
-from runtime.http.metrics import Metrics
+from keng.domain.values import Priority
+from keng.runtime.dispatch.dispatcher import Dispatcher
+from keng.runtime.dispatch.live import LiveDispatch
+from keng.runtime.http.metrics import Metrics
 
 
 class DispatcherCollector(Collector):

@@ -18,19 +18,19 @@ from uuid import UUID
 import structlog
 from eventsourcing.domain import Aggregate
 
-from adapters.mqtt import protocol as proto
-from adapters.store.app import Clock, Keng
-from adapters.store.errors import ConcurrencyConflict, DuplicateRecord
-from domain.area import Area
-from domain.broadcast import AWAITING_RELEASE, Broadcast
-from domain.dispatch import Dispatch, note_first_acks
-from domain.endpoint import Endpoint
-from domain.ids import area_id as _area_id
-from domain.ids import endpoint_id as _endpoint_id
-from domain.programme import Programme
-from domain.records import Ack, DispatchSummary
-from domain.values import BroadcastState, DispatchOutcome, Priority
-from runtime.dispatch.plan import Arm, Cancel, Deliver, Known, Plan, Reaction, Target, play_commands
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.store.app import Clock, Keng
+from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord
+from keng.domain.area import Area
+from keng.domain.broadcast import AWAITING_RELEASE, Broadcast
+from keng.domain.dispatch import Dispatch, note_first_acks
+from keng.domain.endpoint import Endpoint
+from keng.domain.ids import area_id as _area_id
+from keng.domain.ids import endpoint_id as _endpoint_id
+from keng.domain.programme import Programme
+from keng.domain.records import Ack, DispatchSummary
+from keng.domain.values import BroadcastState, DispatchOutcome, Priority
+from keng.runtime.dispatch.plan import Arm, Cancel, Deliver, Known, Plan, Reaction, Target, play_commands
 
 log = structlog.get_logger(__name__)
 __all__ = ["Arm", "Cancel", "Deliver", "DispatchModel", "Known", "Plan", "Reaction", "Target"]

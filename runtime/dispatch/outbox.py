@@ -16,10 +16,10 @@ from datetime import datetime
 import structlog
 from asyncio_throttle.throttler import Throttler
 
-from adapters.aio import cancel_and_wait
-from adapters.mqtt.link import CommandLink
-from adapters.store.app import Clock
-from domain.lanes import PriorityLanes
+from keng.adapters.aio import cancel_and_wait
+from keng.adapters.mqtt.link import CommandLink
+from keng.adapters.store.app import Clock
+from keng.domain.lanes import PriorityLanes
 
 log = structlog.get_logger(__name__)
 LANE_CAPACITY = {0: 50_000, 1: 100_000, 2: 200_000}

@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from adapters.mqtt import protocol as proto
-from domain.broadcast import Broadcast
-from domain.dispatch import Dispatch
-from domain.programme import volume_for
-from domain.values import Priority
+from keng.adapters.mqtt import protocol as proto
+from keng.domain.broadcast import Broadcast
+from keng.domain.dispatch import Dispatch
+from keng.domain.programme import volume_for
+from keng.domain.values import Priority
 
 CHARS_PER_SECOND = 14.0  # spoken Vietnamese, for the duration of text that has no rendered audio yet
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from runtime.http import (
+from keng.runtime.http import (
     routes_audio,
     routes_cap,
     routes_hooks,
@@ -18,10 +18,10 @@ from runtime.http import (
     routes_reports,
     routes_stream,
 )
-from runtime.http.openapi import openapi_document
-from runtime.http.problems import PROBLEM_TYPE, Problem, preferred_language, problem_for
-from runtime.http.query_names import QueryNames
-from runtime.http.services import SERVICES, Services
+from keng.runtime.http.openapi import openapi_document
+from keng.runtime.http.problems import PROBLEM_TYPE, Problem, preferred_language, problem_for
+from keng.runtime.http.query_names import QueryNames
+from keng.runtime.http.services import SERVICES, Services
 
 log = structlog.get_logger(__name__)
 QUERY_NAMES = web.AppKey("query_names", QueryNames)

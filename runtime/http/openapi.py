@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.store.app import MAX_POSITION
-from runtime.http.openapi_reports import report_paths
-from runtime.http.openapi_schemas import SCHEMAS, STATES
-from runtime.http.openapi_webhooks import DELIVERY_REPORT, webhooks
-from runtime.http.routes_audio import MAX_EXPIRY
+from keng.adapters.store.app import MAX_POSITION
+from keng.runtime.http.openapi_reports import report_paths
+from keng.runtime.http.openapi_schemas import SCHEMAS, STATES
+from keng.runtime.http.openapi_webhooks import DELIVERY_REPORT, webhooks
+from keng.runtime.http.routes_audio import MAX_EXPIRY
 
 PROBLEM = "application/problem+json"
 ACTIONS = ("submit", "approve", "ratify", "reject", "cancel")

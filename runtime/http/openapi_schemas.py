@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.city_source import BROADCAST_CHANGES, BROADCAST_INPUT
-from domain.broadcast import FINAL_STATES, LIVE_STATES
-from domain.values import Channel, Priority
+from keng.adapters.city_source import BROADCAST_CHANGES, BROADCAST_INPUT
+from keng.domain.broadcast import FINAL_STATES, LIVE_STATES
+from keng.domain.values import Channel, Priority
 
 PRIORITIES = [p.value for p in Priority]
 CHANNELS = [c.value for c in Channel]

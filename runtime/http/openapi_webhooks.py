@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.http.openapi_schemas import STATES, nullable, record
-from runtime.workers.reporter import FINAL
+from keng.runtime.http.openapi_schemas import STATES, nullable, record
+from keng.runtime.workers.reporter import FINAL
 
 DELIVERY_REPORT = record(
     {

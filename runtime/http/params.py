@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from domain.errors import InvalidValue
-from domain.values import parse_digits
-from runtime.http.problems import Problem
+from keng.domain.errors import InvalidValue
+from keng.domain.values import parse_digits
+from keng.runtime.http.problems import Problem
 
 
 def bounded_int(raw: str, name: str, *, lo: int, hi: int) -> int:

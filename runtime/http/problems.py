@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import orjson
 from aiohttp import web
 
-from adapters.payload import PayloadError
-from runtime.errors import entry_for, titles_of
+from keng.adapters.payload import PayloadError
+from keng.runtime.errors import entry_for, titles_of
 
 PROBLEM_TYPE = "application/problem+json"
 LANGUAGES = ("en", "vi")  # the first is the default

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from runtime.http.problems import Problem
+from keng.runtime.http.problems import Problem
 
 
 @dataclass(frozen=True)

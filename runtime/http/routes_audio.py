@@ -12,11 +12,11 @@ import re
 
 from aiohttp import web
 
-from adapters.audio_store import lookup
-from runtime.http.params import bounded_int
-from runtime.http.problems import Problem
-from runtime.http.routes_operator import current_staff
-from runtime.http.services import SERVICES
+from keng.adapters.audio_store import lookup
+from keng.runtime.http.params import bounded_int
+from keng.runtime.http.problems import Problem
+from keng.runtime.http.routes_operator import current_staff
+from keng.runtime.http.services import SERVICES
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 MAX_OFFSET = 2**53  # byte offsets in a Range header; past any file

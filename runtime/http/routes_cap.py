@@ -15,16 +15,16 @@ from uuid import UUID
 
 from aiohttp import web
 
-from adapters.cap.errors import CapError, status_for
-from adapters.cap.feeds import atom_feed, feed_item, is_current_public, json_feed
-from adapters.cap.render import CAP_MEDIA_TYPE, broadcast_to_cap
-from domain.cap_places import CapRefused
-from domain.values import BroadcastState
-from runtime.errors import headline_for
-from runtime.http.problems import Problem
-from runtime.http.services import SERVICES, Services
-from services.cap_documents import attach_recording, original_document
-from services.inbound import CAP_SOURCE, accept_cap_alert
+from keng.adapters.cap.errors import CapError, status_for
+from keng.adapters.cap.feeds import atom_feed, feed_item, is_current_public, json_feed
+from keng.adapters.cap.render import CAP_MEDIA_TYPE, broadcast_to_cap
+from keng.domain.cap_places import CapRefused
+from keng.domain.values import BroadcastState
+from keng.runtime.errors import headline_for
+from keng.runtime.http.problems import Problem
+from keng.runtime.http.services import SERVICES, Services
+from keng.services.cap_documents import attach_recording, original_document
+from keng.services.inbound import CAP_SOURCE, accept_cap_alert
 
 ACCEPTED_TYPES = (CAP_MEDIA_TYPE, "application/xml", "text/xml")
 _TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("cap_tasks")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from runtime.http.problems import Problem, problem_for
-from runtime.http.services import SERVICES
-from services.inbound import CITY_SOURCE, accept_city_message
+from keng.runtime.http.problems import Problem, problem_for
+from keng.runtime.http.services import SERVICES
+from keng.services.inbound import CITY_SOURCE, accept_city_message
 
 log = structlog.get_logger(__name__)
 

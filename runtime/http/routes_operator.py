@@ -13,17 +13,17 @@ from uuid import UUID
 
 from aiohttp import web
 
-from adapters.city_source import parse_city_message
-from adapters.payload import JsonSchemaCheck
-from domain.broadcast import FINAL_STATES, LIVE_STATES
-from domain.staff import Staff
-from runtime.http.openapi_schemas import SCHEMAS
-from runtime.http.problems import Problem
-from runtime.http.services import SERVICES, Services
-from runtime.views import broadcast_view, endpoint_view, jsonable, staff_view
-from services import broadcasts
-from services.access import Unauthenticated, authenticate
-from services.inventory import readable_endpoints
+from keng.adapters.city_source import parse_city_message
+from keng.adapters.payload import JsonSchemaCheck
+from keng.domain.broadcast import FINAL_STATES, LIVE_STATES
+from keng.domain.staff import Staff
+from keng.runtime.http.openapi_schemas import SCHEMAS
+from keng.runtime.http.problems import Problem
+from keng.runtime.http.services import SERVICES, Services
+from keng.runtime.views import broadcast_view, endpoint_view, jsonable, staff_view
+from keng.services import broadcasts
+from keng.services.access import Unauthenticated, authenticate
+from keng.services.inventory import readable_endpoints
 
 JSON = "application/json"
 STATES = LIVE_STATES + FINAL_STATES

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from runtime.http.metrics import CONTENT_TYPE
-from runtime.http.openapi import openapi_document
-from runtime.http.services import SERVICES
+from keng.runtime.http.metrics import CONTENT_TYPE
+from keng.runtime.http.openapi import openapi_document
+from keng.runtime.http.services import SERVICES
 
 
 async def healthz(request: web.Request) -> web.Response:

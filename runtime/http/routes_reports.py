@@ -14,13 +14,13 @@ from uuid import UUID
 import orjson
 from aiohttp import web
 
-from adapters.readstore.store import ReadStore
-from runtime.http.params import query_int
-from runtime.http.problems import Problem
-from runtime.http.routes_operator import current_staff
-from runtime.http.services import SERVICES
-from runtime.reports import REPORTS, YEARS, ReportOptions, build
-from runtime.workers.readmodels import LiveReadModels, check_auditor
+from keng.adapters.readstore.store import ReadStore
+from keng.runtime.http.params import query_int
+from keng.runtime.http.problems import Problem
+from keng.runtime.http.routes_operator import current_staff
+from keng.runtime.http.services import SERVICES
+from keng.runtime.reports import REPORTS, YEARS, ReportOptions, build
+from keng.runtime.workers.readmodels import LiveReadModels, check_auditor
 
 READ_MODELS = web.AppKey("read_models", LiveReadModels)
 # Query parameters of each report (the CLI's option names).

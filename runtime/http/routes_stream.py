@@ -24,15 +24,15 @@ import structlog
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from adapters.store.access import token_record_id
-from adapters.store.app import MAX_POSITION, Keng
-from domain.access import ApiToken
-from domain.staff import Staff
-from runtime.http.params import bounded_int
-from runtime.http.routes_operator import bearer_token, current_staff
-from runtime.http.services import SERVICES, Services
-from runtime.http.stream_scope import StreamScope
-from services.access import Unauthenticated, authenticate
+from keng.adapters.store.access import token_record_id
+from keng.adapters.store.app import MAX_POSITION, Keng
+from keng.domain.access import ApiToken
+from keng.domain.staff import Staff
+from keng.runtime.http.params import bounded_int
+from keng.runtime.http.routes_operator import bearer_token, current_staff
+from keng.runtime.http.services import SERVICES, Services
+from keng.runtime.http.stream_scope import StreamScope
+from keng.services.access import Unauthenticated, authenticate
 
 POLL_S = 0.3
 REAUTH_S = 2.0

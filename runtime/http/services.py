@@ -13,20 +13,20 @@ from uuid import UUID
 
 from aiohttp import web
 
-from adapters.audio_links import AudioLinks
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from adapters.store.group_commit import GroupCommitter
-from domain.access import Integration, integration_events
-from domain.area import Area
-from domain.authority import Visibility
-from domain.staff import Staff
-from domain.standing_orders import StandingOrder
-from projections.catalog import Catalog
-from runtime.config import Settings
-from runtime.http.metrics import Metrics
-from runtime.workers.readmodels import LiveReadModels
-from services.inbound import Intake
+from keng.adapters.audio_links import AudioLinks
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.adapters.store.group_commit import GroupCommitter
+from keng.domain.access import Integration, integration_events
+from keng.domain.area import Area
+from keng.domain.authority import Visibility
+from keng.domain.staff import Staff
+from keng.domain.standing_orders import StandingOrder
+from keng.projections.catalog import Catalog
+from keng.runtime.config import Settings
+from keng.runtime.http.metrics import Metrics
+from keng.runtime.workers.readmodels import LiveReadModels
+from keng.services.inbound import Intake
 
 T = TypeVar("T")
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from adapters.store.app import Keng
-from adapters.store.errors import NotFound
-from domain.authority import Visibility
-from domain.endpoint import Endpoint
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import NotFound
+from keng.domain.authority import Visibility
+from keng.domain.endpoint import Endpoint
 
 
 def _kind(event: Any) -> tuple[str, str]:

@@ -15,14 +15,14 @@ from typing import TypeVar
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.readstore.source import FactSource
-from adapters.readstore.sql import SqlDb
-from adapters.readstore.store import ReadStore
-from adapters.store.app import Keng
-from domain.errors import NotAuthorised
-from domain.staff import Staff
-from domain.values import Role
-from projections.runner import run_facts
+from keng.adapters.readstore.source import FactSource
+from keng.adapters.readstore.sql import SqlDb
+from keng.adapters.readstore.store import ReadStore
+from keng.adapters.store.app import Keng
+from keng.domain.errors import NotAuthorised
+from keng.domain.staff import Staff
+from keng.domain.values import Role
+from keng.projections.runner import run_facts
 
 # Events per read-model transaction when catching up or rebuilding: fewer, larger commits write each busy document
 # once per batch instead of once per few thousand events.

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import structlog
 
-from adapters.store.app import Keng
-from adapters.store.errors import ConcurrencyConflict
-from adapters.tts.render import RenderConfig, Renderer, RenderFailed
-from domain.broadcast import LIVE_STATES, Broadcast
-from domain.values import BroadcastState
-from projections.catalog import Catalog
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import ConcurrencyConflict
+from keng.adapters.tts.render import RenderConfig, Renderer, RenderFailed
+from keng.domain.broadcast import LIVE_STATES, Broadcast
+from keng.domain.values import BroadcastState
+from keng.projections.catalog import Catalog
 
 log = structlog.get_logger(__name__)
 LIVE = tuple(s for s in LIVE_STATES if s is not BroadcastState.DRAFT)  # a draft may change: render it once submitted

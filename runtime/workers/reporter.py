@@ -21,18 +21,18 @@ from typing import Any
 
 import orjson
 import structlog
-from eventsourcing.utils import get_topic
 
-from adapters.outbound import FetchPolicy, FetchRefused, fetch
-from adapters.secrets import SecretStore
-from adapters.signing import sign
-from adapters.store.access import find_inbound
-from adapters.store.app import Keng
-from adapters.store.errors import DuplicateRecord, NotFound
-from domain.access import Integration, integration_id
-from domain.actor import integration_of
-from domain.broadcast import STATE_AFTER
-from domain.report import DeliveryReport, backoff_s, report_id
+from keng.adapters.outbound import FetchPolicy, FetchRefused, fetch
+from keng.adapters.secrets import SecretStore
+from keng.adapters.signing import sign
+from keng.adapters.store.access import find_inbound
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import DuplicateRecord, NotFound
+from keng.adapters.store.topics import stored_topic
+from keng.domain.access import Integration, integration_id
+from keng.domain.actor import integration_of
+from keng.domain.broadcast import STATE_AFTER
+from keng.domain.report import DeliveryReport, backoff_s, report_id
 
 log = structlog.get_logger(__name__)
 SOURCE = "city-source"
@@ -57,7 +57,7 @@ class Reporter:
 
     def queue_new(self) -> int:
         """Queue reports for broadcasts that ended since the last call; returns how many were queued."""
-        topics = [get_topic(cls) for cls in FINAL]
+        topics = [stored_topic(cls) for cls in FINAL]
         queued = 0
         while True:
             batch = self.app.recorder.select_notifications(start=self.position + 1, limit=500, topics=topics)

@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from aiohttp import web
 
-from adapters.audit.chain import head_position, newest_checkpoint, seal
-from adapters.audit.keys import Signer, load_or_create
-from adapters.readstore.sql import SqlDb
-from adapters.store.app import Keng
-from runtime.config import Settings
-from runtime.workers.readmodels import events_table
+from keng.adapters.audit.chain import head_position, newest_checkpoint, seal
+from keng.adapters.audit.keys import Signer, load_or_create
+from keng.adapters.readstore.sql import SqlDb
+from keng.adapters.store.app import Keng
+from keng.runtime.config import Settings
+from keng.runtime.workers.readmodels import events_table
 
 log = structlog.get_logger(__name__)
 CHECKPOINT_EVERY = 10_000

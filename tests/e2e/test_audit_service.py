@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.store.config import connect_kwargs, locate_store
+from keng.adapters.store.config import connect_kwargs, locate_store
 from tests.keng_process import KengHome, keng_home
 
 BODY = orjson.dumps(

@@ -18,7 +18,7 @@ class Keng:
     def __init__(self, data: Path, store: str | None) -> None:
         self.base = [
             str(SCRIPT) if SCRIPT.exists() else sys.executable,
-            *([] if SCRIPT.exists() else ["-m", "runtime.cli"]),
+            *([] if SCRIPT.exists() else ["-m", "keng.runtime.cli"]),
         ]
         self.base += ["--data", str(data)] + (["--store", store] if store else [])
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cli import admin as cli_admin
-from runtime.cli import audit as cli_audit
-from runtime.cli import report as cli_report
-from runtime.config import load_settings
-from runtime.logs import configure_logging
+from keng.runtime.cli import admin as cli_admin
+from keng.runtime.cli import audit as cli_audit
+from keng.runtime.cli import report as cli_report
+from keng.runtime.config import load_settings
+from keng.runtime.logs import configure_logging
 
 
 def keng(data: Path, *argv: str) -> int:
@@ -32,7 +32,7 @@ def data(tmp_path: Path) -> Path:
 
 
 def test_reports_need_the_auditor_role(data: Path) -> None:
-    from domain.errors import NotAuthorised
+    from keng.domain.errors import NotAuthorised
 
     with pytest.raises(NotAuthorised):
         keng(data, "report", "kpi", "--as", "lan.nguyen")

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
-KENG = [sys.executable, "-m", "runtime.cli"]
+KENG = [sys.executable, "-m", "keng.runtime.cli"]
 
 
 def production_env(**extra: str) -> dict[str, str]:
@@ -71,7 +71,7 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, gc, logging, threading, warnings
     import structlog
-    from runtime.logs import configure_logging
+    from keng.runtime.logs import configure_logging
 
     configure_logging(burst=5)
     log = structlog.get_logger("demo")
@@ -123,7 +123,7 @@ def test_library_records_warnings_lost_task_and_thread_exceptions_are_json_and_f
 CHATTY = textwrap.dedent(
     """
     import logging, sys
-    from runtime.logs import configure_logging
+    from keng.runtime.logs import configure_logging
 
     configure_logging("json", sys.argv[1])
     mqtt = logging.getLogger("mqtt")  # aiomqtt's logger

@@ -79,9 +79,8 @@ def keng_on_path(bin_dir: Path) -> str:
         bin_dir.mkdir(parents=True, exist_ok=True)
         script = bin_dir / "keng"
         root = README.parent
-        script.write_text(
-            f'#!/bin/sh\nPYTHONPATH="{root}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{sys.executable}" -m runtime.cli "$@"\n'
-        )
+        launcher = f'PYTHONPATH="{root}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{sys.executable}" -m keng.runtime.cli "$@"'
+        script.write_text(f"#!/bin/sh\n{launcher}\n")
         script.chmod(0o755)
     return f"{script.parent}{os.pathsep}{os.environ.get('PATH', '')}"
 

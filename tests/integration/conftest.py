@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, free_port, parse_broker_url
+from keng.adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, free_port, parse_broker_url
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SYSTEM_MQTT = os.environ.get("KENG_TEST_MQTT", "mqtt://127.0.0.1:1883")

@@ -10,19 +10,19 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from adapters.mqtt.broker import BrokerAddress
-from adapters.mqtt.link import CommandLink
-from adapters.mqtt.wire import MessageSource
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from domain.dispatch import Dispatch
-from domain.programme import Programme, parse_slots
-from runtime.bootstrap import build_dispatcher
-from runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
-from runtime.dispatch.dispatcher import Dispatcher
-from runtime.dispatch.live import RetryPolicy
-from services import broadcasts
-from services.inventory import install_sample
+from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.link import CommandLink
+from keng.adapters.mqtt.wire import MessageSource
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.domain.dispatch import Dispatch
+from keng.domain.programme import Programme, parse_slots
+from keng.runtime.bootstrap import build_dispatcher
+from keng.runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
+from keng.runtime.dispatch.dispatcher import Dispatcher
+from keng.runtime.dispatch.live import RetryPolicy
+from keng.services import broadcasts
+from keng.services.inventory import install_sample
 
 WARD = "00595"
 ALWAYS_OPEN = Programme(default=parse_slots("00:00-24:00"))

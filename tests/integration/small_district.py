@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from services.access import SYSTEM, enrol_by_system
-from services.inventory import bootstrap_admin, load_rows
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.services.access import SYSTEM, enrol_by_system
+from keng.services.inventory import bootstrap_admin, load_rows
 
 START = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
 WARD_A, WARD_B = "00595", "00598"

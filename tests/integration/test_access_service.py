@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from adapters.store.errors import DuplicateRecord, NotFound
-from domain.access import Integration, integration_id
-from domain.errors import NotAuthorised, UnknownArea
-from services import access
-from services.access import Unauthenticated
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import DuplicateRecord, NotFound
+from keng.domain.access import Integration, integration_id
+from keng.domain.errors import NotAuthorised, UnknownArea
+from keng.services import access
+from keng.services.access import Unauthenticated
 from tests.integration.small_district import START, WARD_A, Clock, open_district
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.audio_store import AudioStore, content_key, lookup
-from adapters.tts.base import Audio
-from domain.vitext import prepare
+from keng.adapters.audio_store import AudioStore, content_key, lookup
+from keng.adapters.tts.base import Audio
+from keng.domain.vitext import prepare
 
 
 def _tone(seconds: float = 1.0, rate: int = 16000) -> Audio:

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from adapters.audit.chain import iter_chain, seal
-from adapters.audit.keys import Signer, load_or_create
-from adapters.audit.verify import Report, verify
-from adapters.readstore.sql import SqlDb, event_columns, fetch_tuples
-from adapters.store.app import Keng
-from adapters.store.config import locate_store, without_chain
-from adapters.store.errors import DuplicateRecord
-from runtime.workers.readmodels import events_table
-from runtime.workers.sealer import Sealer
-from services.access import enrol_by_system
+from keng.adapters.audit.chain import iter_chain, seal
+from keng.adapters.audit.keys import Signer, load_or_create
+from keng.adapters.audit.verify import Report, verify
+from keng.adapters.readstore.sql import SqlDb, event_columns, fetch_tuples
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store, without_chain
+from keng.adapters.store.errors import DuplicateRecord
+from keng.runtime.workers.readmodels import events_table
+from keng.runtime.workers.sealer import Sealer
+from keng.services.access import enrol_by_system
 
 WRITERS, EACH = 3, 40
 

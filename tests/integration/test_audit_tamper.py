@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from adapters.audit.chain import CHAIN_TABLE, CHECKPOINT_TABLE, id_bytes, iter_chain, record_bytes, seal
-from adapters.audit.keys import Signer
-from adapters.audit.verify import Exported, export_checkpoint, verify
-from adapters.readstore.sql import SqlDb, event_columns, select_records
-from adapters.store.app import Keng
-from services import access
+from keng.adapters.audit.chain import CHAIN_TABLE, CHECKPOINT_TABLE, id_bytes, iter_chain, record_bytes, seal
+from keng.adapters.audit.keys import Signer
+from keng.adapters.audit.verify import Exported, export_checkpoint, verify
+from keng.adapters.readstore.sql import SqlDb, event_columns, select_records
+from keng.adapters.store.app import Keng
+from keng.services import access
 from tests.synthetic import History
 
 EVENTS = 10_000

@@ -16,12 +16,12 @@ from uuid import UUID
 
 import pytest
 
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from runtime.config import load_settings
-from runtime.http.services import Services
-from services import broadcasts
-from services.access import issue_token
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.runtime.config import load_settings
+from keng.runtime.http.services import Services
+from keng.services import broadcasts
+from keng.services.access import issue_token
 from tests.http_server import Client, Reply, serve
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "authority.md"

@@ -22,18 +22,18 @@ from defusedxml.ElementTree import fromstring
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from adapters.secrets import SecretStore
-from adapters.store.app import MAX_POSITION, Keng
-from adapters.store.config import locate_store
-from domain.broadcast import Broadcast
-from domain.content import Content
-from runtime.cli.main import main as keng
-from runtime.config import load_settings
-from runtime.http.services import Services
-from runtime.logs import configure_logging
-from runtime.reports import REPORTS
-from services.access import add_integration, issue_token
-from services.inventory import install_sample
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import MAX_POSITION, Keng
+from keng.adapters.store.config import locate_store
+from keng.domain.broadcast import Broadcast
+from keng.domain.content import Content
+from keng.runtime.cli.main import main as keng
+from keng.runtime.config import load_settings
+from keng.runtime.http.services import Services
+from keng.runtime.logs import configure_logging
+from keng.runtime.reports import REPORTS
+from keng.services.access import add_integration, issue_token
+from keng.services.inventory import install_sample
 from tests.http_server import Client, Reply, serve
 from tests.unit.cap_builders import SENDER, alert, info
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.store.app import Keng
-from adapters.store.errors import NotFound
-from domain.authority import EVERYTHING, Visibility
-from domain.errors import ExpiredBroadcast, IllegalTransition, NotAuthorised, OutOfScope, SelfApprovalRefused
-from projections.catalog import Catalog
-from services import broadcasts
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import NotFound
+from keng.domain.authority import EVERYTHING, Visibility
+from keng.domain.errors import ExpiredBroadcast, IllegalTransition, NotAuthorised, OutOfScope, SelfApprovalRefused
+from keng.projections.catalog import Catalog
+from keng.services import broadcasts
 from tests.integration.small_district import START, WARD_A, WARD_B, Clock, open_district
 
 NOTICE = {"title": "Thông báo lịch cắt điện", "text": "Cắt điện từ 8 giờ đến 11 giờ.", "priority": "normal"}

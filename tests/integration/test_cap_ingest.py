@@ -8,15 +8,15 @@ import hashlib
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from adapters.cap.errors import CapError, CapUnsafeXml
-from adapters.cap.ingest import DrillMismatch, IngestResult, StandingOrder, UnknownReference, ingest_cap
-from adapters.cap.places import load_gazetteer
-from adapters.store.app import Keng
-from adapters.store.errors import StoreError
-from domain.cap_mapping import NoVietnameseInfo
-from domain.cap_places import NotLocatable, OutsideJurisdiction, UnknownAreaCode
-from domain.errors import DomainError
-from domain.ids import sourced_broadcast_id
+from keng.adapters.cap.errors import CapError, CapUnsafeXml
+from keng.adapters.cap.ingest import DrillMismatch, IngestResult, StandingOrder, UnknownReference, ingest_cap
+from keng.adapters.cap.places import load_gazetteer
+from keng.adapters.store.app import Keng
+from keng.adapters.store.errors import StoreError
+from keng.domain.cap_mapping import NoVietnameseInfo
+from keng.domain.cap_places import NotLocatable, OutsideJurisdiction, UnknownAreaCode
+from keng.domain.errors import DomainError
+from keng.domain.ids import sourced_broadcast_id
 from tests.conftest import IN_CI
 from tests.unit.cap_builders import SENDER, alert, area, info, reference
 from tests.unit.test_cap_fuzz import mutated

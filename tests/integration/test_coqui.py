@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from adapters.tts.base import EngineUnavailable, TTSConfig
-from adapters.tts.render import RenderConfig, Renderer
+from keng.adapters.tts.base import EngineUnavailable, TTSConfig
+from keng.adapters.tts.render import RenderConfig, Renderer
 from tests.conftest import IN_CI
 
 COQUI_MISSING = importlib.util.find_spec("TTS") is None
@@ -30,7 +30,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from adapters.tts.random_vits import build_random_vits
+    from keng.adapters.tts.random_vits import build_random_vits
 
     return build_random_vits(tmp_path_factory.mktemp("vits"), tiny=True)
 
@@ -81,7 +81,7 @@ def test_coqui_and_espeak_assets_of_one_text_are_distinct(
 
 
 def test_model_vocabulary_reports_characters_it_would_drop(tiny_model: tuple[Path, Path]) -> None:
-    from adapters.tts.coqui import CoquiSynthesizer
+    from keng.adapters.tts.coqui import CoquiSynthesizer
 
     engine = CoquiSynthesizer(tiny_model[0], tiny_model[1], "cpu")
     assert engine.unsupported("xin chào bà con") == set()
@@ -89,7 +89,7 @@ def test_model_vocabulary_reports_characters_it_would_drop(tiny_model: tuple[Pat
 
 
 def test_missing_model_file_is_engine_unavailable(tmp_path: Path) -> None:
-    from adapters.tts.coqui import CoquiSynthesizer
+    from keng.adapters.tts.coqui import CoquiSynthesizer
 
     with pytest.raises(EngineUnavailable, match="model file not found"):
         CoquiSynthesizer(tmp_path / "absent.pth", tmp_path / "config.json")
@@ -112,7 +112,7 @@ def test_corrupt_checkpoint_fails_by_name_and_an_emergency_falls_back_to_espeak(
 def test_cpu_precision_is_chosen_and_both_give_finite_speech(tiny_model: tuple[Path, Path], bf16: bool) -> None:
     import numpy as np
 
-    from adapters.tts.coqui import CoquiSynthesizer
+    from keng.adapters.tts.coqui import CoquiSynthesizer
 
     engine = CoquiSynthesizer(tiny_model[0], tiny_model[1], "cpu", cpu_bf16=bf16)
     audio = engine.synthesize(["xin chào bà con tổ dân phố"], voice="", speed=1.0)

@@ -14,15 +14,15 @@ import orjson
 import pytest
 from aiohttp import web
 
-from adapters.secrets import SecretStore
-from adapters.signing import verify
-from adapters.store.access import record_inbound
-from adapters.store.app import Keng
-from domain.report import DeliveryReport, backoff_s, report_id
-from runtime.http.openapi import openapi_document
-from runtime.workers.reporter import Reporter
-from services import broadcasts
-from services.access import add_integration
+from keng.adapters.secrets import SecretStore
+from keng.adapters.signing import verify
+from keng.adapters.store.access import record_inbound
+from keng.adapters.store.app import Keng
+from keng.domain.report import DeliveryReport, backoff_s, report_id
+from keng.runtime.http.openapi import openapi_document
+from keng.runtime.workers.reporter import Reporter
+from keng.services import broadcasts
+from keng.services.access import add_integration
 from tests.outbound_servers import quiet
 
 
@@ -113,9 +113,9 @@ async def test_a_report_url_on_loopback_is_refused_unless_allowlisted(sample_app
 
 
 def _city_broadcast(app: Keng, secrets: SecretStore) -> UUID:
-    from adapters.signing import Verified
-    from adapters.store.access import VerifiedInbound
-    from domain.access import Integration, integration_id
+    from keng.adapters.signing import Verified
+    from keng.adapters.store.access import VerifiedInbound
+    from keng.domain.access import Integration, integration_id
 
     integration = app.load(Integration, integration_id("city-source"), "integration")
     verified = VerifiedInbound(integration, Verified("city-77", int(time.time()), integration.secrets[0]), "0" * 64)

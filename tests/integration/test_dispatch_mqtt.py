@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.broker import BrokerAddress
-from adapters.mqtt.link import MqttLink
-from domain.dispatch import Dispatch
-from domain.endpoint import Endpoint
-from runtime.dispatch.metrics import DispatcherCollector
-from runtime.http.metrics import Metrics
-from services import broadcasts
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.link import MqttLink
+from keng.domain.dispatch import Dispatch
+from keng.domain.endpoint import Endpoint
+from keng.runtime.dispatch.metrics import DispatcherCollector
+from keng.runtime.http.metrics import Metrics
+from keng.services import broadcasts
 from tests.exposition import samples, with_an_empty_label
 from tests.integration.conftest import Mosquitto
 from tests.integration.harness import Harness

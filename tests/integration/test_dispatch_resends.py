@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.broker import BrokerAddress
-from domain.dispatch import Dispatch
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.broker import BrokerAddress
+from keng.domain.dispatch import Dispatch
 from tests.integration.conftest import Mosquitto, no_broker
 from tests.integration.harness import Harness
 

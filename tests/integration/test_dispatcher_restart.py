@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.dispatch import Dispatch
+from keng.domain.dispatch import Dispatch
 from tests.integration.conftest import Mosquitto
 from tests.integration.harness import Harness
 
@@ -23,7 +23,7 @@ def start_dispatcher(h: Harness, broker: Mosquitto) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "runtime.cli",
+            "keng.runtime.cli",
             "--store",
             h.store_url,
             "dispatch",

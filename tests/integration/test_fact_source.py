@@ -8,12 +8,12 @@ from pathlib import Path
 
 import orjson
 
-from adapters.readstore.source import FactSource
-from adapters.readstore.sql import SqlDb, event_columns, fetch_tuples
-from adapters.readstore.store import ReadStore
-from adapters.store.app import Keng
-from projections.facts import facts_of
-from projections.runner import run, run_facts
+from keng.adapters.readstore.source import FactSource
+from keng.adapters.readstore.sql import SqlDb, event_columns, fetch_tuples
+from keng.adapters.readstore.store import ReadStore
+from keng.adapters.store.app import Keng
+from keng.projections.facts import facts_of
+from keng.projections.runner import run, run_facts
 from tests.synthetic import History
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from runtime.config import load_settings
-from runtime.http.services import Services
-from services.access import add_integration, issue_token
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.runtime.config import load_settings
+from keng.runtime.http.services import Services
+from keng.services.access import add_integration, issue_token
 from tests.exposition import samples, with_an_empty_label
 from tests.http_server import Client, serve
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from adapters.tts.render import RenderConfig, Renderer
-from runtime.config import load_settings
-from runtime.http.services import Services
-from services.access import issue_token
-from services.inventory import install_sample
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.adapters.tts.render import RenderConfig, Renderer
+from keng.runtime.config import load_settings
+from keng.runtime.http.services import Services
+from keng.services.access import issue_token
+from keng.services.inventory import install_sample
 from tests.http_server import Client, serve
 
 

@@ -19,14 +19,14 @@ from uuid import UUID
 import pytest
 from defusedxml import ElementTree
 
-from adapters.audio_store import encode_wav
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from adapters.tts.espeak import EspeakSynthesizer
-from domain.standing_orders import parse_orders
-from runtime.config import load_settings
-from runtime.http.services import Services
-from services.access import add_integration, issue_token
+from keng.adapters.audio_store import encode_wav
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.adapters.tts.espeak import EspeakSynthesizer
+from keng.domain.standing_orders import parse_orders
+from keng.runtime.config import load_settings
+from keng.runtime.http.services import Services
+from keng.services.access import add_integration, issue_token
 from tests.http_server import Client, Reply, serve
 from tests.outbound_servers import Answer, closed_port, http_answers, quiet
 from tests.unit.cap_builders import SENDER, alert, area, info, reference

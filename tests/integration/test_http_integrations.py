@@ -15,14 +15,14 @@ from uuid import UUID
 import orjson
 import pytest
 
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from domain.ids import sourced_broadcast_id
-from domain.inbound import Inbound, legacy_inbound_id
-from runtime.config import load_settings
-from runtime.http.services import Services
-from services import broadcasts
-from services.access import add_integration, issue_token
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.domain.ids import sourced_broadcast_id
+from keng.domain.inbound import Inbound, legacy_inbound_id
+from keng.runtime.config import load_settings
+from keng.runtime.http.services import Services
+from keng.services import broadcasts
+from keng.services.access import add_integration, issue_token
 from tests.http_server import Client, serve
 from tests.integration.test_http_api import DRAFT, HOOK, problem
 from tests.integration.test_http_cap import post

@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from runtime.cli import report as cli_report
-from runtime.config import Settings, load_settings
-from runtime.http.services import Services
-from services.access import issue_token
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.runtime.cli import report as cli_report
+from keng.runtime.config import Settings, load_settings
+from keng.runtime.http.services import Services
+from keng.services.access import issue_token
 from tests.http_server import Client, serve
 
 DRAFT = {"title": "Diễn tập", "text": "Diễn tập báo động.", "priority": "normal", "targets": {"areas": ["00595"]}}

@@ -19,15 +19,15 @@ from uuid import UUID
 import orjson
 import pytest
 
-from adapters.secrets import SecretStore
-from adapters.signing import SignatureError, sign
-from adapters.store.access import find_inbound
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from adapters.store.group_commit import GroupCommitter
-from runtime.http.services import TimedCache
-from services.access import add_integration, integrations
-from services.inbound import (
+from keng.adapters.secrets import SecretStore
+from keng.adapters.signing import SignatureError, sign
+from keng.adapters.store.access import find_inbound
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.adapters.store.group_commit import GroupCommitter
+from keng.runtime.http.services import TimedCache
+from keng.services.access import add_integration, integrations
+from keng.services.inbound import (
     NEEDS_STORE,
     Accepted,
     IdempotencyConflict,
@@ -38,7 +38,7 @@ from services.inbound import (
     prepare_city_message,
     prepare_city_message_inline,
 )
-from services.inventory import install_sample
+from keng.services.inventory import install_sample
 from tests.unit.cap_builders import SENDER, alert, info
 
 MESSAGE = {

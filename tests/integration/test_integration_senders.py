@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime.cli.main import main
+from keng.runtime.cli.main import main
 from tests.unit.cap_builders import SENDER
 
 

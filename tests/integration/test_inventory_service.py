@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.district_file import DistrictFileError
-from adapters.store.app import Keng
-from domain.authority import EVERYTHING
-from domain.errors import NotAuthorised
-from projections.catalog import Catalog
-from services.access import SYSTEM
-from services.inventory import bootstrap_admin, load_district_file, readable_endpoints
+from keng.adapters.district_file import DistrictFileError
+from keng.adapters.store.app import Keng
+from keng.domain.authority import EVERYTHING
+from keng.domain.errors import NotAuthorised
+from keng.projections.catalog import Catalog
+from keng.services.access import SYSTEM
+from keng.services.inventory import bootstrap_admin, load_district_file, readable_endpoints
 from tests.integration.small_district import WARD_A, WARD_B, Clock, open_district
 
 ROWS = f"""record,code,name,parent,kind

@@ -13,15 +13,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from runtime.config import load_settings
-from runtime.http.app import create_app
-from runtime.http.openapi import openapi_document
-from runtime.http.services import Services
-from services.access import add_integration, issue_token
-from services.inventory import install_sample
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.runtime.config import load_settings
+from keng.runtime.http.app import create_app
+from keng.runtime.http.openapi import openapi_document
+from keng.runtime.http.services import Services
+from keng.services.access import add_integration, issue_token
+from keng.services.inventory import install_sample
 from tests.http_server import Client, serve
 from tests.unit.cap_builders import SENDER, alert
 

@@ -39,16 +39,16 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from adapters.secrets import SecretStore
-from adapters.signing import sign
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from domain.standing_orders import StandingOrder
-from runtime.config import load_settings
-from runtime.http.openapi import openapi_document
-from runtime.http.services import Services
-from services.access import add_integration, issue_token
-from services.inventory import install_sample
+from keng.adapters.secrets import SecretStore
+from keng.adapters.signing import sign
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.domain.standing_orders import StandingOrder
+from keng.runtime.config import load_settings
+from keng.runtime.http.openapi import openapi_document
+from keng.runtime.http.services import Services
+from keng.services.access import add_integration, issue_token
+from keng.services.inventory import install_sample
 from tests.http_server import serve
 from tests.unit.cap_builders import alert, area, info
 

@@ -9,8 +9,8 @@ import socket
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from adapters.audio_upload import UploadRefused
-from adapters.outbound import (
+from keng.adapters.audio_upload import UploadRefused
+from keng.adapters.outbound import (
     ADDRESS_NOT_ALLOWED,
     TIMED_OUT,
     TOO_LARGE,
@@ -22,7 +22,7 @@ from adapters.outbound import (
     PinnedResolver,
     fetch,
 )
-from adapters.recordings import fetch_recording
+from keng.adapters.recordings import fetch_recording
 from tests.outbound_servers import Answer, closed_port, http_answers, not_http, quiet
 
 LOCALHOST = FetchPolicy(allowed_hosts=frozenset({"localhost"}), timeout_s=5)

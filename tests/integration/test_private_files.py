@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.audio_links import AudioLinks
-from adapters.audio_store import AudioStore
-from adapters.private_files import loose_paths, tighten
-from adapters.secrets import SecretStore
-from adapters.tts.base import Audio
-from runtime.bootstrap import open_app
-from runtime.config import load_settings
-from runtime.workers.readmodels import caught_up
-from services.cap_documents import keep_document
-from services.inventory import install_sample
+from keng.adapters.audio_links import AudioLinks
+from keng.adapters.audio_store import AudioStore
+from keng.adapters.private_files import loose_paths, tighten
+from keng.adapters.secrets import SecretStore
+from keng.adapters.tts.base import Audio
+from keng.runtime.bootstrap import open_app
+from keng.runtime.config import load_settings
+from keng.runtime.workers.readmodels import caught_up
+from keng.services.cap_documents import keep_document
+from keng.services.inventory import install_sample
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.readstore.sql import SqlDb
-from adapters.readstore.store import ReadStore
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from projections.runner import run, until
+from keng.adapters.readstore.sql import SqlDb
+from keng.adapters.readstore.store import ReadStore
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.projections.runner import run, until
 from tests.synthetic import History
 
 

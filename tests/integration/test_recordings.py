@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from adapters.audio_store import encode_wav
-from adapters.audio_upload import UploadRefused
-from adapters.recordings import fetch_recording, store_recording
-from adapters.tts.espeak import EspeakSynthesizer
+from keng.adapters.audio_store import encode_wav
+from keng.adapters.audio_upload import UploadRefused
+from keng.adapters.recordings import fetch_recording, store_recording
+from keng.adapters.tts.espeak import EspeakSynthesizer
 
 
 async def test_fetch_checks_status_size_and_digest_then_store_encodes_mp3(tmp_path: Path) -> None:

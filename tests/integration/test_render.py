@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.tts.base import Audio, EngineUnavailable, SynthesisFailed, TTSConfig
-from adapters.tts.render import RenderConfig, Renderer, RenderFailed, TextTooLong
-from domain.vitext import prepare
+from keng.adapters.tts.base import Audio, EngineUnavailable, SynthesisFailed, TTSConfig
+from keng.adapters.tts.render import RenderConfig, Renderer, RenderFailed, TextTooLong
+from keng.domain.vitext import prepare
 
 
 class FakeEngine:

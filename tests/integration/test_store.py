@@ -10,14 +10,14 @@ from uuid import UUID
 
 import pytest
 
-from adapters.store.app import Keng
-from adapters.store.config import locate_store
-from adapters.store.errors import ConcurrencyConflict, DuplicateRecord
-from adapters.store.sqlite import KengSQLiteFactory
-from domain.broadcast import Broadcast
-from domain.errors import UnknownArea
-from domain.ids import sourced_broadcast_id
-from services import access, broadcasts
+from keng.adapters.store.app import Keng
+from keng.adapters.store.config import locate_store
+from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord
+from keng.adapters.store.sqlite import KengSQLiteFactory
+from keng.domain.broadcast import Broadcast
+from keng.domain.errors import UnknownArea
+from keng.domain.ids import sourced_broadcast_id
+from keng.services import access, broadcasts
 
 DRAFT = {"title": "Thông báo phun thuốc muỗi", "text": "Phun thuốc phòng sốt xuất huyết.", "priority": "normal"}
 
@@ -142,7 +142,7 @@ def test_sqlite_runs_with_synchronous_full_and_wal(tmp_path: Path) -> None:
 def test_sqlite_checkpoints_in_the_background_not_inside_commits(tmp_path: Path) -> None:
     import time
 
-    from services.inventory import install_sample
+    from keng.services.inventory import install_sample
 
     app = Keng(env=locate_store(None, tmp_path).env)
     try:

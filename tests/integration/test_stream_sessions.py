@@ -20,18 +20,18 @@ from uuid import UUID
 
 import orjson
 
-from adapters.secrets import SecretStore
-from adapters.store.app import Keng
-from domain.dispatch import Dispatch
-from domain.endpoint import Endpoint
-from projections.catalog import Catalog
-from runtime.config import load_settings
-from runtime.http import routes_stream
-from runtime.http.routes_stream import StreamSession
-from runtime.http.services import Services
-from runtime.http.stream_scope import StreamScope
-from services import broadcasts
-from services.access import authenticate, grant_role, issue_token, revoke_tokens
+from keng.adapters.secrets import SecretStore
+from keng.adapters.store.app import Keng
+from keng.domain.dispatch import Dispatch
+from keng.domain.endpoint import Endpoint
+from keng.projections.catalog import Catalog
+from keng.runtime.config import load_settings
+from keng.runtime.http import routes_stream
+from keng.runtime.http.routes_stream import StreamSession
+from keng.runtime.http.services import Services
+from keng.runtime.http.stream_scope import StreamScope
+from keng.services import broadcasts
+from keng.services.access import authenticate, grant_role, issue_token, revoke_tokens
 from tests.http_server import Client
 from tests.integration.test_http_api import DRAFT, api  # noqa: F401 (the fixture)
 
@@ -84,7 +84,7 @@ class SseReader:
 def keng_cli(store_url: str, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The `keng` command in its own process, on the test's store."""
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "--data", str(data), "--store", store_url, *args],
+        [sys.executable, "-m", "keng.runtime.cli", "--data", str(data), "--store", store_url, *args],
         cwd=ROOT,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "KENG_LOG_FORMAT": "json"},
         capture_output=True,

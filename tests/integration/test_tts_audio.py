@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from adapters.audio_store import encode_mp3, encode_wav, lookup
-from adapters.audio_upload import UploadLimits, UploadRefused, sniff, validate_upload
-from adapters.tts.base import Audio, TTSConfig
-from adapters.tts.loudness import measure_lufs
-from adapters.tts.render import RenderConfig, Renderer
-from runtime.cli.tts import main as cli_main
+from keng.adapters.audio_store import encode_mp3, encode_wav, lookup
+from keng.adapters.audio_upload import UploadLimits, UploadRefused, sniff, validate_upload
+from keng.adapters.tts.base import Audio, TTSConfig
+from keng.adapters.tts.loudness import measure_lufs
+from keng.adapters.tts.render import RenderConfig, Renderer
+from keng.runtime.cli.tts import main as cli_main
 
 BULLETIN = (
     "UBND phường Hòa Bình thông báo: do ảnh hưởng của bão số 3, từ 14h ngày 12/9/2024 sẽ cắt điện "

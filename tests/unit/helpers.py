@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.broadcast import Broadcast
-from domain.content import Content, build_content
-from domain.staff import Staff
+from keng.domain.broadcast import Broadcast
+from keng.domain.content import Content, build_content
+from keng.domain.staff import Staff
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.aio import cancel_and_wait
+from keng.adapters.aio import cancel_and_wait
 
 
 async def test_a_task_that_swallows_one_cancellation_is_cancelled_again() -> None:

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from adapters.boards import (
+from keng.adapters.boards import (
     STYLES,
     BoardProfile,
     board_text,
@@ -65,7 +65,7 @@ def test_long_text_scrolls_and_short_text_does_not() -> None:
 def test_lines_fit_the_board_width_and_keep_all_the_words() -> None:
     profile = BoardProfile(width=128, height=64, font_px=12)
     layout = render_board_text(BULLETIN + " Siêudàikhôngcáchnàođặtvừamộtdòngđược", "priority", profile)
-    from adapters.boards import _font
+    from keng.adapters.boards import _font
 
     assert all(_font(12).getlength(line) <= 124 for line in layout.lines)
     assert "".join(layout.lines).replace(" ", "") == board_text(

@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from adapters.mqtt import protocol as proto
-from adapters.mqtt.broker import BrokerAddress
-from adapters.mqtt.link import MqttLink
-from adapters.mqtt.wire import WireLink
-from domain.programme import SAMPLE_SLOTS, parse_slots
-from runtime.bootstrap import mqtt_links, programme_of
-from runtime.config import load_settings
+from keng.adapters.mqtt import protocol as proto
+from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.link import MqttLink
+from keng.adapters.mqtt.wire import WireLink
+from keng.domain.programme import SAMPLE_SLOTS, parse_slots
+from keng.runtime.bootstrap import mqtt_links, programme_of
+from keng.runtime.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,10 +35,11 @@ def test_slots_from_the_settings_make_the_programme_else_the_sample_slots(tmp_pa
 def test_importing_the_composition_root_and_what_it_wires_starts_nothing() -> None:
     probe = (
         "import sys, threading\n"
-        "import runtime.bootstrap\n"
+        "import keng.runtime.bootstrap\n"
         "light = [m for m in ('aiohttp', 'aiomqtt', 'numpy') if m in sys.modules]\n"
-        "import adapters.tts.render, runtime.dispatch.dispatcher, runtime.cli.service, runtime.cli.dispatch\n"
-        "import runtime.demo.run, runtime.workers.renderer, runtime.http.app\n"
+        "import keng.adapters.tts.render, keng.runtime.dispatch.dispatcher, keng.runtime.cli.service\n"
+        "import keng.runtime.cli.dispatch, keng.runtime.demo.run, keng.runtime.workers.renderer\n"
+        "import keng.runtime.http.app\n"
         "print(light, threading.active_count())\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)

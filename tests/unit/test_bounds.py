@@ -15,15 +15,15 @@ from defusedxml.ElementTree import fromstring
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.cap.feeds import atom_feed, feed_item, json_feed
-from adapters.cap.render import broadcast_to_cap, cap_time
-from domain.content import MAX_SCHEDULED, MAX_TARGETS, ContentLimits, build_content
-from domain.errors import InvalidValue
-from domain.programme import Programme
-from domain.values import REFUSED_CHARS, clean_text, in_zone, parse_digits, printable_text
-from runtime.cli.args import digits
-from runtime.config import load_settings
-from runtime.views import jsonable
+from keng.adapters.cap.feeds import atom_feed, feed_item, json_feed
+from keng.adapters.cap.render import broadcast_to_cap, cap_time
+from keng.domain.content import MAX_SCHEDULED, MAX_TARGETS, ContentLimits, build_content
+from keng.domain.errors import InvalidValue
+from keng.domain.programme import Programme
+from keng.domain.values import REFUSED_CHARS, clean_text, in_zone, parse_digits, printable_text
+from keng.runtime.cli.args import digits
+from keng.runtime.config import load_settings
+from keng.runtime.views import jsonable
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 ICT = timezone(timedelta(hours=7))

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from domain.broadcast import Broadcast
-from domain.errors import (
+from keng.domain.broadcast import Broadcast
+from keng.domain.errors import (
     ExpiredBroadcast,
     IllegalTransition,
     InvalidValue,
@@ -16,7 +16,7 @@ from domain.errors import (
     OutOfScope,
     SelfApprovalRefused,
 )
-from domain.ids import sourced_broadcast_id
+from keng.domain.ids import sourced_broadcast_id
 from tests.unit.helpers import LATER, NOW, content, staff, submitted
 
 APPROVER = staff("hung", "approver")

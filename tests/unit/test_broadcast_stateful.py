@@ -15,9 +15,9 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from domain.broadcast import STATE_AFTER, Broadcast, state_after_revision
-from domain.errors import DomainError
-from domain.values import BroadcastState
+from keng.domain.broadcast import STATE_AFTER, Broadcast, state_after_revision
+from keng.domain.errors import DomainError
+from keng.domain.values import BroadcastState
 from tests.unit.helpers import NOW, content, staff
 
 ACTORS = {

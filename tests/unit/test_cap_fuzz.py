@@ -10,8 +10,8 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.cap.errors import CapError
-from adapters.cap.parse import check_cap, parse_cap
+from keng.adapters.cap.errors import CapError
+from keng.adapters.cap.parse import check_cap, parse_cap
 from tests.unit.cap_builders import FIXTURES, alert, area, info, prefixed
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

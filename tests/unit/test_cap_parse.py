@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from adapters.cap.errors import (
+from keng.adapters.cap.errors import (
     CapInvalid,
     CapMalformed,
     CapTooLarge,
@@ -15,9 +15,9 @@ from adapters.cap.errors import (
     CapVersionUnsupported,
     status_for,
 )
-from adapters.cap.parse import check_cap, parse_cap
-from adapters.cap.xmldoc import CapLimits
-from domain.cap import Certainty, MsgType, Severity, Status, Urgency
+from keng.adapters.cap.parse import check_cap, parse_cap
+from keng.adapters.cap.xmldoc import CapLimits
+from keng.domain.cap import Certainty, MsgType, Severity, Status, Urgency
 from tests.unit.cap_builders import alert, area, fixture, info, prefixed
 
 OASIS = [

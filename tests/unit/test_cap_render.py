@@ -6,12 +6,12 @@ import orjson
 import pytest
 from defusedxml.ElementTree import fromstring
 
-from adapters.cap.feeds import atom_feed, feed_item, is_current_public, json_feed
-from adapters.cap.parse import parse_cap
-from adapters.cap.render import PRIORITY_TO_CAP, CapSender, broadcast_to_cap
-from domain.broadcast import Broadcast
-from domain.cap import MsgType, Status
-from domain.cap_mapping import priority_for
+from keng.adapters.cap.feeds import atom_feed, feed_item, is_current_public, json_feed
+from keng.adapters.cap.parse import parse_cap
+from keng.adapters.cap.render import PRIORITY_TO_CAP, CapSender, broadcast_to_cap
+from keng.domain.broadcast import Broadcast
+from keng.domain.cap import MsgType, Status
+from keng.domain.cap_mapping import priority_for
 from tests.unit.helpers import LATER, NOW, content, staff, submitted
 
 BASE = "https://keng.example.vn"

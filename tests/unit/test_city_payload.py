@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.city_source import parse_city_message
-from adapters.payload import PayloadError
-from domain.errors import InvalidValue
+from keng.adapters.city_source import parse_city_message
+from keng.adapters.payload import PayloadError
+from keng.domain.errors import InvalidValue
 
 DRAFT = {"title": "Thông báo", "text": "Nội dung", "priority": "normal", "targets": {"areas": ["00595"]}}
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime.cli import cap as cli_cap
-from runtime.config import load_settings
-from runtime.logs import configure_logging
+from keng.runtime.cli import cap as cli_cap
+from keng.runtime.config import load_settings
+from keng.runtime.logs import configure_logging
 from tests.unit.cap_builders import FIXTURES, alert, area, info
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cli.main import COMMANDS, build_parser, parse
+from keng.runtime.cli.main import COMMANDS, build_parser, parse
 
 CLI = Path(__file__).resolve().parents[2] / "runtime" / "cli"
 COMMAND_MODULES = {c.module for c in COMMANDS}
@@ -21,18 +21,19 @@ HEAVY = ("aiohttp", "aiomqtt", "eventsourcing", "numpy", "structlog", "rich")
 def test_keng_help_imports_no_command_module_nor_the_libraries_behind_them() -> None:
     code = (
         "import sys\n"
-        "from runtime.cli.main import main\n"
+        "from keng.runtime.cli.main import main\n"
         "try:\n"
         "    main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(*sorted(m for m in sys.modules if m.split('.')[0] in sys.argv[1:] or m.startswith('runtime.cli.')))\n"
+        "cli = 'keng.runtime.cli.'\n"
+        "print(*sorted(m for m in sys.modules if m.split('.')[0] in sys.argv[1:] or m.startswith(cli)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code, *HEAVY], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     *help_lines, loaded = done.stdout.splitlines()
     assert help_lines[0].startswith("usage: keng") and "integration" in "\n".join(help_lines)
-    assert loaded.split() == ["runtime.cli.main"]
+    assert loaded.split() == ["keng.runtime.cli.main"]
 
 
 def test_the_command_list_is_the_one_the_modules_register() -> None:
@@ -55,13 +56,13 @@ def imports_of(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "runtime.cli":
-                names |= {f"runtime.cli.{alias.name}" for alias in node.names}
-            elif node.module.startswith("runtime.cli."):
+            if node.module == "keng.runtime.cli":
+                names |= {f"keng.runtime.cli.{alias.name}" for alias in node.names}
+            elif node.module.startswith("keng.runtime.cli."):
                 names.add(node.module)
         elif isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names if alias.name.startswith("runtime.cli.")}
-    return {name.removeprefix("runtime.cli.") for name in names}
+            names |= {alias.name for alias in node.names if alias.name.startswith("keng.runtime.cli.")}
+    return {name.removeprefix("keng.runtime.cli.") for name in names}
 
 
 def test_no_command_module_imports_another_and_nothing_imports_main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cli import tts as cli_tts
+from keng.runtime.cli import tts as cli_tts
 
 
 def _run(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
@@ -39,7 +39,7 @@ def test_coqui_without_a_model_says_how_to_configure_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("KENG_TTS_MODEL", raising=False)
-    monkeypatch.setattr("adapters.tts.coqui.coqui_installed", lambda: True)
+    monkeypatch.setattr("keng.adapters.tts.coqui.coqui_installed", lambda: True)
     assert _run(["tts", "say", "xin chào", "-o", "x.mp3", "--engine", "coqui"], monkeypatch) == 2
     assert "no coqui model configured: pass --model or set KENG_TTS_MODEL" in capsys.readouterr().err
 
@@ -47,7 +47,7 @@ def test_coqui_without_a_model_says_how_to_configure_one(
 def test_coqui_not_installed_says_which_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("adapters.tts.coqui.coqui_installed", lambda: False)
+    monkeypatch.setattr("keng.adapters.tts.coqui.coqui_installed", lambda: False)
     argv = ["tts", "say", "xin chào", "-o", "x.mp3", "--engine", "coqui", "--model", str(tmp_path / "m.pth")]
     assert _run(argv, monkeypatch) == 2
     assert "pip install 'keng[coqui]'" in capsys.readouterr().err

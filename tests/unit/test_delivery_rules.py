@@ -2,12 +2,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from adapters.mqtt import protocol as proto
-from domain.delivery import check_ack, latency_summary, percentile, summarise
-from domain.device_status import check_status
-from domain.lanes import PriorityLanes
-from domain.programme import Programme, Slot, parse_slots, volume_for
-from runtime.dispatch.live import RetryPolicy
+from keng.adapters.mqtt import protocol as proto
+from keng.domain.delivery import check_ack, latency_summary, percentile, summarise
+from keng.domain.device_status import check_status
+from keng.domain.lanes import PriorityLanes
+from keng.domain.programme import Programme, Slot, parse_slots, volume_for
+from keng.runtime.dispatch.live import RetryPolicy
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 SHA = "a" * 64

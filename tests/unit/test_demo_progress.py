@@ -9,7 +9,7 @@ import re
 
 from rich.console import Console
 
-from runtime.demo.progress import LiveTable, PlainLines, WardProgress, plain_line, progress_for, table
+from keng.runtime.demo.progress import LiveTable, PlainLines, WardProgress, plain_line, progress_for, table
 
 
 class Ticks:

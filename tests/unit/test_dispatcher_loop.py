@@ -11,12 +11,12 @@ from uuid import UUID
 
 import pytest
 
-from adapters.mqtt import protocol as proto
-from domain.dispatch import Dispatch
-from domain.endpoint import Endpoint
-from projections.catalog import Catalog
-from runtime.dispatch.live import RetryPolicy
-from services import broadcasts
+from keng.adapters.mqtt import protocol as proto
+from keng.domain.dispatch import Dispatch
+from keng.domain.endpoint import Endpoint
+from keng.projections.catalog import Catalog
+from keng.runtime.dispatch.live import RetryPolicy
+from keng.services import broadcasts
 from tests.fakes import FakeInbound, RecordingLink
 from tests.integration.harness import WARD, Harness
 

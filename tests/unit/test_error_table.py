@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.city_source import PayloadError
-from adapters.store.errors import NotFound
-from domain.errors import DomainError, EmergencyCancelRefused, OutOfScope, SelfApprovalRefused
-from runtime.errors import KINDS, OTHERS, RULES, entry_for, headline_for
-from runtime.http.app import _KIND_BY_STATUS
-from runtime.http.problems import preferred_language, problem_for
+from keng.adapters.city_source import PayloadError
+from keng.adapters.store.errors import NotFound
+from keng.domain.errors import DomainError, EmergencyCancelRefused, OutOfScope, SelfApprovalRefused
+from keng.runtime.errors import KINDS, OTHERS, RULES, entry_for, headline_for
+from keng.runtime.http.app import _KIND_BY_STATUS
+from keng.runtime.http.problems import preferred_language, problem_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("domain", "projections", "adapters", "services", "runtime")
@@ -27,8 +27,8 @@ def _every_domain_error() -> list[type[DomainError]]:
     for name in PACKAGES:
         if not (ROOT / name).is_dir():
             continue
-        package = importlib.import_module(name)
-        for module in pkgutil.walk_packages(package.__path__, f"{name}."):
+        package = importlib.import_module(f"keng.{name}")  # never the bare name: a second copy of every class
+        for module in pkgutil.walk_packages(package.__path__, f"keng.{name}."):
             if not module.name.endswith(".__main__"):
                 importlib.import_module(module.name)
 
@@ -85,7 +85,7 @@ def test_the_cli_and_the_api_say_the_same_thing_about_an_error(
 
 
 def test_errors_nobody_expected_and_cli_only_errors_are_not_problems() -> None:
-    from adapters.store.config import StoreConfigError
+    from keng.adapters.store.config import StoreConfigError
 
     assert entry_for(KeyError("x")) is None and headline_for(KeyError("x")) is None
     assert problem_for(StoreConfigError("bad URL")) is None  # a 500 for the API: never the client's fault

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from domain.access import Integration, integration_events
-from domain.actor import ExternalActor, integration_of
-from domain.errors import InvalidValue, NotCreator, SenderNotOwned, SenderTaken
-from domain.ids import sourced_broadcast_id
-from domain.inbound import inbound_id, legacy_inbound_id
-from domain.values import Role
+from keng.domain.access import Integration, integration_events
+from keng.domain.actor import ExternalActor, integration_of
+from keng.domain.errors import InvalidValue, NotCreator, SenderNotOwned, SenderTaken
+from keng.domain.ids import sourced_broadcast_id
+from keng.domain.inbound import inbound_id, legacy_inbound_id
+from keng.domain.values import Role
 
 
 def cap(name: str, *senders: str) -> Integration:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from runtime.dispatch.live import LiveDispatch, RetryPolicy
-from runtime.dispatch.plan import Plan, Target
+from keng.runtime.dispatch.live import LiveDispatch, RetryPolicy
+from keng.runtime.dispatch.plan import Plan, Target
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 

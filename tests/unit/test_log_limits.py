@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.log_limits import RepeatLimiter
+from keng.runtime.log_limits import RepeatLimiter
 
 
 class Clock:

@@ -6,9 +6,9 @@ import ipaddress
 
 import pytest
 
-from domain.access import Integration
-from domain.errors import InvalidValue
-from domain.outbound import MAX_FETCH_HOSTS, address_allowed, check_fetch_host
+from keng.domain.access import Integration
+from keng.domain.errors import InvalidValue
+from keng.domain.outbound import MAX_FETCH_HOSTS, address_allowed, check_fetch_host
 
 REFUSED = [
     "127.0.0.1",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from domain.errors import InvalidValue
-from runtime.config import load_settings
+from keng.domain.errors import InvalidValue
+from keng.runtime.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 READS_ENVIRONMENT = re.compile(r"os\.environ|os\.getenv|from os import .*(environ|getenv)")

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from adapters.signing import SignatureError, fingerprint, new_secret, sign, verify
+from keng.adapters.signing import SignatureError, fingerprint, new_secret, sign, verify
 
 SECRET = new_secret()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from domain.endpoint import Endpoint
-from domain.errors import IllegalTransition, InvalidValue
-from domain.ids import staff_id
+from keng.domain.endpoint import Endpoint
+from keng.domain.errors import IllegalTransition, InvalidValue
+from keng.domain.ids import staff_id
 from tests.unit.helpers import staff
 
 

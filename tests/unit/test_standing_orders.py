@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import InvalidValue
-from domain.standing_orders import first_match, parse_orders
+from keng.domain.errors import InvalidValue
+from keng.domain.standing_orders import first_match, parse_orders
 
 RULES = [
     {

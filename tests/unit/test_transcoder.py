@@ -18,8 +18,8 @@ from eventsourcing.persistence import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.store.transcoder import DateAsISO, OrjsonTranscoder
-from domain.values import Priority
+from keng.adapters.store.transcoder import DateAsISO, OrjsonTranscoder
+from keng.domain.values import Priority
 
 
 def _both() -> tuple[OrjsonTranscoder, JSONTranscoder]:
@@ -86,7 +86,7 @@ def test_round_trip_of_random_states(state: dict[str, object]) -> None:
 
 
 def test_flat_decoding_gives_the_stored_strings_of_every_tagged_value() -> None:
-    from projections.facts import flat
+    from keng.projections.facts import flat
 
     fast, slow = _both()
     for transcoder in (fast, slow):

@@ -7,8 +7,8 @@ import unicodedata
 
 import pytest
 
-from domain.vinumbers import read_integer
-from domain.vitext import PreparedText, TextRefused, prepare, split_sentences
+from keng.domain.vinumbers import read_integer
+from keng.domain.vitext import PreparedText, TextRefused, prepare, split_sentences
 
 BULLETIN_PHRASES: list[tuple[str, str]] = [
     ("UBND phường Hòa Bình thông báo", "ủy ban nhân dân phường Hòa Bình thông báo"),

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import uuid4
 
-from adapters.store.app import Keng
-from domain.broadcast import FINAL_STATES, LIVE_STATES, REVISABLE_STATES, STATE_AFTER
-from domain.dispatch import Dispatch, first_ack_at, note_first_acks
-from domain.records import Ack
-from domain.values import (
+from keng.adapters.store.app import Keng
+from keng.domain.broadcast import FINAL_STATES, LIVE_STATES, REVISABLE_STATES, STATE_AFTER
+from keng.domain.dispatch import Dispatch, first_ack_at, note_first_acks
+from keng.domain.records import Ack
+from keng.domain.values import (
     ACK_RANK,
     FINAL_ACK_STATES,
     AckState,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.mqtt.wire import PUBLISH, _packet, _string, parse_packets, publish_packet
+from keng.adapters.mqtt.wire import PUBLISH, _packet, _string, parse_packets, publish_packet
 
 
 @given(
