@@ -188,7 +188,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _stdout_to_devnull()
         return PIPE_CLOSED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -99,15 +99,3 @@ def _say(text: str, output: Path, config: TTSConfig) -> int:
         print(f"warning: removed characters no voice can speak: {' '.join(prepared.unspeakable)}", file=sys.stderr)
     print(f"{output}: {audio.duration_s:.2f} s, {audio.sample_rate} Hz, {len(data)} bytes, {config.engine}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry for trying the command before it is wired into `keng` (python -m keng.runtime.cli_tts)."""
-    parser = argparse.ArgumentParser(prog="keng")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
