@@ -16,6 +16,7 @@ from openapi_spec_validator import validate
 from keng.adapters.secrets import SecretStore
 from keng.adapters.store.app import Keng
 from keng.adapters.store.config import locate_store
+from keng.domain.content import MAX_TARGETS
 from keng.runtime.config import load_settings
 from keng.runtime.http.app import create_app
 from keng.runtime.http.openapi import openapi_document
@@ -98,9 +99,9 @@ WITHOUT_PRIORITY = {k: v for k, v in DRAFT.items() if k != "priority"}
         ("hook", WITHOUT_PRIORITY, "/priority", "priority is required"),
         (
             "hook",
-            {**DRAFT, "targets": {"areas": ["00595"] * 1001}},
+            {**DRAFT, "targets": {"areas": ["00595"] * (MAX_TARGETS + 1)}},
             "/targets/areas",
-            "targets.areas has more than 1000",
+            f"targets.areas has more than {MAX_TARGETS}",
         ),
         ("revise", {"schedule": {"repeats": 0}}, "/schedule/repeats", "schedule.repeats must be at least 1"),
         ("revise", {"drill": "yes"}, "/drill", "drill must be true or false"),
