@@ -15,7 +15,7 @@ from keng.adapters.audio_upload import UploadLimits, UploadRefused, sniff, valid
 from keng.adapters.tts.base import Audio, TTSConfig
 from keng.adapters.tts.loudness import measure_lufs
 from keng.adapters.tts.render import RenderConfig, Renderer
-from keng.runtime.cli.tts import main as cli_main
+from keng.runtime.cli.main import main as keng
 
 BULLETIN = (
     "UBND phường Hòa Bình thông báo: do ảnh hưởng của bão số 3, từ 14h ngày 12/9/2024 sẽ cắt điện "
@@ -83,7 +83,7 @@ def test_every_vietnamese_espeak_voice_speaks(tmp_path: Path, voice: str, render
 @pytest.mark.parametrize("suffix", [".mp3", ".wav"])
 def test_cli_say_writes_a_decodable_file(tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / f"out{suffix}"
-    assert cli_main(["tts", "say", "Bão số 3 đổ bộ lúc 14h 🌊", "-o", str(out)]) == 0
+    assert keng(["--data", str(tmp_path / "data"), "tts", "say", "Bão số 3 đổ bộ lúc 14h 🌊", "-o", str(out)]) == 0
     data, rate = _decode(out)
     assert rate == 22050 and 1.0 < data.shape[0] / rate < 8.0
     captured = capsys.readouterr()
