@@ -1,22 +1,29 @@
 """PostgreSQL persistence whose application recorder links every event into the audit hash chain in the transaction
 that inserts it (adapters/audit/chain.py). The library locks the events table in EXCLUSIVE mode before inserting, so
 insert order is commit order and chain extensions from several processes are serialised by the database.
-Used through PERSISTENCE_MODULE=adapters.store.postgres:KengPostgresFactory.
+Used through PERSISTENCE_MODULE=keng.adapters.store.postgres:KengPostgresFactory.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+import psycopg.errors
+import structlog
+from eventsourcing.persistence import IntegrityError, InternalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row
 
 from keng.adapters.audit.chain import ask_head, ensure_tables, extend, inserted, read_head
 from keng.adapters.readstore.sql import SqlDb
+
+CREATE_ATTEMPTS = 5
+CATALOG_RACES = ("tuple concurrently updated", "\"pg_", "already exists")  # "pg_...": a catalog index
+log = structlog.get_logger(__name__)
 
 
 class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
@@ -31,8 +38,20 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
         self._head = threading.local()  # the head query's cursor, from the insert to the fetch of its positions
 
     def create_table(self) -> None:
-        super().create_table()
-        ensure_tables(self._db)
+        # Processes that start together (several `keng serve` workers, a CLI command beside the service) run the same
+        # idempotent DDL at once, and PostgreSQL may refuse one of them over its own catalog rows ("tuple concurrently
+        # updated", or a duplicate in pg_type when two create one table): the statements are IF NOT EXISTS, so trying
+        # again after a pause is right.
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                super().create_table()
+                ensure_tables(self._db)
+                return
+            except (InternalError, IntegrityError, psycopg.errors.InternalError_, psycopg.errors.IntegrityError) as e:
+                if not any(sign in str(e) for sign in CATALOG_RACES) or attempt == CREATE_ATTEMPTS:
+                    raise
+                log.info("store.create_table_retried", attempt=attempt, reason=str(e))
+                time.sleep(0.05 * attempt)
 
     def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)  # the table lock, then the insert

@@ -80,7 +80,7 @@ def test_events_written_without_the_chain_are_linked_by_the_next_chained_write(
 
 def _write(store_url: str, data: str, writer: int, start: Any) -> None:
     app = Keng(env=locate_store(store_url, Path(data)).env)
-    start.wait(60)  # all writers begin together, after their imports and connections
+    start.wait(300)  # all writers begin together, after their imports and connections (slow on a loaded CI machine)
     try:
         for i in range(EACH):
             enrol(app, f"w{writer}-{i}")
@@ -104,7 +104,7 @@ def test_writer_processes_running_at_once_never_fork_the_chain(
     for p in writers:
         p.start()
     for p in writers:
-        p.join(120)
+        p.join(360)
     assert [p.exitcode for p in writers] == [0] * WRITERS
     report = check(app, load_or_create(tmp_path))
     assert report.ok, report.findings
@@ -132,3 +132,21 @@ def test_the_sealer_signs_after_its_interval_or_as_soon_as_every_n_events_wait(m
     assert sealer.step() == 10
     report = check(app, signer)
     assert report.ok and report.unsealed == 0 and report.sealed == 13 and report.checkpoints == 3
+
+
+def _open(store_url: str, data: str, start: Any) -> None:
+    start.wait(120)  # every process creates its tables at the same moment
+    Keng(env=locate_store(store_url, Path(data)).env).close()
+
+
+def test_processes_that_open_a_new_postgres_store_at_once_all_start(postgres_url: str, tmp_path: Path) -> None:
+    # Concurrent IF NOT EXISTS DDL can be refused by PostgreSQL ("tuple concurrently updated"); the recorder retries.
+    ctx = mp.get_context("spawn")
+    for _ in range(3):
+        start = ctx.Barrier(6)
+        openers = [ctx.Process(target=_open, args=(postgres_url, str(tmp_path), start)) for _ in range(6)]
+        for p in openers:
+            p.start()
+        for p in openers:
+            p.join(180)
+        assert [p.exitcode for p in openers] == [0] * 6
