@@ -22,7 +22,7 @@ from keng.adapters.audit.chain import ask_head, ensure_tables, extend, inserted,
 from keng.adapters.readstore.sql import SqlDb
 
 CREATE_ATTEMPTS = 5
-CATALOG_RACES = ("tuple concurrently updated", "\"pg_", "already exists")  # "pg_...": a catalog index
+CATALOG_RACES = ("tuple concurrently updated", '"pg_', "already exists")  # "pg_...": a catalog index
 log = structlog.get_logger(__name__)
 
 
