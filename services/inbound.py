@@ -124,7 +124,7 @@ class Prepared:
 def verify(intake: Intake, source: str, headers: Mapping[str, str], body: bytes, now: float) -> VerifiedInbound:
     """Step 1: the signature, checked against the active secrets of the integrations of this kind."""
     candidates = [i for i in intake.integrations.get() if i.kind == source]
-    return verify_inbound(intake.app, intake.secrets, candidates, headers=headers, body=body, now=now)
+    return verify_inbound(intake.secrets, candidates, headers=headers, body=body, now=now)
 
 
 def look_up(app: Keng, source: str, keyed: VerifiedInbound) -> Accepted | None:

@@ -70,7 +70,6 @@ class VerifiedInbound:
 
 
 def verify_inbound(
-    app: Keng,
     secrets: SecretStore,
     integrations: list[Integration],
     *,

@@ -121,10 +121,6 @@ class Services:
         )
         return list(self._integrations.values())
 
-    def integrations(self, kind: str) -> list[Integration]:
-        """Integrations of a kind with their active secret fingerprints (cached for `cache_ttl_s`)."""
-        return [i for i in self.integration_cache.get() if i.kind == kind]
-
     def visibility_of(self, staff: Staff) -> Visibility:
         """What this staff member may read (domain/authority.py); may read the store, so call it off the loop."""
         return self.app.visibility_of(staff, self.area_cache.get())
