@@ -65,6 +65,7 @@ KINDS: dict[str, Titles] = {
     # refusals from outside the domain
     "invalid-cap": Titles("Invalid CAP document", "Tài liệu CAP không hợp lệ"),
     "unauthenticated": Titles("Unauthenticated", "Chưa xác thực"),
+    "locked-out": Titles("Locked out", "Tài khoản tạm khóa"),
     "bad-signature": Titles("Bad signature", "Chữ ký không hợp lệ"),
     "not-found": Titles("Not found", "Không tìm thấy"),
     "conflict": Titles("Conflict", "Xung đột: dữ liệu vừa được người khác thay đổi"),
@@ -111,6 +112,7 @@ RULES: dict[str, Entry] = {
     "expired-cannot-be-approved": Entry(409, "expired"),
     "nothing-dispatched-unapproved": Entry(409, "not-approved"),
     "unknown-area": Entry(422, "unknown-area"),
+    "sign-in-locked": Entry(429, "locked-out", "Tài khoản tạm khóa do đăng nhập sai nhiều lần"),
     "cap-refused": Entry(*_CAP),
     "cap-unknown-area-code": Entry(*_CAP, "Bản tin CAP nêu mã địa bàn không tồn tại"),
     "cap-outside-jurisdiction": Entry(*_CAP, "Bản tin CAP nêu địa bàn ngoài phạm vi được phép"),

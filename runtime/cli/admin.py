@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import structlog
 
 from keng.adapters import sample_district
+from keng.adapters.passwords import PasswordStore
 from keng.adapters.store.app import MAX_POSITION
 from keng.adapters.store.config import locate_store
 from keng.runtime.bootstrap import open_app
@@ -18,7 +21,7 @@ from keng.runtime.cli.lookup import catalog
 from keng.runtime.cli.output import CommandError, print_json, print_table
 from keng.runtime.config import Settings
 from keng.runtime.views import endpoint_view, event_view, staff_view
-from keng.services import access
+from keng.services import access, credentials
 from keng.services.inventory import bootstrap_admin, install_sample, load_district_file
 
 log = structlog.get_logger(__name__)
@@ -57,6 +60,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--on", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
     p.add_argument("--as", dest="actor", required=True, help="handle of an admin")
     p.set_defaults(handler=cmd_staff_train)
+    p = staff.add_parser("password", help="set a console password (asked twice at a terminal, else one line of stdin)")
+    p.add_argument("handle")
+    p.add_argument("--as", dest="actor", default="admin", help="handle of an admin (default: admin)")
+    p.set_defaults(handler=cmd_staff_password)
     p = staff.add_parser("list", help="list staff members")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_staff_list)
@@ -124,6 +131,25 @@ def cmd_staff_role(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_staff_train(args: argparse.Namespace, settings: Settings) -> int:
     access.record_training(open_app(settings, create=False), args.handle, args.course, on=args.on, by=args.actor)
     print(f"Đã ghi nhận tập huấn (training recorded): {args.handle}")
+    return 0
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Mật khẩu mới (new password): ")
+        if getpass.getpass("Nhập lại (again): ") != first:
+            raise CommandError("Hai lần nhập không khớp", "the two entries differ; nothing was changed")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_staff_password(args: argparse.Namespace, settings: Settings) -> int:
+    app = open_app(settings, create=False)
+    password = _read_password()
+    credentials.set_password(app, PasswordStore(settings.data_dir), handle=args.handle, password=password,
+                             by=args.actor)  # fmt: skip
+    log.info("staff.password_set", actor=args.actor, handle=args.handle)
+    print(f"Đã đặt mật khẩu (password set) for {args.handle.lower()}; their console sessions have ended")
     return 0
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from keng.runtime.console.app import add_console
 from keng.runtime.http import (
     routes_audio,
     routes_cap,
@@ -96,6 +97,7 @@ def create_app(services: Services) -> web.Application:
     routes_cap.add_routes(app)
     routes_stream.add_routes(app)
     routes_reports.add_routes(app)
+    add_console(app, services)
     return app
 
 

@@ -16,8 +16,10 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import orjson
 import structlog
@@ -85,16 +87,23 @@ class StreamSession:
     """One holder's stream: their token, checked again while it runs, and what they may see. Blocking (it reads the
     store): call its methods off the event loop."""
 
-    def __init__(self, services: Services, token: str, staff: Staff) -> None:
-        self.services, self.token = services, token
-        self.token_id, self.staff_id = token_record_id(token), staff.id
+    def __init__(
+        self, services: Services, staff: Staff, reauthenticate: Callable[[], Staff], token_id: UUID | None = None
+    ) -> None:
+        self.services, self.reauthenticate = services, reauthenticate
+        self.token_id, self.staff_id = token_id, staff.id
         self.scope = StreamScope(services.app, services.visibility_of(staff))
         self.checked_at = time.monotonic()
 
+    @classmethod
+    def of_token(cls, services: Services, token: str, staff: Staff) -> StreamSession:
+        """The stream of a bearer-token holder: it ends when the token is revoked."""
+        return cls(services, staff, lambda: authenticate(services.app, token), token_record_id(token))
+
     def recheck(self) -> str | None:
-        """Authenticate the token again and refresh the reading scope; the reason it no longer holds, or None."""
+        """Authenticate the holder again and refresh the reading scope; the reason it no longer holds, or None."""
         try:
-            staff = authenticate(self.services.app, self.token)
+            staff = self.reauthenticate()
         except Unauthenticated as e:
             return str(e)
         self.scope.update(self.services.visibility_of(staff))
@@ -109,7 +118,11 @@ class StreamSession:
             return batch
         for pos, event in _read(self.services.app, since):
             batch.position, batch.read = pos, batch.read + 1
-            if event.originator_id == self.token_id and isinstance(event, ApiToken.Revoked):
+            if (
+                self.token_id is not None
+                and event.originator_id == self.token_id
+                and isinstance(event, ApiToken.Revoked)
+            ):
                 batch.ended = "the bearer token was revoked"
                 return batch
             if event.originator_id == self.staff_id and (ended := self.recheck()) is not None:
@@ -142,7 +155,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     app = services.app
     position = _start(request, await services.run(app.max_position))
-    session = await services.run(lambda: StreamSession(services, bearer_token(request), staff))
+    session = await services.run(lambda: StreamSession.of_token(services, bearer_token(request), staff))
+    return await pump(request, staff, session, position)
+
+
+async def pump(
+    request: web.Request, staff: Staff, session: StreamSession, position: int, *, named: bool = True
+) -> web.StreamResponse:
+    """Send the session's messages from `position` on until the client leaves, the service stops or the session ends;
+    `named`: each message's SSE event is its type (else every message is a plain `message`)."""
     closing = request.app[_CLOSING]
     async with sse_response(request, ping_interval=15) as response:
         while response.is_connected() and not closing.is_set():
@@ -151,7 +172,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             batch = await asyncio.to_thread(session.next_batch, position)
             for pos, view in batch.messages:
                 try:
-                    await response.send(orjson.dumps(view).decode(), id=str(pos), event=view["type"])
+                    await response.send(orjson.dumps(view).decode(), id=str(pos), event=view["type"] if named else None)
                 except ConnectionResetError:  # the client went away mid-batch: not an error of ours
                     return response
             position = batch.position
@@ -171,6 +192,17 @@ async def _end(response: Any, staff: Staff, batch: Batch) -> None:
 
 async def _close_streams(app: web.Application) -> None:
     app[_CLOSING].set()
+
+
+def start_position(request: web.Request, newest: int) -> int:
+    """Where a stream starts (`Last-Event-ID`, else `?since=`, else the newest position)."""
+    return _start(request, newest)
+
+
+def add_closing(app: web.Application) -> None:
+    """Let the streams of `app` end when the service shuts down."""
+    app[_CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_close_streams)
 
 
 def add_routes(app: web.Application) -> None:

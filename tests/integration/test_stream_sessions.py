@@ -131,7 +131,7 @@ def test_a_revocation_the_stream_does_not_read_is_caught_by_the_periodic_check(
         app=app, secrets=SecretStore(tmp_path), settings=load_settings(data_dir=str(tmp_path), environ={})
     )
     try:
-        session = StreamSession(services, token, authenticate(app, token))
+        session = StreamSession.of_token(services, token, authenticate(app, token))
         revoke_tokens(app, staff="tuan.do", by="admin")  # the session's token, tuan.do's only one
         after = app.max_position()  # the stream is already past the revocation: only the re-check can see it
         assert session.next_batch(after).ended is None  # checked less than REAUTH_S ago
@@ -147,7 +147,7 @@ def test_a_role_change_read_in_the_log_applies_to_the_stream_at_once(sample_app:
     settings = load_settings(data_dir=str(tmp_path), environ={})
     services = Services(app=app, secrets=SecretStore(tmp_path), settings=settings)
     try:
-        session = StreamSession(services, token, authenticate(app, token))
+        session = StreamSession.of_token(services, token, authenticate(app, token))
         start = app.max_position()
         draft = {"title": "Thông báo", "text": "Nội dung.", "priority": "normal"}
         broadcasts.draft(app, by="lan.nguyen", target_areas=[WARD_B], **draft)
