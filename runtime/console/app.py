@@ -181,6 +181,7 @@ def add_console(app: web.Application, services: Services) -> None:
     """Mount the console at `/console/` and send `/` and `/index.html` there."""
     app.router.add_get("/", _to_console)
     app.router.add_get("/index.html", _to_console)
+    app.router.add_get("/console", _to_console)
     app.add_subapp("/console", create_console(services))
 
 
