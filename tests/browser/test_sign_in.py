@@ -77,3 +77,20 @@ def test_sign_out_everywhere_ends_the_session_in_another_browser(browser: Any, s
         first.close()
         if second is not None:
             second.close()
+
+
+def test_signing_in_works_with_the_keyboard_alone(phone: Console) -> None:
+    page = phone.page
+    page.goto("/console/sign-in")
+    for _ in range(10):  # past the skip link and the brand, to the first field
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "handle":
+            break
+    assert page.evaluate("document.activeElement.id") == "handle"
+    page.keyboard.type("hung.tran")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "password"
+    page.keyboard.type(password_of("hung.tran"))
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/")
+    assert page.get_by_text("Trần Văn Hùng").is_visible()
