@@ -34,6 +34,7 @@ def announced(text: str, drill: bool) -> str:
     """What is spoken and shown of a text: a drill is announced as a drill, before and after it."""
     return f"{DRILL_NOTICE} {text} {DRILL_NOTICE}" if drill else text
 
+
 LIVE_STATES = tuple(s for s in BroadcastState if not s.is_final)
 FINAL_STATES = tuple(s for s in BroadcastState if s.is_final)
 REVISABLE_STATES = tuple(s for s in LIVE_STATES if s is not BroadcastState.DISPATCHING)

@@ -56,8 +56,15 @@ async def signed_in(server: TestServer, app: Keng, handle: str) -> tuple[TestCli
 
 
 def form(csrf: str, **changes: Any) -> list[tuple[str, str]]:
-    fields = {"csrf": csrf, "title": "Lịch tiêm phòng", "text": "Tiêm phòng dại cho chó mèo lúc 8h ngày 28/11.",
-              "priority": "normal", "areas": ["00595-T01"], "channels": ["speaker", "eboard"], "action": "draft"}  # fmt: skip
+    fields = {
+        "csrf": csrf,
+        "title": "Lịch tiêm phòng",
+        "text": "Tiêm phòng dại cho chó mèo lúc 8h ngày 28/11.",
+        "priority": "normal",
+        "areas": ["00595-T01"],
+        "channels": ["speaker", "eboard"],
+        "action": "draft",
+    }
     fields.update(changes)
     return [(k, v) for k, vs in fields.items() for v in (vs if isinstance(vs, list) else [vs])]
 
@@ -88,7 +95,10 @@ async def test_a_drafter_drafts_revises_and_submits_through_the_form(server: Tes
         assert reply.status == 303, await reply.text()
         item = app.broadcast(item.id)
         assert (item.state, item.text, item.target_areas, item.drill) == (
-            "submitted", "Lịch mới: ngày 29/11.", ["00595", "00598"], True
+            "submitted",
+            "Lịch mới: ngày 29/11.",
+            ["00595", "00598"],
+            True,
         )
         listed = await (await client.get("/console/broadcasts?state=submitted")).text()
         assert "Lịch tiêm phòng" in listed and "Chờ duyệt" in listed
@@ -143,7 +153,7 @@ async def test_a_ward_drafter_sees_their_ward_and_cannot_target_another(server: 
 async def test_who_may_compose_and_bad_ids_and_params_are_4xx(server: TestServer, app: Keng) -> None:
     auditor, csrf = await signed_in(server, app, "mai.le")
     drafter, dcsrf = await signed_in(server, app, "lan.nguyen")
-    ward, wcsrf = await signed_in(server, app, "tuan.do")
+    ward, _ = await signed_in(server, app, "tuan.do")
     try:
         assert (await auditor.get("/console/compose")).status == 403
         assert (await auditor.post("/console/compose", data=form(csrf))).status == 403
@@ -177,7 +187,7 @@ async def test_who_may_compose_and_bad_ids_and_params_are_4xx(server: TestServer
 
 async def test_spoken_form_and_previews(server: TestServer, app: Keng) -> None:
     client, csrf = await signed_in(server, app, "lan.nguyen")
-    other, ocsrf = await signed_in(server, app, "minh.pham")
+    other, _ = await signed_in(server, app, "minh.pham")
     try:
         said = await client.post("/console/spoken", data={"text": "Họp lúc 8h ngày 28/11", "drill": "on"},
                                  headers={"X-CSRF-Token": csrf})  # fmt: skip

@@ -174,8 +174,8 @@ async def edit_post(request: web.Request) -> web.StreamResponse:
     posted = await request.post()
     form = ComposeForm.of_post(posted)
     if str(posted.get("version", "")) != str(item.version):
-        return await _form_page(request, who, form, status=409, item=item,
-                                error="Bản tin vừa được người khác thay đổi; hãy tải lại trang rồi sửa tiếp.")  # fmt: skip
+        stale = "Bản tin vừa được người khác thay đổi; hãy tải lại trang rồi sửa tiếp."
+        return await _form_page(request, who, form, status=409, item=item, error=stale)
     tz = services.settings.display_tz
     try:
         fields = form.fields(tz)
