@@ -100,6 +100,11 @@ class AreaMap:
         return not self.wards and not self.dots
 
     @property
+    def close_up(self) -> bool:
+        """One or two wards fill the map: their groups are drawn larger and labelled."""
+        return len(self.wards) <= 2
+
+    @property
     def view_box(self) -> str:
         return f"0 0 {self.width:.0f} {self.height:.0f}"
 

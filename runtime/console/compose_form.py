@@ -188,7 +188,7 @@ def payload_invalid(e: PayloadError) -> FormInvalid:
 def domain_invalid(message: str) -> FormInvalid:
     """A refusal of the domain's content rules (InvalidValue, UnknownArea), in Vietnamese, naming the field."""
     text = message.lower()
-    if "unknown-area" in text or "is registered" in text:
+    if "unknown-area" in text or "is registered" in text or "area code" in text or "endpoint" in text:
         return FormInvalid("targets", f"Địa bàn nhận tin: có mã khu vực không tồn tại ({message}).")
     if text.startswith("expiry"):
         if "not in the future" in text:

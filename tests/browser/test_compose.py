@@ -45,7 +45,7 @@ def test_a_drafter_composes_previews_saves_revises_and_submits(console: Console)
     page.keyboard.press("Space")  # and from the keyboard
     expect(page.locator("#area-00595")).not_to_be_checked()
     expect(ward).to_have_attribute("aria-checked", "false")
-    page.locator('li:has(> #area-00595) > details > summary').click()
+    page.locator("li:has(> #area-00595) > details > summary").click()
     page.locator("#area-00595-T01").check()
     expect(page.locator('svg.map circle.group[data-area="00595-T01"]')).to_have_class(re.compile(r"\bon\b"))
     map_shot(console, "compose-map")
