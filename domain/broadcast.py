@@ -28,6 +28,13 @@ from keng.domain.records import Approval, DispatchSummary, Render, RenderFailure
 from keng.domain.values import BroadcastState, Role, SourceKind, clean_text, parse_enum
 
 DRILL_NOTICE = "Đây là bản tin diễn tập."
+
+
+def announced(text: str, drill: bool) -> str:
+    """What is spoken and shown of a text: a drill is announced as a drill, before and after it."""
+    return f"{DRILL_NOTICE} {text} {DRILL_NOTICE}" if drill else text
+
+
 LIVE_STATES = tuple(s for s in BroadcastState if not s.is_final)
 FINAL_STATES = tuple(s for s in BroadcastState if s.is_final)
 REVISABLE_STATES = tuple(s for s in LIVE_STATES if s is not BroadcastState.DISPATCHING)
@@ -410,9 +417,7 @@ class Broadcast(Aggregate):
     @property
     def announced_text(self) -> str:
         """What is spoken and shown: a drill is announced as a drill, before and after its text."""
-        if not self.drill:
-            return str(self.text)
-        return f"{DRILL_NOTICE} {self.text} {DRILL_NOTICE}"
+        return announced(str(self.text), bool(self.drill))
 
     @property
     def is_approved(self) -> bool:
