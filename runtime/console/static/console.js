@@ -3,6 +3,7 @@
 // - [data-spoken-for=ID][data-spoken-url=URL]: the spoken (normalised) form of a text, fetched as the text changes.
 // - [data-live-url=URL][data-live-stream]: reload this element's HTML from URL when the event stream reports news.
 // - form[data-confirm]: ask before submitting (e.g. cancelling a broadcast on air).
+// - form[data-busy="text"]: while a slow request runs (e.g. the chain's verification), say so on its button.
 "use strict";
 (function () {
   function csrf() {
@@ -42,6 +43,15 @@
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (e) {
       if (!window.confirm(form.getAttribute("data-confirm"))) e.preventDefault();
+    });
+  });
+  document.querySelectorAll("form[data-busy]").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      var button = form.querySelector("button[type=submit]");
+      if (!button) return;
+      button.textContent = form.getAttribute("data-busy");
+      button.setAttribute("aria-busy", "true");
+      button.disabled = true;
     });
   });
   var live = document.querySelectorAll("[data-live-url]");
