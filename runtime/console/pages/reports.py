@@ -206,8 +206,7 @@ async def report_csv(request: web.Request) -> web.Response:
     if name not in PARAMETERS or name == "":
         raise web.HTTPNotFound(text=f"Không có báo cáo '{name[:40]}'.")
     check_params(request, PARAMETERS[name])
-    first, last = years_of(request) if name == "roadmap" else (YEAR = re.compile(r"[0-9]{4}")  # ASCII digits only (int() would also read full-width ones)
-ROADMAP_FIRST, ROADMAP_LAST)
+    first, last = years_of(request) if name == "roadmap" else (ROADMAP_FIRST, ROADMAP_LAST)
     rows = await _report(request, ReportOptions(name, who.handle, first=first, last=last))
     if name == "kpi":
         columns = kpi_columns(rows)
