@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from keng.runtime.console.labels import vn_number
 
-WIDTH, HEIGHT = 640, 280
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 48
+WIDTH, HEIGHT = 480, 260
+LEFT, RIGHT, TOP, BOTTOM = 52, 12, 30, 50
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,9 @@ def kpi_chart(name_vi: str, trend: dict[str, float], target: float, target_year:
         chart.shapes.append(Shape("rect", "bar", x=x, y=TOP + plot_h - h, w=bar_w, h=h, tip=tip))
         chart.shapes.append(Shape("text", "value", x=x + bar_w / 2, y=TOP + plot_h - h - 4, text=percent(trend[q])))
         if i % every == 0:
-            chart.shapes.append(Shape("text", "tick", x=x + bar_w / 2, y=chart.height - BOTTOM + 18, text=quarter_vi(q)))
+            chart.shapes.append(
+                Shape("text", "tick", x=x + bar_w / 2, y=chart.height - BOTTOM + 18, text=quarter_vi(q))
+            )
     y = TOP + plot_h * (1 - min(target, top) / top)
     chart.shapes.append(Shape("line", "target", x=LEFT, y=y, x2=chart.width - RIGHT, y2=y,
                               tip=f"Mục tiêu {target_year}: {percent(target)}"))  # fmt: skip

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,7 +60,7 @@ def test_the_console_as_of_an_instant_before_and_after_a_broadcast(desktop: Cons
     time.sleep(2.1)  # the "after" instant (created + 2 s) must be in the past
     page = desktop.sign_in("mai.le")
     page.goto("/console/audit")
-    page.get_by_label("Thời điểm").fill(_local(created - timedelta(seconds=1)))
+    page.get_by_label("Thời điểm", exact=True).fill(_local(created - timedelta(seconds=1)))
     page.get_by_role("button", name="Xem tại thời điểm này").click()
     assert "/console/?asof=" in page.url
     assert page.get_by_role("status").filter(has_text="tại thời điểm").is_visible()
@@ -80,7 +81,7 @@ def test_the_console_as_of_an_instant_before_and_after_a_broadcast(desktop: Cons
     assert page.locator(".asof").is_visible() and page.locator("svg#chart-fm_converted").count() == 1
     assert page.locator("main form[method=post]").count() == 0
     page.goto("/console/audit")
-    page.get_by_label("Thời điểm").fill(_local(created + timedelta(seconds=2)))
+    page.get_by_label("Thời điểm", exact=True).fill(_local(created + timedelta(seconds=2)))
     page.get_by_role("button", name="Xem tại thời điểm này").click()
     assert page.locator(".asof").is_visible()
     assert page.get_by_text(title).count() >= 1
@@ -116,7 +117,7 @@ def test_the_chain_is_intact_and_the_checkpoint_downloads(console: Console) -> N
     console.shot("audit")
     with page.expect_download() as info:
         page.get_by_role("link", name="Tải checkpoint (JSON)").click()
-    exported = json.loads(open(info.value.path(), "rb").read())
+    exported = json.loads(Path(info.value.path()).read_bytes())
     assert exported["format"] == "keng-audit-checkpoint/1" and exported["count"] >= 1 and exported["signature"]
 
 

@@ -42,7 +42,10 @@ def test_values_over_the_top_stay_in_the_plot_and_an_empty_trend_still_draws() -
 
 
 def test_the_roadmap_chart_scales_to_a_round_maximum() -> None:
-    years = [{"year": 2022, "planned": 34, "converted_in_year": 10}, {"year": 2023, "planned": 34, "converted_in_year": 0}]
+    years = [
+        {"year": 2022, "planned": 34, "converted_in_year": 10},
+        {"year": 2023, "planned": 34, "converted_in_year": 0},
+    ]
     chart = charts.roadmap_chart(years)
     ticks = [s.text for s in chart.shapes if s.css == "tick" and s.anchor == "end"]
     assert ticks == ["0", "10", "20", "30", "40"]

@@ -139,7 +139,6 @@ async def audit_page(request: web.Request) -> web.Response:
     who = require_auditor(request)
     check_params(request, ("broadcast", "staff"))
     subject = _subject(request)
-    services = request.app[SERVICES]
     catalog = await data.catalog(request)
     staff = catalog.staff()
     items = broadcasts.readable_list(catalog, who.visibility)

@@ -52,7 +52,9 @@ def _year(request: web.Request, name: str, default: int) -> int:
     if raw == "":
         return default
     if not YEAR.fullmatch(raw) or not YEARS[0] <= int(raw) <= YEARS[1]:
-        raise web.HTTPBadRequest(text=f"'{name}' phải là một năm từ {YEARS[0]} đến {YEARS[1]} (nhận được {raw[:12]!r}).")
+        raise web.HTTPBadRequest(
+            text=f"'{name}' phải là một năm từ {YEARS[0]} đến {YEARS[1]} (nhận được {raw[:12]!r})."
+        )
     return int(raw)
 
 
