@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from keng.runtime.console.pages import broadcast_list, compose, home, signin, stream
+from keng.runtime.console.pages import audit, broadcast_list, compose, home, reports, signin, stream
 
-MODULES: tuple[ModuleType, ...] = (signin, home, stream, broadcast_list, compose)
+MODULES: tuple[ModuleType, ...] = (signin, home, stream, broadcast_list, compose, reports, audit)

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from keng.runtime.console import data
 from keng.runtime.console.render import render
 from keng.runtime.console.session import person
 from keng.runtime.http.services import SERVICES
@@ -22,16 +23,18 @@ async def home(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     tz = services.settings.display_tz
 
+    catalog = await data.catalog(request)  # live, or as of the console's `?asof=` instant
+
     def read() -> dict[str, Any]:
-        items = broadcasts.readable_list(services.catalog.current(), who.visibility)
+        items = broadcasts.readable_list(catalog, who.visibility)
         states = Counter(str(b.state) for b in items)
         newest = sorted(items, key=lambda b: b.modified_on, reverse=True)[:RECENT]
         waiting = [b for b in items if b.state == "submitted" and who.handle not in b.authors]
         return {"states": states, "recent": [broadcast_view(b, tz) for b in newest], "waiting": len(waiting),
                 "total": len(items)}  # fmt: skip
 
-    data = await services.run(read)
-    return render(request, "home.html", title="Tổng quan", active="home", **data)
+    found = await services.run(read)
+    return render(request, "home.html", title="Tổng quan", active="home", **found)
 
 
 def add_routes(console: web.Application) -> None:

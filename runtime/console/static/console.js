@@ -6,6 +6,7 @@
 // - svg[data-area-map]: the compose map; a ward (or group) clicked, or a ward focused and Space/Enter pressed, toggles
 //   its checkbox (#area-CODE); what is ticked is highlighted ([data-parents] lists the codes that light a dot up).
 // - button[data-preview-url][data-preview-target]: POSTs its form, shows the answer's audio ({url}) or images ({urls}).
+// - form[data-busy="text"]: while a slow request runs (e.g. the chain's verification), say so on its button.
 "use strict";
 (function () {
   function csrf() {
@@ -49,6 +50,15 @@
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (e) {
       if (!window.confirm(form.getAttribute("data-confirm"))) e.preventDefault();
+    });
+  });
+  document.querySelectorAll("form[data-busy]").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      var button = form.querySelector("button[type=submit]");
+      if (!button) return;
+      button.textContent = form.getAttribute("data-busy");
+      button.setAttribute("aria-busy", "true");
+      button.disabled = true;
     });
   });
   var live = document.querySelectorAll("[data-live-url]");
