@@ -145,7 +145,7 @@ def test_a_revision_shows_a_word_level_diff_and_the_approver_approves(site: Site
     assert done.status == 303 and done.headers["location"] == f"/console/broadcasts/{bid}?done=approve"
     assert site.app.broadcast(bid).state == "approved"
     after = hung.get(done.headers["location"])
-    assert "Đã duyệt bản tin." in after.text and "Hoàng Văn Hùng" in after.text or "hung.tran" in after.text
+    assert "Đã duyệt bản tin." in after.text and "Trần Văn Hùng (hung.tran)" in after.text
 
 
 def test_reject_needs_a_reason_and_cancel_records_one(site: Site) -> None:

@@ -35,7 +35,8 @@ class Waiting:
 def _submitted_at(services: Services, b: Broadcast, until: datetime | None) -> datetime:
     """When the current revision was (re)submitted: the newest submission or revision event up to `until`."""
     at: datetime = b.created_on
-    for event in services.app.repository.event_store.get(b.id):
+    events: list[Any] = list(services.app.repository.event_store.get(b.id))
+    for event in events:
         if until is not None and event.timestamp > until:
             break
         if type(event).__qualname__.rpartition(".")[2] in SUBMISSIONS:
