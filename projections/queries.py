@@ -37,38 +37,51 @@ def _ms(a: str, b: str) -> float:
     return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds() * 1000
 
 
+def _tally() -> dict[str, Any]:
+    return {"targeted": 0, "received": 0, "playing": 0, "played": 0, "failed": 0, "unreachable": 0, "pending": 0,
+            "latency_ms": []}  # fmt: skip
+
+
+def _with_percentiles(row: dict[str, Any]) -> dict[str, Any]:
+    lat = row.pop("latency_ms")
+    return {**row, **{f"p{p}_ms": percentile(lat, p) for p in (50, 90, 99)}}
+
+
 def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
-    """Per ward and residential group: targeted, received, played, failed, unreachable, pending, latency (ms)."""
+    """Per ward and residential group: targeted, received (any ack), playing (the furthest ack is `playing`), played,
+    failed, unreachable, pending, latency (ms, dispatch opening to the first ack); `overall`: the same over every
+    target."""
     b = r.load("broadcast", broadcast_id)
     if b is None:
         raise KeyError(broadcast_id)
     by_code = {e["code"]: e for e in r.load_kind("endpoint").values()}
     areas: dict[tuple[str, str], dict[str, Any]] = {}
+    overall = _tally()
     failed: list[str] = []
-    played_state, failed_state = AckState.PLAYED, AckState.FAILED  # read once, not per target
+    played, failed_state, playing = AckState.PLAYED, AckState.FAILED, AckState.PLAYING  # read once, not per target
     for dispatch_id in b["dispatches"]:
         d = r.load("dispatch", dispatch_id) or {"targets": [], "acks": {}, "closed_at": None, "opened_at": ""}
         for code in d["targets"]:
             e = by_code.get(code, {})
-            for key in (("ward", e.get("ward") or "?"), ("group", e.get("group") or "-")):
-                row = areas.setdefault(key, {"targeted": 0, "received": 0, "played": 0, "failed": 0,
-                                             "unreachable": 0, "pending": 0, "latency_ms": []})  # fmt: skip
+            ack = d["acks"].get(code)
+            latency = None if ack is None else _ms(d["opened_at"], ack[2])
+            ward = areas.setdefault(("ward", e.get("ward") or "?"), _tally())
+            group = areas.setdefault(("group", e.get("group") or "-"), _tally())
+            for row in (ward, group, overall):
                 row["targeted"] += 1
-                ack = d["acks"].get(code)
                 if ack is None:
                     row["unreachable" if d["closed_at"] else "pending"] += 1
                     continue
                 row["received"] += 1
-                row["played"] += ack[0] == played_state
+                row["playing"] += ack[0] == playing
+                row["played"] += ack[0] == played
                 row["failed"] += ack[0] == failed_state
-                row["latency_ms"].append(_ms(d["opened_at"], ack[2]))
-            if d["acks"].get(code, [""])[0] == failed_state:
+                row["latency_ms"].append(latency)
+            if ack is not None and ack[0] == failed_state:
                 failed.append(code)
-    out = []
-    for (level, code), row in sorted(areas.items()):
-        lat = row.pop("latency_ms")
-        out.append({"level": level, "code": code, **row, **{f"p{p}_ms": percentile(lat, p) for p in (50, 90, 99)}})
-    return {"broadcast": b, "areas": out, "failed_endpoints": sorted(set(failed))}
+    out = [{"level": level, "code": code, **_with_percentiles(row)} for (level, code), row in sorted(areas.items())]
+    return {"broadcast": b, "areas": out, "overall": _with_percentiles(overall),
+            "failed_endpoints": sorted(set(failed))}  # fmt: skip
 
 
 def working(e: Doc, kind: str) -> bool:
