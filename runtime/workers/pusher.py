@@ -28,7 +28,7 @@ from uuid import UUID
 
 import orjson
 import structlog
-from asyncio_throttle import Throttler  # type: ignore[import-untyped]
+from asyncio_throttle.throttler import Throttler
 
 from keng.adapters.outbound import FetchPolicy, FetchRefused, fetch
 from keng.adapters.secrets import SecretStore
