@@ -38,7 +38,8 @@ def _ms(a: str, b: str) -> float:
 
 
 def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
-    """Per ward and residential group: targeted, received, played, failed, unreachable, pending, latency (ms)."""
+    """Per ward and residential group: targeted, received, played, failed, unreachable, pending, latency (ms); and the
+    app's "I heard it" confirmations, in total and per ward."""
     b = r.load("broadcast", broadcast_id)
     if b is None:
         raise KeyError(broadcast_id)
@@ -68,7 +69,8 @@ def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
     for (level, code), row in sorted(areas.items()):
         lat = row.pop("latency_ms")
         out.append({"level": level, "code": code, **row, **{f"p{p}_ms": percentile(lat, p) for p in (50, 90, 99)}})
-    return {"broadcast": b, "areas": out, "failed_endpoints": sorted(set(failed))}
+    heard = r.load("heard", broadcast_id) or {"total": 0, "wards": {}}  # "I heard it" from the app
+    return {"broadcast": b, "areas": out, "failed_endpoints": sorted(set(failed)), "heard": heard}
 
 
 def working(e: Doc, kind: str) -> bool:

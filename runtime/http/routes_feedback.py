@@ -91,7 +91,8 @@ async def get_feedback(request: web.Request) -> web.Response:
 
 async def act_on_feedback(request: web.Request) -> web.Response:
     staff = await current_staff(request)
-    services, fid, action = request.app[SERVICES], _feedback_id(request), request.match_info["action"]
+    services, fid = request.app[SERVICES], _feedback_id(request)
+    action = request.path.rstrip("/").rsplit("/", 1)[-1]
     data: dict[str, Any] = CHECKS[f"Feedback{action.capitalize()}"].load(await json_body(request))
 
     def act() -> dict[str, Any]:
@@ -129,6 +130,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/v1/feedback", receive_feedback)
     r.add_get("/api/v1/feedback", list_feedback)
     r.add_get("/api/v1/feedback/{id}", get_feedback)
-    r.add_post("/api/v1/feedback/{id}/{action:triage|reply|close}", act_on_feedback)
+    for action in ("triage", "reply", "close"):
+        r.add_post(f"/api/v1/feedback/{{id}}/{action}", act_on_feedback)
     r.add_post("/api/v1/heard", receive_heard)
     r.add_get("/api/v1/broadcasts/{id}/pushes", broadcast_pushes)

@@ -305,3 +305,47 @@ def test_i_heard_it_confirmations_are_recorded(sample_app: Keng, secrets: Secret
                             "count": 3}  # fmt: skip
     assert client.signed("/api/v1/heard", orjson.dumps({"broadcast_id": str(elsewhere)}), secret, "h-2").status == 404
     _ = time.time()
+
+
+def test_the_read_models_count_heard_confirmations_and_the_response_rate(
+    sample_app: Keng, secrets: SecretStore, client: Client
+) -> None:
+    from datetime import timedelta
+
+    from keng.projections import kpi
+    from keng.projections.facts import facts_of
+    from keng.projections.fold import fold
+
+    class Docs(dict[tuple[str, str], Any]):
+        def get(self, kind: str, key: str) -> Any:  # type: ignore[override]
+            return super().get((kind, key))
+
+        def put(self, kind: str, key: str, doc: Any) -> None:
+            self[(kind, key)] = doc
+
+        def note(self, row: Any) -> None:
+            pass
+
+    secret = add_integration(sample_app, secrets, name="vn-app", kind="app", jurisdiction=["021"], by="admin")
+    bid = broadcasts.draft(sample_app, by="lan.nguyen", target_areas=["00595"], **NOTICE)
+    for key, count in (("h-1", 2), ("h-2", 5)):
+        body = orjson.dumps({"broadcast_id": str(bid), "place": {"ward": "00595"}, "count": count})
+        assert client.signed("/api/v1/heard", body, secret, key).status == 202
+    for key in ("f-1", "f-2"):
+        body = orjson.dumps({"category": "security", "text": "Mất trộm xe máy.", "place": {"ward": "00595"}})
+        assert client.signed("/api/v1/feedback", body, secret, key).status == 202
+    first = sorted(client.json("GET", "/api/v1/feedback", token=issue_token(sample_app, staff="minh.pham", label="t",
+                                                                            by="admin")).json(),
+                   key=lambda f: f["message_id"])[0]  # fmt: skip
+    from keng.services import feedback
+
+    feedback.triage(sample_app, UUID(first["id"]), ward="00595", by="minh.pham")
+    feedback.reply(sample_app, UUID(first["id"]), text="Công an phường đã tiếp nhận.", by="minh.pham")
+    docs = Docs()
+    for fact in facts_of(sample_app.read_events()):
+        fold(fact, docs)
+    assert docs.get("heard", str(bid)) == {"total": 7, "wards": {"00595": 7}}
+    kpi_doc = docs.get("kpi", kpi.KEY)
+    later = (sample_app.clock() + timedelta(days=3)).isoformat()
+    rate = kpi.values(kpi_doc, later)["feedback_response_rate"]
+    assert (rate["numerator"], rate["denominator"], rate["value"]) == (1, 2, 50.0)
