@@ -21,7 +21,7 @@ from keng.domain.outbound import check_fetch_hosts
 from keng.domain.values import clean_text
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
-INTEGRATION_KINDS = ("city-source", "cap")
+INTEGRATION_KINDS = ("city-source", "cap", "app", "portal")  # app: citizen app backend; portal: a ward portal
 _SENDER = re.compile(r"[^\s,<&\x00-\x1f\x7f-\x9f]{1,255}")  # CAP 1.2: no spaces, commas, '<' or '&'
 
 
@@ -102,7 +102,8 @@ class Integration(Aggregate):
             aggregate.secrets.append(self.fingerprint)
 
     class ReportUrlSet(Aggregate.Event):
-        """Where keng POSTs delivery reports for the messages this integration sent (None: no reports)."""
+        """Where keng POSTs delivery reports for the messages this integration sent (None: no reports); for an `app`
+        or `portal` integration, where keng pushes bulletins (and, to the app, replies to feedback)."""
 
         url: str | None
         by: str
@@ -148,7 +149,7 @@ class Integration(Aggregate):
 
     @classmethod
     def add(cls, *, name: str, kind: str, jurisdiction: list[str], by: str) -> Integration:
-        """Add an integration of a kind (`city-source` or `cap`) for some area codes."""
+        """Add an integration of a kind (`city-source`, `cap`, `app` or `portal`) for some area codes."""
         if not _NAME.match(name):
             raise InvalidValue(f"integration name {name!r} must be 2-40 characters of a-z, 0-9 and '-'")
         if kind not in INTEGRATION_KINDS:

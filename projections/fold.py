@@ -14,6 +14,8 @@ from keng.domain.area import Area
 from keng.domain.broadcast import STATE_AFTER, Broadcast, state_after_revision
 from keng.domain.dispatch import Dispatch, first_ack_at
 from keng.domain.endpoint import Endpoint
+from keng.domain.feedback import Feedback
+from keng.domain.inbound import Inbound
 from keng.domain.staff import Staff
 from keng.domain.values import ACK_RANK, AckState, BroadcastState
 from keng.projections import kpi
@@ -163,6 +165,32 @@ def _endpoint(f: Fact, docs: Docs) -> None:
     new = _endpoint_change(f, current)
     docs.put("endpoint", f.oid, new)
     kpi.endpoint_changed(current, new, docs)
+
+
+# -- citizen feedback and "I heard it" --------------------------------------------------------------------------------
+
+
+@on(Feedback.Received, Feedback.Replied)
+def _feedback(f: Fact, docs: Docs) -> None:
+    if f.name == "Feedback.Received":
+        kpi.feedback_received(f.oid, str(f.data["due_at"]), docs)
+    else:
+        kpi.feedback_replied(f.oid, f.at, docs)
+
+
+@on(Inbound.Accepted)
+def _heard(f: Fact, docs: Docs) -> None:
+    """Confirmations from the app that a broadcast was heard, per ward (coverage as residents report it)."""
+    outcome = f.data.get("outcome") or {}
+    if f.data.get("source") != "app-heard" or not outcome.get("broadcast_id"):
+        return
+    key = outcome["broadcast_id"]
+    doc = docs.get("heard", key) or {"total": 0, "wards": {}}
+    count = int(outcome.get("count") or 1)
+    doc = {"total": doc["total"] + count, "wards": dict(doc["wards"])}
+    ward = outcome.get("ward") or "-"
+    doc["wards"][ward] = doc["wards"].get(ward, 0) + count
+    docs.put("heard", key, doc)
 
 
 # -- broadcasts and dispatch -----------------------------------------------------------------------------------------

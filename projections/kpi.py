@@ -9,7 +9,9 @@ Every target is 100% by 2025. Definitions (see docs/audit.md):
 - large_boards_connected: district-level e-boards (no group) online and in service / all of them (plan 1.4);
 - ward_portals_active: wards whose portal received or played a bulletin in the last 30 days / all wards (plan 1.2);
 - fm_converted: FM stations converted to IP / all FM stations ever registered (plan 2.2, 1.1);
-- staff_trained: staff with at least one completed training / all staff (plan 2.3).
+- staff_trained: staff with at least one completed training / all staff (plan 2.3);
+- feedback_response_rate: citizen feedback answered by its due date / feedback due by then or answered (the app's
+  phản ánh, kiến nghị; domain/feedback.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ KEY = "district"
 TARGET_YEAR = 2025
 PORTAL_DAYS = 30
 NAMES = ("ip_radio_wards", "eboard_groups", "large_boards_connected", "ward_portals_active", "fm_converted",
-         "staff_trained")  # fmt: skip
+         "staff_trained", "feedback_response_rate")  # fmt: skip
 
 
 def _kpi(docs: Docs) -> Doc:
@@ -146,6 +148,25 @@ def portals_published(latest: dict[str, str], docs: Docs) -> None:
             docs.put("kpi", KEY, doc)
 
 
+def feedback_received(fid: str, due_at: str, docs: Docs) -> None:
+    doc = _kpi(docs)
+    doc.setdefault("feedback", {})[fid] = [due_at, None]
+    docs.put("kpi", KEY, doc)
+
+
+def feedback_replied(fid: str, at: str, docs: Docs) -> None:
+    doc = _kpi(docs)
+    entry = doc.setdefault("feedback", {}).get(fid)
+    if entry is not None and entry[1] is None:
+        entry[1] = at
+        docs.put("kpi", KEY, doc)
+
+
+def _response_rate(doc: Doc, at: str) -> dict[str, Any]:
+    due = [(d, r) for d, r in doc.get("feedback", {}).values() if d <= at or (r is not None and r <= at)]
+    return _share(sum(1 for d, r in due if r is not None and r <= d and r <= at), len(due))
+
+
 def _share(num: int, den: int) -> dict[str, Any]:
     return {"value": round(100.0 * num / den, 1) if den else 0.0, "numerator": num, "denominator": den}
 
@@ -166,4 +187,5 @@ def values(doc: Doc, at: str, portal_days: int = PORTAL_DAYS) -> dict[str, dict[
         "ward_portals_active": _share(active, len(wards)),
         "fm_converted": _share(doc["fm_converted"], doc["fm_total"]),
         "staff_trained": _share(doc["staff_trained"], doc["staff_total"]),
+        "feedback_response_rate": _response_rate(doc, at),
     }

@@ -50,7 +50,7 @@ def _with_percentiles(row: dict[str, Any]) -> dict[str, Any]:
 def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
     """Per ward and residential group: targeted, received (any ack), playing (the furthest ack is `playing`), played,
     failed, unreachable, pending, latency (ms, dispatch opening to the first ack); `overall`: the same over every
-    target."""
+    target; `heard`: the app's "I heard it" confirmations, in total and per ward."""
     b = r.load("broadcast", broadcast_id)
     if b is None:
         raise KeyError(broadcast_id)
@@ -80,8 +80,9 @@ def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
             if ack is not None and ack[0] == failed_state:
                 failed.append(code)
     out = [{"level": level, "code": code, **_with_percentiles(row)} for (level, code), row in sorted(areas.items())]
+    heard = r.load("heard", broadcast_id) or {"total": 0, "wards": {}}  # "I heard it" from the app
     return {"broadcast": b, "areas": out, "overall": _with_percentiles(overall),
-            "failed_endpoints": sorted(set(failed))}  # fmt: skip
+            "failed_endpoints": sorted(set(failed)), "heard": heard}  # fmt: skip
 
 
 def working(e: Doc, kind: str) -> bool:

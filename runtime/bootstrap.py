@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from keng.runtime.dispatch.dispatcher import Dispatcher
     from keng.runtime.http.metrics import Metrics
     from keng.runtime.http.services import Services
+    from keng.runtime.workers.pusher import Pusher
 
 log = structlog.get_logger(__name__)
 DISPATCHER_CLIENT_ID = "keng-dispatcher"
@@ -218,10 +219,26 @@ def build_services(settings: Settings, app: Keng) -> Services:
     )
 
 
+def build_pusher(settings: Settings, app: Keng) -> Pusher:
+    """The push worker: bulletins to portals and the app, replies to feedback (runtime/workers/pusher.py)."""
+    from keng.adapters.audio_links import AudioLinks
+    from keng.adapters.secrets import SecretStore
+    from keng.runtime.workers.pusher import Pusher
+
+    links = AudioLinks.in_data_dir(settings.data_dir)
+    base = f"{public_url_of(settings)}/audio"
+    return Pusher(
+        app,
+        SecretStore(settings.data_dir),
+        assets_dir=settings.data_dir / "assets",
+        audio_url=lambda key, expires_at: f"{base}/{key}?{links.query(key, expires_at)}",
+    )
+
+
 def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context running the dispatcher (with an embedded broker when none is configured), the delivery
-    reporter and the render worker beside the HTTP service: started with it, cancelled and awaited on shutdown.
-    They share their own store connection."""
+    reporter, the push worker and the render worker beside the HTTP service: started with it, cancelled and
+    awaited on shutdown. They share their own store connection."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
         from keng.adapters.audio_links import AudioLinks
@@ -252,6 +269,7 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
                     run_renderer(store, renderer, render_config(settings, "espeak")), name="keng-render"
                 ),
                 asyncio.create_task(Reporter(store, SecretStore(settings.data_dir)).run(), name="keng-reports"),
+                asyncio.create_task(build_pusher(settings, store).run(), name="keng-pushes"),
             ]
             log.info("dispatcher.started", broker=broker.display, embedded=embedded)
             try:

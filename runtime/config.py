@@ -44,6 +44,7 @@ class Settings:
     settle_s: float | None = None  # dispatch run --settle
     public_url: str | None = None  # --public-url: the base URL devices reach the service at (audio links)
     max_body_bytes: int = 1_048_576  # serve --max-body
+    feedback_due: str = ""  # KENG_FEEDBACK_DUE_DAYS, e.g. security=1,other=14 (domain/feedback.py has the defaults)
 
     @property
     def standing_orders_path(self) -> Path:
@@ -86,7 +87,19 @@ def load_settings(
         tts_config=_path(env, "KENG_TTS_CONFIG"),
         standing_orders_file=_path(env, "KENG_STANDING_ORDERS"),
         ratify_within=timedelta(minutes=_positive(env, "KENG_RATIFY_WITHIN_MIN", 30.0, most=10_080.0, unit="minutes")),
+        feedback_due=_feedback_due(env),
     )
+
+
+def _feedback_due(env: Mapping[str, str]) -> str:
+    from keng.domain.feedback import parse_due_days
+
+    raw = env.get("KENG_FEEDBACK_DUE_DAYS", "").strip()
+    try:
+        parse_due_days(raw)
+    except InvalidValue as e:
+        raise InvalidValue(f"KENG_FEEDBACK_DUE_DAYS: {e}") from None
+    return raw
 
 
 def _on_off(env: Mapping[str, str], name: str) -> bool:

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from keng.domain.broadcast import Broadcast
 from keng.domain.endpoint import Endpoint
+from keng.domain.feedback import Feedback
 from keng.domain.staff import Staff
 from keng.domain.values import in_zone
 
@@ -105,3 +106,31 @@ def event_view(position: int, event: Any, tz: tzinfo) -> dict[str, Any]:
         "actor": data.get("by"),
         "data": jsonable(data, tz),
     }
+
+
+def feedback_view(f: Feedback, tz: tzinfo, *, overdue: bool) -> dict[str, Any]:
+    """One feedback item for staff (the photo by its hash; the contact is read separately, never listed)."""
+    view: dict[str, Any] = jsonable(
+        {
+            "id": f.id,
+            "integration": f.integration,
+            "message_id": f.message_id,
+            "category": f.category,
+            "text": f.text,
+            "ward": f.ward,
+            "group": f.group,
+            "lat": f.lat,
+            "lon": f.lon,
+            "photo_sha256": f.photo_sha256,
+            "has_contact": f.has_contact,
+            "state": f.state,
+            "due_at": f.due_at,
+            "overdue": overdue,
+            "replies": [{"text": r["text"], "by": r["by"], "at": r["at"]} for r in f.replies],
+            "close_reason": f.close_reason,
+            "created_on": f.created_on,
+            "modified_on": f.modified_on,
+        },
+        tz,
+    )
+    return view

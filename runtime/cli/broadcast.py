@@ -21,6 +21,7 @@ from keng.runtime.cli.output import print_json, print_table
 from keng.runtime.config import Settings
 from keng.runtime.views import broadcast_view
 from keng.services import broadcasts
+from keng.services.pushes import push_summary, pushes_of
 
 log = structlog.get_logger(__name__)
 
@@ -159,8 +160,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
     item = broadcasts.readable(app, broadcasts.resolve_id(app, args.id), _reader(app, args.actor))
     view = broadcast_view(item, settings.display_tz)
+    delivered = push_summary(pushes_of(app, str(item.id)))
     if args.json:
-        print_json(view)
+        print_json(view | {"pushes": delivered})
         return 0
     print(f"{view['title']}  [{view['priority']}]  — {view['state']} (revision {view['revision']})")
     print(f"id {view['id']}; soạn bởi (drafted by) {view['drafted_by']}; hết hạn (expires) {view['expires_at']}")
@@ -170,6 +172,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     )
     for a in view["approvals"]:
         print(f"duyệt (approved) by {a['by'] or 'standing order ' + str(a['rule'])} (revision {a['revision']})")
+    for t in delivered["targets"]:  # portals and the app: delivery truth per target, like a speaker's
+        detail = f" ({t['last_error']})" if t["last_error"] and t["status"] != "delivered" else ""
+        print(f"đẩy tới (pushed to) {t['kind']} {t['target']}: {t['status']} after {t['attempts']} attempt(s){detail}")
     print()
     print(view["text"])
     return 0

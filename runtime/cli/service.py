@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from keng.adapters.secrets import SecretStore
-from keng.domain.access import Integration
+from keng.domain.access import INTEGRATION_KINDS, Integration
 from keng.domain.errors import InvalidValue
 from keng.runtime.bootstrap import build_http_app, open_app, warn_loose_permissions
 from keng.runtime.cli.lookup import catalog
@@ -53,9 +53,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     integ = sub.add_parser("integration", help="signed-webhook senders").add_subparsers(dest="action", required=True)
     p = integ.add_parser("add", help="add an integration; prints its first secret once")
     p.add_argument("name")
-    p.add_argument("--kind", default="city-source", choices=["city-source", "cap"])
+    p.add_argument("--kind", default="city-source", choices=list(INTEGRATION_KINDS))
     p.add_argument("--jurisdiction", action="append", required=True, help="area code it may target (repeat)")
-    p.add_argument("--report-url", default=None, help="where to POST signed delivery reports (city source)")
+    p.add_argument(
+        "--report-url",
+        "--webhook-url",
+        dest="report_url",
+        default=None,
+        help="where to POST signed webhooks: delivery reports (city source), bulletins (portal, app), replies (app)",
+    )
     p.add_argument("--fetch-host", action="append", default=[], help=FETCH_HOST_HELP)
     p.add_argument("--sender", action="append", default=[], help="CAP <sender> it may use (repeat; kind cap)")
     p.add_argument("--as", dest="actor", default="admin")

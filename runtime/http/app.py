@@ -13,6 +13,7 @@ from keng.runtime.console.app import add_console
 from keng.runtime.http import (
     routes_audio,
     routes_cap,
+    routes_feedback,
     routes_hooks,
     routes_operator,
     routes_ops,
@@ -97,6 +98,7 @@ def create_app(services: Services) -> web.Application:
     routes_cap.add_routes(app)
     routes_stream.add_routes(app)
     routes_reports.add_routes(app)
+    routes_feedback.add_routes(app)
     add_console(app, services)
     return app
 

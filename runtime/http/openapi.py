@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from keng.adapters.store.app import MAX_POSITION
+from keng.runtime.http.openapi_feedback import FEEDBACK_SCHEMAS, feedback_paths, push_webhook
 from keng.runtime.http.openapi_reports import report_paths
 from keng.runtime.http.openapi_schemas import SCHEMAS, STATES
 from keng.runtime.http.openapi_webhooks import DELIVERY_REPORT, webhooks
@@ -338,12 +339,19 @@ def openapi_document() -> dict[str, Any]:
             "method a path does not take is a 405 with `Allow` (components/responses/MethodNotAllowed).",
         },
         "components": {
-            "schemas": {**SCHEMAS, "DeliveryReport": DELIVERY_REPORT},
+            "schemas": {**SCHEMAS, "DeliveryReport": DELIVERY_REPORT, **FEEDBACK_SCHEMAS},
             "responses": {"MethodNotAllowed": METHOD_NOT_ALLOWED},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, **WEBHOOK_SCHEMES},
         },
         "paths": _with_bad_request(
-            {**_ops_paths(), **_operator_paths(), **_public_paths(), **_signed_paths(), **report_paths()}
+            {
+                **_ops_paths(),
+                **_operator_paths(),
+                **_public_paths(),
+                **_signed_paths(),
+                **report_paths(),
+                **feedback_paths(_AUTH, _SIGNED),
+            }
         ),
-        "webhooks": webhooks(_SIGNED),
+        "webhooks": {**webhooks(_SIGNED), **push_webhook(_SIGNED)},
     }
