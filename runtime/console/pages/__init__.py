@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from keng.runtime.console.pages import approvals, audit, broadcast, broadcast_list, compose, home, reports, signin, stream
+from keng.runtime.console.pages import (
+    approvals,
+    audit,
+    broadcast,
+    broadcast_list,
+    compose,
+    home,
+    reports,
+    signin,
+    stream,
+)
 
 MODULES: tuple[ModuleType, ...] = (signin, home, stream, broadcast_list, compose, broadcast, approvals, reports, audit)
