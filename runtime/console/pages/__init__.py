@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from keng.runtime.console.pages import home, signin, stream
+from keng.runtime.console.pages import devices, home, inbound, signin, stream
 
-MODULES: tuple[ModuleType, ...] = (signin, home, stream)
+MODULES: tuple[ModuleType, ...] = (signin, home, stream, devices, inbound)
