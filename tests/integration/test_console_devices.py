@@ -8,6 +8,7 @@ import io
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from keng.adapters.signing import sign
 from keng.adapters.store.app import Keng
 from keng.adapters.store.config import locate_store
 from keng.domain.endpoint import Endpoint
+from keng.domain.standing_orders import StandingOrder
 from keng.runtime.config import load_settings
 from keng.runtime.console import devicemap
 from keng.runtime.console.pages.devices import duration_vi, status_of
@@ -54,7 +56,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Keng, Path
 @pytest.fixture
 async def client(store: tuple[Keng, Path, dict[str, str], str]) -> AsyncIterator[TestClient[Any, Any]]:
     app, tmp, _, _ = store
-    services = Services(app=app, secrets=SecretStore(tmp), settings=load_settings(data_dir=str(tmp), environ={}))
+    services = Services(app=app, secrets=SecretStore(tmp), settings=load_settings(data_dir=str(tmp), environ={}),
+                        standing_orders=[StandingOrder("thông báo thường", frozenset({"city-source"}))],
+                        ratify_within=timedelta(0))  # fmt: skip
     async with TestClient(TestServer(create_app(services))) as c:
         yield c
 
@@ -82,7 +86,7 @@ async def test_devices_page_counts_maps_and_scopes(client: TestClient[Any, Any],
     found = marks(html)
     svg = html.split('<svg class="map"')[1].split("</svg>")[0]
     assert len(found) == svg.count("<title>") and len(found) > 400  # every device with coordinates, one mark each
-    assert 'role="img"' in html and "Phường Cổ Nhuế 1" in html
+    assert 'role="img"' in html and "Phường Thượng Cát" in html
     assert ("fault", "00598-T01-IP1") in [(s, c) for s, c in found]
     await sign_in(client, tokens["ha.vu"])
     html = await (await client.get("/console/devices")).text()
@@ -157,6 +161,8 @@ async def test_inbound_lists_accepted_messages_for_auditors_only(client: TestCli
     html = await (await client.get("/console/inbound")).text()
     assert html.count('data-key="fast-1"') == 1 and 'data-outcome="accepted"' in html
     assert "Tin đến thử nghiệm" in html
+    ratify = html.split('id="ratify-table"')[1].split("</table>")[0]  # approved by the standing order, overdue at once
+    assert "Tin đến thử nghiệm" in ratify and "thông báo thường" in ratify and "Quá hạn" in ratify
     html = await (await client.get("/console/inbound?outcome=duplicate")).text()
     assert 'data-key="fast-1"' not in html
 
