@@ -20,7 +20,7 @@ from markupsafe import Markup, escape
 WIDTH = 1000.0
 PAD = 40.0
 MIN_SPAN_DEG = 0.004  # about 400 m: one device, or devices on one street, still get a readable frame
-SIZE = 9.0  # half the width of a mark, in viewBox units
+SIZE = 10.0  # half the width of a mark, in viewBox units
 DRAW_ORDER = ("unknown", "online", "offline", "fault", "decommissioned")  # problems drawn last, on top
 
 

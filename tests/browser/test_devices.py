@@ -10,6 +10,7 @@ import json
 import subprocess
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,8 @@ def test_the_devices_page_lists_the_wards_and_maps_every_readable_device(console
     page = console.sign_in("lan.nguyen")
     page.get_by_role("link", name="Thiết bị", exact=True).click()
     assert page.get_by_role("heading", name="Thiết bị", level=1).is_visible()
+    # The simulated fleet connects as the site starts: wait until some devices are online (for a telling picture).
+    wait_for(page, "/console/devices", lambda p: p.locator("svg.map .dev-online").count() > 50, 180)
     everything = endpoints(site)
     wards = {e["ward"] for e in everything}
     rows = page.locator("#ward-table tbody tr")
@@ -110,7 +113,7 @@ def test_a_device_that_went_offline_shows_it_in_its_history_and_in_the_offline_w
         page.get_by_role("link", name="Tải kết quả (CSV)").click()
     download = info.value
     assert download.suggested_filename.endswith(".csv")
-    rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8-sig").read())))
+    rows = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8-sig"))))
     assert rows[0][:3] == ["Mã thiết bị", "Loại thiết bị", "Mã phường"]
     assert sorted(r[0] for r in rows[1:]) == sorted(listed)
     mine = next(r for r in rows[1:] if r[0] == DEVICE)

@@ -36,7 +36,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Keng, Path
     tmp = tmp_path_factory.mktemp("console-devices")
     app = Keng(env=locate_store(None, tmp).env)
     install_sample(app)
-    tokens = {h: issue_token(app, staff=h, label="test", by="admin") for h in ("admin", "ha.vu", "lan.nguyen", "mai.le")}
+    handles = ("admin", "ha.vu", "lan.nguyen", "mai.le")
+    tokens = {h: issue_token(app, staff=h, label="test", by="admin") for h in handles}
     secret = add_integration(app, SecretStore(tmp), name="city-source", kind="city-source", jurisdiction=["021"],
                              by="admin")  # fmt: skip
     # Some history: one device goes offline and comes back, another reports a fault.
@@ -68,8 +69,8 @@ async def sign_in(client: TestClient[Any, Any], token: str) -> None:
     form = await (await client.get("/console/sign-in")).text()
     csrf = re.search(r'name="csrf" value="([^"]+)"', form)
     assert csrf
-    done = await client.post("/console/sign-in/token", data={"csrf": csrf.group(1), "token": token, "next": "/console/"},
-                             allow_redirects=False)  # fmt: skip
+    fields = {"csrf": csrf.group(1), "token": token, "next": "/console/"}
+    done = await client.post("/console/sign-in/token", data=fields, allow_redirects=False)
     assert done.status in (302, 303), await done.text()
 
 
@@ -78,7 +79,7 @@ def marks(html: str) -> list[str]:
 
 
 async def test_devices_page_counts_maps_and_scopes(client: TestClient[Any, Any], store: Any) -> None:
-    app, _, tokens, _ = store
+    tokens = store[2]
     await sign_in(client, tokens["lan.nguyen"])
     page = await client.get("/console/devices")
     html = await page.text()
@@ -185,4 +186,5 @@ def test_status_and_durations() -> None:
     assert status_of(e) == "online"
     e.report_fault("rè", severity="degraded", by="admin")
     assert status_of(e) == "fault"
-    assert duration_vi(45) == "45 giây" and duration_vi(3725) == "1 giờ 2 phút" and duration_vi(90061) == "1 ngày 1 giờ 1 phút"
+    assert duration_vi(45) == "45 giây" and duration_vi(3725) == "1 giờ 2 phút"
+    assert duration_vi(90061) == "1 ngày 1 giờ 1 phút"

@@ -98,7 +98,7 @@ def instant(value: str, what: str, tz: tzinfo) -> datetime:
 
 def duration_vi(seconds: float) -> str:
     """A duration in Vietnamese: '2 ngày 3 giờ 5 phút', '45 giây'."""
-    total = int(round(seconds))
+    total = round(seconds)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
@@ -147,19 +147,40 @@ def area_name(code: str, areas: Mapping[str, Area]) -> str:
     return f"{area.name} (cấp quận)" if area.level == "district" else area.name
 
 
-def _tally(items: list[dict[str, Any]]) -> dict[str, Any]:
-    counts = Counter(d["status"] for d in items)
+@dataclass(frozen=True)
+class Device:
+    """One row of the page: a readable endpoint, its status, and since when (the read models' last change)."""
+
+    endpoint: Endpoint
+    status: str
+    since: str | None
+
+    @property
+    def code(self) -> str:
+        return self.endpoint.code
+
+    @property
+    def ward(self) -> str:
+        return self.endpoint.ward
+
+    @property
+    def group(self) -> str | None:
+        return self.endpoint.group
+
+
+def _tally(items: list[Device]) -> dict[str, Any]:
+    counts = Counter(d.status for d in items)
     in_service = len(items) - counts["decommissioned"]
-    since = [d["since"] for d in items if d["since"]]
+    since = [d.since for d in items if d.since]
     return {"total": len(items), "counts": counts, "in_service": in_service,
             "share": counts["online"] / in_service if in_service else None,
             "last_change": max(since) if since else None}  # fmt: skip
 
 
-def _rows(items: list[dict[str, Any]], key: str, areas: Mapping[str, Area]) -> list[dict[str, Any]]:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def _rows(items: list[Device], key: str, areas: Mapping[str, Area]) -> list[dict[str, Any]]:
+    groups: dict[str, list[Device]] = defaultdict(list)
     for d in items:
-        groups[d[key] or "-"].append(d)
+        groups[getattr(d, key) or "-"].append(d)
     return [{"code": code, "name": area_name(code, areas) if code != "-" else "(không thuộc tổ nào)", **_tally(g)}
             for code, g in sorted(groups.items())]  # fmt: skip
 
@@ -190,35 +211,35 @@ async def devices(request: web.Request) -> web.StreamResponse:
     health = await data.read_models(request, queries.health)
     since = {h["code"]: h["since"] for h in health}
     items = [
-        {"endpoint": e, "code": e.code, "ward": e.ward, "group": e.group, "status": status_of(e),
-         "since": since.get(e.code)}
+        Device(e, status_of(e), since.get(e.code))
         for e in mine
         if (ward is None or e.ward == ward) and (kind is None or e.kind == kind)
-    ]  # fmt: skip
-    if status is not None:
-        items = [d for d in items if d["status"] == status]
-    counts = Counter(d["status"] for d in items)
-    placed = [d for d in items if d["endpoint"].lat is not None and d["endpoint"].lon is not None]
-    shown_wards = sorted({d["ward"] for d in items})
-    marks = [
-        devicemap.Mark(d["code"], d["endpoint"].lat, d["endpoint"].lon, d["status"],
-                       f"{d['code']} · {labels.label(labels.ENDPOINT_KINDS, d['endpoint'].kind)} · "
-                       f"{STATUS_VI[d['status']]} · {area_name(d['ward'], areas)}")
-        for d in placed
-    ]  # fmt: skip
-    places = [
-        devicemap.Place(areas[w].name, areas[w].lat, areas[w].lon)  # type: ignore[arg-type]
-        for w in shown_wards
-        if w in areas and areas[w].level == "ward" and areas[w].lat is not None and areas[w].lon is not None
     ]
-    summary = devicemap.summary(counts, STATUS_VI, len(placed), len(items) - len(placed))
+    if status is not None:
+        items = [d for d in items if d.status == status]
+    counts = Counter(d.status for d in items)
+    marks = [
+        devicemap.Mark(d.code, d.endpoint.lat, d.endpoint.lon, d.status,
+                       f"{d.code} · {labels.label(labels.ENDPOINT_KINDS, d.endpoint.kind)} · "
+                       f"{STATUS_VI[d.status]} · {area_name(d.ward, areas)}")
+        for d in items
+        if d.endpoint.lat is not None and d.endpoint.lon is not None
+    ]  # fmt: skip
+    shown_wards = sorted({d.ward for d in items})
+    places = [
+        devicemap.Place(a.name, a.lat, a.lon)
+        for a in (areas.get(w) for w in shown_wards)
+        if a is not None and a.level == "ward" and a.lat is not None and a.lon is not None
+    ]
+    summary = devicemap.summary(counts, STATUS_VI, len(marks), len(items) - len(marks))
     the_map = devicemap.draw(marks, places, label=summary, empty="Không có thiết bị nào có tọa độ để vẽ bản đồ.")
-    single_ward = ward or (wards[0] if len(wards) == 1 else None)
+    ward_level = [w for w in wards if w in areas and areas[w].level == "ward"]  # the district's own boards aside
+    single_ward = ward or (ward_level[0] if len(ward_level) == 1 else None)
     return render(
         request, "devices.html", title="Thiết bị", active="devices",
         items=items, counts=counts, overall=_tally(items), ward_rows=_rows(items, "ward", areas),
-        group_rows=_rows([d for d in items if d["ward"] == single_ward], "group", areas) if single_ward else None,
-        single_ward=single_ward, the_map=the_map, map_summary=summary, unplaced=len(items) - len(placed),
+        group_rows=_rows([d for d in items if d.ward == single_ward], "group", areas) if single_ward else None,
+        single_ward=single_ward, the_map=the_map, map_summary=summary, unplaced=len(items) - len(marks),
         legend=[(s, devicemap.icon(s), counts.get(s, 0)) for s in STATUSES],
         statuses=STATUSES, status_vi=STATUS_VI, kinds=KINDS,
         ward_options=[(w, area_name(w, areas)) for w in wards], area_name=lambda c: area_name(c, areas),
