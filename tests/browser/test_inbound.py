@@ -60,12 +60,12 @@ def test_a_city_source_message_and_a_cap_alert_are_listed_with_their_outcomes(co
     assert recorded.get_attribute("data-outcome") == "recorded" and "Chỉ ghi nhận" in recorded.inner_text()
     console.shot("inbound")
 
-    page.get_by_label("Kết quả").select_option("recorded")
+    page.get_by_label("Kết quả", exact=True).select_option("recorded")
     page.get_by_role("button", name="Lọc").click()
     outcomes = page.locator("#inbound-table tr[data-outcome]").evaluate_all("rs => rs.map(r => r.dataset.outcome)")
     assert outcomes and set(outcomes) == {"recorded"}
-    page.get_by_label("Kết quả").select_option("")
-    page.get_by_label("Nguồn").select_option("city-source")
+    page.get_by_label("Kết quả", exact=True).select_option("")
+    page.get_by_label("Nguồn", exact=True).select_option("city-source")
     page.get_by_role("button", name="Lọc").click()
     city = page.locator(f'#inbound-table tr[data-key="city-{tag}-1"]')
     link = city.get_by_role("link", name=f"Lịch cắt điện {tag}")

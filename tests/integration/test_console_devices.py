@@ -188,3 +188,19 @@ def test_status_and_durations() -> None:
     assert status_of(e) == "fault"
     assert duration_vi(45) == "45 giây" and duration_vi(3725) == "1 giờ 2 phút"
     assert duration_vi(90061) == "1 ngày 1 giờ 1 phút"
+
+
+async def test_as_of_pages_show_the_past(client: TestClient[Any, Any], store: Any) -> None:
+    app, _, tokens, _ = store
+    fault_at = next(e.timestamp for _, e in app.read_events() if type(e).__qualname__ == "Endpoint.FaultReported")
+    before = (fault_at - timedelta(microseconds=1)).isoformat()
+    await sign_in(client, tokens["mai.le"])
+    then = await (await client.get("/console/devices", params={"asof": before})).text()
+    now = await (await client.get("/console/devices")).text()
+    assert ("fault", "00598-T01-IP1") in marks(now) and ("fault", "00598-T01-IP1") not in marks(then)
+    assert "chỉ đọc" in then
+    page = await client.get("/console/devices/00598-T01-IP1", params={"asof": before})
+    assert page.status == 200 and 'data-event="Endpoint.FaultReported"' not in await page.text()
+    assert (await client.get("/console/inbound", params={"asof": before})).status == 200
+    await sign_in(client, tokens["lan.nguyen"])
+    assert (await client.get("/console/devices", params={"asof": before})).status == 403
