@@ -22,7 +22,7 @@ def test_an_auditor_reads_the_kpis_with_their_charts_the_roadmap_and_the_drills(
     page.get_by_role("link", name="Báo cáo", exact=True).click()
     assert page.get_by_role("heading", name="Báo cáo", exact=True).is_visible()
     table = page.locator("#kpi-table")
-    assert table.locator("tbody tr").count() == 6
+    assert table.locator("tbody tr").count() == 7  # the plan's six and the feedback response rate
     assert "Đài FM đã chuyển đổi sang IP" in table.inner_text() and "100,0 %" in table.inner_text()
     chart = page.locator("svg#chart-fm_converted")
     assert chart.get_attribute("role") == "img"

@@ -10,10 +10,24 @@ from keng.runtime.console.pages import (
     broadcast,
     broadcast_list,
     compose,
+    devices,
     home,
+    inbound,
     reports,
     signin,
     stream,
 )
 
-MODULES: tuple[ModuleType, ...] = (signin, home, stream, broadcast_list, compose, broadcast, approvals, reports, audit)
+MODULES: tuple[ModuleType, ...] = (
+    signin,
+    home,
+    stream,
+    broadcast_list,
+    compose,
+    broadcast,
+    approvals,
+    devices,
+    inbound,
+    reports,
+    audit,
+)
