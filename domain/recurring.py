@@ -19,7 +19,7 @@ from keng.domain.actor import Actor
 from keng.domain.authority import require_authority
 from keng.domain.errors import IllegalTransition, InvalidValue, SelfApprovalRefused
 from keng.domain.programme import VIETNAM_TZ
-from keng.domain.values import Priority, Role, clean_text, parse_enum
+from keng.domain.values import Channel, Priority, Role, clean_text, parse_enum, parse_enums
 
 MAX_TIMES = 12
 DAILY = [0, 1, 2, 3, 4, 5, 6]
@@ -138,7 +138,7 @@ class RecurringProgramme(Aggregate):
             text=clean_text(text, "text", max_len=5000),
             priority=prio.value,
             wards=sorted(set(wards)),
-            channels=list(channels),
+            channels=[c.value for c in parse_enums(Channel, channels, "channel")] or ["speaker"],
             times=parse_times(times),
             weekdays=sorted(set(weekdays)),
             starts_at=starts_at,

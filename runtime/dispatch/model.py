@@ -62,6 +62,7 @@ class DispatchModel:
         self.approved_at: dict[UUID, datetime] = {}
         self.first_at: dict[UUID, dict[str, datetime]] = {}
         self._next_materialise = datetime.min.replace(tzinfo=UTC)
+        self._refused: set[tuple[str, datetime]] = set()  # programme occurrences the domain refused
         self._chains: dict[str, list[str]] = {}  # area code -> its chain; cleared when any area changes
 
     def audio_url(self, key: str, expires_at: datetime) -> str:
@@ -204,7 +205,7 @@ class DispatchModel:
         returns how many were made. Their approvals come back through the log and are released like any other."""
         made = 0
         for p in self.of_type(RecurringProgramme):
-            for at, b in occurrences_due(self.app, p, now=self.clock()):
+            for at, b in occurrences_due(self.app, p, now=self.clock(), refused=self._refused):
                 p.occur(at=at, broadcast_id=b.id)
                 if not self._save(p, b):
                     break

@@ -22,7 +22,6 @@ from keng.domain.values import SourceKind
 LEAD = timedelta(minutes=10)  # made this long before its time, so that it is scheduled (and visible) ahead
 GRACE = timedelta(minutes=1)
 log = structlog.get_logger(__name__)
-_refused: set[tuple[str, datetime]] = set()  # occurrences the domain refused: logged once, not retried every tick
 
 
 def occurrence_ref(p: RecurringProgramme, at: datetime) -> str:
@@ -30,13 +29,16 @@ def occurrence_ref(p: RecurringProgramme, at: datetime) -> str:
     return f"{p.id}@{at.isoformat()}"
 
 
-def occurrences_due(app: Keng, p: RecurringProgramme, *, now: datetime) -> list[tuple[datetime, Broadcast]]:
-    """The programme's next occurrence as an unsaved, approved broadcast when its time is within `LEAD` of `now`."""
+def occurrences_due(
+    app: Keng, p: RecurringProgramme, *, now: datetime, refused: set[tuple[str, datetime]]
+) -> list[tuple[datetime, Broadcast]]:
+    """The programme's next occurrence as an unsaved, approved broadcast when its time is within `LEAD` of `now`.
+    An occurrence the domain refuses (its author lost the role) is logged once and added to `refused`, not retried."""
     if not p.active:
         return []
     after = max(p.last_at or p.starts_at - timedelta(microseconds=1), now - GRACE)
     at = p.next_after(after)
-    if at is None or at > now + LEAD or (str(p.id), at) in _refused:
+    if at is None or at > now + LEAD or (str(p.id), at) in refused:
         return []
     try:
         b = app.prepare_broadcast(
@@ -53,7 +55,7 @@ def occurrences_due(app: Keng, p: RecurringProgramme, *, now: datetime) -> list[
         )
         b.auto_approve(rule=f"programme {p.id} (approved by {p.approved_by})", now=now)
     except (DomainError, NotFound) as e:
-        _refused.add((str(p.id), at))
+        refused.add((str(p.id), at))
         log.warning("programme.occurrence_refused", programme_id=str(p.id), at=at.isoformat(), error=str(e))
         return []
     return [(at, b)]

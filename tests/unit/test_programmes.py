@@ -195,3 +195,19 @@ def test_ward_slots_are_events_set_by_an_admin_and_the_dispatcher_follows_them(s
     week.run(MONDAY + timedelta(hours=10))
     assert [(w, at) for b, w, at in week.waves if b == bid] == [(1, MONDAY + timedelta(hours=9))]
     assert isinstance(app.broadcast(bid), Broadcast)
+
+
+def test_a_district_file_ward_row_may_carry_its_slots_and_quiet_hours() -> None:
+    from keng.adapters.district_file import plan_load
+    from keng.domain.ward_schedule import WardSchedule
+
+    rows = [
+        ("line 2", {"record": "district", "code": "099", "name": "Quận Thử"}),
+        ("line 3", {"record": "ward", "code": "09901", "name": "Phường Một", "parent": "099",
+                    "slots": "06:00-07:00;18:00-19:00", "quiet": "none"}),
+        ("line 4", {"record": "ward", "code": "09902", "name": "Phường Hai", "parent": "099", "slots": "7-8"}),
+    ]  # fmt: skip
+    plan = plan_load(rows, existing_area=lambda c: None, existing_endpoint=lambda c: False, by="admin")
+    assert len(plan.errors) == 1 and plan.errors[0].startswith("line 4") and "7-8" in plan.errors[0]
+    [ws] = [a for a in plan.aggregates if isinstance(a, WardSchedule)]
+    assert (ws.ward, ws.slots, ws.quiet) == ("09901", ["06:00-07:00", "18:00-19:00"], [])
