@@ -27,6 +27,8 @@ from eventsourcing.domain import Aggregate
 from keng.domain.area import Area
 from keng.domain.endpoint import Endpoint
 from keng.domain.errors import DomainError
+from keng.domain.programme import SAMPLE_QUIET, SAMPLE_SLOTS, format_slots
+from keng.domain.ward_schedule import WardSchedule
 
 COLUMNS = (
     "record",
@@ -39,6 +41,8 @@ COLUMNS = (
     "technology",
     "installed_on",
     "condition",
+    "slots",
+    "quiet",
 )
 AREA_RECORDS = ("district", "ward", "group")
 MAX_ROWS = 200_000
@@ -154,6 +158,9 @@ def plan_load(
                 if code in areas or existing_area(code) is not None:
                     raise DomainError(f"area {code!r} is already registered")
                 areas[code] = agg  # type: ignore[assignment]
+                if record == "ward" and (row.get("slots") or row.get("quiet")):
+                    plan.aggregates.append(agg)
+                    agg = _ward_schedule(row, by=by)
             elif record == "endpoint":
                 agg = _endpoint_row(row, parent_area, by=by, generated=generated)
                 if code in endpoints or existing_endpoint(code):
@@ -187,6 +194,13 @@ def _area_row(
         lon=_float(row, "lon"),
         **kw,
     )
+
+
+def _ward_schedule(row: Mapping[str, str], *, by: str) -> WardSchedule:
+    """A ward's own slots and quiet hours (`;`-separated in a file; either left empty keeps the sample's)."""
+    slots = row.get("slots", "").replace(";", ",") or ",".join(format_slots(SAMPLE_SLOTS))
+    quiet = row.get("quiet", "").replace(";", ",") or ",".join(format_slots(SAMPLE_QUIET))
+    return WardSchedule.loaded(ward=row.get("code", ""), slots=slots, quiet=quiet, by=by)
 
 
 def _endpoint_row(row: Mapping[str, str], parent_area: Callable[[str], Area | None], **kw: Any) -> Endpoint:

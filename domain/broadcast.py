@@ -343,15 +343,22 @@ class Broadcast(Aggregate):
         self.trigger_event(self.Rejected, by=by.handle, reason=clean_text(reason, "reason", max_len=1000))
 
     def schedule(self, slots: list[datetime]) -> None:
-        """Record the programme slots an approved broadcast will go out in."""
-        self._require_approved("schedule")
+        """Record the programme slots an approved broadcast will go out in (its next wave's, between waves too)."""
+        self._require_approved("schedule", between_waves=True)
         self.trigger_event(self.Scheduled, slots=sorted(slots))
+
+    @property
+    def waves(self) -> int:
+        """How many dispatch waves the broadcast has: one per scheduled time, one when it has none."""
+        return max(1, len(self.schedule_at))
 
     def open_dispatch(self, *, now: datetime) -> UUID:
         """Open the next dispatch wave; returns its (deterministic) dispatch id. Refused unless the current revision
-        is approved and unexpired."""
-        self._require_approved("dispatch")
+        is approved and unexpired; a wave may open while the one before is still on air."""
+        self._require_approved("dispatch", between_waves=True)
         self._require_unexpired(now, "dispatched")
+        if len(self.dispatches) >= self.waves:
+            raise IllegalTransition(f"rule lifecycle: all {self.waves} waves of this broadcast have gone out")
         wave = len(self.dispatches) + 1
         new_id = dispatch_id(self.id, wave)
         self.trigger_event(self.DispatchOpened, dispatch_id=new_id, wave=wave)
@@ -430,8 +437,9 @@ class Broadcast(Aggregate):
                 f"rule lifecycle: cannot {action} a broadcast that is {self.state} (allowed from: {', '.join(allowed)})"
             )
 
-    def _require_approved(self, action: str) -> None:
-        if self.state not in AWAITING_RELEASE or not self.is_approved:
+    def _require_approved(self, action: str, *, between_waves: bool = False) -> None:
+        next_wave = between_waves and self.state == BroadcastState.DISPATCHING and len(self.dispatches) < self.waves
+        if (self.state not in AWAITING_RELEASE and not next_wave) or not self.is_approved:
             raise NotApproved(
                 f"rule {NotApproved.rule}: cannot {action} a broadcast that is {self.state} "
                 f"without an approval of revision {self.revision}"

@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate
 
 from keng.domain.errors import IllegalTransition, InvalidValue
 from keng.domain.ids import KENG_NAMESPACE
-from keng.domain.records import Ack, DispatchSummary
+from keng.domain.records import Ack, BudgetVerdict, DispatchSummary
 from keng.domain.values import ACK_RANK, FINAL_ACK_STATES, AckState
 
 ACK_STATES = tuple(AckState)
@@ -74,6 +74,14 @@ class Dispatch(Aggregate):
             aggregate.closed = True
             aggregate.summary = dict(self.summary)
 
+    class Judged(Aggregate.Event):
+        """The closed dispatch against its latency budget (domain/budgets.py `judge`)."""
+
+        verdict: BudgetVerdict
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.verdict = dict(self.verdict)
+
     def __init__(
         self, broadcast_id: UUID, wave: int, priority: str, targets: list[str], expires_at: datetime, drill: bool
     ) -> None:
@@ -87,6 +95,7 @@ class Dispatch(Aggregate):
         self.retries = 0
         self.closed = False
         self.summary: DispatchSummary | dict[str, Any] = {}
+        self.verdict: BudgetVerdict | dict[str, Any] = {}
 
     @classmethod
     def open(
@@ -147,6 +156,12 @@ class Dispatch(Aggregate):
         if self.closed:
             raise IllegalTransition(f"rule lifecycle: dispatch {self.id} is already closed")
         self.trigger_event(self.Closed, summary=summary)
+
+    def record_verdict(self, verdict: BudgetVerdict) -> None:
+        """Record how the closed dispatch met its latency budget (once)."""
+        if not self.closed or self.verdict:
+            raise IllegalTransition(f"rule lifecycle: dispatch {self.id} is judged once, after it closed")
+        self.trigger_event(self.Judged, verdict=verdict)
 
     def pending(self) -> list[str]:
         """Targets that have not yet reported `played` or `failed`."""

@@ -39,3 +39,8 @@ def sourced_broadcast_id(source: str, external_id: str, integration: str | None 
     if integration is None:
         return uuid5(KENG_NAMESPACE, _key("broadcast", source, external_id))
     return uuid5(KENG_NAMESPACE, _key("integration-broadcast", integration, source, external_id))
+
+
+def ward_schedule_id(ward: str) -> UUID:
+    """Id of a ward's own programme settings (slots, quiet hours, order of priority items)."""
+    return uuid5(KENG_NAMESPACE, _key("ward-schedule", ward))

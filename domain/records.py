@@ -77,3 +77,17 @@ class DispatchSummary(TypedDict):
     unreachable: int
     retries: int
     latency_ms: dict[str, LatencySummary]  # by priority
+
+
+class BudgetVerdict(TypedDict):
+    """A dispatch judged against its priority's latency budget (`Dispatch.Judged`): the 99th percentile of the time
+    from its reference (approval, or its slot) to each online endpoint's first ack, where an online endpoint that never
+    acknowledged counts as late. `late` of `counted` endpoints were later than the budget."""
+
+    priority: str
+    budget_ms: int
+    p99_ms: float | None  # None: nothing to judge, or the 99th percentile is an endpoint that never acknowledged
+    verdict: str  # met | breached
+    late: int
+    counted: int
+    late_share: float

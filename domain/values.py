@@ -157,6 +157,7 @@ class SourceKind(StrEnum):
     OPERATOR = "operator"
     CITY_SOURCE = "city-source"
     CAP = "cap"
+    PROGRAMME = "programme"  # an occurrence of a recurring programme (domain/recurring.py)
 
 
 E = TypeVar("E", bound=StrEnum)

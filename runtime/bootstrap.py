@@ -25,7 +25,7 @@ from keng.adapters.store.config import locate_store, without_chain
 from keng.adapters.store.sqlite import SYNCHRONOUS_FULL, DurabilityError, KengSQLiteFactory
 from keng.domain.content import ContentLimits
 from keng.domain.errors import InvalidValue
-from keng.domain.programme import SAMPLE_SLOTS, Programme, parse_slots
+from keng.domain.programme import SAMPLE_QUIET, SAMPLE_SLOTS, Programme, parse_quiet, parse_slots
 from keng.domain.standing_orders import StandingOrder, parse_orders
 from keng.runtime.config import Settings
 
@@ -162,8 +162,10 @@ async def broker_for(settings: Settings, *, embedded_port: int = 0) -> AsyncIter
 
 
 def programme_of(settings: Settings) -> Programme:
-    """The programme for every ward (per-ward slots are a `Programme(by_ward=...)` for integrators)."""
-    return Programme(default=parse_slots(settings.slots) if settings.slots else SAMPLE_SLOTS)
+    """The programme of wards without settings of their own (`keng programme slots` sets a ward's, as events): the
+    sample's slots and quiet hours, or `--slots` (then no quiet hours unless `--quiet` names them)."""
+    quiet = parse_quiet(settings.quiet) if settings.quiet is not None else () if settings.slots else SAMPLE_QUIET
+    return Programme(default=parse_slots(settings.slots) if settings.slots else SAMPLE_SLOTS, default_quiet=quiet)
 
 
 def mqtt_links(broker: BrokerAddress, client_id: str = DISPATCHER_CLIENT_ID) -> tuple[MqttLink, WireLink]:
@@ -254,6 +256,7 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
                 store,
                 broker,
                 programme=programme_of(settings),
+                budgets=settings.latency_budgets,
                 audio_base=f"{public_url_of(settings)}/audio",
                 sign_audio=AudioLinks.in_data_dir(settings.data_dir).query,
                 on_closed=lambda live, _summary: observe_closed(metrics, live),

@@ -14,6 +14,7 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from keng.domain.budgets import parse_budgets
 from keng.domain.errors import InvalidValue
 from keng.domain.values import parse_digits
 
@@ -41,6 +42,8 @@ class Settings:
     standing_orders_file: Path | None = None  # KENG_STANDING_ORDERS; None: <data dir>/standing-orders.json
     ratify_within: timedelta = timedelta(minutes=30)  # KENG_RATIFY_WITHIN_MIN
     slots: str | None = None  # --slots: programme slots for normal items; None: the sample slots
+    quiet: str | None = None  # --quiet: quiet hours; None: the sample's (22:00-05:00) with the sample slots, else none
+    latency_budgets: Mapping[str, int] | None = None  # KENG_LATENCY_BUDGETS, e.g. emergency=1000,priority=30000
     settle_s: float | None = None  # dispatch run --settle
     public_url: str | None = None  # --public-url: the base URL devices reach the service at (audio links)
     max_body_bytes: int = 1_048_576  # serve --max-body
@@ -88,6 +91,7 @@ def load_settings(
         standing_orders_file=_path(env, "KENG_STANDING_ORDERS"),
         ratify_within=timedelta(minutes=_positive(env, "KENG_RATIFY_WITHIN_MIN", 30.0, most=10_080.0, unit="minutes")),
         feedback_due=_feedback_due(env),
+        latency_budgets=_budgets(env),
     )
 
 
@@ -100,6 +104,16 @@ def _feedback_due(env: Mapping[str, str]) -> str:
     except InvalidValue as e:
         raise InvalidValue(f"KENG_FEEDBACK_DUE_DAYS: {e}") from None
     return raw
+
+
+def _budgets(env: Mapping[str, str]) -> dict[str, int] | None:
+    raw = env.get("KENG_LATENCY_BUDGETS", "").strip()
+    if not raw:
+        return None
+    try:
+        return parse_budgets(raw)
+    except InvalidValue as e:
+        raise InvalidValue(f"KENG_LATENCY_BUDGETS: {e.message}") from None
 
 
 def _on_off(env: Mapping[str, str], name: str) -> bool:

@@ -14,13 +14,13 @@ from keng.domain.authority import EVERYTHING, Visibility
 from keng.domain.content import MAX_REPEATS
 from keng.domain.errors import InvalidValue
 from keng.domain.values import Priority
-from keng.runtime.bootstrap import open_app
+from keng.runtime.bootstrap import open_app, programme_of
 from keng.runtime.cli.args import digits
 from keng.runtime.cli.lookup import catalog
 from keng.runtime.cli.output import print_json, print_table
 from keng.runtime.config import Settings
-from keng.runtime.views import broadcast_view
-from keng.services import broadcasts
+from keng.runtime.views import broadcast_view, jsonable
+from keng.services import broadcasts, programmes
 from keng.services.pushes import push_summary, pushes_of
 
 log = structlog.get_logger(__name__)
@@ -161,6 +161,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     item = broadcasts.readable(app, broadcasts.resolve_id(app, args.id), _reader(app, args.actor))
     view = broadcast_view(item, settings.display_tz)
     delivered = push_summary(pushes_of(app, str(item.id)))
+    programme = programmes.with_wards(app, programme_of(settings))
+    view["waiting"] = jsonable(programmes.waiting(item, programme, app.clock()), settings.display_tz)
+    view["delivery"] = jsonable(programmes.delivery(app, item), settings.display_tz)
     if args.json:
         print_json(view | {"pushes": delivered})
         return 0
@@ -172,6 +175,22 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     )
     for a in view["approvals"]:
         print(f"duyệt (approved) by {a['by'] or 'standing order ' + str(a['rule'])} (revision {a['revision']})")
+    if view["schedule_at"]:
+        print(f"giờ phát (scheduled): {', '.join(view['schedule_at'])}")
+    if view["waiting"]:
+        w = view["waiting"]
+        print(f"đang chờ (waiting): {w['reason']} until {w['at'] or '-'}: {w['detail']}")
+    for wave in view["delivery"]["waves"]:
+        summary, verdict = wave["summary"] or {}, wave["verdict"] or {}
+        line = f"đợt (wave) {wave['wave']}: opened {wave['opened_at']}, received {wave['received']}/{wave['targets']}"
+        if summary:
+            latency = summary["latency_ms"].get(view["priority"], {})
+            line += f", {summary['outcome']}, p99 {latency.get('p99')} ms"
+        if verdict:
+            line += (
+                f"; budget {verdict['budget_ms']} ms {verdict['verdict']} ({verdict['late']}/{verdict['counted']} late)"
+            )
+        print(line)
     for t in delivered["targets"]:  # portals and the app: delivery truth per target, like a speaker's
         detail = f" ({t['last_error']})" if t["last_error"] and t["status"] != "delivered" else ""
         print(f"đẩy tới (pushed to) {t['kind']} {t['target']}: {t['status']} after {t['attempts']} attempt(s){detail}")

@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--broker", default=None, help="mqtt://user:pass@host:port (default $KENG_MQTT, else embedded)")
     p.add_argument("--embedded-port", type=int, default=1883, help="port of the embedded broker (default 1883)")
     p.add_argument("--slots", default=None, help="programme slots, e.g. 05:30-06:30,17:00-18:00 (+07:00)")
+    p.add_argument("--quiet", default=None, help="quiet hours, e.g. 22:00-05:00 or none (default: the sample's)")
     p.add_argument(
         "--settle",
         type=float,
@@ -88,7 +89,7 @@ async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddres
 
 
 def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
-    settings = settings.override(broker_url=args.broker, slots=args.slots, settle_s=args.settle)
+    settings = settings.override(broker_url=args.broker, slots=args.slots, quiet=args.quiet, settle_s=args.settle)
     app = open_app(settings, create=False)
     warn_loose_permissions(settings.data_dir)
 
@@ -97,7 +98,12 @@ def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
             if embedded:
                 print(f"Broker nhúng (embedded broker): {broker.display}", flush=True)
             dispatcher = build_dispatcher(
-                app, broker, programme=programme_of(settings), settle_s=settings.settle_s, freeze_gc=True
+                app,
+                broker,
+                programme=programme_of(settings),
+                settle_s=settings.settle_s,
+                budgets=settings.latency_budgets,
+                freeze_gc=True,
             )
             await _dispatch_until_signalled(dispatcher, broker)
 

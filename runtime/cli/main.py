@@ -41,6 +41,7 @@ COMMANDS = (
     Command("endpoint", "admin", "endpoints"),
     Command("events", "admin", "the global event log, in order"),
     Command("broadcast", "broadcast", "bản tin: draft, approve and follow broadcasts"),
+    Command("programme", "programme", "chương trình: ward slots, quiet hours, recurring programmes"),
     Command("dispatch", "dispatch", "phát lệnh tới thiết bị (deliver broadcasts over MQTT)"),
     Command("simulate", "dispatch", "a simulated fleet of the store's endpoints, obeying device protocol v1"),
     Command("demo", "dispatch", "the whole path on embedded defaults: sample district, broker, fleet, alert"),

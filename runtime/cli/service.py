@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-body", type=int, default=1_048_576, help="largest accepted request body in bytes")
     p.add_argument("--broker", default=None, help="MQTT broker URL (default: $KENG_MQTT, else an embedded broker)")
     p.add_argument("--slots", default=None, help="programme slots for normal items, e.g. 05:30-06:30,17:00-18:00")
+    p.add_argument("--quiet", default=None, help="quiet hours, e.g. 22:00-05:00 or none (default: the sample's)")
     p.add_argument("--no-dispatcher", action="store_true", help="serve the API only (another process dispatches)")
     p.add_argument("--public-url", default=None, help="base URL devices use to reach this service (audio links)")
     p.set_defaults(handler=cmd_serve)
@@ -111,6 +112,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.override(
         broker_url=args.broker,
         slots=args.slots,
+        quiet=args.quiet,
         public_url=args.public_url or f"http://{args.host}:{args.port}",
         max_body_bytes=args.max_body,
     )

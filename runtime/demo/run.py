@@ -75,7 +75,7 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
     dispatcher = build_dispatcher(
         open_app(settings),
         address,
-        programme=Programme(default=parse_slots("00:00-24:00")),
+        programme=Programme(default=parse_slots("00:00-24:00"), default_quiet=()),
         settle_s=10.0,
         on_progress=progress,
         on_closed=done,

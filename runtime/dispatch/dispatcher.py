@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -68,6 +68,7 @@ class Dispatcher:
         on_progress: OnProgress | None = None,
         on_closed: OnClosed | None = None,
         freeze_gc: bool = False,
+        budgets: Mapping[str, int] | None = None,
     ) -> None:
         self.clock = clock
         self.poll_s = poll_s
@@ -77,6 +78,8 @@ class Dispatcher:
             app, programme=programme or Programme(), clock=clock, audio_base=audio_base, sign_audio=sign_audio
         )
         self.metrics: Counter[str] = Counter()
+        self.budgets = dict(budgets or {})
+        self.verdicts: Counter[tuple[str, str]] = Counter()  # (priority, met | breached)
         self.intake = Intake(self.metrics, proto.barrier_topic(client_id))
         self.link = link
         self.intake_link = inbound
@@ -237,8 +240,14 @@ class Dispatcher:
 
     async def _close(self, live: LiveDispatch, outcome: str) -> None:
         live.closing = True
-        summary = live.summary(outcome, {c for c in live.plan.targets if self.online.get(c)})
-        await self._store(self.model.close, live.plan.dispatch_id, summary)
+        online = {c for c in live.plan.targets if self.online.get(c)}
+        summary = live.summary(outcome, online)
+        verdict = live.verdict(online, self.budgets) if outcome != DispatchOutcome.CANCELLED else None
+        await self._store(self.model.close, live.plan.dispatch_id, summary, verdict)
+        if verdict is not None:
+            self.verdicts[(verdict["priority"], verdict["verdict"])] += 1
+            if verdict["verdict"] == "breached":
+                log.warning("dispatch.budget_breached", dispatch_id=live.plan.dispatch_id, **verdict)
         self.live.pop(live.plan.dispatch_id, None)
         self.outbox.forget(live.plan.dispatch_id)
         self.closed.append(live.plan.dispatch_id)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from keng.domain.budgets import judge
 from keng.domain.delivery import summarise
 from keng.domain.dispatch import note_first_acks
-from keng.domain.records import Ack, DispatchSummary
+from keng.domain.records import Ack, BudgetVerdict, DispatchSummary
 from keng.domain.values import FINAL_ACK_STATES, AckState, DispatchOutcome, ack_advances
 from keng.runtime.dispatch.model import Plan
 
@@ -138,3 +139,11 @@ class LiveDispatch:
             outcome=outcome,
             retries=self.plan.retries,
         )
+
+    def verdict(self, online: set[str], budgets: Mapping[str, int] | None = None) -> BudgetVerdict:
+        """The dispatch against its priority's latency budget (domain/budgets.py): every endpoint that acknowledged,
+        and every online one that never did (late by definition)."""
+        plan = self.plan
+        latencies = [max(0.0, (at - plan.reference_at).total_seconds() * 1000.0) for at in plan.first_at.values()]
+        silent = len({c for c in online if c in plan.targets} - set(plan.first_at))
+        return judge(priority=plan.priority, latencies_ms=latencies, silent=silent, overrides=budgets)

@@ -43,6 +43,20 @@ class DispatcherCollector(Collector):
         for (kind, reason), count in sorted(d.intake.refused.items()):
             refused.add_metric([kind, reason], count)
         yield refused
+        verdicts = CounterMetricFamily(
+            "keng_latency_budget_verdicts",
+            "Closed dispatches judged against their priority's latency budget, by verdict (met, breached)",
+            labels=["priority", "verdict"],
+        )
+        breaches = CounterMetricFamily(
+            "keng_latency_budget_breaches", "Dispatches that breached their latency budget", labels=["priority"]
+        )
+        for p in Priority:
+            breaches.add_metric([p.value], d.verdicts[(p.value, "breached")])
+            for v in ("met", "breached"):
+                verdicts.add_metric([p.value, v], d.verdicts[(p.value, v)])
+        yield verdicts
+        yield breaches
 
 
 def observe_closed(metrics: Metrics, live: LiveDispatch) -> None:

@@ -11,7 +11,7 @@ store instead of sending twice. All methods run on the dispatcher's single store
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -28,9 +28,12 @@ from keng.domain.endpoint import Endpoint
 from keng.domain.ids import area_id as _area_id
 from keng.domain.ids import endpoint_id as _endpoint_id
 from keng.domain.programme import Programme
-from keng.domain.records import Ack, DispatchSummary
+from keng.domain.records import Ack, BudgetVerdict, DispatchSummary
+from keng.domain.recurring import RecurringProgramme
 from keng.domain.values import BroadcastState, DispatchOutcome, Priority
+from keng.domain.ward_schedule import WardSchedule
 from keng.runtime.dispatch.plan import Arm, Cancel, Deliver, Known, Plan, Reaction, Target, play_commands
+from keng.runtime.dispatch.programmes import occurrences_due
 
 log = structlog.get_logger(__name__)
 __all__ = ["Arm", "Cancel", "Deliver", "DispatchModel", "Known", "Plan", "Reaction", "Target"]
@@ -49,7 +52,7 @@ class DispatchModel:
         sign_audio: Callable[[str, datetime], str] | None = None,
     ) -> None:
         self.app = app
-        self.programme = programme
+        self.base_programme = self.programme = programme
         self.clock = clock
         self.audio_base = audio_base.rstrip("/")
         self.sign_audio = sign_audio
@@ -58,6 +61,8 @@ class DispatchModel:
         self.caught_up = False
         self.approved_at: dict[UUID, datetime] = {}
         self.first_at: dict[UUID, dict[str, datetime]] = {}
+        self._next_materialise = datetime.min.replace(tzinfo=UTC)
+        self._refused: set[tuple[str, datetime]] = set()  # programme occurrences the domain refused
         self._chains: dict[str, list[str]] = {}  # area code -> its chain; cleared when any area changes
 
     def audio_url(self, key: str, expires_at: datetime) -> str:
@@ -84,12 +89,17 @@ class DispatchModel:
         if not self.caught_up and len(notifications) < limit:
             self.caught_up = True
             reactions.extend(self.reconcile())
+        if self.caught_up and not notifications and self.clock() >= self._next_materialise:
+            self._next_materialise = self.clock() + timedelta(seconds=1)
+            self.materialise()
         return reactions
 
     def _fold(self, event: Any, current: Aggregate | None) -> None:
         folded = self.aggs[event.originator_id] = event.mutate(current)
         if isinstance(folded, Area):
             self._chains.clear()
+        elif isinstance(folded, WardSchedule):
+            self.programme = folded.applied_to(self.programme)
         if isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
             self.approved_at[event.originator_id] = event.timestamp
         elif isinstance(event, Dispatch.AcksRecorded):
@@ -112,6 +122,8 @@ class DispatchModel:
                 out.extend(self.release(b.id))
             elif b.state == BroadcastState.DISPATCHING:
                 out.extend(Deliver(p) for p in self._open_plans(b.id, resumed=True))
+                if len(b.dispatches) < b.waves:
+                    out.extend(self.release(b.id))
             elif b.state == BroadcastState.CANCELLED and self._open_plans(b.id):
                 out.append(Cancel(b.id, self._open_plans(b.id)))
         return out
@@ -134,17 +146,22 @@ class DispatchModel:
     # -- releasing broadcasts -------------------------------------------------------------------------------------
 
     def release(self, broadcast_id: UUID) -> list[Reaction]:
-        """Open the dispatch of an approved broadcast when its time has come; otherwise schedule it and arm a timer.
-        Expired broadcasts are marked expired and never sent."""
+        """Open the next dispatch wave of an approved broadcast when its time has come; otherwise schedule it and arm
+        a timer. Expired broadcasts are marked expired and never sent. After a wave opens, the next one is armed."""
         b = self.app.broadcast(broadcast_id)
         now = self.clock()
-        if b.state not in AWAITING_RELEASE or not b.is_approved:
+        between = b.state == BroadcastState.DISPATCHING and len(b.dispatches) < b.waves
+        if (b.state not in AWAITING_RELEASE and not between) or not b.is_approved:
+            return []
+        if between and now >= b.expires_at:
             return []
         if b.expire(now=now):
             self._save(b)
             log.info("dispatch.expired_before_release", broadcast_id=str(b.id))
             return []
-        at = self.programme.release_at(priority=b.priority, wards=b.scope, now=now, scheduled=b.schedule_at)
+        at = self.next_wave_at(b, now)
+        if at is None:
+            return []
         if at > now:
             if b.state == BroadcastState.APPROVED:
                 b.schedule([at])
@@ -164,8 +181,37 @@ class DispatchModel:
             return []
         self.aggs[d.id] = d
         self.aggs[b.id] = b
-        log.info("dispatch.opened", broadcast_id=str(b.id), dispatch_id=str(d.id), targets=len(targets))
-        return [Deliver(self._plan(b, d))]
+        log.info("dispatch.opened", broadcast_id=str(b.id), dispatch_id=str(d.id), wave=d.wave, targets=len(targets))
+        reactions: list[Reaction] = [Deliver(self._plan(b, d))]
+        if len(b.dispatches) < b.waves:
+            reactions.extend(self.release(b.id))
+        return reactions
+
+    def next_wave_at(self, b: Broadcast, now: datetime) -> datetime | None:
+        """When the broadcast's next wave goes out (None: it has none left): its scheduled time in the first open slot
+        outside quiet hours of its wards, and for a `priority` item waiting for a slot, after the items its wards'
+        explicit order puts first."""
+        at = self.programme.wave_time(
+            priority=b.priority, wards=b.scope, now=now, times=b.schedule_at, wave=len(b.dispatches) + 1
+        )
+        if at is not None and at > now and b.priority == Priority.PRIORITY:
+            at += self.programme.order_gap(b.scope, str(b.id))
+        return at
+
+    # -- recurring programmes -------------------------------------------------------------------------------------
+
+    def materialise(self) -> int:
+        """Make the broadcasts of recurring programmes whose next time is near (runtime/dispatch/programmes.py);
+        returns how many were made. Their approvals come back through the log and are released like any other."""
+        made = 0
+        for p in self.of_type(RecurringProgramme):
+            for at, b in occurrences_due(self.app, p, now=self.clock(), refused=self._refused):
+                p.occur(at=at, broadcast_id=b.id)
+                if not self._save(p, b):
+                    break
+                made += 1
+                log.info("programme.occurrence", programme_id=str(p.id), broadcast_id=str(b.id), at=at.isoformat())
+        return made
 
     def _save(self, *aggs: Aggregate) -> bool:
         try:
@@ -212,7 +258,10 @@ class DispatchModel:
             for cls in sorted({t.cls for c, t in targets.items() if a in chains[c]})
         ]
         approved = self.approved_at.get(b.id, d.created_on)
-        reference = max(approved, b.slots[0]) if b.slots else approved
+        if d.wave > 1:  # a later wave is measured from its own opening (at its time)
+            reference = d.created_on
+        else:
+            reference = max(approved, min(b.slots[0], d.created_on)) if b.slots else approved
         commands, sha, duration = play_commands(b, d, {t.cls for t in targets.values()}, self.audio_url)
         return Plan(
             dispatch_id=str(d.id),
@@ -285,12 +334,15 @@ class DispatchModel:
             d.record_retries(endpoints)
             self._save(d)
 
-    def close(self, dispatch_id: str, summary: DispatchSummary) -> bool:
-        """Close the dispatch with its summary; complete the broadcast when its last dispatch closes."""
+    def close(self, dispatch_id: str, summary: DispatchSummary, verdict: BudgetVerdict | None = None) -> bool:
+        """Close the dispatch with its summary and its latency-budget verdict; complete the broadcast when its last
+        wave closes, or mark it scheduled again when another wave is still to come."""
         d = self.aggs.get(UUID(dispatch_id))
         if not isinstance(d, Dispatch) or d.closed:
             return False
         d.close(summary)
+        if verdict is not None:
+            d.record_verdict(verdict)
         b = self.app.broadcast(d.broadcast_id)
         others_open = any(
             isinstance(x := self.aggs.get(o), Dispatch) and not x.closed and o != d.id for o in b.dispatches
@@ -300,6 +352,11 @@ class DispatchModel:
             and not others_open
             and summary.get("outcome") != DispatchOutcome.CANCELLED
         ):
-            b.complete(summary)
+            now = self.clock()
+            at = self.next_wave_at(b, now) if len(b.dispatches) < b.waves and now < b.expires_at else None
+            if at is not None:
+                b.schedule([max(at, now)])
+            else:
+                b.complete(summary)
             return self._save(d, b)
         return self._save(d)

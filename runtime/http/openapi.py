@@ -187,7 +187,8 @@ def _public_paths() -> dict[str, Any]:
         "/api/v1/stream": {
             "get": {
                 "operationId": "streamStatus",
-                "summary": "live status as server-sent events (broadcasts, dispatch progress, devices); "
+                "summary": "live status as server-sent events (broadcasts, dispatch progress and "
+                "latency-budget verdicts (Dispatch.Judged), devices); "
                 "resume with Last-Event-ID or ?since=POSITION",
                 "security": _AUTH,
                 "parameters": [

@@ -75,7 +75,7 @@ BROADCAST_FIELDS: dict[str, Any] = {
     "targets": record({"areas": strings(), "endpoints": strings()}),
     "scope": strings(),
     "channels": strings({"enum": CHANNELS}),
-    "schedule_at": strings(_TIME),
+    "schedule_at": {**strings(_TIME), "description": "each time is a dispatch wave of its own (docs/dispatch.md)"},
     "repeats": _INT,
     "expires_at": _TIME,
     "drill": _BOOL,

@@ -66,6 +66,8 @@ def stream_view(position: int, event: Any) -> dict[str, Any] | None:
             return {**base, "acks": len(event.acks), "by_state": dict(Counter(a["state"] for a in event.acks))}
         if name == "Closed":
             return {**base, "summary": event.summary}
+        if name == "Judged":
+            return {**base, "verdict": event.verdict}
         return None
     if aggregate == "Endpoint" and name in DEVICE_EVENTS:
         return {**base, "endpoint_id": str(event.originator_id)}

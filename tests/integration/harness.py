@@ -25,7 +25,7 @@ from keng.services import broadcasts
 from keng.services.inventory import install_sample
 
 WARD = "00595"
-ALWAYS_OPEN = Programme(default=parse_slots("00:00-24:00"))
+ALWAYS_OPEN = Programme(default=parse_slots("00:00-24:00"), default_quiet=())
 
 
 class Harness:
