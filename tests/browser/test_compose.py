@@ -72,7 +72,7 @@ def test_a_drafter_composes_previews_saves_revises_and_submits(console: Console)
     expect(page.get_by_label("Nội dung bản tin")).to_have_value("Phun thuốc lúc 9h ngày 29/11 tại TDP số 1.")
     console.shot("compose-edit")
     page.get_by_role("button", name="Lưu và gửi duyệt").click()
-    expect(page.get_by_role("status").filter(has_text="Đã lưu và gửi duyệt.")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="Đã gửi bản tin đi duyệt.")).to_be_visible()  # its own page
     expect(page.locator(".badge.state-submitted")).to_have_text("Chờ duyệt")
 
     page.get_by_role("link", name="Bản tin", exact=True).click()

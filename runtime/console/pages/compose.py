@@ -110,7 +110,11 @@ async def compose_form(request: web.Request) -> web.Response:
 
 
 def _saved_target(services: Services, bid: UUID, what: str) -> str:
+    """Where the browser goes after saving: the broadcast's own page once it is sent for approval (its actions and
+    live progress live there), else the edit form with a notice."""
     state = services.app.broadcast(bid).state
+    if what == "submitted":
+        return f"/console/broadcasts/{bid}?done=submit"
     if state in REVISABLE_STATES:
         return f"/console/broadcasts/{bid}/edit?saved={what}"
     return f"/console/broadcasts/{bid}"
