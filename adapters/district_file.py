@@ -219,7 +219,7 @@ def plan_load(
                 agg = _endpoint_row(row, parent_area, by=by, generated=generated)
                 if code in endpoints or existing_endpoint(code):
                     raise DomainError(f"endpoint {code!r} is already registered")
-                endpoints[code] = agg  # type: ignore[assignment]
+                endpoints[code] = agg
             elif record in LIFECYCLE_RECORDS:
                 _lifecycle_row(row, endpoint_of(code), recorder, today)
                 plan.counts[record] = plan.counts.get(record, 0) + 1

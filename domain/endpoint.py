@@ -350,17 +350,17 @@ class Endpoint(Aggregate):
             raise InvalidValue(f"equipment action {action!r} is not one of {', '.join(LIFECYCLE_ACTIONS)}")
         what = f"record a {action} of endpoint {self.code}"
         require_equipment_authority(actor, self, what)
-        by, dated = actor.handle, {"on": on, "cost_vnd": cost_vnd, "today": today}
+        by = actor.handle
         if action == "fault":
-            self.report_fault(detail, severity=severity, by=by, **dated)
+            self.report_fault(detail, severity=severity, by=by, on=on, cost_vnd=cost_vnd, today=today)
         elif action == "repair":
-            self.repair(by=by, note=detail or None, **dated)
+            self.repair(by=by, note=detail or None, on=on, cost_vnd=cost_vnd, today=today)
         elif action == "convert":
-            self.convert_to_ip(technology=detail, by=by, **dated)
+            self.convert_to_ip(technology=detail, by=by, on=on, cost_vnd=cost_vnd, today=today)
         elif action == "decommission":
-            self.decommission(detail, by=by, **dated)
+            self.decommission(detail, by=by, on=on, cost_vnd=cost_vnd, today=today)
         else:
-            self.go_live(by=by, url=detail or None, **dated)
+            self.go_live(by=by, url=detail or None, on=on, cost_vnd=cost_vnd, today=today)
 
     def _day(self, on: date | None, today: date | None) -> str | None:
         """The ISO day of a lifecycle event, checked (see the module docstring); None when not given."""

@@ -8,6 +8,7 @@ reaches their wards).
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -23,12 +24,21 @@ from keng.runtime.http.services import SERVICES, Services
 from keng.runtime.views import broadcast_view, endpoint_view, jsonable, staff_view
 from keng.services import broadcasts
 from keng.services.access import Unauthenticated, authenticate
-from keng.services.inventory import readable_endpoints
+from keng.services.inventory import readable_endpoints, record_equipment_event
 
 JSON = "application/json"
 STATES = LIVE_STATES + FINAL_STATES
 FLAGS = ("1", "true", "0", "false")
 REASON = JsonSchemaCheck(SCHEMAS["Reason"])  # the body of reject and cancel, as the document describes it
+# The equipment lifecycle: per action, its body's schema and the field that carries the event's detail.
+EQUIPMENT = {
+    "fault": ("EquipmentFault", "fault"),
+    "repair": ("EquipmentRepair", "note"),
+    "convert": ("EquipmentConversion", "technology"),
+    "decommission": ("EquipmentDecommission", "reason"),
+    "portal-live": ("PortalLive", "url"),
+}
+EQUIPMENT_BODIES = {action: JsonSchemaCheck(SCHEMAS[schema]) for action, (schema, _) in EQUIPMENT.items()}
 
 
 def bearer_token(request: web.Request) -> str:
@@ -151,6 +161,40 @@ async def list_endpoints(request: web.Request) -> web.Response:
     return web.json_response([endpoint_view(e) for e in items])
 
 
+def _day(value: str | None) -> date | None:
+    """The body's `on` (the schema already held it to YYYY-MM-DD; a day that does not exist is named here)."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Problem(422, "invalid-payload", f"on must be a calendar day (YYYY-MM-DD), got {value[:40]!r}") from None
+
+
+async def record_equipment(request: web.Request) -> web.Response:
+    staff = await current_staff(request)
+    code, action, services = request.match_info["code"], request.match_info["action"], request.app[SERVICES]
+    body = EQUIPMENT_BODIES[action].load(await json_body(request))
+    on, cost = _day(body.get("on")), body.get("cost_vnd")
+    if isinstance(cost, float) and cost.is_integer():  # JSON Schema's integer includes 2.0
+        cost = int(cost)
+
+    def record() -> dict[str, Any]:
+        endpoint = record_equipment_event(
+            services.app,
+            code,
+            action,
+            by=staff.handle,
+            on=on,
+            cost_vnd=cost,
+            detail=body.get(EQUIPMENT[action][1]) or "",
+            severity=body.get("severity", "broken"),
+        )
+        return endpoint_view(endpoint)
+
+    return web.json_response(await services.run(record))
+
+
 async def list_areas(request: web.Request) -> web.Response:
     await current_staff(request)
     services = request.app[SERVICES]
@@ -178,5 +222,6 @@ def add_routes(app: web.Application) -> None:
     r.add_patch("/api/v1/broadcasts/{id}", revise_broadcast)
     r.add_post("/api/v1/broadcasts/{id}/{action:submit|approve|ratify|reject|cancel}", act_on_broadcast)
     r.add_get("/api/v1/endpoints", list_endpoints)
+    r.add_post("/api/v1/endpoints/{code}/{action:fault|repair|convert|decommission|portal-live}", record_equipment)
     r.add_get("/api/v1/areas", list_areas)
     r.add_get("/api/v1/staff", list_staff)
