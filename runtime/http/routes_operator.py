@@ -8,6 +8,7 @@ reaches their wards).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -171,28 +172,34 @@ def _day(value: str | None) -> date | None:
         raise Problem(422, "invalid-payload", f"on must be a calendar day (YYYY-MM-DD), got {value[:40]!r}") from None
 
 
-async def record_equipment(request: web.Request) -> web.Response:
-    staff = await current_staff(request)
-    code, action, services = request.match_info["code"], request.match_info["action"], request.app[SERVICES]
-    body = EQUIPMENT_BODIES[action].load(await json_body(request))
-    on, cost = _day(body.get("on")), body.get("cost_vnd")
-    if isinstance(cost, float) and cost.is_integer():  # JSON Schema's integer includes 2.0
-        cost = int(cost)
+def equipment_handler(action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of `POST /api/v1/endpoints/{code}/<action>` (one route per action, each documented)."""
+    check, detail_field = EQUIPMENT_BODIES[action], EQUIPMENT[action][1]
 
-    def record() -> dict[str, Any]:
-        endpoint = record_equipment_event(
-            services.app,
-            code,
-            action,
-            by=staff.handle,
-            on=on,
-            cost_vnd=cost,
-            detail=body.get(EQUIPMENT[action][1]) or "",
-            severity=body.get("severity", "broken"),
-        )
-        return endpoint_view(endpoint)
+    async def record_equipment(request: web.Request) -> web.Response:
+        staff = await current_staff(request)
+        code, services = request.match_info["code"], request.app[SERVICES]
+        body = check.load(await json_body(request))
+        on, cost = _day(body.get("on")), body.get("cost_vnd")
+        if isinstance(cost, float) and cost.is_integer():  # JSON Schema's integer includes 2.0
+            cost = int(cost)
 
-    return web.json_response(await services.run(record))
+        def record() -> dict[str, Any]:
+            endpoint = record_equipment_event(
+                services.app,
+                code,
+                action,
+                by=staff.handle,
+                on=on,
+                cost_vnd=cost,
+                detail=body.get(detail_field) or "",
+                severity=body.get("severity", "broken"),
+            )
+            return endpoint_view(endpoint)
+
+        return web.json_response(await services.run(record))
+
+    return record_equipment
 
 
 async def list_areas(request: web.Request) -> web.Response:
@@ -222,6 +229,7 @@ def add_routes(app: web.Application) -> None:
     r.add_patch("/api/v1/broadcasts/{id}", revise_broadcast)
     r.add_post("/api/v1/broadcasts/{id}/{action:submit|approve|ratify|reject|cancel}", act_on_broadcast)
     r.add_get("/api/v1/endpoints", list_endpoints)
-    r.add_post("/api/v1/endpoints/{code}/{action:fault|repair|convert|decommission|portal-live}", record_equipment)
+    for action in EQUIPMENT:
+        r.add_post(f"/api/v1/endpoints/{{code}}/{action}", equipment_handler(action))
     r.add_get("/api/v1/areas", list_areas)
     r.add_get("/api/v1/staff", list_staff)

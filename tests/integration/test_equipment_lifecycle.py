@@ -148,7 +148,7 @@ def test_refusals_are_precise_and_store_nothing(
 
 
 def test_a_ward_admin_records_in_their_ward_and_a_wrong_media_type_is_refused(api: Api) -> None:
-    client, t, app, _ = api
+    client, t, _, _ = api
     ok = client.json("POST", "/api/v1/endpoints/00598-WEB/portal-live", {"on": "2025-01-01"}, t["binh.admin"])
     assert ok.status == 200 and ok.json()["live_since"] == "2025-01-01"
     reply = client.request("POST", "/api/v1/endpoints/00598-WEB/repair", b"{}", {"Content-Type": "text/plain"},
