@@ -2,8 +2,6 @@
 
 Format (docs/district-file.md): one record per row with the columns
 
-    record,code,name,parent,lat,lon,kind,technology,installed_on,condition
-
     record,code,name,parent,lat,lon,kind,technology,installed_on,condition,on,cost_vnd,detail
 
 `record` is `district`, `ward`, `group` or `endpoint`, or a lifecycle event of an endpoint: `fault`, `repair`,
@@ -160,7 +158,7 @@ def _date(value: str, key: str = "installed_on") -> date | None:
     if not value:
         return None
     try:
-        if len(value) != 10:  # fromisoformat also reads 20250101 and week dates: only YYYY-MM-DD is a day here
+        if key == "on" and len(value) != 10:  # fromisoformat also reads 20250101 and week dates: not here
             raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
