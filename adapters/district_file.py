@@ -2,11 +2,15 @@
 
 Format (docs/district-file.md): one record per row with the columns
 
-    record,code,name,parent,lat,lon,kind,technology,installed_on,condition
+    record,code,name,parent,lat,lon,kind,technology,installed_on,condition,on,cost_vnd,detail
 
-`record` is `district`, `ward`, `group` or `endpoint`. Areas name their parent's code (a district's parent may be
-empty). Endpoints name the ward or residential group they stand in as `parent`, and give `kind` (ip-speaker,
-fm-speaker, eboard, portal), `technology`, `installed_on` (YYYY-MM-DD) and `condition` (good, degraded, broken).
+`record` is `district`, `ward`, `group` or `endpoint`, or a lifecycle event of an endpoint: `fault`, `repair`,
+`convert`, `decommission` or `portal-live`. Areas name their parent's code (a district's parent may be empty).
+Endpoints name the ward or residential group they stand in as `parent`, and give `kind` (ip-speaker, fm-speaker,
+eboard, portal), `technology`, `installed_on` (YYYY-MM-DD) and `condition` (good, degraded, broken). A lifecycle row
+names the endpoint by `code` (stored, or registered earlier in the file), the day `on` (YYYY-MM-DD, default today),
+`cost_vnd` (whole đồng) and `detail` (the fault, a repair note, the decommissioning reason, the portal's address); a
+fault's severity is `condition` (default broken), a conversion's new technology is `technology`.
 JSON files hold a list of objects with the same keys. Every error is reported with its line (CSV) or item number
 (JSON); when there is any error, nothing is loaded.
 """
@@ -24,10 +28,12 @@ from typing import Any
 import orjson
 from eventsourcing.domain import Aggregate
 
+from keng.domain.actor import Actor
 from keng.domain.area import Area
-from keng.domain.endpoint import Endpoint
-from keng.domain.errors import DomainError
+from keng.domain.endpoint import MAX_COST_VND, Endpoint
+from keng.domain.errors import DomainError, NotAuthorised
 from keng.domain.programme import SAMPLE_QUIET, SAMPLE_SLOTS, format_slots
+from keng.domain.values import Role, parse_digits
 from keng.domain.ward_schedule import WardSchedule
 
 COLUMNS = (
@@ -43,8 +49,20 @@ COLUMNS = (
     "condition",
     "slots",
     "quiet",
+    "on",
+    "cost_vnd",
+    "detail",
 )
 AREA_RECORDS = ("district", "ward", "group")
+# Lifecycle records: the endpoint action each records, and the columns each takes besides `record` and `code`.
+LIFECYCLE_RECORDS = {
+    "fault": ("fault", ("on", "cost_vnd", "detail", "condition")),
+    "repair": ("repair", ("on", "cost_vnd", "detail")),
+    "convert": ("convert", ("on", "cost_vnd", "technology")),
+    "decommission": ("decommission", ("on", "cost_vnd", "detail")),
+    "portal-live": ("portal-live", ("on", "cost_vnd", "detail")),
+}
+_LIFECYCLE_ONLY = ("on", "cost_vnd", "detail")
 MAX_ROWS = 200_000
 
 
@@ -56,9 +74,27 @@ class DistrictFileError(ValueError):
 class LoadPlan:
     """What a file would create, or why it cannot be loaded."""
 
-    aggregates: list[Aggregate] = field(default_factory=list)
+    aggregates: list[Aggregate] = field(default_factory=list)  # new ones (with any lifecycle events of theirs)
+    changed: list[Endpoint] = field(default_factory=list)  # stored endpoints given lifecycle events
     errors: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _System:
+    """keng itself, loading a file as `system` (an installation's first inventory): an admin over the district."""
+
+    handle: str
+
+    def has_role(self, role: Role) -> bool:
+        return role is Role.ADMIN
+
+    def require_role(self, role: Role, action: str) -> None:
+        if role is not Role.ADMIN:
+            raise NotAuthorised(f"rule {NotAuthorised.rule}: {self.handle} cannot {action}")
+
+    def require_scope(self, scope: list[str], action: str) -> None:
+        return None
 
 
 def read_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
@@ -122,13 +158,15 @@ def _float(row: Mapping[str, str], key: str) -> float | None:
         raise DomainError(f"{key} {value!r} is not a number") from None
 
 
-def _date(value: str) -> date | None:
+def _date(value: str, key: str = "installed_on") -> date | None:
     if not value:
         return None
     try:
+        if key == "on" and len(value) != 10:  # fromisoformat also reads 20250101 and week dates: not here
+            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
-        raise DomainError(f"installed_on {value!r} is not a date (YYYY-MM-DD)") from None
+        raise DomainError(f"{key} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def plan_load(
@@ -138,11 +176,30 @@ def plan_load(
     existing_endpoint: Callable[[str], bool],
     by: str,
     generated: bool = False,
+    stored_endpoint: Callable[[str], Endpoint | None] = lambda code: None,
+    actor: Actor | None = None,
+    today: date | None = None,
 ) -> LoadPlan:
-    """Validate every row and build the aggregates it would create; collect every error with its location."""
+    """Validate every row and build the aggregates it would create, and the lifecycle events it would record on new
+    or stored endpoints (as `actor`, or as keng itself when None, dated up to `today`); collect every error with its
+    location."""
     plan = LoadPlan()
     areas: dict[str, Area] = {}
-    endpoints: set[str] = set()
+    endpoints: dict[str, Endpoint] = {}
+    loaded: dict[str, Endpoint | None] = {}
+    recorder: Actor = actor if actor is not None else _System(by)
+
+    def endpoint_of(code: str) -> Endpoint:
+        if code in endpoints:
+            return endpoints[code]
+        if code not in loaded:
+            loaded[code] = stored_endpoint(code)
+            if loaded[code] is not None:
+                plan.changed.append(loaded[code])  # type: ignore[arg-type]
+        found = loaded[code]
+        if found is None:
+            raise DomainError(f"endpoint {code!r} is not registered (nor earlier in this file)")
+        return found
 
     def parent_area(code: str) -> Area | None:
         return areas.get(code) or (existing_area(code) if code else None)
@@ -154,6 +211,7 @@ def plan_load(
             if unknown:
                 raise DomainError(f"unknown field(s) {', '.join(unknown)}")
             if record in AREA_RECORDS:
+                _only(row, [c for c in COLUMNS if c not in _LIFECYCLE_ONLY], record)
                 agg: Aggregate = _area_row(row, areas, parent_area, by=by, generated=generated)
                 if code in areas or existing_area(code) is not None:
                     raise DomainError(f"area {code!r} is already registered")
@@ -162,18 +220,49 @@ def plan_load(
                     plan.aggregates.append(agg)
                     agg = _ward_schedule(row, by=by)
             elif record == "endpoint":
+                _only(row, [c for c in COLUMNS if c not in _LIFECYCLE_ONLY], record)
                 agg = _endpoint_row(row, parent_area, by=by, generated=generated)
                 if code in endpoints or existing_endpoint(code):
                     raise DomainError(f"endpoint {code!r} is already registered")
-                endpoints.add(code)
+                endpoints[code] = agg
+            elif record in LIFECYCLE_RECORDS:
+                _lifecycle_row(row, endpoint_of(code), recorder, today)
+                plan.counts[record] = plan.counts.get(record, 0) + 1
+                continue
             else:
-                raise DomainError(f"record {record!r} is not one of district, ward, group, endpoint")
+                raise DomainError(
+                    f"record {record!r} is not one of district, ward, group, endpoint, {', '.join(LIFECYCLE_RECORDS)}"
+                )
         except DomainError as e:
             plan.errors.append(f"{where}: {e.message}")
             continue
         plan.aggregates.append(agg)
         plan.counts[record] = plan.counts.get(record, 0) + 1
     return plan
+
+
+def _only(row: Mapping[str, str], allowed: Iterable[str], record: str) -> None:
+    """Refuse values in columns that a record does not take (naming them)."""
+    extra = [k for k, v in row.items() if v and k not in ("record", "code", *allowed)]
+    if extra:
+        raise DomainError(f"a {record} row does not take {', '.join(extra)}")
+
+
+def _lifecycle_row(row: Mapping[str, str], endpoint: Endpoint, actor: Actor, today: date | None) -> None:
+    record = row["record"]
+    action, allowed = LIFECYCLE_RECORDS[record]
+    _only(row, allowed, record)
+    cost = row.get("cost_vnd", "")
+    on = _date(row.get("on", ""), "on") or today or date.today()
+    endpoint.record_lifecycle(
+        action,
+        actor=actor,
+        on=on,
+        today=today or date.today(),
+        cost_vnd=parse_digits(cost, "cost_vnd", lo=0, hi=MAX_COST_VND) if cost else None,
+        detail=row.get("technology", "") if action == "convert" else row.get("detail", ""),
+        severity=row.get("condition", "") or "broken",
+    )
 
 
 def _area_row(

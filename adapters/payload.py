@@ -76,6 +76,8 @@ def _say(error: jsonschema_rs.ValidationError) -> str:
             return f"{name} must be {' or '.join(_TYPES.get(t, t) for t in types)}"
         case K.Enum(options=options):
             return f"{name} must be one of {', '.join(map(str, options))}, got {_shown(error.instance)}"
+        case K.Format(format="date"):
+            return f"{name} must be a day written YYYY-MM-DD, got {_shown(error.instance)}"
         case K.Format():
             got = _shown(error.instance)
             return f"{name} must be an RFC 3339 date-time with a UTC offset (e.g. 2026-11-27T17:00:00+07:00), got {got}"

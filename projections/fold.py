@@ -127,37 +127,54 @@ def _registered(f: Fact, docs: Docs) -> None:
         "code": d["code"], "kind": d["kind"], "ward": d["ward"], "group": d["group"], "technology": d["technology"],
         "installed_on": d["installed_on"], "condition": d["condition"], "fault": None, "online": None, "since": at,
         "decommissioned": False, "was_fm": fm, "fm_condition": d["condition"] if fm else None, "converted_at": None,
-        "registered_at": at, "last_published": None,
+        "registered_at": at, "last_published": None, "converted_on": None, "decommissioned_on": None,
+        "live_since": None, "costs_vnd": {},
     }  # fmt: skip
     docs.put("endpoint", f.oid, doc)
     kpi.endpoint_changed(None, doc, docs)
 
 
-_WORSE = {"good": 0, "degraded": 1, "broken": 2}
+# What each lifecycle event's cost is summed under, in an endpoint's `costs_vnd`.
+_COST_KEYS = {
+    "Endpoint.FaultReported": "fault",
+    "Endpoint.Repaired": "repair",
+    "Endpoint.ConvertedToIP": "convert",
+    "Endpoint.Decommissioned": "decommission",
+    "Endpoint.PortalWentLive": "portal-live",
+}
 
 
 def _endpoint_change(f: Fact, current: Doc) -> Doc:
-    new, name, at = dict(current), f.name, f.at
+    new, name, at, data = dict(current), f.name, f.at, f.data
+    day = data.get("on") or at[:10]  # the day it happened, or (no day given) the day it was recorded
     if name == "Endpoint.CameOnline":
         new.update(online=True, since=at)
     elif name == "Endpoint.WentOffline":
         new.update(online=False, since=at)
     elif name == "Endpoint.FaultReported":
-        severity = f.data["severity"]
-        new.update(condition=severity, fault=f.data["fault"])
-        if new["kind"] == "fm-speaker" and _WORSE[severity] > _WORSE[new["fm_condition"] or "good"]:
-            new["fm_condition"] = severity
+        new.update(condition=data["severity"], fault=data["fault"])
+        if new["kind"] == "fm-speaker":  # the roadmap orders stations by their condition while they are FM
+            new["fm_condition"] = data["severity"]
     elif name == "Endpoint.Repaired":
         new.update(condition="good", fault=None)
+        if new["kind"] == "fm-speaker":
+            new["fm_condition"] = "good"
     elif name == "Endpoint.ConvertedToIP":
-        new.update(kind="ip-speaker", technology=f.data["technology"], converted_at=at)
+        new.update(kind="ip-speaker", technology=data["technology"], converted_at=at, converted_on=day)
     elif name == "Endpoint.Decommissioned":
-        new.update(decommissioned=True, online=False, since=at)
+        new.update(decommissioned=True, online=False, since=at, decommissioned_on=day)
+    elif name == "Endpoint.PortalWentLive":
+        new.update(live_since=day)
+    cost = data.get("cost_vnd")
+    if cost is not None and name in _COST_KEYS:
+        costs = dict(new.get("costs_vnd") or {})
+        costs[_COST_KEYS[name]] = costs.get(_COST_KEYS[name], 0) + cost
+        new["costs_vnd"] = costs
     return new
 
 
 @on(Endpoint.CameOnline, Endpoint.WentOffline, Endpoint.FaultReported, Endpoint.Repaired, Endpoint.ConvertedToIP,
-    Endpoint.Decommissioned)  # fmt: skip
+    Endpoint.Decommissioned, Endpoint.PortalWentLive)  # fmt: skip
 def _endpoint(f: Fact, docs: Docs) -> None:
     current = docs.get("endpoint", f.oid)
     if current is None:

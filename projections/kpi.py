@@ -7,8 +7,10 @@ Every target is 100% by 2025. Definitions (see docs/audit.md):
   decommissioned) / all wards (plan 2.1: 100% phường có hệ thống truyền thanh ứng dụng CNTT-VT đến các TDP);
 - eboard_groups: residential groups with an in-service e-board / all groups (plan 2.1, 1.3);
 - large_boards_connected: district-level e-boards (no group) online and in service / all of them (plan 1.4);
-- ward_portals_active: wards whose portal received or played a bulletin in the last 30 days / all wards (plan 1.2);
-- fm_converted: FM stations converted to IP / all FM stations ever registered (plan 2.2, 1.1);
+- ward_portals_active: wards with a portal that went live (`Endpoint.PortalWentLive`) and is in service (not broken,
+  not decommissioned), or whose portal received or played a bulletin in the last 30 days / all wards (plan 1.2);
+- fm_converted: FM stations converted to IP / FM stations ever registered, less those decommissioned before they
+  were converted (they leave the plan, as they leave the roadmap) (plan 2.2, 1.1);
 - staff_trained: staff with at least one completed training / all staff (plan 2.3);
 - feedback_response_rate: citizen feedback answered by its due date / feedback due by then or answered (the app's
   phản ánh, kiến nghị; domain/feedback.py).
@@ -100,7 +102,26 @@ def _counted_alike(old: Doc, new: Doc) -> bool:
         old["condition"] == new["condition"] and old["kind"] == new["kind"] and old["group"] == new["group"]
         and old["decommissioned"] == new["decommissioned"] and old["converted_at"] == new["converted_at"]
         and old["ward"] == new["ward"] and (new["kind"] != "eboard" or bool(new["group"]))
+        and old.get("live_since") == new.get("live_since")
     )  # fmt: skip
+
+
+def _live_portal(e: Doc | None) -> bool:
+    return e is not None and bool(e.get("live_since")) and not e["decommissioned"] and e["condition"] != "broken"
+
+
+def _portal_changed(doc: Doc, old: Doc | None, new: Doc) -> None:
+    """Keep the live, in-service portals of each ward (`live_portals`: ward -> sorted codes)."""
+    was, now = _live_portal(old), _live_portal(new)
+    if was == now:
+        return
+    live = doc.setdefault("live_portals", {})
+    codes = set(live.get(new["ward"], ()))
+    if now:
+        codes.add(new["code"])
+    else:
+        codes.discard(new["code"])
+    live[new["ward"]] = sorted(codes)
 
 
 def endpoint_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
@@ -116,6 +137,10 @@ def endpoint_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
         doc["large"][new["code"]] = connected
     if old is None and new["was_fm"]:
         doc["fm_total"] += 1
+    if new["was_fm"] and new["decommissioned"] and not new["converted_at"] and not (old and old["decommissioned"]):
+        doc["fm_total"] -= 1  # an FM station taken out of service before conversion leaves the plan
+    if new["kind"] == "portal":
+        _portal_changed(doc, old, new)
     if new["converted_at"] and not (old and old["converted_at"]):
         doc["fm_converted"] += 1
     _touch(doc, new["since"])
@@ -179,7 +204,8 @@ def values(doc: Doc, at: str, portal_days: int = PORTAL_DAYS) -> dict[str, dict[
     wards = doc["wards"]
     covered = sum(1 for w in wards if groups_by_ward.get(w) and all(g["ip"] > 0 for g in groups_by_ward[w]))
     cutoff = (datetime.fromisoformat(at) - timedelta(days=portal_days)).isoformat()
-    active = sum(1 for w in wards if (doc["portals"].get(w) or "") >= cutoff)
+    live = doc.get("live_portals", {})
+    active = sum(1 for w in wards if live.get(w) or (doc["portals"].get(w) or "") >= cutoff)
     return {
         "ip_radio_wards": _share(covered, len(wards)),
         "eboard_groups": _share(sum(1 for g in doc["groups"].values() if g["eb"] > 0), len(doc["groups"])),

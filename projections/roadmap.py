@@ -1,5 +1,18 @@
-"""The FM -> IP conversion roadmap (plan 1.1: 25-30% of FM stations a year; broken first, then those past 5 years of
-depreciation, then oldest first) and progress against it as conversions are recorded."""
+"""The FM -> IP conversion roadmap (plan 1.1: 25-30% of FM stations a year) and progress against it, per year, as
+conversions are recorded (`keng endpoint convert`, `POST /api/v1/endpoints/{code}/convert`, a district file's
+`convert` rows).
+
+Which stations come first: broken ones, then degraded (xuống cấp) ones, then those past 5 years of depreciation at the
+start of the plan (installed on or before 1 January of its first year less 5; an unknown installation date counts as
+past), then the oldest. A station's condition is its condition while it was FM: a repair moves a pending station back,
+a conversion keeps the condition it had. The stations are the FM stations ever registered, less those decommissioned
+before they were converted (they leave the plan, as they leave the `fm_converted` target).
+
+Each year's row: the stations planned for it (`planned`, `stations`, `pending`), how many of those are converted
+(`planned_converted`), what was done that year whichever station it was (`converted_in_year`, by the day each
+conversion names, and its cost `conversion_cost_vnd`), and the running totals (`cumulative_planned`,
+`cumulative_converted`; `behind` is how many conversions the plan is short by the end of the year).
+"""
 
 from __future__ import annotations
 
@@ -9,32 +22,52 @@ from typing import Any
 from keng.projections.fold import Doc
 
 DEPRECIATION_YEARS = 5
-_CONDITION_ORDER = {"broken": 0}
+_CONDITION_ORDER = {"broken": 0, "degraded": 1}
+
+
+def converted_on(e: Doc) -> str | None:
+    """The day a station was converted (read models folded before days were recorded: the day it was recorded)."""
+    if not e["converted_at"]:
+        return None
+    return str(e.get("converted_on") or e["converted_at"][:10])
 
 
 def _key(e: Doc, first_year: int) -> tuple[int, int, str, str]:
     installed = e["installed_on"] or "0000-01-01"
-    depreciated = int(installed[:4]) <= first_year - DEPRECIATION_YEARS
-    return (_CONDITION_ORDER.get(e["fm_condition"] or "good", 1), 0 if depreciated else 1, installed, e["code"])
+    depreciated = installed <= f"{first_year - DEPRECIATION_YEARS:04d}-01-01"
+    return (_CONDITION_ORDER.get(e["fm_condition"] or "good", 2), 0 if depreciated else 1, installed, e["code"])
+
+
+def in_plan(e: Doc) -> bool:
+    """Ever FM, and not taken out of service before its conversion."""
+    return bool(e["was_fm"]) and not (e["decommissioned"] and not e["converted_at"])
 
 
 def plan(endpoints: list[Doc], first: int = 2022, last: int = 2025) -> dict[str, Any]:
-    """Year-by-year plan over every station that was ever FM, with what was converted in each year."""
-    stations = sorted((e for e in endpoints if e["was_fm"] and not e["decommissioned"]),
-                      key=lambda e: _key(e, first))  # fmt: skip
+    """Year-by-year plan over the stations (see the module docstring), with what was converted in each year."""
+    stations = sorted((e for e in endpoints if in_plan(e)), key=lambda e: _key(e, first))
     total, years = len(stations), list(range(first, last + 1))
     low, high = math.ceil(0.25 * total), math.ceil(0.30 * total)
     per_year = min(max(math.ceil(total / max(len(years), 1)), low), high) if total else 0
-    rows, cursor = [], 0
+    done_in: dict[str, list[Doc]] = {}
+    for e in stations:
+        day = converted_on(e)
+        if day:
+            done_in.setdefault(day[:4], []).append(e)
+    rows, cursor, cumulative_done = [], 0, sum(len(v) for k, v in done_in.items() if k < f"{first:04d}")
     for i, year in enumerate(years):
         take = total - cursor if i == len(years) - 1 else min(per_year, total - cursor)
         chosen = stations[cursor : cursor + take]
         cursor += take
         converted = [e for e in chosen if e["converted_at"]]
-        in_year = sum(1 for e in stations if (e["converted_at"] or "")[:4] == str(year))
+        in_year = done_in.get(f"{year:04d}", [])
+        cumulative_done += len(in_year)
         rows.append({
             "year": year, "planned": len(chosen), "planned_share_pct": round(100.0 * len(chosen) / total, 1) if total
-            else 0.0, "planned_converted": len(converted), "converted_in_year": in_year,
+            else 0.0, "planned_converted": len(converted), "converted_in_year": len(in_year),
+            "conversion_cost_vnd": sum((e.get("costs_vnd") or {}).get("convert", 0) for e in in_year),
+            "cumulative_planned": cursor, "cumulative_converted": cumulative_done,
+            "behind": max(0, cursor - cumulative_done),
             "stations": [e["code"] for e in chosen], "pending": [e["code"] for e in chosen if not e["converted_at"]],
         })  # fmt: skip
     done = sum(1 for e in stations if e["converted_at"])

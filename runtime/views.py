@@ -88,6 +88,8 @@ def endpoint_view(e: Endpoint) -> dict[str, Any]:
         "lon": e.lon,
         "decommissioned": e.decommissioned,
         "generated": e.generated,
+        "fault": e.fault,
+        "live_since": e.live_since,
     }
 
 

@@ -1,5 +1,6 @@
 """Inventory: areas and endpoints loaded from a district file or the sample district, the first admin of an empty
-store, and endpoints read as a reader's scope allows.
+store, endpoints read as a reader's scope allows, and the equipment lifecycle (fault, repair, FM -> IP conversion,
+decommissioning, a portal going live) recorded by an admin whose scope covers the endpoint.
 
 A load is validated whole before anything is written (adapters/district_file.py plans it), then stored in one
 transaction, or refused with every error. The collaborator is the application (`Keng`, the unit of work).
@@ -8,6 +9,7 @@ transaction, or refused with every error. The collaborator is the application (`
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 
 import structlog
@@ -20,6 +22,7 @@ from keng.domain.authority import Visibility
 from keng.domain.endpoint import Endpoint
 from keng.domain.errors import UnknownArea
 from keng.domain.ids import endpoint_id
+from keng.domain.programme import VIETNAM_TZ
 from keng.projections.catalog import Catalog
 from keng.services.access import SYSTEM, enrol_by_system, require_admin
 
@@ -42,19 +45,28 @@ def load_rows(
         except UnknownArea:
             return None
 
+    def stored_endpoint(code: str) -> Endpoint | None:
+        return app.endpoint(code) if app.exists(endpoint_id(code)) else None
+
     plan = plan_load(
         rows,
         existing_area=existing_area,
         existing_endpoint=lambda c: app.exists(endpoint_id(c)),
+        stored_endpoint=stored_endpoint,
         by=by,
         generated=generated,
+        actor=None if by == SYSTEM else app.staff(by),
+        today=today(app),
     )
     if plan.errors:
         shown = plan.errors[:50]
         more = f"\n  ... and {len(plan.errors) - 50} more" if len(plan.errors) > 50 else ""
         raise DistrictFileError(f"{len(plan.errors)} error(s); nothing was loaded:\n  " + "\n  ".join(shown) + more)
     if not dry_run:
-        app.save_new(*plan.aggregates, what="part of this inventory")
+        if plan.changed:  # lifecycle rows of endpoints already stored: one transaction with the new ones
+            app.save_changes(*plan.aggregates, *plan.changed)
+        else:
+            app.save_new(*plan.aggregates, what="part of this inventory")
         log.info("district.loaded", actor=by, **plan.counts)
     return plan.counts
 
@@ -87,3 +99,32 @@ def readable_endpoints(
 ) -> list[Endpoint]:
     """The endpoints (of a ward, of a kind, when given) in wards that the reader's scope reaches."""
     return [e for e in catalog.endpoints(ward=ward, kind=kind) if reader.sees((e.ward,))]
+
+
+def today(app: Keng) -> date:
+    """Today in Vietnam by the application's clock: no lifecycle event is dated after it."""
+    return app.clock().astimezone(VIETNAM_TZ).date()
+
+
+def record_equipment_event(
+    app: Keng,
+    code: str,
+    action: str,
+    *,
+    by: str,
+    on: date | None = None,
+    cost_vnd: int | None = None,
+    detail: str = "",
+    severity: str = "broken",
+) -> Endpoint:
+    """Record one lifecycle event of an endpoint (`domain.endpoint.LIFECYCLE_ACTIONS`) as the staff member `by`, dated
+    `on` (default: today), with its cost in đồng; returns the endpoint as it now stands."""
+    actor = app.staff(by)
+    endpoint = app.endpoint(code)
+    now = today(app)
+    endpoint.record_lifecycle(action, actor=actor, on=on or now, today=now, cost_vnd=cost_vnd, detail=detail,
+                              severity=severity)  # fmt: skip
+    app.save_changes(endpoint)
+    log.info("endpoint.lifecycle", actor=actor.handle, endpoint=endpoint.code, action=action, on=str(on or now),
+             cost_vnd=cost_vnd)  # fmt: skip
+    return endpoint

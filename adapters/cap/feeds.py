@@ -1,6 +1,10 @@
 """Feeds of current public alerts: Atom (each entry links its CAP 1.2 document at /cap/{id}.xml) and a JSON Feed for
 the citizen app carrying the full text of every spoken bulletin (text parity: what is spoken is what is written).
 
+Text parity: every bulletin that goes to the loudspeakers is published too, even when its channels name neither the
+portal nor the app (a speaker-only emergency among them), and a drill's text is its spoken text, with the drill
+notice before and after (`Broadcast.announced_text`).
+
 Pure builders; choosing which broadcasts are current is `is_current_public`, or a projection's query.
 """
 
@@ -20,7 +24,7 @@ from keng.domain.values import BroadcastState, Channel, Priority, printable_text
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 PUBLISHED_STATES = (*AWAITING_RELEASE, BroadcastState.DISPATCHING, BroadcastState.COMPLETED)
-PUBLIC_CHANNELS = (Channel.PORTAL.value, Channel.APP.value)
+PUBLIC_CHANNELS = (Channel.PORTAL.value, Channel.APP.value, Channel.SPEAKER.value)  # spoken is published
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class FeedItem:
 
 
 def is_current_public(broadcast: BroadcastLike, channels: Iterable[str], now: datetime) -> bool:
-    """Approved (or going out, or done), not expired, and meant for the portal or the app."""
+    """Approved (or going out, or done), not expired, and meant for the portal, the app or the loudspeakers."""
     return (
         broadcast.state in PUBLISHED_STATES
         and broadcast.expires_at > now
@@ -51,13 +55,14 @@ def is_current_public(broadcast: BroadcastLike, channels: Iterable[str], now: da
 
 
 def feed_item(broadcast: BroadcastLike, area_names: Mapping[str, str] | None = None) -> FeedItem:
-    """The feed view of one broadcast (its texts as `printable_text`, for the JSON feed as for Atom)."""
+    """The feed view of one broadcast (its texts as `printable_text`, for the JSON feed as for Atom): the text is the
+    one spoken, a drill's with its drill notice."""
     names = area_names or {}
     return FeedItem(
         id=broadcast.id,
         cap_identifier=cap_identifier(broadcast),
         title=printable_text(broadcast.title),
-        text=printable_text(broadcast.text),
+        text=printable_text(broadcast.announced_text),
         priority=broadcast.priority,
         drill=broadcast.drill,
         areas=tuple(broadcast.scope),

@@ -15,6 +15,7 @@ from keng.adapters import sample_district
 from keng.adapters.passwords import PasswordStore
 from keng.adapters.store.app import MAX_POSITION
 from keng.adapters.store.config import locate_store
+from keng.domain.endpoint import MAX_COST_VND
 from keng.runtime.bootstrap import open_app
 from keng.runtime.cli.args import digits
 from keng.runtime.cli.lookup import catalog
@@ -22,7 +23,7 @@ from keng.runtime.cli.output import CommandError, print_json, print_table
 from keng.runtime.config import Settings
 from keng.runtime.views import endpoint_view, event_view, staff_view
 from keng.services import access, credentials
-from keng.services.inventory import bootstrap_admin, install_sample, load_district_file
+from keng.services.inventory import bootstrap_admin, install_sample, load_district_file, record_equipment_event
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--kind")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_endpoint_list)
+    _register_lifecycle(endpoint)
 
     p = sub.add_parser("events", help="the global event log, in order")
     position = digits("a log position", lo=0, hi=MAX_POSITION)
@@ -175,6 +177,58 @@ def cmd_endpoint_list(args: argparse.Namespace, settings: Settings) -> int:
             [[e.code, e.kind, e.ward, e.group or "", e.technology, e.installed_on or "", e.condition] for e in items],
         )
         print(f"{len(items)} thiết bị (endpoints)")
+    return 0
+
+
+# The lifecycle sub-commands: (help, the option that carries `detail` and its help, whether it is required).
+LIFECYCLE = {
+    "fault": ("record a fault (admin)", "--fault", "what is wrong", True),
+    "repair": ("record a repair (admin)", "--note", "what was done", False),
+    "convert": ("record an FM -> IP conversion (admin)", "--technology", "the new technology, e.g. ip-4g", True),
+    "decommission": ("record a decommissioning (admin)", "--reason", "why it leaves service", True),
+    "portal-live": ("record a portal going live (admin)", "--url", "the portal's public address", False),
+}
+
+
+def _register_lifecycle(endpoint: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for action, (help_text, option, option_help, required) in LIFECYCLE.items():
+        p = endpoint.add_parser(action, help=help_text)
+        p.add_argument("code", help="endpoint inventory code")
+        p.add_argument(option, dest="detail", required=required, default="", help=option_help)
+        if action == "fault":
+            p.add_argument("--severity", choices=("degraded", "broken"), default="broken")
+        p.add_argument("--on", type=_day, default=None, help="the day it happened, YYYY-MM-DD (default: today)")
+        p.add_argument("--cost", type=digits("a cost in đồng", lo=0, hi=MAX_COST_VND), default=None,
+                       help="what it cost, in whole đồng (VND)")  # fmt: skip
+        p.add_argument("--as", dest="actor", required=True, help="handle of an admin whose scope covers the endpoint")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(handler=cmd_endpoint_lifecycle, lifecycle=action)
+
+
+def _day(text: str) -> date:
+    if len(text) != 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+def cmd_endpoint_lifecycle(args: argparse.Namespace, settings: Settings) -> int:
+    e = record_equipment_event(
+        open_app(settings, create=False),
+        args.code,
+        args.lifecycle,
+        by=args.actor,
+        on=args.on,
+        cost_vnd=args.cost,
+        detail=args.detail,
+        severity=getattr(args, "severity", "broken"),
+    )
+    if args.json:
+        print_json(endpoint_view(e))
+    else:
+        print(f"Đã ghi nhận (recorded) {args.lifecycle}: {e.code} ({e.kind}, {e.condition})")
     return 0
 
 

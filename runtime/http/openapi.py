@@ -145,6 +145,7 @@ def _operator_paths() -> dict[str, Any]:
                 "responses": {**_ok({"type": "array", "items": _ref("Endpoint")}), **_problems(401)},
             }
         },
+        **_equipment_paths(),
         "/api/v1/areas": {
             "get": {
                 "operationId": "listAreas",
@@ -161,6 +162,33 @@ def _operator_paths() -> dict[str, Any]:
                 "responses": {**_ok({"type": "array", "items": _ref("Staff")}), **_problems(401)},
             }
         },
+    }
+
+
+# Equipment lifecycle actions: (operation id, request body schema, summary).
+EQUIPMENT_ACTIONS = {
+    "fault": ("recordFault", "EquipmentFault", "record a fault"),
+    "repair": ("recordRepair", "EquipmentRepair", "record a repair"),
+    "convert": ("recordConversion", "EquipmentConversion", "record an FM -> IP conversion"),
+    "decommission": ("recordDecommissioning", "EquipmentDecommission", "record a decommissioning"),
+    "portal-live": ("recordPortalLive", "PortalLive", "record a portal going live"),
+}
+
+
+def _equipment_paths() -> dict[str, Any]:
+    code = [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}]
+    return {
+        f"/api/v1/endpoints/{{code}}/{action}": {
+            "post": {
+                "operationId": operation,
+                "summary": f"{summary}, with its day and cost (admin whose scope covers the endpoint)",
+                "security": _AUTH,
+                "parameters": code,
+                "requestBody": _body(schema),
+                "responses": {**_ok(_ref("Endpoint")), **_problems(*_JSON_WRITE)},
+            }
+        }
+        for action, (operation, schema, summary) in EQUIPMENT_ACTIONS.items()
     }
 
 

@@ -14,12 +14,36 @@ from typing import Any
 
 from keng.adapters.city_source import BROADCAST_CHANGES, BROADCAST_INPUT
 from keng.domain.broadcast import FINAL_STATES, LIVE_STATES
-from keng.domain.values import Channel, Priority
+from keng.domain.endpoint import MAX_COST_VND
+from keng.domain.values import MAX_URL, Channel, Priority
 
 PRIORITIES = [p.value for p in Priority]
 CHANNELS = [c.value for c in Channel]
 STATES = list(LIVE_STATES + FINAL_STATES)
 MAX_REASON = 1000
+_DAY = {"type": "string", "format": "date", "description": "the day it happened, YYYY-MM-DD (default: today)"}
+_COST = {"type": "integer", "minimum": 0, "maximum": MAX_COST_VND, "description": "what it cost, in whole đồng (VND)"}
+
+
+def _equipment(detail: str | None, schema: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+    """The body of one equipment lifecycle request: `on`, `cost_vnd`, and its own detail field (required if given)."""
+    properties = {**({detail: schema} if detail and schema else {}), **more, "on": _DAY, "cost_vnd": _COST}
+    required = [detail] if detail and schema and schema.get("minLength") else []
+    return {"type": "object", "additionalProperties": False, "required": required, "properties": properties}
+
+
+# The bodies of POST /api/v1/endpoints/{code}/{action} (services.inventory.record_equipment_event), by action.
+EQUIPMENT_INPUTS = {
+    "EquipmentFault": _equipment(
+        "fault",
+        {"type": "string", "minLength": 1, "maxLength": 500},
+        severity={"enum": ["degraded", "broken"], "description": "default broken"},
+    ),
+    "EquipmentRepair": _equipment("note", {"type": "string", "maxLength": 500}),
+    "EquipmentConversion": _equipment("technology", {"type": "string", "minLength": 1, "maxLength": 60}),
+    "EquipmentDecommission": _equipment("reason", {"type": "string", "minLength": 1, "maxLength": 500}),
+    "PortalLive": _equipment("url", {"type": "string", "maxLength": MAX_URL}),
+}
 
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
@@ -134,8 +158,11 @@ SCHEMAS: dict[str, Any] = {
             "lon": nullable({"type": "number"}),
             "decommissioned": _BOOL,
             "generated": _BOOL,
+            "fault": nullable(_STR),
+            "live_since": nullable(_STR),
         }
     ),
+    **EQUIPMENT_INPUTS,
     "Area": record(
         {
             "code": _STR,

@@ -8,6 +8,8 @@ reaches their wards).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -23,12 +25,21 @@ from keng.runtime.http.services import SERVICES, Services
 from keng.runtime.views import broadcast_view, endpoint_view, jsonable, staff_view
 from keng.services import broadcasts
 from keng.services.access import Unauthenticated, authenticate
-from keng.services.inventory import readable_endpoints
+from keng.services.inventory import readable_endpoints, record_equipment_event
 
 JSON = "application/json"
 STATES = LIVE_STATES + FINAL_STATES
 FLAGS = ("1", "true", "0", "false")
 REASON = JsonSchemaCheck(SCHEMAS["Reason"])  # the body of reject and cancel, as the document describes it
+# The equipment lifecycle: per action, its body's schema and the field that carries the event's detail.
+EQUIPMENT = {
+    "fault": ("EquipmentFault", "fault"),
+    "repair": ("EquipmentRepair", "note"),
+    "convert": ("EquipmentConversion", "technology"),
+    "decommission": ("EquipmentDecommission", "reason"),
+    "portal-live": ("PortalLive", "url"),
+}
+EQUIPMENT_BODIES = {action: JsonSchemaCheck(SCHEMAS[schema]) for action, (schema, _) in EQUIPMENT.items()}
 
 
 def bearer_token(request: web.Request) -> str:
@@ -151,6 +162,46 @@ async def list_endpoints(request: web.Request) -> web.Response:
     return web.json_response([endpoint_view(e) for e in items])
 
 
+def _day(value: str | None) -> date | None:
+    """The body's `on` (the schema already held it to YYYY-MM-DD; a day that does not exist is named here)."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Problem(422, "invalid-payload", f"on must be a calendar day (YYYY-MM-DD), got {value[:40]!r}") from None
+
+
+def equipment_handler(action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of `POST /api/v1/endpoints/{code}/<action>` (one route per action, each documented)."""
+    check, detail_field = EQUIPMENT_BODIES[action], EQUIPMENT[action][1]
+
+    async def record_equipment(request: web.Request) -> web.Response:
+        staff = await current_staff(request)
+        code, services = request.match_info["code"], request.app[SERVICES]
+        body = check.load(await json_body(request))
+        on, cost = _day(body.get("on")), body.get("cost_vnd")
+        if isinstance(cost, float) and cost.is_integer():  # JSON Schema's integer includes 2.0
+            cost = int(cost)
+
+        def record() -> dict[str, Any]:
+            endpoint = record_equipment_event(
+                services.app,
+                code,
+                action,
+                by=staff.handle,
+                on=on,
+                cost_vnd=cost,
+                detail=body.get(detail_field) or "",
+                severity=body.get("severity", "broken"),
+            )
+            return endpoint_view(endpoint)
+
+        return web.json_response(await services.run(record))
+
+    return record_equipment
+
+
 async def list_areas(request: web.Request) -> web.Response:
     await current_staff(request)
     services = request.app[SERVICES]
@@ -178,5 +229,7 @@ def add_routes(app: web.Application) -> None:
     r.add_patch("/api/v1/broadcasts/{id}", revise_broadcast)
     r.add_post("/api/v1/broadcasts/{id}/{action:submit|approve|ratify|reject|cancel}", act_on_broadcast)
     r.add_get("/api/v1/endpoints", list_endpoints)
+    for action in EQUIPMENT:
+        r.add_post(f"/api/v1/endpoints/{{code}}/{action}", equipment_handler(action))
     r.add_get("/api/v1/areas", list_areas)
     r.add_get("/api/v1/staff", list_staff)

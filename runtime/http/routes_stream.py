@@ -40,7 +40,15 @@ POLL_S = 0.3
 REAUTH_S = 2.0
 log = structlog.get_logger(__name__)
 _CLOSING = web.AppKey("stream_closing", asyncio.Event)
-DEVICE_EVENTS = {"CameOnline", "WentOffline", "FaultReported", "Repaired", "ConvertedToIP", "Decommissioned"}
+DEVICE_EVENTS = {
+    "CameOnline",
+    "WentOffline",
+    "FaultReported",
+    "Repaired",
+    "ConvertedToIP",
+    "Decommissioned",
+    "PortalWentLive",
+}
 
 
 def stream_view(position: int, event: Any) -> dict[str, Any] | None:

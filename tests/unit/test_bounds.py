@@ -181,6 +181,7 @@ class _Stored:
         self.id = uuid4()
         self.title = HOSTILE
         self.text = HOSTILE + "\r\n" + HOSTILE
+        self.announced_text = self.text  # not a drill: spoken as written
         self.priority = "emergency"
         self.scope = ["00595"]
         self.expires_at = END_OF_TIME

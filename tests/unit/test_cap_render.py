@@ -75,7 +75,8 @@ def test_the_json_feed_carries_the_full_spoken_text() -> None:
     b = approved(text=long_text, drill=True)
     feed = orjson.loads(json_feed([feed_item(b, NAMES)], BASE))
     item = feed["items"][0]
-    assert item["content_text"] == b.text and len(item["content_text"]) > 3000
+    assert item["content_text"] == b.announced_text and len(item["content_text"]) > 3000
+    assert item["content_text"].startswith("Đây là bản tin diễn tập.") and b.text in item["content_text"]
     assert item["url"] == f"{BASE}/cap/{b.id}.xml" and "drill" in item["tags"]
     assert item["title"].startswith("[DIỄN TẬP — THÔNG THƯỜNG]")
 
@@ -83,6 +84,18 @@ def test_the_json_feed_carries_the_full_spoken_text() -> None:
 def test_only_approved_unexpired_broadcasts_for_public_channels_are_current() -> None:
     b = approved()
     assert is_current_public(b, b.channels, LATER)
-    assert not is_current_public(b, ["speaker"], LATER)
+    assert is_current_public(b, ["speaker"], LATER)  # text parity: what is spoken is published
+    assert not is_current_public(b, ["eboard"], LATER)
     assert not is_current_public(b, b.channels, b.expires_at)
     assert not is_current_public(Broadcast.draft(content(), by=staff("lan", "drafter")), b.channels, LATER)
+
+
+def test_a_speaker_only_drill_is_published_with_its_spoken_drill_notice() -> None:
+    b = approved(channels=["speaker"], drill=True, priority="emergency", text="Sơ tán khỏi bãi sông.")
+    assert is_current_public(b, b.channels, LATER)
+    item = feed_item(b, NAMES)
+    spoken = "Đây là bản tin diễn tập. Sơ tán khỏi bãi sông. Đây là bản tin diễn tập."
+    assert item.text == b.announced_text == spoken
+    assert orjson.loads(json_feed([item], BASE))["items"][0]["content_text"] == spoken
+    entry = fromstring(atom_feed([item], BASE)).find("{http://www.w3.org/2005/Atom}entry")
+    assert entry is not None and entry.findtext("{http://www.w3.org/2005/Atom}content") == spoken
