@@ -1,7 +1,8 @@
 """The issue's "done means", in one browser journey: a ward official signs in on a phone, composes an emergency for
 her ward, sends it for approval and cannot approve it herself; the ward's approver approves it from the queue on a
 desktop; back on the phone, the live view reaches "played" on every simulated device of the ward, in Vietnamese.
-Two screenshots of this journey are the README's (docs/img/, copied by hand from test-artefacts/)."""
+Two screenshots of this journey, cropped, are the README's (docs/img/console-*.png, copied by hand from
+test-artefacts/)."""
 
 from __future__ import annotations
 
