@@ -2,6 +2,9 @@
 KENG_TEST_CHROMIUM) against one real `keng serve` (sample district, SQLite) with a mosquitto broker started on a free
 port and `keng simulate` as the fleet. Nothing is downloaded: Playwright's own browsers are never used.
 
+The site and the browser live as long as this package's tests (package scope): Playwright's sync API runs an event
+loop in the main thread while it is open, so it must be closed before any later test calls `asyncio.run`.
+
 Without Chromium or Playwright the tests are skipped with the reason, except in CI (CI=true), where they fail.
 Screenshots (desktop 1280 px and phone 390 px) go to `test-artefacts/screenshots/` (KENG_TEST_ARTEFACTS), which CI
 keeps.
@@ -56,7 +59,7 @@ class Site:
         return self.base + path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if shutil.which("mosquitto") is None:
         unavailable("the mosquitto binary is not installed (apt-get install mosquitto)")
@@ -87,7 +90,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     broker.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
