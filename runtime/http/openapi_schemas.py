@@ -167,6 +167,8 @@ SCHEMAS: dict[str, Any] = {
             "reason": _STR,
             "document_sha256": _STR,
             "languages": strings(),
-        }
+            "warnings": strings(),
+        },
+        optional=("warnings",),
     ),
 }
