@@ -271,7 +271,7 @@ class _Run:
             if built == item.content():
                 continue
             item.revise(built, by=author)
-                self._advance(item, author, standing_order, "revised")
+            self._advance(item, author, standing_order, "revised")
             changed.append(item)
         return self.pending("revised", changed) if changed else self.pending("unchanged", [])
 
