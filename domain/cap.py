@@ -223,8 +223,8 @@ class CapAlert:
     warnings: tuple[tuple[str, str], ...] = ()
     """(element path, message) of what is doubtful but valid (`expires` equal to `sent`, a refused resource)."""
     refused_resources: tuple[tuple[str, str, str], ...] = ()
-    """(element path, mimeType, reason) of each resource refused on its own (content not matching its digest): the alert goes
-    out without it."""
+    """(element path, mimeType, reason) of each resource refused on its own (content not matching its digest): the
+    alert goes out without it."""
 
     @property
     def key(self) -> str:

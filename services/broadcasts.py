@@ -25,7 +25,8 @@ from keng.domain.broadcast import Broadcast
 from keng.domain.content import build_content
 from keng.projections.catalog import Catalog
 
-ACTIONS = ("submit", "approve", "ratify", "retract", "reject", "cancel")  # the commands that move a broadcast through its states
+# the commands that move a broadcast through its states
+ACTIONS = ("submit", "approve", "ratify", "retract", "reject", "cancel")
 
 
 def draft(app: Keng, *, by: str, source_kind: str = "operator", source_ref: str | None = None, **content: Any) -> UUID:

@@ -2,8 +2,9 @@
 the specification by element path. Only a document without violations yields a `CapAlert`.
 
 `parse_cap(raw)` returns the alert or raises a `CapError`; `check_cap(raw)` never raises (it is for verdicts: the CLI,
-reports) and returns a `Verdict`. Warnings (doubtful but valid: `expires` equal to `sent`, a resource refused on its
-own because its content does not match its digest) are kept apart from violations and never refuse a document. No other exception escapes either function (a property test holds them to that).
+reports) and returns a `Verdict`. No other exception escapes either function (a property test holds them to that).
+Warnings (doubtful but valid: `expires` equal to `sent`, a resource refused on its own because its content does not
+match its digest) are kept apart from violations and never refuse a document.
 """
 
 from __future__ import annotations

@@ -214,7 +214,14 @@ def _list_unratified(app: Keng, items: list[Broadcast], settings: Settings, *, a
         print_json(views)
         return 0
     print_table(
-        ["id", "trạng thái (state)", "quy tắc (rule)", "tiêu đề (title)", "hạn phê chuẩn (ratify by)", "quá hạn (overdue)"],
+        [
+            "id",
+            "trạng thái (state)",
+            "quy tắc (rule)",
+            "tiêu đề (title)",
+            "hạn phê chuẩn (ratify by)",
+            "quá hạn (overdue)",
+        ],
         [
             [
                 v["id"][:8],

@@ -64,8 +64,8 @@ def verdict_view(path: Path, verdict: Verdict) -> dict[str, Any]:
 def cmd_cap_validate(args: argparse.Namespace, settings: Settings) -> int:
     views = [verdict_view(path, verdict_of(path)) for path in args.files]
     invalid = sum(1 for v in views if not v["valid"])
-    warned = sum(1 for v in views if v["warnings"])
-    log.info("cap.validated", files=len(views), invalid=invalid, with_warnings=warned)
+    with_warnings = sum(1 for v in views if v["warnings"])
+    log.info("cap.validated", files=len(views), invalid=invalid, with_warnings=with_warnings)
     if args.json:
         print_json(views)
     else:

@@ -49,7 +49,14 @@ def record(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dic
 
 
 _APPROVAL = record(
-    {"by": nullable(_STR), "revision": _INT, "rule": nullable(_STR), "at": _TIME, "ratified_by": _STR, "retracted_by": _STR},
+    {
+        "by": nullable(_STR),
+        "revision": _INT,
+        "rule": nullable(_STR),
+        "at": _TIME,
+        "ratified_by": _STR,
+        "retracted_by": _STR,
+    },
     optional=("ratified_by", "retracted_by"),
 )
 _RENDER = record(

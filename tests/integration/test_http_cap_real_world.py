@@ -47,7 +47,7 @@ def post(client: Client, doc: bytes, secret: str) -> Reply:
 
 
 def test_an_empty_value_is_accepted(cap_api: tuple[Client, str, Keng]) -> None:
-    client, secret, app = cap_api
+    client, secret, _ = cap_api
     extra = "<parameter><valueName>layer:Google:Region:0.1</valueName><value></value></parameter>"
     reply = post(client, alert(identifier="RW-1", infos=(info(extra=extra),)), secret)
     assert reply.status == 202, reply.body

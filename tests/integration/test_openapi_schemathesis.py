@@ -66,8 +66,13 @@ ROLES: dict[str, str | None] = {
 # In workflows, "whoever the step calls for" acts unless a rule has picked someone: approvers approve, reject,
 # ratify, retract and cancel, the auditor reads reports, drafters do the rest.
 SUITABLE = "suitable"
-SUITABLE_ROLES = {"approve": "approver", "reject": "approver", "ratify": "approver", "retract": "approver",
-    "cancel": "approver"}
+SUITABLE_ROLES = {
+    "approve": "approver",
+    "reject": "approver",
+    "ratify": "approver",
+    "retract": "approver",
+    "cancel": "approver",
+}
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,

@@ -25,7 +25,7 @@ from keng.runtime.http.services import Services
 from keng.runtime.logs import configure_logging
 from keng.services import broadcasts
 from keng.services.access import issue_token
-from tests.http_server import Client, serve
+from tests.http_server import serve
 
 WARD = "00595"
 SUMMARY: Any = {"outcome": "complete", "targeted": 1, "online": 1, "received": 1, "playing": 0, "played": 1,
@@ -69,7 +69,9 @@ def test_the_service_ratifies_and_retracts_after_completion(sample_app: Keng) ->
         broadcasts.retract(sample_app, ratified, by="hung.tran", reason="muộn")
 
 
-def test_the_api_lists_a_finished_standing_order_approval_until_it_is_ratified(sample_app: Keng, tmp_path: Path) -> None:
+def test_the_api_lists_a_finished_standing_order_approval_until_it_is_ratified(
+    sample_app: Keng, tmp_path: Path
+) -> None:
     hung = issue_token(sample_app, staff="hung.tran", label="t", by="admin")
     services = Services(app=sample_app, secrets=SecretStore(tmp_path), settings=load_settings(environ={}))
     ratified, retracted = finished(sample_app), finished(sample_app)

@@ -137,7 +137,9 @@ def test_validate_lists_errors_and_warnings_separately_and_an_error_exits_1(
     assert lines[2].strip().startswith("cảnh báo (warning) alert/info[1]/expires:")
 
 
-def test_validate_json_keeps_warnings_apart(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_json_keeps_warnings_apart(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     paths = [str(files[n]) for n in ("clean", "warned", "broken")]
     assert run(["cap", "validate", *paths, "--json"], tmp_path) == 1
     views = orjson.loads(capsys.readouterr().out)

@@ -104,4 +104,3 @@ def test_after_completion_authority_is_still_checked(verb: str) -> None:
 def test_a_retraction_needs_a_reason() -> None:
     with pytest.raises(InvalidValue):
         completed().retract(by=APPROVER, reason="  ")
-
