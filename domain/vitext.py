@@ -130,6 +130,8 @@ def _road(m: re.Match[str]) -> str:
     if m.group(1) == "ĐT" and not (m.group(2) or "").startswith(".") and m.group(3) in _EMERGENCY_NUMBERS:
         return m.group(0)
     return f"{ROADS[m.group(1)]} "
+
+
 _GUARDED_RE = re.compile(rf"(?<![\w.&-])({'|'.join(GUARDED_ABBREVIATIONS)})(?![\w&-])")
 _KNOWN_CAPS = frozenset(ABBREVIATIONS) | frozenset(GUARDED_ABBREVIATIONS) | frozenset(ROADS) | frozenset(DOCUMENT_CODES)
 
