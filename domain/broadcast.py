@@ -38,6 +38,9 @@ def announced(text: str, drill: bool) -> str:
 LIVE_STATES = tuple(s for s in BroadcastState if not s.is_final)
 FINAL_STATES = tuple(s for s in BroadcastState if s.is_final)
 REVISABLE_STATES = tuple(s for s in LIVE_STATES if s is not BroadcastState.DISPATCHING)
+# A standing-order approval is judged as a decision, not by its air time: it can be ratified or retracted while the
+# broadcast is live and after it has finished (completed or expired); a cancel before that ends the question.
+RATIFIABLE_STATES = (*LIVE_STATES, BroadcastState.COMPLETED, BroadcastState.EXPIRED)
 # Approved and not yet on air: what the dispatcher releases.
 AWAITING_RELEASE = (BroadcastState.APPROVED, BroadcastState.SCHEDULED)
 
@@ -127,6 +130,18 @@ class Broadcast(Aggregate):
             for approval in aggregate.approvals:
                 if approval["rule"] and approval["revision"] == self.revision:
                     approval["ratified_by"] = self.by
+
+    class Retracted(Aggregate.Event):
+        """An approver disowned a standing-order approval after the fact (a live broadcast is cancelled with it)."""
+
+        by: str
+        revision: int
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            for approval in aggregate.approvals:
+                if approval["rule"] and approval["revision"] == self.revision:
+                    approval["retracted_by"] = self.by
 
     class Rejected(Aggregate.Event):
         by: str
@@ -314,9 +329,10 @@ class Broadcast(Aggregate):
 
     @property
     def awaiting_ratification(self) -> bool:
-        """Approved under a standing order, live, and not yet ratified by an approver."""
-        return self.state in LIVE_STATES and any(
-            a["rule"] and a["revision"] == self.revision and not a.get("ratified_by") for a in self.approvals
+        """Approved under a standing order, neither ratified nor retracted, and live or finished (not cancelled)."""
+        return self.state in RATIFIABLE_STATES and any(
+            a["rule"] and a["revision"] == self.revision and not a.get("ratified_by") and not a.get("retracted_by")
+            for a in self.approvals
         )
 
     def ratification_due(self, within: timedelta) -> datetime | None:
@@ -328,13 +344,34 @@ class Broadcast(Aggregate):
         return at + within
 
     def ratify(self, *, by: Actor) -> None:
-        """Confirm a standing-order approval (an approver within scope). To retract one, cancel the broadcast."""
+        """Confirm a standing-order approval (an approver within scope), also after the broadcast has finished."""
         require_authority(
             by, Role.APPROVER, "ratify this standing-order approval", self.scope, drafted_by=self.drafted_by
         )
-        if not self.awaiting_ratification:
-            raise IllegalTransition("rule lifecycle: there is no standing-order approval awaiting ratification")
+        self._require_awaiting_ratification()
         self.trigger_event(self.Ratified, by=by.handle, revision=self.revision)
+
+    def retract(self, *, by: Actor, reason: str) -> bool:
+        """Disown a standing-order approval (an approver within scope), also after the broadcast has finished; a live
+        broadcast is cancelled with it. Returns True when devices must be told to stop."""
+        require_authority(
+            by, Role.APPROVER, "retract this standing-order approval", self.scope, drafted_by=self.drafted_by
+        )
+        self._require_awaiting_ratification()
+        why = clean_text(reason, "reason", max_len=1000)
+        self.trigger_event(self.Retracted, by=by.handle, revision=self.revision, reason=why)
+        if self.state not in LIVE_STATES:
+            return False
+        stop = self.state == BroadcastState.DISPATCHING
+        self.trigger_event(self.Cancelled, by=by.handle, reason=why, stop_required=stop)
+        return stop
+
+    def _require_awaiting_ratification(self) -> None:
+        if not self.awaiting_ratification:
+            raise IllegalTransition(
+                f"rule lifecycle: there is no standing-order approval awaiting ratification (the broadcast is "
+                f"{self.state}; a cancelled one, or one already ratified or retracted, is settled)"
+            )
 
     def reject(self, *, by: Actor, reason: str) -> None:
         """Reject a submitted broadcast (final)."""

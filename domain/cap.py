@@ -220,6 +220,11 @@ class CapAlert:
     infos: tuple[Info, ...]
     signed: bool
     signature: bytes | None
+    warnings: tuple[tuple[str, str], ...] = ()
+    """(element path, message) of what is doubtful but valid (`expires` equal to `sent`, a refused resource)."""
+    refused_resources: tuple[tuple[str, str, str], ...] = ()
+    """(element path, mimeType, reason) of each resource refused on its own (content not matching its digest): the
+    alert goes out without it."""
 
     @property
     def key(self) -> str:

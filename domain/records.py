@@ -31,6 +31,7 @@ class Approval(TypedDict):
     rule: str | None
     at: datetime
     ratified_by: NotRequired[str]
+    retracted_by: NotRequired[str]
 
 
 class Render(TypedDict):

@@ -75,9 +75,82 @@ ABBREVIATIONS: dict[str, str] = {
     "TS.": "tiến sĩ",
     "BS.": "bác sĩ",
     "Đ/c": "đồng chí",
+    # agencies and programmes of ward announcements
+    "TT&TT": "thông tin và truyền thông",
+    "TTTT": "thông tin và truyền thông",
+    "VH-TT": "văn hóa thông tin",
+    "VHTT": "văn hóa thông tin",
+    "VH&TT": "văn hóa và thể thao",
+    "VHTTDL": "văn hóa thể thao và du lịch",
+    "VH,TT&DL": "văn hóa, thể thao và du lịch",
+    "LĐTB&XH": "lao động thương binh và xã hội",
+    "LĐ-TB&XH": "lao động thương binh và xã hội",
+    "LĐTBXH": "lao động thương binh và xã hội",
+    "TN&MT": "tài nguyên và môi trường",
+    "TNMT": "tài nguyên và môi trường",
+    "NN&PTNT": "nông nghiệp và phát triển nông thôn",
+    "KH&ĐT": "kế hoạch và đầu tư",
+    "PCCC&CNCH": "phòng cháy chữa cháy và cứu nạn cứu hộ",
+    "BCHQS": "ban chỉ huy quân sự",
+    "CHQS": "chỉ huy quân sự",
+    "NVQS": "nghĩa vụ quân sự",
+    "LLVT": "lực lượng vũ trang",
+    "ĐTN": "đoàn thanh niên",
+    "TNCS": "thanh niên cộng sản",
+    "HLHPN": "hội liên hiệp phụ nữ",
+    "HPN": "hội phụ nữ",
+    "HND": "hội nông dân",
+    "HCCB": "hội cựu chiến binh",
+    "CCB": "cựu chiến binh",
+    "NCT": "người cao tuổi",
+    "BHTN": "bảo hiểm thất nghiệp",
+    "KHHGĐ": "kế hoạch hóa gia đình",
+    "DS-KHHGĐ": "dân số kế hoạch hóa gia đình",
+    "VSMT": "vệ sinh môi trường",
+    "GPMB": "giải phóng mặt bằng",
+    "TTHC": "thủ tục hành chính",
+    "DVC": "dịch vụ công",
+    "SXKD": "sản xuất kinh doanh",
+    "NVH": "nhà văn hóa",
+    "TTVH": "trung tâm văn hóa",
+    "MN": "mầm non",
+    "ĐU": "đảng ủy",
+    "UBKT": "ủy ban kiểm tra",
+    "CSKV": "cảnh sát khu vực",
+    "ĐBQH": "đại biểu quốc hội",
+    "QH": "quốc hội",
+    "NTM": "nông thôn mới",
+    "SXH": "sốt xuất huyết",
+    "TCM": "tay chân miệng",
     "đ/c": "đồng chí",
     "v.v.": "vân vân",
     "v.v": "vân vân",
+}
+
+# Short abbreviations that are also ordinary syllables written in capitals ("CA NHẠC" is a concert): read out only
+# in a line that is not written in capitals (see vitext.expand_abbreviations).
+GUARDED_ABBREVIATIONS: dict[str, str] = {
+    "CA": "công an",
+    "QS": "quân sự",
+}
+
+# Road codes before a road number ("QL32", "QL.21A", "ĐT 423"): read as the kind of road.
+ROADS: dict[str, str] = {
+    "QL": "quốc lộ",
+    "TL": "tỉnh lộ",
+    "ĐT": "đường tỉnh",
+    "ĐH": "đường huyện",
+    "HL": "hương lộ",
+}
+
+# Letters after a number ("12A", "QL1A") as Vietnamese names them.
+LETTERS: dict[str, str] = {
+    "A": "a",
+    "B": "bê",
+    "C": "xê",
+    "D": "dê",
+    "Đ": "đê",
+    "E": "e",
 }
 
 # Parts of official document numbers ("123/QĐ-UBND", "15/2020/NĐ-CP"), read only inside such numbers.
@@ -101,6 +174,8 @@ UNITS: dict[str, str] = {
     "km/h": "ki lô mét trên giờ",
     "km/giờ": "ki lô mét trên giờ",
     "m/s": "mét trên giây",
+    "m3/s": "mét khối trên giây",
+    "m³/s": "mét khối trên giây",
     "km²": "ki lô mét vuông",
     "km2": "ki lô mét vuông",
     "m²": "mét vuông",

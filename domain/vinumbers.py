@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from keng.domain.viabbrev import UNITS
+from keng.domain.viabbrev import LETTERS, UNITS
 
 DIGITS: tuple[str, ...] = ("không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín")
 _SCALES: tuple[str, ...] = ("", "nghìn", "triệu", "tỷ")
@@ -146,7 +146,9 @@ def roman_to_int(roman: str) -> int | None:
 
 # --- numbers in running text
 
-_PHONE_RE = re.compile(r"(?<![\d.,])(\+84[ .-]?|0)(\d{2,4})[ .-]?(\d{3})[ .-]?(\d{3,4})(?!\d|[.,]\d)")
+_PHONE_RE = re.compile(r"(?<![\d.,])(\+84[ .-]?|0)(\d{2,4})[ .-]?(\d{3,4})[ .-]?(\d{3,4})(?!\d|[.,]\d)")
+# 1900 1234, 1800.599.920: service numbers, read digit by digit in their groups
+_SERVICE_NUMBER_RE = re.compile(r"(?<![\d.,])(1[89]00)[ .]?(\d{3,4})(?:[ .]?(\d{3}))?(?![\d]|[.,]\d)")
 _PHONE_CONTEXT_RE = re.compile(
     r"(?i)((?:số điện thoại|điện thoại|đường dây nóng|hotline|gọi|tổng đài)\s*:?\s*)(\d{3,5})(?![\d.,/])"
 )
@@ -191,11 +193,29 @@ _NUM = r"\d+(?:[.,]\d+)*"
 _UNIT_ALT = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
 
 
+_DAY_LEADS = r"ngày|từ|đến|hôm|sáng|trưa|chiều|tối|đêm|và|mùng|nhật|thứ\s+(?:\d|hai|ba|tư|năm|sáu|bảy)\s*,?"
+_SPOKEN_NUMBER = r"(?:âm|không|một|hai|ba|bốn|năm|sáu|bảy|tám|chín|mười)\b"
+
+
 def read_numbers(text: str) -> str:
     """Spell out phone numbers, dates, times, ordinals, ranges, units, percentages and plain numbers."""
     text = _PHONE_RE.sub(_phone, text)
+    text = _SERVICE_NUMBER_RE.sub(lambda m: ", ".join(read_digits(g) for g in m.groups() if g), text)
     text = _PHONE_CONTEXT_RE.sub(lambda m: m.group(1) + read_digits(m.group(2)), text)
+    text = re.sub(r"(?<![\w])km\s?(?=\d)", "ki lô mét ", text)  # a milestone: "km 45"
+    # a minus sign right before a number, not after one (that is a range): "-2°C", "(−5)", "từ -3 đến 5"
+    text = re.sub(r"(?:(?<=^)|(?<=[\s(:]))[-−](?=\d)", "âm ", text, flags=re.M)
+    # "5/8 - 10/8": two short dates
+    text = re.sub(r"(?i)(ngày\s+|từ\s+)?\b(\d{1,2})/(\d{1,2})\s?[-–]\s?(\d{1,2})/(\d{1,2})(?![\d/])", _date_pair, text)
+    # day ranges in one month: "ngày 5-7/8" -> "ngày năm đến ngày bảy tháng tám"
+    text = re.sub(
+        r"(?i)(ngày\s+|từ\s+)?(?<![/\d])\b(\d{1,2})\s?[-–]\s?(\d{1,2})/(\d{1,2})(?:/(\d{4}))?(?![\d/])",
+        _day_range,
+        text,
+    )
     text = re.sub(r"(?i)(ngày\s+)?\b(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\b", _date_full_ctx, text)
+    # month ranges: "tháng 6-8" -> "tháng sáu đến tháng tám"
+    text = re.sub(r"(?i)\b(tháng)\s+(\d{1,2})\s?[-–]\s?(\d{1,2})\b(?![/\d])", _month_range, text)
     text = re.sub(
         r"(?i)\b(tháng\s+)(\d{1,2})[/-](\d{4})\b",
         lambda m: (
@@ -206,18 +226,21 @@ def read_numbers(text: str) -> str:
         text,
     )
     text = re.sub(
-        r"(?i)\b((?:ngày|từ|đến|hôm|sáng|trưa|chiều|tối|đêm|và|mùng)\s+)(\d{1,2})/(\d{1,2})(?![\d/])",
+        rf"(?i)\b((?:{_DAY_LEADS})\s+)(\d{{1,2}})/(\d{{1,2}})(?![\d/])",
         _date_short_ctx,
         text,
     )
     text = re.sub(r"\b(\d{1,2})\s?(?:h|g|giờ|:)\s?(\d{2})(?:'|\s?phút)?(?!\d)", _time, text)
     text = re.sub(r"\b(\d{1,2})\s?h(?![\w])", _time, text)
+    # time ranges: "7h-9h", "7h30 - 11h" -> "... giờ đến ... giờ"
+    text = re.sub(rf"\b(giờ|phút)\s?[-–]\s?(?={_SPOKEN_NUMBER}|\d)", r"\1 đến ", text)
     text = re.sub(
         r"(?i)\b(tháng)\s+(\d{1,2})\b",
         lambda m: f"{m.group(1)} {read_month(int(m.group(2)))}" if 1 <= int(m.group(2)) <= 12 else m.group(0),
         text,
     )
     text = re.sub(r"(?i)\b(thứ)\s+(\d{1,3})\b", lambda m: f"{m.group(1)} {read_ordinal(int(m.group(2)))}", text)
+    text = re.sub(r"\b(thứ)\s+([IVXL]{1,6})\b", _roman_ordinal, text)
     text = re.sub(r"(?i)\b(quý)\s+([IVX]{1,3}|[1-4])/(\d{4})\b", _quarter, text)
     text = re.sub(r"(?i)\b(quý|khóa|đợt|phần|kỳ|giai đoạn|chương|khu)\s+([IVX]{1,5})\b", _roman, text)
     text = re.sub(
@@ -230,8 +253,34 @@ def read_numbers(text: str) -> str:
     # "25.000đ/kg", "3,5%/năm", "đồng/hộ": Vietnamese says "... một ki lô gam", "... một năm"
     text = re.sub(rf"(?<=[^\W\d_])\s?/\s?({_UNIT_ALT})(?![\w²³])", lambda m: f" một {UNITS[m.group(1)]}", text)
     text = re.sub(r"(?<=[^\W\d_])\s?/\s?(?=[^\W\d_])", " một ", text)
+    # a letter after a number: "12A", "QL1A" -> "mười hai a"
+    letters = "".join(LETTERS)
+    text = re.sub(rf"(?<![\w])(\d+)([{letters}])(?![\w])", lambda m: f"{m.group(1)} {LETTERS[m.group(2)]}", text)
     text = re.sub(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:[.,]\d+)?", lambda m: _number_token(m.group(0)), text)
     return text
+
+
+def _day_range(m: re.Match[str]) -> str:
+    lead, first, last, month = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
+    if not (_valid_date(first, month) and _valid_date(last, month)) or first >= last:
+        return m.group(0)
+    year = int(m.group(5)) if m.group(5) else None
+    return _keep_lead(lead, f"ngày {read_integer(first)} đến {read_date(last, month, year)}")
+
+
+def _date_pair(m: re.Match[str]) -> str:
+    lead = m.group(1)
+    d1, m1, d2, m2 = (int(m.group(i)) for i in range(2, 6))
+    if not (_valid_date(d1, m1) and _valid_date(d2, m2)):
+        return m.group(0)
+    return _keep_lead(lead, f"{read_date(d1, m1, None)} đến {read_date(d2, m2, None)}")
+
+
+def _month_range(m: re.Match[str]) -> str:
+    first, last = int(m.group(2)), int(m.group(3))
+    if not (1 <= first < last <= 12):
+        return m.group(0)
+    return f"{m.group(1)} {read_month(first)} đến tháng {read_month(last)}"
 
 
 def _date_full_ctx(m: re.Match[str]) -> str:
@@ -259,6 +308,11 @@ def _date_short_ctx(m: re.Match[str]) -> str:
 def _roman(m: re.Match[str]) -> str:
     value = roman_to_int(m.group(2))
     return m.group(0) if value is None else f"{m.group(1)} {read_integer(value)}"
+
+
+def _roman_ordinal(m: re.Match[str]) -> str:
+    value = roman_to_int(m.group(2))
+    return m.group(0) if value is None else f"{m.group(1)} {read_ordinal(value)}"
 
 
 def _quarter(m: re.Match[str]) -> str:

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from keng.domain.viabbrev import ABBREVIATIONS, DOCUMENT_CODES
+from keng.domain.viabbrev import ABBREVIATIONS, DOCUMENT_CODES, GUARDED_ABBREVIATIONS, ROADS
 from keng.domain.vinumbers import read_numbers
 
 DEFAULT_CHUNK_CHARS = 400
@@ -120,9 +120,39 @@ def _document_number(m: re.Match[str]) -> str:
     return f"{m.group(1)}{year} {' '.join(parts)}"
 
 
+# "QL32", "QL.21A", "ĐT 423": a road code before a road number (1-4 digits, not a phone number's leading 0).
+_ROAD_RE = re.compile(rf"(?<![\w.])({'|'.join(ROADS)})(\.\s?|\s)?(?=([1-9]\d{{0,3}})[A-ZĐ]?(?![.,\s]?\d)(?!\w))")
+_EMERGENCY_NUMBERS = frozenset({"111", "112", "113", "114", "115", "116"})
+
+
+def _road(m: re.Match[str]) -> str:
+    """A road code in words; "ĐT 114" (no dot) is a telephone number to call, not a road."""
+    if m.group(1) == "ĐT" and not (m.group(2) or "").startswith(".") and m.group(3) in _EMERGENCY_NUMBERS:
+        return m.group(0)
+    return f"{ROADS[m.group(1)]} "
+
+
+_GUARDED_RE = re.compile(rf"(?<![\w.&-])({'|'.join(GUARDED_ABBREVIATIONS)})(?![\w&-])")
+_KNOWN_CAPS = frozenset(ABBREVIATIONS) | frozenset(GUARDED_ABBREVIATIONS) | frozenset(ROADS) | frozenset(DOCUMENT_CODES)
+
+
+def _written_in_capitals(line: str) -> bool:
+    """True when a line holds a word in capitals that is no known abbreviation ("THÔNG BÁO CA NHẠC")."""
+    return any(word not in _KNOWN_CAPS for word in _SHOUTING_RE.findall(line))
+
+
+def _expand_guarded(line: str) -> str:
+    if _written_in_capitals(line):
+        return line
+    return _GUARDED_RE.sub(lambda m: GUARDED_ABBREVIATIONS[m.group(1)], line)
+
+
 def expand_abbreviations(text: str) -> str:
-    """Replace administrative abbreviations (UBND, TDP, PCCC, HĐND, TP., Q., ...) by their words."""
+    """Replace administrative abbreviations (UBND, TDP, PCCC, HĐND, TP., Q., ...) and road codes (QL, TL, ĐT) by
+    their words; the short ones that are also syllables (CA, QS) only in lines not written in capitals."""
     text = re.sub(r"(?<!\w)(\d+)/(?:(\d{4})/)?([A-ZĐ][\w-]*-[A-ZĐ][\w-]*)", _document_number, text)
+    text = _ROAD_RE.sub(_road, text)
+    text = "\n".join(_expand_guarded(line) for line in text.split("\n"))
     text = _ABBR_RE.sub(lambda m: f" {ABBREVIATIONS[m.group(1)]} ", text)
     return re.sub(r"(?<=[A-ZĐa-zđ])-(?=[A-ZĐ])", " ", text)
 

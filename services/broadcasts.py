@@ -1,4 +1,5 @@
-"""Broadcasts: what an operator does to a bulletin (draft, revise, submit, approve, reject, cancel, ratify) and what a
+"""Broadcasts: what an operator does to a bulletin (draft, revise, submit, approve, reject, cancel, ratify,
+retract) and what a
 reader may see of them.
 
 Each command takes the application (`Keng`, the unit of work: it loads the broadcast, and saves the change in one
@@ -24,7 +25,8 @@ from keng.domain.broadcast import Broadcast
 from keng.domain.content import build_content
 from keng.projections.catalog import Catalog
 
-ACTIONS = ("submit", "approve", "ratify", "reject", "cancel")  # the commands that move a broadcast through its states
+# the commands that move a broadcast through its states
+ACTIONS = ("submit", "approve", "ratify", "retract", "reject", "cancel")
 
 
 def draft(app: Keng, *, by: str, source_kind: str = "operator", source_ref: str | None = None, **content: Any) -> UUID:
@@ -64,9 +66,19 @@ def approve(app: Keng, broadcast_id: UUID, *, by: str) -> None:
 
 
 def ratify(app: Keng, broadcast_id: UUID, *, by: str) -> None:
-    """Ratify a standing-order approval."""
+    """Ratify a standing-order approval (also once the broadcast has finished)."""
     actor = app.staff(by)
     _act(app, broadcast_id, lambda b: b.ratify(by=actor))
+
+
+def retract(app: Keng, broadcast_id: UUID, *, by: str, reason: str) -> bool:
+    """Retract a standing-order approval (also once the broadcast has finished; a live one is cancelled with it);
+    returns True when devices must be told to stop."""
+    actor = app.staff(by)
+    item = app.broadcast(broadcast_id)
+    stop = item.retract(by=actor, reason=reason)
+    app.save_changes(item)
+    return stop
 
 
 def reject(app: Keng, broadcast_id: UUID, *, by: str, reason: str) -> None:
@@ -92,6 +104,8 @@ def act(app: Keng, broadcast_id: UUID, action: str, *, by: str, reason: str = ""
         approve(app, broadcast_id, by=by)
     elif action == "ratify":
         ratify(app, broadcast_id, by=by)
+    elif action == "retract":
+        return retract(app, broadcast_id, by=by, reason=reason)
     elif action == "reject":
         reject(app, broadcast_id, by=by, reason=reason)
     elif action == "cancel":

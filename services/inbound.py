@@ -269,7 +269,7 @@ def _cap_changes(intake: Intake, keyed: VerifiedInbound, raw: bytes) -> PendingI
 
 
 def _cap_outcome(result: IngestResult) -> dict[str, Any]:
-    return {
+    outcome: dict[str, Any] = {
         "action": result.action,
         "key": result.key,
         "status": result.status,
@@ -278,3 +278,6 @@ def _cap_outcome(result: IngestResult) -> dict[str, Any]:
         "stop_required": result.stop_required,
         "reason": result.reason,
     }
+    if result.warnings:  # doubtful but accepted (a resource refused on its own among them); kept in the Inbound record
+        outcome["warnings"] = list(result.warnings)
+    return outcome

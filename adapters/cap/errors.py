@@ -28,6 +28,7 @@ class CapError(Exception):
         super().__init__(message)
         self.message = message
         self.violations = violations or (Violation("document", message),)
+        self.warnings: tuple[Violation, ...] = ()  # found beside the violations (CapInvalid), reported apart
 
 
 class CapTooLarge(CapError):

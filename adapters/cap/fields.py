@@ -131,14 +131,17 @@ def sha1_digest(text: str) -> str:
     return text.lower()
 
 
-def inline_data(text: str, digest: str | None) -> bytes:
-    """Decode a base64 derefUri and, when a digest was given, check that SHA-1 of the content matches it."""
+def inline_data(text: str) -> bytes:
+    """Decode a base64 derefUri."""
     try:
-        data = base64.b64decode("".join(text.split()), validate=True)
+        return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("is not valid base64") from None
-    if digest is not None:
-        actual = hashlib.sha1(data).hexdigest()
-        if actual != digest:
-            raise ValueError(f"content does not match digest {digest} (SHA-1 of the content is {actual})")
-    return data
+
+
+def digest_mismatch(data: bytes, digest: str | None) -> str | None:
+    """Why the content does not match the resource's SHA-1 `digest`, or None when it does (or none was given)."""
+    if digest is None:
+        return None
+    actual = hashlib.sha1(data).hexdigest()
+    return None if actual == digest else f"content does not match digest {digest} (SHA-1 of the content is {actual})"

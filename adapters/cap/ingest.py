@@ -78,6 +78,8 @@ class IngestResult:
     stop_required: bool = False
     audio: InlineAudio | None = None
     languages: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """`path: message` of what was doubtful but accepted, a resource refused on its own among them."""
 
 
 _DEFAULT_INDEX = PlaceIndex()
@@ -163,6 +165,8 @@ class PendingIngest:
             self.app.save_new(*self.changes, *records, what=f"CAP message {self.result.key!r}")
         r = self.result
         log.info("cap.ingested", key=r.key, action=r.action, broadcast_id=str(r.broadcast_id), actor=self.by)
+        if r.warnings:
+            log.warning("cap.warnings", key=r.key, warnings=list(r.warnings), actor=self.by)
 
 
 class _Run:
@@ -200,6 +204,7 @@ class _Run:
             stop_required=stop,
             audio=self.inline,
             languages=p.languages,
+            warnings=tuple(f"{path}: {message}" for path, message in self.alert.warnings),
         )
         by = self.actor if isinstance(self.actor, str) else self.actor.handle
         return PendingIngest(self.app, result, by, tuple(items) if save else (), created)

@@ -3,11 +3,13 @@ the specification by element path. Only a document without violations yields a `
 
 `parse_cap(raw)` returns the alert or raises a `CapError`; `check_cap(raw)` never raises (it is for verdicts: the CLI,
 reports) and returns a `Verdict`. No other exception escapes either function (a property test holds them to that).
+Warnings (doubtful but valid: `expires` equal to `sent`, a resource refused on its own because its content does not
+match its digest) are kept apart from violations and never refuse a document.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from xml.etree.ElementTree import Element, tostring
 
 from keng.adapters.cap import fields
@@ -49,6 +51,7 @@ class Verdict:
     alert: CapAlert | None
     violations: tuple[Violation, ...]
     version: str | None
+    warnings: tuple[Violation, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -74,8 +77,14 @@ def parse_cap(raw: bytes, limits: CapLimits = DEFAULT_LIMITS) -> CapAlert:
     alert = _read_alert(reader, root)
     if reader.violations or alert is None:
         count = len(reader.violations)
-        raise CapInvalid(f"the alert breaks {count} rule(s) of CAP 1.2", tuple(reader.violations))
-    return alert
+        error = CapInvalid(f"the alert breaks {count} rule(s) of CAP 1.2", tuple(reader.violations))
+        error.warnings = tuple(reader.warnings)
+        raise error
+    return replace(
+        alert,
+        warnings=tuple((w.path, w.message) for w in reader.warnings),
+        refused_resources=tuple(reader.refused_resources),
+    )
 
 
 def check_cap(raw: bytes, limits: CapLimits = DEFAULT_LIMITS) -> Verdict:
@@ -85,8 +94,8 @@ def check_cap(raw: bytes, limits: CapLimits = DEFAULT_LIMITS) -> Verdict:
     except CapVersionUnsupported as e:
         return Verdict(None, e.violations, e.version)
     except CapError as e:
-        return Verdict(None, e.violations, "1.2" if isinstance(e, CapInvalid) else None)
-    return Verdict(alert, (), "1.2")
+        return Verdict(None, e.violations, "1.2" if isinstance(e, CapInvalid) else None, e.warnings)
+    return Verdict(alert, (), "1.2", tuple(Violation(path, message) for path, message in alert.warnings))
 
 
 def _read_alert(reader: Reader, root: Element) -> CapAlert | None:
@@ -106,6 +115,8 @@ def _read_alert(reader: Reader, root: Element) -> CapAlert | None:
     references = g.value("references", fields.references)
     if msg_type in (MsgType.UPDATE, MsgType.CANCEL) and not g.items.get("references"):
         reader.flag("alert/references", f"required when msgType is {msg_type}")
+    elif msg_type in (MsgType.UPDATE, MsgType.CANCEL) and not g.texts("references"):
+        reader.flag("alert/references", f"must name at least one earlier alert when msgType is {msg_type}")
     infos = [read_info(reader, el, path, sent) for path, el in g.elements("info")]
     signatures = [el for el in g.foreign if split_tag(el.tag) == (DSIG_NS, "Signature")]
     if not (identifier and sender and sent and sent_text and status and msg_type and scope):

@@ -39,11 +39,11 @@ PAIR = {"valueName": ONE, "value": ONE}
 
 
 def named_values(reader: Reader, group: Group, name: str) -> tuple[NamedValue, ...]:
-    """eventCode, parameter and geocode: each a valueName and a value."""
+    """eventCode, parameter and geocode: each a valueName and a value (which may be empty: an xs:string)."""
     out = []
     for path, el in group.elements(name):
         pair = reader.group(el, path, PAIR)
-        key, value = pair.text("valueName"), pair.text("value")
+        key, value = pair.text("valueName"), pair.text("value", empty_ok=True)
         if key is not None and value is not None:
             out.append(NamedValue(key, value))
     return tuple(out)
@@ -61,8 +61,11 @@ def read_info(reader: Reader, el: Element, path: str, sent: datetime | None) -> 
     effective = g.value("effective", fields.date_time)
     onset = g.value("onset", fields.date_time)
     expires = g.value("expires", fields.date_time)
-    if expires is not None and sent is not None and expires <= sent:
-        reader.flag(f"{path}/expires", f"must be after alert/sent ({expires.isoformat()} <= {sent.isoformat()})")
+    if expires is not None and sent is not None and expires < sent:
+        reader.flag(f"{path}/expires", f"must not be before alert/sent ({expires.isoformat()} < {sent.isoformat()})")
+    elif expires is not None and expires == sent:  # senders use it for "no expiry": taken as none given
+        reader.warn(f"{path}/expires", "equals alert/sent; taken as no expiry (the default lifetime applies)")
+        expires = None
     web = g.value("web", fields.absolute_uri)
     resources = [read_resource(reader, p, e) for p, e in g.elements("resource")]
     areas = [read_area(reader, p, e) for p, e in g.elements("area")]
@@ -94,15 +97,23 @@ def read_info(reader: Reader, el: Element, path: str, sent: datetime | None) -> 
 
 
 def read_resource(reader: Reader, path: str, el: Element) -> Resource | None:
-    """A resource; inline `derefUri` content is decoded and checked against `digest` when one is given."""
+    """A resource; inline `derefUri` content is decoded and checked against `digest` when one is given. A resource
+    whose content does not match its digest is refused on its own (None, with a warning and a note in
+    `reader.refused_resources`): the alert stays valid and goes out without it (a recording's text is spoken)."""
     g = reader.group(el, path, RESOURCE)
     desc, mime = g.text("resourceDesc"), g.text("mimeType")
     digest = g.value("digest", fields.sha1_digest)
     data = None
     deref = g.texts("derefUri")
     if deref:
-        data = g.parse_at(deref[0][0], deref[0][1], lambda t: fields.inline_data(t, digest))
+        data = g.parse_at(deref[0][0], deref[0][1], fields.inline_data)
     if desc is None or mime is None:
+        return None
+    mismatch = fields.digest_mismatch(data, digest) if data is not None else None
+    if mismatch:
+        why = f"{mismatch}; the resource is refused, the alert is accepted without it"
+        reader.warn(f"{path}/derefUri", why)
+        reader.refused_resources.append((f"{path}/derefUri", mime, why))
         return None
     return Resource(
         desc=desc,

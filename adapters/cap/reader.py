@@ -36,10 +36,16 @@ class Reader:
     def __init__(self, ns: str) -> None:
         self.ns = ns
         self.violations: list[Violation] = []
+        self.warnings: list[Violation] = []  # doubtful but accepted: reported apart, never a refusal
+        self.refused_resources: list[tuple[str, str, str]] = []  # (path, mimeType, why): refused on their own
 
     def flag(self, path: str, message: str) -> None:
         """Record one violation."""
         self.violations.append(Violation(path, message))
+
+    def warn(self, path: str, message: str) -> None:
+        """Record one warning: the document stays valid."""
+        self.warnings.append(Violation(path, message))
 
     def group(self, element: Element, path: str, spec: Spec) -> Group:
         """The CAP children of `element` by local name, with unknown, missing and repeated elements flagged."""
@@ -81,30 +87,31 @@ class Group:
         """(path, element) for every child called `name`."""
         return [(self.child_path(name, i), el) for i, el in enumerate(self.items.get(name, []), start=1)]
 
-    def _leaf(self, path: str, element: Element, required: bool) -> str | None:
+    def _leaf(self, path: str, element: Element, required: bool, empty_ok: bool) -> str | None:
         if len(element):
             self.reader.flag(path, "must contain text only, not elements")
             return None
         text = (element.text or "").strip()
-        if not text:
+        if not text and not empty_ok:
             if required:
                 self.reader.flag(path, "must not be empty")
             return None
         return text
 
-    def texts(self, name: str) -> list[tuple[str, str]]:
-        """(path, text) of every non-empty child called `name` (empty ones are flagged when the element is required)."""
+    def texts(self, name: str, *, empty_ok: bool = False) -> list[tuple[str, str]]:
+        """(path, text) of every non-empty child called `name` (empty ones are flagged when the element is required);
+        with `empty_ok`, an empty child gives "" (an xs:string the schema lets be empty, such as a `value`)."""
         required = self.spec[name] in (ONE, SOME)
         out = []
         for path, el in self.elements(name):
-            text = self._leaf(path, el, required)
+            text = self._leaf(path, el, required, empty_ok)
             if text is not None:
                 out.append((path, text))
         return out
 
-    def text(self, name: str) -> str | None:
+    def text(self, name: str, *, empty_ok: bool = False) -> str | None:
         """The text of the first child called `name`, or None (absent, empty or flagged)."""
-        found = self.texts(name)
+        found = self.texts(name, empty_ok=empty_ok)
         return found[0][1] if found else None
 
     def value(self, name: str, parse: Callable[[str], T]) -> T | None:

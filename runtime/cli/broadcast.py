@@ -1,4 +1,4 @@
-"""CLI commands for broadcasts: draft, revise, submit, approve, reject, cancel, show, list."""
+"""CLI commands for broadcasts: draft, revise, submit, approve, ratify, retract, reject, cancel, show, list."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import structlog
 
 from keng.adapters.store.app import Keng
 from keng.domain.authority import EVERYTHING, Visibility
+from keng.domain.broadcast import Broadcast
 from keng.domain.content import MAX_REPEATS
 from keng.domain.errors import InvalidValue
 from keng.domain.values import Priority
@@ -53,6 +54,12 @@ def _content_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--audio", default=None, help="pre-recorded audio reference")
 
 
+_HELP = {
+    "ratify": "ratify a standing-order approval (also after the broadcast has finished)",
+    "retract": "retract a standing-order approval (also after it has finished; a live broadcast is cancelled)",
+}
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `broadcast` command group."""
     group = sub.add_parser("broadcast", help="bản tin: draft, approve and follow broadcasts")
@@ -66,13 +73,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--as", dest="actor", required=True)
     _content_args(p, required=False)
     p.set_defaults(handler=cmd_revise)
-    for verb in ("submit", "approve"):
-        p = verbs.add_parser(verb, help=f"{verb} a broadcast")
+    for verb in ("submit", "approve", "ratify"):
+        p = verbs.add_parser(verb, help=_HELP.get(verb, f"{verb} a broadcast"))
         p.add_argument("id")
         p.add_argument("--as", dest="actor", required=True)
         p.set_defaults(handler=cmd_transition, verb=verb)
-    for verb in ("reject", "cancel"):
-        p = verbs.add_parser(verb, help=f"{verb} a broadcast")
+    for verb in ("retract", "reject", "cancel"):
+        p = verbs.add_parser(verb, help=_HELP.get(verb, f"{verb} a broadcast"))
         p.add_argument("id")
         p.add_argument("--as", dest="actor", required=True)
         p.add_argument("--reason", required=True)
@@ -85,6 +92,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_show)
     p = verbs.add_parser("list", help="list broadcasts, newest first")
     p.add_argument("--state", default=None)
+    p.add_argument(
+        "--unratified", action="store_true", help="only standing-order approvals awaiting ratification, with deadlines"
+    )
     p.add_argument("--as", dest="actor", default=None, help=as_reader)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
@@ -137,6 +147,8 @@ def cmd_revise(args: argparse.Namespace, settings: Settings) -> int:
 _DONE = {
     "submit": "Đã trình duyệt (submitted)",
     "approve": "Đã duyệt (approved)",
+    "ratify": "Đã phê chuẩn (ratified)",
+    "retract": "Đã thu hồi phê duyệt (retracted)",
     "reject": "Đã từ chối (rejected)",
     "cancel": "Đã hủy (cancelled)",
 }
@@ -202,6 +214,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
     items = broadcasts.readable_list(catalog(app), _reader(app, args.actor), state=args.state)
+    if args.unratified:
+        return _list_unratified(app, items, settings, as_json=args.json)
     views = [broadcast_view(b, settings.display_tz) for b in items]
     if args.json:
         print_json(views)
@@ -209,5 +223,39 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     print_table(
         ["id", "trạng thái (state)", "mức (priority)", "tiêu đề (title)", "soạn (by)", "tạo lúc (created)"],
         [[v["id"][:8], v["state"], v["priority"], v["title"][:50], v["drafted_by"], v["created_on"]] for v in views],
+    )
+    return 0
+
+
+def _list_unratified(app: Keng, items: list[Broadcast], settings: Settings, *, as_json: bool) -> int:
+    tz = settings.display_tz
+    waiting = broadcasts.awaiting_ratification(items, within=settings.ratify_within, now=app.clock())
+    views = [
+        broadcast_view(u.broadcast, tz) | {"ratify_by": jsonable(u.due, tz), "ratification_overdue": u.overdue}
+        for u in waiting
+    ]
+    if as_json:
+        print_json(views)
+        return 0
+    print_table(
+        [
+            "id",
+            "trạng thái (state)",
+            "quy tắc (rule)",
+            "tiêu đề (title)",
+            "hạn phê chuẩn (ratify by)",
+            "quá hạn (overdue)",
+        ],
+        [
+            [
+                v["id"][:8],
+                v["state"],
+                next((a["rule"] for a in v["approvals"] if a["rule"]), ""),
+                v["title"][:40],
+                v["ratify_by"] or "",
+                "x" if v["ratification_overdue"] else "",
+            ]
+            for v in views
+        ],
     )
     return 0

@@ -1,4 +1,5 @@
 """`keng tts say "TEXT" -o out.mp3 [--engine espeak|coqui] [--voice ...]`: speak text to a file.
+`keng tts prepare "TEXT" [--chunks]`: print the spoken form (numbers, dates, units, abbreviations in words).
 
 `register(subparsers)` adds the `tts` command group to the main argparse CLI; the handler returns an exit code
 and prints one clear line on failure. The coqui model comes from --model/--config or the settings (KENG_TTS_MODEL /
@@ -16,7 +17,7 @@ from keng.runtime.config import Settings, load_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `tts say` to the CLI's subparsers."""
+    """Add `tts say` and `tts prepare` to the CLI's subparsers."""
     tts = subparsers.add_parser("tts", help="text-to-speech tools")
     tts_sub = tts.add_subparsers(dest="tts_command", required=True)
     say = tts_sub.add_parser("say", help="synthesise Vietnamese text to an MP3 or WAV file")
@@ -30,10 +31,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     say.add_argument("--config", type=Path, default=None, help="coqui config.json; or KENG_TTS_CONFIG")
     say.add_argument("--timeout", type=float, default=60.0, help="seconds before the engine is given up")
     say.set_defaults(handler=cmd_say)
+    prep = tts_sub.add_parser("prepare", help="print the spoken form of Vietnamese text (what a voice will read)")
+    prep.add_argument("text", help="the text (use - to read standard input)")
+    prep.add_argument("--chunks", action="store_true", help="one synthesis chunk a line instead of the whole text")
+    prep.set_defaults(handler=cmd_prepare)
 
 
-def _fail(message: str) -> int:
-    print(f"keng tts say: error: {message}", file=sys.stderr)
+def cmd_prepare(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Handle `keng tts prepare`: print the prepared text; exit 2 when nothing in it can be spoken."""
+    from keng.domain.vitext import TextRefused, prepare
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    if len(text) > MAX_TEXT_CHARS:
+        return _fail(f"the text has {len(text)} characters; the limit is {MAX_TEXT_CHARS}", "prepare")
+    try:
+        prepared = prepare(text)
+    except TextRefused as exc:
+        return _fail(str(exc), "prepare")
+    print("\n".join(prepared.chunks) if args.chunks else prepared.text)
+    if prepared.unspeakable:
+        print(f"warning: removed characters no voice can speak: {' '.join(prepared.unspeakable)}", file=sys.stderr)
+    return 0
+
+
+def _fail(message: str, command: str = "say") -> int:
+    print(f"keng tts {command}: error: {message}", file=sys.stderr)
     return 2
 
 

@@ -17,7 +17,7 @@ from keng.runtime.http.openapi_webhooks import DELIVERY_REPORT, webhooks
 from keng.runtime.http.routes_audio import MAX_EXPIRY
 
 PROBLEM = "application/problem+json"
-ACTIONS = ("submit", "approve", "ratify", "reject", "cancel")
+ACTIONS = ("submit", "approve", "ratify", "retract", "reject", "cancel")
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def _operator_paths() -> dict[str, Any]:
                     "summary": f"{action} a broadcast",
                     "security": _AUTH,
                     "parameters": _ID,
-                    **({"requestBody": _body("Reason")} if action in ("reject", "cancel") else {}),
+                    **({"requestBody": _body("Reason")} if action in ("retract", "reject", "cancel") else {}),
                     "responses": {**_ok(_ref("Broadcast"), links=_BY_ID), **_problems(*_JSON_WRITE)},
                 }
             }

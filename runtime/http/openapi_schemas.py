@@ -73,8 +73,15 @@ def record(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dic
 
 
 _APPROVAL = record(
-    {"by": nullable(_STR), "revision": _INT, "rule": nullable(_STR), "at": _TIME, "ratified_by": _STR},
-    optional=("ratified_by",),
+    {
+        "by": nullable(_STR),
+        "revision": _INT,
+        "rule": nullable(_STR),
+        "at": _TIME,
+        "ratified_by": _STR,
+        "retracted_by": _STR,
+    },
+    optional=("ratified_by", "retracted_by"),
 )
 _RENDER = record(
     {
@@ -194,6 +201,8 @@ SCHEMAS: dict[str, Any] = {
             "reason": _STR,
             "document_sha256": _STR,
             "languages": strings(),
-        }
+            "warnings": strings(),
+        },
+        optional=("warnings",),
     ),
 }

@@ -117,7 +117,7 @@ async def _reason(request: web.Request) -> str:
 async def act_on_broadcast(request: web.Request) -> web.Response:
     staff = await current_staff(request)
     bid, action, services = _broadcast_id(request), request.match_info["action"], request.app[SERVICES]
-    reason = await _reason(request) if action in ("reject", "cancel") else ""
+    reason = await _reason(request) if action in ("retract", "reject", "cancel") else ""
 
     def act() -> dict[str, Any]:
         broadcasts.act(services.app, bid, action, by=staff.handle, reason=reason)
@@ -227,7 +227,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/broadcasts", list_broadcasts)
     r.add_get("/api/v1/broadcasts/{id}", get_broadcast)
     r.add_patch("/api/v1/broadcasts/{id}", revise_broadcast)
-    r.add_post("/api/v1/broadcasts/{id}/{action:submit|approve|ratify|reject|cancel}", act_on_broadcast)
+    r.add_post("/api/v1/broadcasts/{id}/{action:submit|approve|ratify|retract|reject|cancel}", act_on_broadcast)
     r.add_get("/api/v1/endpoints", list_endpoints)
     for action in EQUIPMENT:
         r.add_post(f"/api/v1/endpoints/{{code}}/{action}", equipment_handler(action))

@@ -122,6 +122,7 @@ COMMANDS: dict[str, tuple[Callable[[Setup], Callable[[list[str]], UUID]], Send]]
     "cancel": (lambda s: s.draft, _post("cancel", {"reason": "Không cần nữa"})),
     "cancel on air": (lambda s: s.on_air, _post("cancel", {"reason": "Báo động nhầm"})),
     "ratify": (lambda s: s.standing_order, _post("ratify")),
+    "retract": (lambda s: s.standing_order, _post("retract", {"reason": "Quy tắc áp dụng nhầm"})),
 }
 
 

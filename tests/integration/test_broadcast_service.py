@@ -101,7 +101,7 @@ def test_reject_and_cancel_record_their_reasons_and_a_cancel_before_dispatch_sen
 
 
 def test_an_action_outside_the_list_is_refused_before_anything_is_read(app: Keng) -> None:
-    with pytest.raises(ValueError, match="not one of submit, approve, ratify, reject, cancel"):
+    with pytest.raises(ValueError, match="not one of submit, approve, ratify, retract, reject, cancel"):
         broadcasts.act(app, broadcasts.draft(app, by="lan", target_areas=[WARD_A], **NOTICE), "publish", by="hung")
 
 

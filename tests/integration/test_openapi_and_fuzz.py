@@ -57,7 +57,7 @@ def test_openapi_document_is_valid_and_lists_exactly_the_served_routes(tmp_path:
         if "{action}" in path:
             served |= {
                 (path.replace("{action}", a), route.method.lower())
-                for a in ("submit", "approve", "ratify", "reject", "cancel")
+                for a in ("submit", "approve", "ratify", "retract", "reject", "cancel")
             }
         elif route.method != "HEAD":
             served.add((path, route.method.lower()))

@@ -64,9 +64,15 @@ ROLES: dict[str, str | None] = {
     "anonymous": None,
 }
 # In workflows, "whoever the step calls for" acts unless a rule has picked someone: approvers approve, reject,
-# ratify and cancel, the auditor reads reports, drafters do the rest.
+# ratify, retract and cancel, the auditor reads reports, drafters do the rest.
 SUITABLE = "suitable"
-SUITABLE_ROLES = {"approve": "approver", "reject": "approver", "ratify": "approver", "cancel": "approver"}
+SUITABLE_ROLES = {
+    "approve": "approver",
+    "reject": "approver",
+    "ratify": "approver",
+    "retract": "approver",
+    "cancel": "approver",
+}
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,

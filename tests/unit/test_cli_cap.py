@@ -52,4 +52,4 @@ def test_plain_output_names_paths(tmp_path: Path, capsys: pytest.CaptureFixture[
     bad = tmp_path / "bad.xml"
     bad.write_bytes(alert(msg_type="Cancel"))
     assert run(["cap", "validate", str(bad)], tmp_path) == 1
-    assert "  alert/references: required when msgType is Cancel" in capsys.readouterr().out
+    assert "  lỗi (error) alert/references: required when msgType is Cancel" in capsys.readouterr().out

@@ -51,3 +51,33 @@ def test_coqui_not_installed_says_which_extra(
     argv = ["tts", "say", "xin chào", "-o", "x.mp3", "--engine", "coqui", "--model", str(tmp_path / "m.pth")]
     assert _run(argv, monkeypatch) == 2
     assert "pip install 'keng[coqui]'" in capsys.readouterr().err
+
+
+def test_prepare_prints_the_spoken_form(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["tts", "prepare", "CA phường: nhiệt độ -2°C, QL32 ngập từ 7h-9h ngày 5/12"], monkeypatch) == 0
+    assert capsys.readouterr().out == (
+        "công an phường: nhiệt độ âm hai độ xê, quốc lộ ba mươi hai ngập từ bảy giờ đến chín giờ "
+        "ngày năm tháng mười hai\n"
+    )
+
+
+def test_prepare_reads_standard_input_and_prints_chunks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("Họp lúc 19h30. Liên hệ 0912 345 678 🌊"))
+    assert _run(["tts", "prepare", "-", "--chunks"], monkeypatch) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "Họp lúc mười chín giờ ba mươi phút. Liên hệ không chín một hai, ba bốn năm, sáu bảy tám\n"
+    assert "🌊" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("  ", "empty text"), ("🌊", "nothing speakable"), ("a" * 5001, "limit")]
+)
+def test_prepare_refuses_what_cannot_be_spoken(
+    text: str, message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(["tts", "prepare", text], monkeypatch) == 2
+    assert message in capsys.readouterr().err
