@@ -120,7 +120,7 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
     except SignInNeeded:
         if request.method in ("GET", "HEAD"):
             target = request.path_qs if request.path.startswith("/console") else "/console/"
-            response = web.HTTPSeeOther(f"/console/sign-in?next={quote(target, safe='')}")
+            response = web.Response(status=303, headers={"Location": f"/console/sign-in?next={quote(target, safe='')}"})
         else:
             response = error_page(request, 401, "Chưa đăng nhập", "Phiên làm việc đã hết; hãy đăng nhập lại.")
     except CsrfRefused as e:
@@ -129,7 +129,7 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = error_page(request, 400, titles_of("bad-request").vi, str(e))
     except web.HTTPException as e:
         if e.status < 400:
-            response = e
+            response = web.Response(status=e.status, headers=e.headers)  # a redirect raised by a handler
         elif e.status == 405:
             response = error_page(request, 405, titles_of("method-not-allowed").vi, f"{request.method} {request.path}")
             response.headers["Allow"] = e.headers.get("Allow", "")

@@ -37,6 +37,7 @@ EVENT_LABELS = {
     "Approved": "Duyệt",
     "AutoApproved": "Tự động duyệt theo lệnh thường trực",
     "Ratified": "Xác nhận phê duyệt tự động",
+    "Retracted": "Rút lại phê duyệt tự động",
     "Rejected": "Từ chối",
     "Scheduled": "Xếp lịch phát",
     "DispatchOpened": "Bắt đầu phát",
@@ -179,7 +180,7 @@ def history(events: Iterable[Any], describe: Describe, *, until: datetime | None
             entry.detail = f"bản sửa lần {data.get('revision')}" if data.get("revision") else "bản đầu tiên"
         elif name == "AutoApproved":
             entry.detail = f"theo lệnh thường trực «{data.get('rule')}»"
-        elif name in ("Rejected", "Cancelled"):
+        elif name in ("Rejected", "Cancelled", "Retracted"):
             entry.detail = f"Lý do: {data.get('reason')}"
         elif name == "DispatchOpened":
             entry.detail = f"đợt {data.get('wave')}"

@@ -24,7 +24,12 @@ from keng.runtime.console.history import Entry, history
 
 FOUR_EYES = "Bạn đã soạn/sửa bản tin này nên không thể tự duyệt (nguyên tắc bốn mắt)"
 TRIAL_REASON = "thử quyền"  # the reason a trial reject or cancel gives; never saved
-SOURCES = {"operator": "Cán bộ soạn trên hệ thống", "city-source": "Hệ thống thông tin nguồn", "cap": "Cảnh báo CAP"}
+SOURCES = {
+    "operator": "Cán bộ soạn trên hệ thống",
+    "city-source": "Hệ thống thông tin nguồn",
+    "cap": "Cảnh báo CAP",
+    "programme": "Chương trình phát định kỳ",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,9 @@ COMMANDS: dict[str, Command] = {
     "ratify": Command("Xác nhận phê duyệt tự động", "Đã xác nhận phê duyệt theo lệnh thường trực."),
     "reject": Command("Từ chối bản tin", "Đã từ chối bản tin.", reason=True, danger=True),
     "cancel": Command("Hủy bản tin", "Đã hủy bản tin.", reason=True, danger=True),
+    "retract": Command(
+        "Rút lại phê duyệt tự động", "Đã rút lại phê duyệt theo lệnh thường trực.", reason=True, danger=True
+    ),
 }
 
 
@@ -64,6 +72,7 @@ def refusals(b: Broadcast, staff: Staff, now: datetime) -> dict[str, DomainError
         "ratify": lambda x: x.ratify(by=staff),
         "reject": lambda x: x.reject(by=staff, reason=TRIAL_REASON),
         "cancel": lambda x: x.cancel(by=staff, reason=TRIAL_REASON),
+        "retract": lambda x: x.retract(by=staff, reason=TRIAL_REASON),
         "revise": lambda x: x.revise(content, by=staff),
     }
     return {name: trial(b, fn) for name, fn in tries.items()}

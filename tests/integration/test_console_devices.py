@@ -20,6 +20,7 @@ from keng.adapters.secrets import SecretStore
 from keng.adapters.signing import sign
 from keng.adapters.store.app import Keng
 from keng.adapters.store.config import locate_store
+from keng.domain.broadcast import Broadcast
 from keng.domain.endpoint import Endpoint
 from keng.domain.standing_orders import StandingOrder
 from keng.runtime.config import load_settings
@@ -36,7 +37,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Keng, Path
     tmp = tmp_path_factory.mktemp("console-devices")
     app = Keng(env=locate_store(None, tmp).env)
     install_sample(app)
-    handles = ("admin", "ha.vu", "lan.nguyen", "mai.le")
+    handles = ("admin", "ha.vu", "lan.nguyen", "mai.le", "hung.tran")
     tokens = {h: issue_token(app, staff=h, label="test", by="admin") for h in handles}
     secret = add_integration(app, SecretStore(tmp), name="city-source", kind="city-source", jurisdiction=["021"],
                              by="admin")  # fmt: skip
@@ -204,3 +205,42 @@ async def test_as_of_pages_show_the_past(client: TestClient[Any, Any], store: An
     assert (await client.get("/console/inbound", params={"asof": before})).status == 200
     await sign_in(client, tokens["lan.nguyen"])
     assert (await client.get("/console/devices", params={"asof": before})).status == 403
+
+
+async def test_a_standing_order_approval_is_ratified_or_retracted_from_its_page(
+    client: TestClient[Any, Any], store: Any
+) -> None:
+    app, _, tokens, secret = store
+    for key in ("order-1", "order-2"):
+        body = orjson.dumps({"title": f"Thông báo {key}", "text": "Cắt điện từ 8 giờ sáng mai tại tổ 1.",
+                             "priority": "normal", "targets": {"areas": ["00595"]}})  # fmt: skip
+        ts = int(time.time())
+        headers = {"Content-Type": "application/json", "webhook-id": key, "webhook-timestamp": str(ts),
+                   "webhook-signature": sign(secret, key, ts, body)}  # fmt: skip
+        assert (await client.post("/api/v1/hooks/city-source", data=body, headers=headers)).status == 202
+    ids = {b.title: b.id for b in app.aggregates_of(Broadcast.Drafted).values()}
+    first, second = ids["Thông báo order-1"], ids["Thông báo order-2"]
+    await sign_in(client, tokens["lan.nguyen"])  # a drafter: neither button
+    html = await (await client.get(f"/console/broadcasts/{first}")).text()
+    assert "Rút lại phê duyệt tự động" not in html and "Xác nhận phê duyệt tự động" not in html
+    page = await client.get(f"/console/broadcasts/{first}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert csrf
+    refused = await client.post(f"/console/broadcasts/{first}/retract", data={"csrf": csrf.group(1), "reason": "x"})
+    assert refused.status == 403 and not app.broadcast(first).approvals[0].get("retracted_by")
+    await sign_in(client, tokens["hung.tran"])
+    html = await (await client.get(f"/console/broadcasts/{first}")).text()
+    assert "Rút lại phê duyệt tự động" in html and "Xác nhận phê duyệt tự động" in html
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert csrf
+    no_reason = await client.post(f"/console/broadcasts/{first}/retract", data={"csrf": csrf.group(1)})
+    assert no_reason.status == 400
+    done = await client.post(f"/console/broadcasts/{first}/retract",
+                             data={"csrf": csrf.group(1), "reason": "Sai đối tượng nhận tin"})  # fmt: skip
+    assert "Đã rút lại phê duyệt theo lệnh thường trực." in await done.text()
+    assert app.broadcast(first).approvals[0]["retracted_by"] == "hung.tran"
+    assert "Rút lại phê duyệt tự động" in await done.text()  # in its history, and no button is left
+    assert 'action="/console/broadcasts/' + str(first) + '/ratify"' not in await done.text()
+    done = await client.post(f"/console/broadcasts/{second}/ratify", data={"csrf": csrf.group(1)})
+    assert "Đã xác nhận phê duyệt theo lệnh thường trực." in await done.text()
+    assert app.broadcast(second).approvals[0].get("ratified_by") == "hung.tran"
