@@ -206,8 +206,13 @@ def _heard(f: Fact, docs: Docs) -> None:
     count = int(outcome.get("count") or 1)
     doc = {"total": doc["total"] + count, "wards": dict(doc["wards"])}
     ward = outcome.get("ward") or "-"
+    first_in_ward = doc["wards"].get(ward, 0) == 0
     doc["wards"][ward] = doc["wards"].get(ward, 0) + count
     docs.put("heard", key, doc)
+    # And per ward, across broadcasts: how many confirmations, for how many broadcasts, the newest when (coverage).
+    per_ward = docs.get("heard-ward", ward) or {"confirmations": 0, "broadcasts": 0, "last_at": None}
+    docs.put("heard-ward", ward, {"confirmations": per_ward["confirmations"] + count,
+                                  "broadcasts": per_ward["broadcasts"] + first_in_ward, "last_at": f.at})  # fmt: skip
 
 
 # -- broadcasts and dispatch -----------------------------------------------------------------------------------------

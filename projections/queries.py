@@ -97,7 +97,8 @@ def health(r: Reader) -> list[Doc]:
 
 
 def coverage(r: Reader) -> list[dict[str, Any]]:
-    """Per residential group and ward: has a working IP speaker? an e-board?"""
+    """Per residential group and ward: has a working IP speaker? an e-board? And per ward, what residents confirmed
+    through the app ("I heard it"): confirmations, for how many broadcasts, the newest when."""
     endpoints = list(r.load_kind("endpoint").values())
     groups = [a for a in r.load_kind("area").values() if a["level"] == "group"]
     rows = []
@@ -109,9 +110,12 @@ def coverage(r: Reader) -> list[dict[str, Any]]:
     wards = sorted({a["code"] for a in r.load_kind("area").values() if a["level"] == "ward"})
     for w in wards:
         mine = [g for g in rows if g["ward"] == w]
+        heard = r.load("heard-ward", w) or {"confirmations": 0, "broadcasts": 0, "last_at": None}
         rows.append({"level": "ward", "code": w, "ward": w,
                      "ip_speaker": bool(mine) and all(g["ip_speaker"] for g in mine),
-                     "eboard": bool(mine) and all(g["eboard"] for g in mine)})  # fmt: skip
+                     "eboard": bool(mine) and all(g["eboard"] for g in mine),
+                     "heard_confirmations": heard["confirmations"], "heard_broadcasts": heard["broadcasts"],
+                     "heard_last_at": heard["last_at"]})  # fmt: skip
     return rows
 
 

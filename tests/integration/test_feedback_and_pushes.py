@@ -345,7 +345,28 @@ def test_the_read_models_count_heard_confirmations_and_the_response_rate(
     for fact in facts_of(sample_app.read_events()):
         fold(fact, docs)
     assert docs.get("heard", str(bid)) == {"total": 7, "wards": {"00595": 7}}
+    heard_ward = docs.get("heard-ward", "00595")  # coverage as residents report it: 7 confirmations of 1 broadcast
+    assert (heard_ward["confirmations"], heard_ward["broadcasts"]) == (7, 1) and heard_ward["last_at"]
     kpi_doc = docs.get("kpi", kpi.KEY)
     later = (sample_app.clock() + timedelta(days=3)).isoformat()
     rate = kpi.values(kpi_doc, later)["feedback_response_rate"]
     assert (rate["numerator"], rate["denominator"], rate["value"]) == (1, 2, 50.0)
+
+
+def test_heard_confirmations_feed_the_coverage_report(sample_app: Keng, secrets: SecretStore, client: Client) -> None:
+    from keng.projections import queries
+    from keng.runtime.workers.readmodels import caught_up
+
+    secret = add_integration(sample_app, secrets, name="vn-app", kind="app", jurisdiction=["021"], by="admin")
+    for n, key in enumerate(("c-1", "c-2")):
+        bid = broadcasts.draft(sample_app, by="lan.nguyen", target_areas=["00595"], **NOTICE)
+        body = orjson.dumps({"broadcast_id": str(bid), "place": {"ward": "00595"}, "count": 3 + n})
+        assert client.signed("/api/v1/heard", body, secret, key).status == 202
+    store = caught_up(sample_app)
+    try:
+        rows = {r["code"]: r for r in queries.coverage(store) if r["level"] == "ward"}
+    finally:
+        store.close()
+    assert (rows["00595"]["heard_confirmations"], rows["00595"]["heard_broadcasts"]) == (7, 2)
+    others = [r["heard_confirmations"] for code, r in rows.items() if code != "00595"]
+    assert rows["00595"]["heard_last_at"] and others and set(others) == {0}

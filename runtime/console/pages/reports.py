@@ -167,6 +167,8 @@ COVERAGE_COLUMNS: list[Column] = [
     ("Phường", lambda r: r["ward"]),
     ("Có loa IP hoạt động", lambda r: _yes(r["ip_speaker"])),
     ("Có bảng tin điện tử", lambda r: _yes(r["eboard"])),
+    ("Xác nhận đã nghe (ứng dụng)", lambda r: r.get("heard_confirmations", "")),
+    ("Số bản tin được xác nhận", lambda r: r.get("heard_broadcasts", "")),
 ]
 
 
