@@ -73,7 +73,7 @@ def test_a_drafter_composes_previews_saves_revises_and_submits(console: Console)
     console.shot("compose-edit")
     page.get_by_role("button", name="Lưu và gửi duyệt").click()
     expect(page.get_by_role("status").filter(has_text="Đã gửi bản tin đi duyệt.")).to_be_visible()  # its own page
-    expect(page.locator(".badge.state-submitted")).to_have_text("Chờ duyệt")
+    expect(page.locator(".badge.state-submitted").first).to_have_text("Chờ duyệt")
 
     page.get_by_role("link", name="Bản tin", exact=True).click()
     page.get_by_label("Trạng thái").select_option("submitted")
