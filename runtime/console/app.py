@@ -134,10 +134,11 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
             response = error_page(request, 405, titles_of("method-not-allowed").vi, f"{request.method} {request.path}")
             response.headers["Allow"] = e.headers.get("Allow", "")
         else:
-            heading = {404: "Không tìm thấy trang", 403: "Không có quyền", 409: "Không thực hiện được"}.get(
-                e.status, titles_of("bad-request").vi
-            )
+            heading = {404: "Không tìm thấy trang", 403: "Không có quyền", 409: "Không thực hiện được",
+                       429: "Quá nhiều yêu cầu"}.get(e.status, titles_of("bad-request").vi)  # fmt: skip
             response = error_page(request, e.status, heading, e.text or e.reason)
+            if "Retry-After" in e.headers:
+                response.headers["Retry-After"] = e.headers["Retry-After"]
     except Exception as e:  # a refusal from the error table, else a fault of ours
         page = _refusal(request, e)
         if page is None:
