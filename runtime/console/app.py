@@ -106,8 +106,9 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
     response: web.StreamResponse
     clear_cookie = False
     try:
-        found = None if request.path.startswith("/console/static/") else await _person(request, services)
-        clear_cookie = found is None and "keng_session" in request.cookies
+        static = request.path.startswith("/console/static/")
+        found = None if static else await _person(request, services)
+        clear_cookie = not static and found is None and "keng_session" in request.cookies  # static: never read
         if found is not None:
             request[PERSON] = found
             await check_csrf(request, found.csrf)
@@ -155,7 +156,7 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def _to_console(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("/console/")
+    raise web.HTTPFound("/console/", headers=HEADERS)
 
 
 async def _close_as_of(console: web.Application) -> None:

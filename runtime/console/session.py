@@ -141,7 +141,7 @@ def pre_session_csrf(request: web.Request) -> str | None:
     return str(data["c"]) if data is not None and isinstance(data.get("c"), str) else None
 
 
-async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | web.FileField]:
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     """The posted form, read once here for every handler (aiohttp keeps it); a body that is not a form of its declared
     type (bytes that are not UTF-8, a multipart body without its boundary...) is a 400, never a fault of ours."""
     try:
