@@ -106,8 +106,9 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
     response: web.StreamResponse
     clear_cookie = False
     try:
-        found = None if request.path.startswith("/console/static/") else await _person(request, services)
-        clear_cookie = found is None and "keng_session" in request.cookies
+        static = request.path.startswith("/console/static/")
+        found = None if static else await _person(request, services)
+        clear_cookie = not static and found is None and "keng_session" in request.cookies  # static: never read
         if found is not None:
             request[PERSON] = found
             await check_csrf(request, found.csrf)
@@ -134,10 +135,11 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
             response = error_page(request, 405, titles_of("method-not-allowed").vi, f"{request.method} {request.path}")
             response.headers["Allow"] = e.headers.get("Allow", "")
         else:
-            heading = {404: "Không tìm thấy trang", 403: "Không có quyền", 409: "Không thực hiện được"}.get(
-                e.status, titles_of("bad-request").vi
-            )
+            heading = {404: "Không tìm thấy trang", 403: "Không có quyền", 409: "Không thực hiện được",
+                       429: "Quá nhiều yêu cầu"}.get(e.status, titles_of("bad-request").vi)  # fmt: skip
             response = error_page(request, e.status, heading, e.text or e.reason)
+            if "Retry-After" in e.headers:
+                response.headers["Retry-After"] = e.headers["Retry-After"]
     except Exception as e:  # a refusal from the error table, else a fault of ours
         page = _refusal(request, e)
         if page is None:
@@ -154,7 +156,7 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def _to_console(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("/console/")
+    raise web.HTTPFound("/console/", headers=HEADERS)
 
 
 async def _close_as_of(console: web.Application) -> None:

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlencode
@@ -33,6 +33,8 @@ from keng.runtime.workers.readmodels import REBUILD_BATCH
 T = TypeVar("T")
 AS_OF = "console_as_of"
 KEEP = 3  # as-of instants kept (catalogue and read store each)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # before any store existed: an empty console, still a time we can show
+MAX_IN_FLIGHT = 2  # as-of reads at once (each may replay the log): more are refused (429), not queued on threads
 
 
 class BadInstant(ValueError):
@@ -59,6 +61,12 @@ def parse_instant(value: str, tz: object) -> datetime:
         raise BadInstant(f"'asof' phải là một thời điểm, ví dụ 2026-11-30T08:00 (got {value[:40]!r})") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)  # type: ignore[arg-type]
+    try:
+        in_utc = moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00, 9999-12-31T23:59-14:00: no such instant in UTC
+        in_utc = None
+    if in_utc is None or in_utc < EARLIEST:
+        raise BadInstant(f"'asof' phải sau 01/01/1970 (got {value[:40]!r})")
     return moment
 
 
@@ -67,7 +75,10 @@ def as_of_of(request: web.Request) -> AsOf | None:
     raw = request.query.get("asof")
     if raw is None or raw == "":
         return None
-    at = parse_instant(raw, request.app[SERVICES].settings.display_tz)
+    services = request.app[SERVICES]
+    at = parse_instant(raw, services.settings.display_tz)
+    if at > services.app.clock():
+        raise BadInstant(f"'asof' là một thời điểm trong tương lai; chỉ xem được quá khứ (got {raw[:40]!r})")
     rest = {k: v for k, v in request.query.items() if k != "asof"}
     exit_href = request.path + (f"?{urlencode(rest)}" if rest else "")
     return AsOf(at, exit_href)
@@ -90,6 +101,7 @@ class AsOfCache:
     """As-of catalogues and read stores by instant (the last KEEP of each)."""
 
     def __init__(self) -> None:
+        self.in_flight = 0  # as-of reads running or waiting (counted on the event loop)
         self._lock = threading.Lock()
         self._catalogs: OrderedDict[str, Catalog] = OrderedDict()
         self._stores: OrderedDict[str, tuple[ReadStore, Path]] = OrderedDict()
@@ -138,14 +150,28 @@ class AsOfCache:
 AS_OF_CACHE = web.AppKey("console_as_of_cache", AsOfCache)
 
 
+async def _as_of_read(request: web.Request, fn: Callable[[AsOfCache], T]) -> T:
+    """Run an as-of read off the loop, unless MAX_IN_FLIGHT already run or wait: each new instant replays the log
+    under one lock, and waiting reads would hold the worker threads every other request needs."""
+    cache = request.app[AS_OF_CACHE]
+    if cache.in_flight >= MAX_IN_FLIGHT:
+        raise web.HTTPTooManyRequests(
+            text="Đang dựng trạng thái tại một thời điểm khác; xin thử lại sau giây lát.", headers={"Retry-After": "5"}
+        )
+    cache.in_flight += 1
+    try:
+        return await request.app[SERVICES].run(lambda: fn(cache))
+    finally:
+        cache.in_flight -= 1
+
+
 async def catalog(request: web.Request) -> Catalog:
     """The catalogue the page shows: live, or as of the request's instant."""
     services = request.app[SERVICES]
     moment = as_of(request)
     if moment is None:
         return await services.run(services.catalog.current)
-    cache = request.app[AS_OF_CACHE]
-    return await services.run(lambda: cache.catalog(services.app, moment.at))
+    return await _as_of_read(request, lambda cache: cache.catalog(services.app, moment.at))
 
 
 async def read_models(request: web.Request, fn: Callable[[ReadStore], T]) -> T:
@@ -154,8 +180,7 @@ async def read_models(request: web.Request, fn: Callable[[ReadStore], T]) -> T:
     moment = as_of(request)
     if moment is None:
         return await services.read_models.ask(fn)
-    cache = request.app[AS_OF_CACHE]
-    return await services.run(lambda: cache.query(services.app, moment.at, fn))
+    return await _as_of_read(request, lambda cache: cache.query(services.app, moment.at, fn))
 
 
 def now(request: web.Request) -> datetime:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from keng.adapters.sealed_cookies import CookieSealer
 from keng.domain.authority import Visibility
@@ -33,6 +34,7 @@ PRE_MAX_AGE_S = 30 * 60
 PERSON = "console_person"
 SEALER = web.AppKey("console_sealer", CookieSealer)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class SignInNeeded(Exception):
@@ -139,6 +141,15 @@ def pre_session_csrf(request: web.Request) -> str | None:
     return str(data["c"]) if data is not None and isinstance(data.get("c"), str) else None
 
 
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The posted form, read once here for every handler (aiohttp keeps it); a body that is not a form of its declared
+    type (bytes that are not UTF-8, a multipart body without its boundary...) is a 400, never a fault of ours."""
+    try:
+        return await request.post()
+    except (ValueError, UnicodeDecodeError, AssertionError) as e:
+        raise web.HTTPBadRequest(text=f"Dữ liệu biểu mẫu không đọc được ({type(e).__name__}).") from None
+
+
 def same_origin(request: web.Request) -> bool:
     """False when the browser says the request comes from another origin (Origin, else Referer)."""
     origin = request.headers.get("Origin") or request.headers.get("Referer")
@@ -157,9 +168,9 @@ async def check_csrf(request: web.Request, expected: str | None) -> None:
     if not same_origin(request):
         raise CsrfRefused("yêu cầu đến từ một trang khác (cross-origin request refused)")
     given = request.headers.get("X-CSRF-Token")
-    if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+    if request.content_type in FORM_TYPES:
+        form = await read_form(request)
         value = form.get("csrf")
-        given = value if isinstance(value, str) else None
+        given = value if given is None and isinstance(value, str) else given
     if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise CsrfRefused("mã chống giả mạo (CSRF) thiếu hoặc không đúng; hãy tải lại trang và thử lại")

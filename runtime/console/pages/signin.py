@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -39,9 +40,12 @@ PASSWORDS = web.AppKey("console_passwords", PasswordStore)
 
 def _safe_next(value: str | None) -> str:
     """Where to go after signing in: a console path only (never another site)."""
-    if value and value.startswith("/console/") and not value.startswith("/console//") and "\\" not in value:
-        return value
-    return "/console/"
+    if not value or not value.startswith("/console/") or value.startswith("/console//"):
+        return "/console/"
+    path = unquote(value.split("?", 1)[0].split("#", 1)[0])
+    if "\\" in value or "\\" in path or ".." in path.split("/") or not value.isprintable():
+        return "/console/"  # `/console/../..`, `/console/%2e%2e/`, backslashes, control characters: home instead
+    return value
 
 
 def _address(request: web.Request) -> str:
