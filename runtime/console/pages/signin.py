@@ -1,21 +1,24 @@
 """Signing in and out: `GET/POST /console/sign-in` (password), `POST /console/sign-in/token` (an existing API token),
 `POST /console/sign-out`, `POST /console/sign-out-everywhere`.
 
-Failures are counted per account (a lock-out recorded in the log, domain/credential.py) and per client address (in
-memory: an address that keeps failing, e.g. on unknown handles, is refused for a while without touching the store).
+Failures are counted per account (a lock-out recorded in the log, domain/credential.py). Nothing is counted per client
+address: behind a reverse proxy every person shares one, and one person's failures would lock everyone out. What an
+address-based limit would protect, the machine, is protected by a bound on the password checks (argon2, 64 MiB each)
+running at once: `CHECKS_AT_ONCE` run, at most `CHECKS_WAITING` wait, and any more get a 429 at once.
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from keng.adapters.passwords import PasswordStore
-from keng.domain.credential import FAILURE_WINDOW, SignInLocked
+from keng.domain.credential import SignInLocked
 from keng.runtime.console.app import public
 from keng.runtime.console.labels import vn_time
 from keng.runtime.console.render import display_tz, render
@@ -33,8 +36,10 @@ from keng.runtime.http.services import SERVICES
 from keng.services.access import Unauthenticated
 from keng.services.credentials import SignedIn, end_sessions, sign_in_with_password, sign_in_with_token
 
-ADDRESS_FAILURES = 30  # failed attempts per client address within the failure window
-_failures: dict[str, deque[float]] = defaultdict(deque)
+CHECKS_AT_ONCE = 4
+CHECKS_WAITING = 16
+CHECKS = web.AppKey("console_password_checks", asyncio.Semaphore)
+BUSY = "Hệ thống đang bận xử lý nhiều lần đăng nhập; xin thử lại sau ít giây."
 PASSWORDS = web.AppKey("console_passwords", PasswordStore)
 
 
@@ -48,21 +53,27 @@ def _safe_next(value: str | None) -> str:
     return value
 
 
-def _address(request: web.Request) -> str:
-    return request.remote or "?"
+class _Busy(Exception):
+    """Too many password checks are already waiting."""
 
 
-def _address_blocked(request: web.Request) -> bool:
-    window = FAILURE_WINDOW.total_seconds()
-    seen = _failures[_address(request)]
-    now = time.monotonic()
-    while seen and now - seen[0] > window:
-        seen.popleft()
-    return len(seen) >= ADDRESS_FAILURES
+_waiting = [0]  # password checks waiting for their turn (the semaphore keeps no public count)
 
 
-def _address_failed(request: web.Request) -> None:
-    _failures[_address(request)].append(time.monotonic())
+@contextlib.asynccontextmanager
+async def _turn(checks: asyncio.Semaphore) -> AsyncIterator[None]:
+    """A turn to check a password: wait behind at most CHECKS_WAITING others, else _Busy."""
+    if _waiting[0] >= CHECKS_WAITING:
+        raise _Busy
+    _waiting[0] += 1
+    try:
+        await checks.acquire()
+    finally:
+        _waiting[0] -= 1
+    try:
+        yield
+    finally:
+        checks.release()
 
 
 def _form_page(request: web.Request, *, status: int = 200, error: str = "", handle: str = "") -> web.Response:
@@ -82,7 +93,7 @@ async def sign_in_form(request: web.Request) -> web.StreamResponse:
 
 
 def _signed_in(request: web.Request, who: SignedIn, target: str) -> web.StreamResponse:
-    response = web.HTTPSeeOther(target)
+    response = web.Response(status=303, headers={"Location": target})
     start_session(request, response, who.staff.handle, who.generation)
     return response
 
@@ -98,19 +109,19 @@ async def sign_in_password(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     handle, password = str(form.get("handle", ""))[:100], str(form.get("password", ""))[:300]
     target = _safe_next(str(form.get("next", "")))
-    if _address_blocked(request):
-        return _form_page(request, status=429, handle=handle,
-                          error="Quá nhiều lần đăng nhập sai từ máy này. Xin thử lại sau 15 phút.")  # fmt: skip
     services = request.app[SERVICES]
     passwords = request.app[PASSWORDS]
     now = datetime.now(UTC)
     try:
-        who = await services.run(lambda: sign_in_with_password(services.app, passwords, handle, password, now))
+        async with _turn(request.app[CHECKS]):
+            who = await services.run(lambda: sign_in_with_password(services.app, passwords, handle, password, now))
+    except _Busy:
+        response = _form_page(request, status=429, handle=handle, error=BUSY)
+        response.headers["Retry-After"] = "5"
+        return response
     except SignInLocked as e:
-        _address_failed(request)
         return _locked_page(request, e, handle)
     except Unauthenticated:
-        _address_failed(request)
         return _form_page(request, status=401, handle=handle, error="Sai tên đăng nhập hoặc mật khẩu.")
     return _signed_in(request, who, target)
 
@@ -120,8 +131,6 @@ async def sign_in_token(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     token = str(form.get("token", ""))[:300]
     target = _safe_next(str(form.get("next", "")))
-    if _address_blocked(request):
-        return _form_page(request, status=429, error="Quá nhiều lần đăng nhập sai từ máy này. Xin thử lại sau.")
     services = request.app[SERVICES]
     now = datetime.now(UTC)
     try:
@@ -129,14 +138,13 @@ async def sign_in_token(request: web.Request) -> web.StreamResponse:
     except SignInLocked as e:
         return _locked_page(request, e, "")
     except Unauthenticated:
-        _address_failed(request)
         return _form_page(request, status=401, error="Mã truy cập không hợp lệ hoặc đã bị thu hồi.")
     return _signed_in(request, who, target)
 
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     person(request)
-    response = web.HTTPSeeOther("/console/sign-in")
+    response = web.Response(status=303, headers={"Location": "/console/sign-in"})
     end_session(response)
     return response
 
@@ -145,12 +153,13 @@ async def sign_out_everywhere(request: web.Request) -> web.StreamResponse:
     who = person(request)
     services = request.app[SERVICES]
     await services.run(lambda: end_sessions(services.app, handle=who.handle, by=who.handle))
-    response = web.HTTPSeeOther("/console/sign-in")
+    response = web.Response(status=303, headers={"Location": "/console/sign-in"})
     end_session(response)
     return response
 
 
 def add_routes(console: web.Application) -> None:
+    console[CHECKS] = asyncio.Semaphore(CHECKS_AT_ONCE)
     console[PASSWORDS] = PasswordStore(console[SERVICES].settings.data_dir)
     console.router.add_get("/sign-in", sign_in_form)
     console.router.add_post("/sign-in", sign_in_password)
