@@ -82,3 +82,10 @@ def test_kpi_csv_has_a_column_per_quarter() -> None:
     parsed = list(csv.reader(io.StringIO(reports.to_csv(reports.kpi_columns(rows), rows).decode("utf-8-sig"))))
     assert parsed[0][-2:] == ["Quý 3/2025 (%)", "Quý 4/2025 (%)"]
     assert parsed[1][1] == "Đài FM đã chuyển đổi sang IP" and parsed[1][-3:] == ["Không", "20.0", "50.0"]
+
+
+def test_every_kpi_of_the_projection_has_a_vietnamese_name() -> None:
+    from keng.projections import kpi
+    from keng.runtime.console.pages.reports import KPI_NAMES
+
+    assert set(kpi.NAMES) == set(KPI_NAMES)

@@ -26,6 +26,7 @@ KPI_NAMES = {
     "ward_portals_active": "Trang thông tin phường hoạt động (30 ngày qua)",
     "fm_converted": "Đài FM đã chuyển đổi sang IP",
     "staff_trained": "Cán bộ đã được tập huấn",
+    "feedback_response_rate": "Phản ánh, kiến nghị được trả lời đúng hạn",
 }
 YEAR = re.compile(r"[0-9]{4}")  # ASCII digits only (int() would also read full-width ones)
 ROADMAP_FIRST, ROADMAP_LAST, MAX_SPAN = 2022, 2025, 30
