@@ -76,18 +76,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         assert done.returncode == 0, done.stderr
     tokens = {h: home.run("token", "create", "--staff", h).stdout.split()[0] for h in ("hung.tran", "mai.le")}
     broker = Mosquitto(root)
-    broker.start()
-    url = f"mqtt://127.0.0.1:{broker.port}"
-    client = home.serve("--broker", url)
-    fleet_log = (root / "fleet.log").open("wb")
-    fleet = subprocess.Popen([*KENG, "simulate", "--broker", url, "--play-scale", "0.001"], env=home.env,
-                             stdout=fleet_log, stderr=subprocess.STDOUT)  # fmt: skip
-    s = Site(home, f"http://127.0.0.1:{client.port}", broker, fleet, tokens)
-    yield s
-    fleet.terminate()
-    fleet.wait(20)
-    home.kill()
-    broker.stop()
+    fleet: subprocess.Popen[bytes] | None = None
+    try:  # whatever started is stopped again, also when a later step fails
+        broker.start()
+        url = f"mqtt://127.0.0.1:{broker.port}"
+        client = home.serve("--broker", url)
+        with (root / "fleet.log").open("wb") as fleet_log:
+            fleet = subprocess.Popen([*KENG, "simulate", "--broker", url, "--play-scale", "0.001"], env=home.env,
+                                     stdout=fleet_log, stderr=subprocess.STDOUT)  # fmt: skip
+        yield Site(home, f"http://127.0.0.1:{client.port}", broker, fleet, tokens)
+    finally:
+        if fleet is not None:
+            fleet.terminate()
+            fleet.wait(20)
+        home.kill()
+        broker.stop()
 
 
 @pytest.fixture(scope="package")
