@@ -75,7 +75,7 @@ def test_a_drafter_composes_previews_saves_revises_and_submits(console: Console)
     expect(page.get_by_role("status").filter(has_text="Đã gửi bản tin đi duyệt.")).to_be_visible()  # its own page
     expect(page.locator(".badge.state-submitted").first).to_have_text("Chờ duyệt")
 
-    page.get_by_role("link", name="Bản tin", exact=True).click()
+    page.get_by_role("navigation", name="Menu chính").get_by_role("link", name="Bản tin", exact=True).click()
     page.get_by_label("Trạng thái").select_option("submitted")
     page.get_by_role("button", name="Lọc").click()
     row = page.get_by_role("row").filter(has_text=title)
