@@ -184,6 +184,16 @@ async def fetch(
         raise FetchRefused(UNREACHABLE) from None
 
 
+async def post_json(url: str, body: bytes, headers: dict[str, str], policy: FetchPolicy) -> tuple[bool, int | str]:
+    """POST a signed JSON message (a webhook keng sends): (delivered, the 2xx status) or (False, why not). A status
+    from a vetted destination tells nothing about internal ports; it helps the admin."""
+    try:
+        reply = await fetch(url, policy, method="POST", data=body, headers=headers, read_body=False)
+    except FetchRefused as e:
+        return False, e.reason
+    return 200 <= reply.status < 300, reply.status if reply.status < 300 else f"HTTP {reply.status}"
+
+
 def _refused(target: URL, reason: str) -> None:
     # The host only: it came with the message, and an admin needs it to decide on an allowlist entry.
     log.info("outbound.refused", host=target.raw_host, reason=reason)

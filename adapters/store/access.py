@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets as _secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from keng.adapters.secrets import SecretStore
-from keng.adapters.signing import SignatureError, Verified, verify
+from keng.adapters.signing import SignatureError, Verified, sign, verify
 from keng.adapters.store.app import Keng
 from keng.adapters.store.errors import NotFound
-from keng.domain.access import Integration, token_id
+from keng.domain.access import Integration, integration_id, token_id
 from keng.domain.actor import ExternalActor
 from keng.domain.area import Area
 from keng.domain.inbound import Inbound, inbound_id, legacy_inbound_id
@@ -120,3 +121,22 @@ def record_inbound(source: str, inbound: VerifiedInbound, outcome: dict[str, Any
         payload_sha256=inbound.payload_sha256,
         outcome=outcome,
     )
+
+
+def webhook_headers(
+    app: Keng, secrets: SecretStore, integration: str, message_id: str, body: bytes
+) -> tuple[dict[str, str] | None, frozenset[str]]:
+    """Standard Webhooks headers signing `body` as message `message_id` with the integration's newest active secret
+    (None when it has none), and the integration's fetch allowlist; NotFound for an unknown integration."""
+    record = app.load(Integration, integration_id(integration), "integration")
+    hosts = frozenset(record.fetch_hosts)
+    active = secrets.active(record.name, record.secrets)
+    if not active:
+        return None, hosts
+    ts = int(time.time())
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(active[-1], message_id, ts, body),
+    }, hosts

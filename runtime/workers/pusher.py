@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,14 +29,13 @@ import orjson
 import structlog
 from asyncio_throttle.throttler import Throttler
 
-from keng.adapters.outbound import FetchPolicy, FetchRefused, fetch
+from keng.adapters.outbound import FetchPolicy, post_json
 from keng.adapters.secrets import SecretStore
-from keng.adapters.signing import sign
-from keng.adapters.store.access import jurisdiction_codes
+from keng.adapters.store.access import jurisdiction_codes, webhook_headers
 from keng.adapters.store.app import Keng
 from keng.adapters.store.errors import DuplicateRecord, NotFound
 from keng.adapters.store.topics import stored_topic
-from keng.domain.access import Integration, integration_id
+from keng.domain.access import Integration
 from keng.domain.broadcast import Broadcast
 from keng.domain.push import BULLETIN, PUSH_EVENTS, WITHDRAWN, Push, PushStatus
 from keng.domain.report import backoff_s
@@ -270,20 +268,9 @@ class Pusher:
     def signed_headers(self, push: Push, body: bytes) -> tuple[dict[str, str] | None, frozenset[str]]:
         """The signed headers (None: no active secret) and the target's fetch allowlist."""
         try:
-            integration = self.app.load(Integration, integration_id(push.target), "integration")
+            return webhook_headers(self.app, self.secrets, push.target, str(push.id), body)
         except NotFound:
             return None, frozenset()
-        hosts = frozenset(integration.fetch_hosts)
-        active = self.secrets.active(integration.name, integration.secrets)
-        if not active:
-            return None, hosts
-        ts = int(time.time())
-        return {
-            "Content-Type": "application/json",
-            "webhook-id": str(push.id),
-            "webhook-timestamp": str(ts),
-            "webhook-signature": sign(active[-1], str(push.id), ts, body),
-        }, hosts
 
     def _throttler(self, target: str) -> Throttler:
         throttler = self.throttlers.get(target)
@@ -300,14 +287,7 @@ class Pusher:
         else:
             policy = FetchPolicy(allowed_hosts=hosts, timeout_s=self.timeout_s)
             async with self.limit, self._throttler(push.target):
-                try:
-                    reply = await fetch(push.url, policy, method="POST", data=body, headers=headers, read_body=False)
-                    outcome = (
-                        200 <= reply.status < 300,
-                        reply.status if reply.status < 300 else f"HTTP {reply.status}",
-                    )
-                except FetchRefused as e:
-                    outcome = (False, e.reason)
+                outcome = await post_json(push.url, body, headers, policy)
         await asyncio.to_thread(self._record, push, outcome)
 
     def _record(self, push: Push, outcome: tuple[bool, int | str]) -> None:

@@ -15,17 +15,15 @@ vetted destination).
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
 
-from keng.adapters.outbound import FetchPolicy, FetchRefused, fetch
+from keng.adapters.outbound import FetchPolicy, post_json
 from keng.adapters.secrets import SecretStore
-from keng.adapters.signing import sign
-from keng.adapters.store.access import find_inbound
+from keng.adapters.store.access import find_inbound, webhook_headers
 from keng.adapters.store.app import Keng
 from keng.adapters.store.errors import DuplicateRecord, NotFound
 from keng.adapters.store.topics import stored_topic
@@ -116,18 +114,7 @@ class Reporter:
 
     def signed_headers(self, report: DeliveryReport, body: bytes) -> tuple[dict[str, str] | None, frozenset[str]]:
         """The signed headers (None: no active secret) and the integration's fetch allowlist."""
-        integration = self.app.load(Integration, integration_id(report.integration), "integration")
-        hosts = frozenset(integration.fetch_hosts)
-        active = self.secrets.active(integration.name, integration.secrets)
-        if not active:
-            return None, hosts
-        ts = int(time.time())
-        return {
-            "Content-Type": "application/json",
-            "webhook-id": str(report.id),
-            "webhook-timestamp": str(ts),
-            "webhook-signature": sign(active[-1], str(report.id), ts, body),
-        }, hosts
+        return webhook_headers(self.app, self.secrets, report.integration, str(report.id), body)
 
     async def send(self, report: DeliveryReport) -> None:
         """One attempt; its outcome is recorded either way."""
@@ -136,13 +123,9 @@ class Reporter:
         if headers is None:
             outcome: tuple[bool, int | str] = (False, "the integration has no active secret to sign with")
         else:
-            policy = FetchPolicy(allowed_hosts=hosts, timeout_s=self.timeout_s)
-            try:
-                reply = await fetch(report.url, policy, method="POST", data=body, headers=headers, read_body=False)
-                # A status from a vetted destination tells nothing about internal ports; it helps the admin.
-                outcome = (200 <= reply.status < 300, reply.status if reply.status < 300 else f"HTTP {reply.status}")
-            except FetchRefused as e:
-                outcome = (False, e.reason)
+            outcome = await post_json(
+                report.url, body, headers, FetchPolicy(allowed_hosts=hosts, timeout_s=self.timeout_s)
+            )
         await asyncio.to_thread(self._record, report, outcome)
 
     def _record(self, report: DeliveryReport, outcome: tuple[bool, int | str]) -> None:
