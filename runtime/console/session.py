@@ -127,15 +127,15 @@ def read_session(request: web.Request) -> dict[str, object] | None:
 
 def pre_session_token(request: web.Request) -> tuple[str, str | None]:
     """The sign-in form's CSRF token, and a new sealed cookie to set when the browser has none yet."""
-    raw = request.cookies.get(PRE_COOKIE)
-    data = request.app[SEALER].open(raw, max_age_s=PRE_MAX_AGE_S) if raw else None
-    if data is not None and isinstance(data.get("c"), str):
-        return str(data["c"]), None
+    token = pre_session_csrf(request)
+    if token is not None:
+        return token, None
     token = secrets.token_urlsafe(24)
     return token, request.app[SEALER].seal({"c": token})
 
 
 def pre_session_csrf(request: web.Request) -> str | None:
+    """The CSRF token of the browser's pre-session cookie, if it has an intact, recent one."""
     raw = request.cookies.get(PRE_COOKIE)
     data = request.app[SEALER].open(raw, max_age_s=PRE_MAX_AGE_S) if raw else None
     return str(data["c"]) if data is not None and isinstance(data.get("c"), str) else None
