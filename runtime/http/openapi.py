@@ -330,6 +330,13 @@ def _ops_paths() -> dict[str, Any]:
         "/openapi.json": {
             "get": {"operationId": "openapi", "summary": "this document", "responses": _ok({"type": "object"})}
         },
+        "/asyncapi.json": {
+            "get": {
+                "operationId": "asyncapi",
+                "summary": "the device protocol (MQTT) as an AsyncAPI 3 document, for this installation's topic root",
+                "responses": _ok({"type": "object"}),
+            }
+        },
     }
 
 
