@@ -17,6 +17,7 @@ import pytest
 from keng.adapters.store.app import Keng
 from keng.adapters.store.config import locate_store
 from keng.adapters.tts.render import Renderer
+from tests.contract import Taps
 
 POSTGRES_URL = os.environ.get("KENG_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -139,3 +140,14 @@ def renderer() -> Iterator[Renderer]:
     renderer = Renderer()
     yield renderer
     renderer.close()
+
+
+@pytest.fixture
+def contract_tap() -> Iterator[Taps]:
+    """Checks every MQTT message of the test against docs/asyncapi.json (tests/contract.py): the broker fixtures
+    (tests/integration/conftest.py) attach it, so every test on them is tapped; at teardown the test fails naming the
+    first message that breaks the contract."""
+    taps = Taps()
+    yield taps
+    taps.close()
+    taps.check()

@@ -1,7 +1,9 @@
 """MQTT brokers for integration tests: a mosquitto started by the test on a free port (with a temporary config),
 the embedded amqtt broker, and the configured one (KENG_TEST_MQTT, default mqtt://127.0.0.1:1883).
 
-Without a broker the `mqtt` tests are skipped with the reason, except in CI (CI=true), where they fail.
+The `mosquitto` and `embedded` fixtures are tapped: every message on them is checked against docs/asyncapi.json
+(tests/contract.py, the `contract_tap` fixture). Without a broker the `mqtt` tests are skipped with the reason,
+except in CI (CI=true), where they fail.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from keng.adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, free_port, parse_broker_url
+from tests.contract import Taps
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SYSTEM_MQTT = os.environ.get("KENG_TEST_MQTT", "mqtt://127.0.0.1:1883")
@@ -78,8 +81,8 @@ class Mosquitto:
 
 
 @pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A fresh mosquitto on a free port."""
+def mosquitto(tmp_path: Path, contract_tap: Taps) -> Iterator[Mosquitto]:
+    """A fresh mosquitto on a free port, its traffic checked against the device protocol's contract."""
     if shutil.which("mosquitto") is None:
         no_broker("the mosquitto binary is not installed (apt-get install mosquitto)")
     broker = Mosquitto(tmp_path)
@@ -87,13 +90,14 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         broker.start()
     except RuntimeError as e:
         no_broker(str(e))
+    contract_tap.attach(broker.address)
     yield broker
     broker.stop()
 
 
 @pytest.fixture
 def system_broker() -> BrokerAddress:
-    """The configured broker (KENG_TEST_MQTT, default the local mosquitto service)."""
+    """The configured broker (KENG_TEST_MQTT, default the local mosquitto service). Not tapped: others may share it."""
     address = parse_broker_url(SYSTEM_MQTT)
     if not _listening(address.host, address.port):
         no_broker(f"no MQTT broker listening at {address.display} (set KENG_TEST_MQTT)")
@@ -101,9 +105,10 @@ def system_broker() -> BrokerAddress:
 
 
 @pytest.fixture
-async def embedded() -> AsyncIterator[BrokerAddress]:
-    """The embedded amqtt broker in the test's event loop."""
+async def embedded(contract_tap: Taps) -> AsyncIterator[BrokerAddress]:
+    """The embedded amqtt broker in the test's event loop, its traffic checked against the contract."""
     broker = EmbeddedBroker()
     address = await broker.start()
+    await contract_tap.attach_async(address)
     yield address
     await broker.stop()

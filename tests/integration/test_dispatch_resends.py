@@ -12,6 +12,7 @@ import pytest
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.broker import BrokerAddress
 from keng.domain.dispatch import Dispatch
+from tests.contract import Taps
 from tests.integration.conftest import Mosquitto, no_broker
 from tests.integration.harness import Harness
 
@@ -60,7 +61,9 @@ async def test_the_barrier_comes_back_through_the_embedded_broker_too(tmp_path: 
         await h.close()
 
 
-async def test_a_broker_that_refuses_the_barrier_topic_delays_resends_but_never_stops_them(tmp_path: Path) -> None:
+async def test_a_broker_that_refuses_the_barrier_topic_delays_resends_but_never_stops_them(
+    tmp_path: Path, contract_tap: Taps
+) -> None:
     if shutil.which("mosquitto") is None:
         no_broker("the mosquitto binary is not installed (apt-get install mosquitto)")
     broker = Mosquitto(tmp_path)
@@ -70,6 +73,7 @@ async def test_a_broker_that_refuses_the_barrier_topic_delays_resends_but_never_
     acl.write_text(f"topic readwrite keng/#\ntopic deny {proto.barrier_topic('keng-dispatcher')}\n")  # anonymous
     broker.conf.write_text(broker.conf.read_text() + f"acl_file {acl}\n")
     broker.start()
+    contract_tap.attach(broker.address)
     h = Harness(tmp_path, broker.address)
     try:
         code, _ = await silent_endpoint_dispatch(h, barrier_timeout_s=0.5)
