@@ -184,7 +184,7 @@ def is_tls_refusal(error: BaseException) -> str | None:
     for), or None for any other error: a configuration to fix, not a network blip."""
     for e in (error, error.__cause__, error.__context__):
         if isinstance(e, ssl.SSLCertVerificationError):
-            return str(e.verify_message or e)
+            return f"certificate verify failed: {e.verify_message}" if e.verify_message else str(e)
     text = str(error)
     return text if "CERTIFICATE_VERIFY_FAILED" in text else None
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.broker import BrokerAddress
 from keng.adapters.mqtt.link import MqttLink
+from keng.adapters.mqtt.topics import Topics
 from keng.adapters.mqtt.wire import WireLink
 from keng.domain.programme import SAMPLE_SLOTS, parse_slots
-from keng.adapters.mqtt.topics import Topics
 from keng.runtime.bootstrap import client_id_for, mqtt_links, programme_of
 from keng.runtime.config import load_settings
 
