@@ -11,7 +11,9 @@ server = make_server_cert(ca, ["broker.ward.example", "10.0.0.5"])
 ca.write(dir / "ca.pem", dir / "ca.key")               # the key is written 0600; the certificate 0644
 server.write(dir / "server.pem", dir / "server.key")
 ```
-Devices (and keng's own links: `mqtts://...?ca=ca.pem`) verify the broker against `ca.pem`.
+Devices (and keng's own links: `mqtts://...?ca=ca.pem`) verify the broker against `ca.pem`. Keys are written 0600
+for the user who runs keng: mosquitto started as root drops to user `mosquitto` before it reads its key file, so that
+user must be able to read `server.key` (owner or group), or the broker exits with "Unable to load server key file".
 """
 
 from __future__ import annotations
