@@ -8,6 +8,7 @@ and a command's own options (`--broker`, `--slots`, `--public-url` ...) are laid
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta, timezone
@@ -48,6 +49,7 @@ class Settings:
     public_url: str | None = None  # --public-url: the base URL devices reach the service at (audio links)
     max_body_bytes: int = 1_048_576  # serve --max-body
     feedback_due: str = ""  # KENG_FEEDBACK_DUE_DAYS, e.g. security=1,other=14 (domain/feedback.py has the defaults)
+    topic_root: str = "keng/v1"  # KENG_TOPIC_ROOT: the first levels of every device-protocol topic
 
     @property
     def standing_orders_path(self) -> Path:
@@ -92,7 +94,22 @@ def load_settings(
         ratify_within=timedelta(minutes=_positive(env, "KENG_RATIFY_WITHIN_MIN", 30.0, most=10_080.0, unit="minutes")),
         feedback_due=_feedback_due(env),
         latency_budgets=_budgets(env),
+        topic_root=_topic_root(env),
     )
+
+
+_TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _topic_root(env: Mapping[str, str]) -> str:
+    """KENG_TOPIC_ROOT: 1-5 levels of letters, digits, '_', '.' or '-' (no wildcards, no empty level)."""
+    raw = env.get("KENG_TOPIC_ROOT", "").strip() or "keng/v1"
+    levels = raw.split("/")
+    if not 1 <= len(levels) <= 5 or not all(_TOPIC_LEVEL.match(level) for level in levels):
+        raise InvalidValue(
+            f"KENG_TOPIC_ROOT must be 1-5 '/'-separated levels of letters, digits, '_', '.' or '-', not {raw!r}"
+        )
+    return raw
 
 
 def _feedback_due(env: Mapping[str, str]) -> str:
