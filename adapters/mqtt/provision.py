@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -65,7 +66,9 @@ class TlsOptions:
 
 @dataclass(frozen=True)
 class BrokerOptions:
-    """The listener and where the files go."""
+    """The listeners and where the files go. With `keng_port`, keng's own accounts log in only on a listener of
+    their own (`keng_listen`, default loopback), and the devices' listener sets each device's client id to its
+    username, so that no device can take over another's session by connecting with its client id."""
 
     out: Path
     port: int | None = None  # default 1883, or 8883 with TLS
@@ -73,10 +76,22 @@ class BrokerOptions:
     tls: TlsOptions | None = None
     persistence: bool = False  # keep sessions and queued messages in `out` across broker restarts
     topic_root: str = "keng/v1"
+    keng_port: int | None = None
+    keng_listen: str | None = None  # with keng_port; None: 127.0.0.1
 
     @property
     def listen_port(self) -> int:
         return self.port or (TLS_PORT if self.tls else PLAIN_PORT)
+
+    @property
+    def split(self) -> bool:
+        """Whether keng has a listener of its own."""
+        return self.keng_port is not None
+
+    @property
+    def keng_bind(self) -> str | None:
+        """The address keng's own listener binds (None: every interface)."""
+        return (self.keng_listen or "127.0.0.1") if self.split else self.listen
 
 
 @dataclass
@@ -90,6 +105,32 @@ class Written:
     ca: str = "none"
     server_cert: str = "none"
     notes: list[str] = field(default_factory=list)
+
+
+_HOST = re.compile(r"^[A-Za-z0-9._:-]{1,253}$")
+
+
+def check_options(options: BrokerOptions) -> None:
+    """Refuse what would break a line of mosquitto.conf or a certificate: a host that is not a name or an address, a
+    path with a control character."""
+    hosts = [h for h in (options.listen, options.keng_listen) if h is not None]
+    hosts += list(options.tls.hosts) if options.tls is not None else []
+    for host in hosts:
+        if not _HOST.match(host) or host.startswith(("-", ".")):
+            raise ProvisionError(f"{host!r} is not a host name or an IP address")
+    paths = [options.out]
+    if options.tls is not None:
+        paths += [p for p in (options.tls.ca_cert, options.tls.ca_key, options.tls.cert, options.tls.key) if p]
+    for path in paths:
+        if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):
+            raise ProvisionError(f"the path {str(path)!r} has a control character")
+    if options.keng_listen is not None and options.keng_port is None:
+        raise ProvisionError("a listen address for keng's own listener needs its port (--keng-port)")
+    if options.keng_port is not None and options.keng_port == options.listen_port:
+        raise ProvisionError(f"keng's own listener needs a port other than the devices' ({options.listen_port})")
+    root = options.topic_root.split("/")
+    if not all(level and not set(level) & set("+#") for level in root):
+        raise ProvisionError(f"topic root {options.topic_root!r} has an empty level or a wildcard")
 
 
 # -- rendering --------------------------------------------------------------------------------------------------
@@ -149,12 +190,16 @@ def _owner() -> str | None:
         return None
 
 
+def _bind(host: str | None) -> str:
+    return "" if host in (None, *ANY_ADDRESS) else f" {host}"
+
+
 def render_conf(
     options: BrokerOptions, files: Mapping[str, Path], *, owner: str | None = None, generated_at: datetime | None = None
 ) -> str:
-    """mosquitto.conf: one listener (TLS with `certfile`/`keyfile` when asked), no anonymous access, the password
-    file and the ACL, and (if `owner` is given) the user mosquitto runs as when started by root, so that it can read
-    the private files."""
+    """mosquitto.conf: no anonymous access, the password file and the ACL, the devices' listener (TLS with
+    `certfile`/`keyfile` when asked) and, with `keng_port`, keng's own; and (if `owner` is given) the user mosquitto
+    runs as when started by root, so that it can read the private files."""
     at = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
     lines = [
         f"# Written by `keng broker config` at {at}. Run: mosquitto -c {files['conf']}",
@@ -163,27 +208,32 @@ def render_conf(
     ]
     if owner:
         lines += [f"user {owner}"]
-    lines += [
-        "per_listener_settings false",
-        "allow_anonymous false",
-        f"password_file {files['passwords']}",
-        f"acl_file {files['acl']}",
-        f"max_queued_messages {MAX_QUEUED}",
-    ]
+    lines += [f"max_queued_messages {MAX_QUEUED}"]
     if options.persistence:
         lines += ["persistence true", f"persistence_location {options.out.resolve()}/"]
     else:
         lines += ["persistence false"]
-    bind = "" if options.listen in (None, *ANY_ADDRESS) else f" {options.listen}"
-    lines += ["", f"listener {options.listen_port}{bind}"]
-    if options.tls is not None:
-        lines += [f"certfile {files['server_cert']}", f"keyfile {files['server_key']}", "tls_version tlsv1.2"]
+    tls = [] if options.tls is None else [
+        f"certfile {files['server_cert']}", f"keyfile {files['server_key']}", "tls_version tlsv1.2"
+    ]  # fmt: skip
+
+    def access(passwords: Path) -> list[str]:
+        return ["allow_anonymous false", f"password_file {passwords}", f"acl_file {files['acl']}"]
+
+    devices = f"listener {options.listen_port}{_bind(options.listen)}"
+    if not options.split:
+        lines += ["per_listener_settings false", *access(files["passwords"]), "", devices, *tls]
+        return "\n".join(lines) + "\n"
+    lines += ["per_listener_settings true", "", "# devices: the client id is the username (no session takeover)"]
+    lines += [devices, *tls, "use_username_as_clientid true", *access(files["passwords"])]
+    lines += ["", "# keng's own accounts only", f"listener {options.keng_port}{_bind(options.keng_bind)}", *tls]
+    lines += access(files["keng_passwords"])
     return "\n".join(lines) + "\n"
 
 
 def connect_host(options: BrokerOptions) -> str:
-    """The host keng's own URL names: the listen address when one is given, else `localhost`."""
-    return "localhost" if options.listen in (None, *ANY_ADDRESS) else str(options.listen)
+    """The host keng's own URL names: the address its listener binds when one is given, else `localhost`."""
+    return "localhost" if options.keng_bind in (None, *ANY_ADDRESS) else str(options.keng_bind)
 
 
 def keng_url(options: BrokerOptions, account: str, password: str, ca_file: Path | None, *, masked: bool = False) -> str:
@@ -195,7 +245,8 @@ def keng_url(options: BrokerOptions, account: str, password: str, ca_file: Path 
     scheme = "mqtts" if options.tls else "mqtt"
     query = f"?ca={quote(str(ca_file))}" if options.tls and ca_file is not None else ""
     secret = "****" if masked else quote(password, safe="")
-    return f"{scheme}://{quote(account, safe='')}:{secret}@{host}:{options.listen_port}{query}"
+    port = options.keng_port or options.listen_port
+    return f"{scheme}://{quote(account, safe='')}:{secret}@{host}:{port}{query}"
 
 
 # -- certificates ---------------------------------------------------------------------------------------------------
@@ -204,7 +255,7 @@ def keng_url(options: BrokerOptions, account: str, password: str, ca_file: Path 
 def _server_names(options: BrokerOptions) -> list[str]:
     assert options.tls is not None
     names = list(LOCAL_NAMES)
-    for host in (options.listen, *options.tls.hosts):
+    for host in (options.listen, options.keng_bind, *options.tls.hosts):
         if host and host not in ANY_ADDRESS and host not in names:
             names.append(host)
     return names
@@ -339,19 +390,22 @@ def write_broker_files(
     from keng.adapters.mqtt.accounts import KENG_ACCOUNT, mosquitto_hash
 
     now = now or datetime.now(UTC)
+    check_options(options)
     if options.tls is not None:
         _check_given(options.tls)
     clash = sorted({g.code for g in devices} & set(keng_accounts))
     if clash:
         raise ProvisionError(f"endpoint code(s) {', '.join(clash)} are keng's own broker accounts; rename them")
     out = private_dir(options.out).resolve()
-    options = BrokerOptions(out, options.port, options.listen, options.tls, options.persistence, options.topic_root)
+    options = replace(options, out=out)
     files = {
         "conf": out / "mosquitto.conf",
         "passwords": out / "passwords",
         "acl": out / "acl",
         "url": out / "keng.url",
     }
+    if options.split:
+        files["keng_passwords"] = out / "keng.passwords"
     if options.tls is not None:
         files |= {"server_cert": out / "server.pem", "server_key": out / "server.key"}
     written = Written(files=files, url_display="", devices=len(devices))
@@ -359,7 +413,11 @@ def write_broker_files(
     if ca_file is not None:
         files["ca"] = ca_file
     hashes = {g.code: device_hashes[g.code] for g in devices}
-    hashes |= {account: mosquitto_hash(password) for account, password in keng_accounts.items()}
+    keng_hashes = {account: mosquitto_hash(password) for account, password in keng_accounts.items()}
+    if options.split:
+        write_private(files["keng_passwords"], render_passwords(keng_hashes).encode(), durable=True)
+    else:
+        hashes |= keng_hashes
     write_private(files["passwords"], render_passwords(hashes).encode(), durable=True)
     write_private(files["acl"], render_acl(options.topic_root, devices, sorted(keng_accounts)).encode(), durable=True)
     owner = _owner() if os.name == "posix" else None

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=digits("a TCP port", lo=1, hi=65535), default=None,
                    help="listener port (default 1883, with --tls 8883)")  # fmt: skip
     p.add_argument("--listen", default=None, metavar="HOST", help="address to bind (default: every interface)")
+    p.add_argument("--keng-port", type=digits("a TCP port", lo=1, hi=65535), default=None,
+                   help="a listener for keng's own account alone; devices' client ids are then their usernames, so "
+                   "that no device can take over another's session (recommended)")  # fmt: skip
+    p.add_argument("--keng-listen", default=None, metavar="HOST",
+                   help="with --keng-port: the address keng's listener binds (default 127.0.0.1)")  # fmt: skip
     p.add_argument("--tls", action="store_true", help="a TLS listener (keng's own CA unless one is given)")
     p.add_argument("--ca-cert", type=Path, default=None, metavar="F", help="with --tls: sign with this CA (PEM)")
     p.add_argument("--ca-key", type=Path, default=None, metavar="F", help="with --ca-cert: its private key (PEM)")
@@ -84,6 +89,8 @@ def cmd_broker_config(args: argparse.Namespace, settings: Settings) -> int:
         tls=tls,
         persistence=args.persistence,
         topic_root=settings.topic_root,
+        keng_port=args.keng_port,
+        keng_listen=args.keng_listen,
     )
     app = open_app(settings, create=False)
     try:

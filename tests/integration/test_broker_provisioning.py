@@ -61,7 +61,7 @@ class Site:
     """A data directory holding the small district (plus a neighbour, a board and an FM receiver), the `keng` CLI
     on it, and a mosquitto run from the folder `keng broker config` writes."""
 
-    def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str], *, tls: bool) -> None:
+    def __init__(self, tmp: Path, capsys: pytest.CaptureFixture[str], *, tls: bool, split: bool = False) -> None:
         self.data, self.out, self.capsys, self.tls = tmp / "data", tmp / "broker", capsys, tls
         self.env = locate_store(None, self.data).env
         self.data.mkdir(mode=0o700)
@@ -74,6 +74,7 @@ class Site:
         enrol_by_system(app, handle="an", name="Ngô Văn An", roles=["admin"], wards=[small_district.WARD_B])
         app.close()
         self.port = free_port()
+        self.keng_port = free_port() if split else None  # keng's own listener (--keng-port)
         self.proc: subprocess.Popen[bytes] | None = None
         self.passwords: dict[str, str] = {}
 
@@ -94,7 +95,9 @@ class Site:
 
     def config(self, *extra: str) -> dict[str, Any]:
         argv = ["broker", "config", "--out", str(self.out), "--port", str(self.port), "--listen", "127.0.0.1"]
-        status, out, err = self.keng(*argv, *(["--tls"] if self.tls else []), *extra, "--json")
+        argv += ["--tls"] if self.tls else []
+        argv += ["--keng-port", str(self.keng_port)] if self.keng_port else []
+        status, out, err = self.keng(*argv, *extra, "--json")
         assert status == 0, err
         written: dict[str, Any] = orjson.loads(out)
         return written
@@ -114,7 +117,7 @@ class Site:
             ["mosquitto", "-c", str(self.out / "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + 10
-        while not _listening("127.0.0.1", self.port):
+        while not (_listening("127.0.0.1", self.port) and _listening("127.0.0.1", self.keng_port or self.port)):
             if self.proc.poll() is not None:
                 raise AssertionError(f"mosquitto refused the written configuration: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
             if time.monotonic() > deadline:
@@ -131,19 +134,24 @@ class Site:
             self.proc.wait(10)
         self.proc = None
 
-    def client(self, user: str | None, password: str | None = None, **kw: Any) -> aiomqtt.Client:
-        """A client of this broker: over TLS it dials `localhost` and verifies the broker against DIR/ca.pem."""
+    def client(
+        self, user: str | None, password: str | None = None, port: int | None = None, **kw: Any
+    ) -> aiomqtt.Client:
+        """A client of this broker (keng's account on keng's own listener, if there is one): over TLS it dials
+        `localhost` and verifies the broker against DIR/ca.pem."""
+        keng = user == "keng-dispatcher"
         if password is None and user is not None:
-            password = self.keng_password if user == "keng-dispatcher" else self.passwords[user]
+            password = self.keng_password if keng else self.passwords[user]
+        port = port or (self.keng_port if keng and self.keng_port else self.port)
         tls = aiomqtt.TLSParameters(ca_certs=str(self.out / "ca.pem")) if self.tls else None
         host = "localhost" if self.tls else "127.0.0.1"
-        return aiomqtt.Client(host, self.port, username=user, password=password, tls_params=tls, timeout=10,
+        return aiomqtt.Client(host, port, username=user, password=password, tls_params=tls, timeout=10,
                               protocol=aiomqtt.ProtocolVersion.V5, **kw)  # fmt: skip
 
-    async def refused(self, user: str | None, password: str | None = None) -> bool:
+    async def refused(self, user: str | None, password: str | None = None, port: int | None = None) -> bool:
         """True if the broker refuses this login as not authorised (any other failure is an error)."""
         try:
-            async with self.client(user, password):
+            async with self.client(user, password, port):
                 return False
         except aiomqtt.MqttCodeError as e:
             assert e.rc in (5, 135), e  # 3.1.1 "not authorised", 5 "Not authorized"
@@ -151,10 +159,10 @@ class Site:
 
 
 @contextlib.contextmanager
-def running(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, tls: bool) -> Iterator[Site]:
+def running(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, tls: bool, split: bool = False) -> Iterator[Site]:
     if shutil.which("mosquitto") is None:
         no_broker("the mosquitto binary is not installed (apt-get install mosquitto)")
-    site = Site(tmp_path, capsys, tls=tls)
+    site = Site(tmp_path, capsys, tls=tls, split=split)
     try:
         site.credentials(DEV_A)
         site.credentials(DEV_B)
@@ -166,9 +174,15 @@ def running(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, tls: bool) ->
         site.stop()
 
 
-@pytest.fixture(params=["plain", "tls"])
+@pytest.fixture(params=["plain", "tls", "tls+keng-listener"])
 def site(request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Site]:
-    with running(tmp_path, capsys, tls=request.param == "tls") as s:
+    with running(tmp_path, capsys, tls="tls" in request.param, split="keng" in request.param) as s:
+        yield s
+
+
+@pytest.fixture
+def split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Site]:
+    with running(tmp_path, capsys, tls=False, split=True) as s:
         yield s
 
 
@@ -288,8 +302,15 @@ async def test_a_device_writes_only_its_own_ack_and_status_and_cannot_command_ot
     assert commands == [f"{ep('speaker', DEV_B)} end"]
 
 
-async def test_a_running_dispatcher_records_nothing_a_device_says_for_another(plain: Site) -> None:
-    site = plain
+@pytest.mark.parametrize("listeners", ["one listener", "keng's own listener"])
+async def test_a_running_dispatcher_records_nothing_a_device_says_for_another(
+    listeners: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running(tmp_path, capsys, tls=False, split=listeners != "one listener") as site:
+        await _dispatcher_records_nothing_forged(site)
+
+
+async def _dispatcher_records_nothing_forged(site: Site) -> None:
     app = Keng(env=site.env)
     dispatcher = build_dispatcher(Keng(env=site.env), parse_broker_url(site.keng_url), programme=ALWAYS_OPEN,
                                   retry=RetryPolicy(first_s=1.0, cap_s=2.0))  # fmt: skip
@@ -338,6 +359,22 @@ async def test_a_running_dispatcher_records_nothing_a_device_says_for_another(pl
         with contextlib.suppress(asyncio.CancelledError):
             await task
         app.close()
+
+
+async def test_with_kengs_own_listener_no_device_takes_over_anothers_session(split: Site) -> None:
+    site = split
+    assert site.keng_port is not None
+    assert await site.refused(DEV_A, port=site.keng_port)  # devices log in on their own listener only ...
+    assert await site.refused("keng-dispatcher", port=site.port)  # ... and keng on its own
+    async with site.client(DEV_B, identifier=f"keng-dev-{DEV_B}") as neighbour:
+        await neighbour.subscribe(ep("speaker", DEV_B), qos=1)
+        async with site.client(DEV_A, identifier=f"keng-dev-{DEV_B}"):  # B's client id
+            pass
+        async with site.client("keng-dispatcher", identifier="one") as keng, site.client("keng-dispatcher") as other:
+            await other.publish(ep("speaker", DEV_B), b"still here", qos=1)  # keng's connections coexist
+            await keng.publish(ep("speaker", DEV_B), b"end", qos=1)
+        got = await collect(neighbour, lambda _, payload: payload == b"end")
+    assert got == [f"{ep('speaker', DEV_B)} still here", f"{ep('speaker', DEV_B)} end"]
 
 
 # -- changes: new devices, rotation, reload ---------------------------------------------------------------------------

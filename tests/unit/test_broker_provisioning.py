@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,17 +25,22 @@ from keng.adapters.mqtt.provision import (
     DeviceGrant,
     ProvisionError,
     TlsOptions,
+    check_options,
     keng_url,
     render_acl,
     render_conf,
     render_passwords,
 )
 from keng.domain.endpoint import Endpoint
-from keng.domain.errors import IllegalTransition, NotAuthorised, OutOfScope
+from keng.domain.errors import IllegalTransition, InvalidValue, NotAuthorised, OutOfScope
+from keng.runtime.config import load_settings
 from tests.unit.helpers import staff
 
 # A line `mosquitto_passwd -b FILE alice secretpw` (mosquitto 2.0.11) wrote: the reference keng's hashing must match.
-MOSQUITTO_LINE = "alice:$7$101$6D+P4JVNd9jGhPlt$swhuLro+pMyGEu0ck96K9fksJvFFmi0CjPsdZWDOlV8bCOmLNO1ti4aU+uFaW/DEFIVTR7sCDIcjd0o48PHWYQ=="
+MOSQUITTO_LINE = (
+    "alice:$7$101$6D+P4JVNd9jGhPlt$swhuLro+pMyGEu0ck96K9fksJvFFmi0CjPsdZWDOlV8bCOmLNO1ti4aU+uFaW/"
+    "DEFIVTR7sCDIcjd0o48PHWYQ=="
+)
 HASH_SHAPE = re.compile(r"^\$7\$101\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==$")
 
 
@@ -63,8 +69,8 @@ def test_anything_that_is_not_a_pbkdf2_hash_never_verifies(text: str) -> None:
 
 
 def test_mosquitto_passwd_itself_reads_keng_hashes_back(tmp_path: Path) -> None:
-    """mosquitto_passwd -U would rehash; instead, a line keng wrote is kept by mosquitto_passwd when another user is
-    added to the same file (it parses every line), and the broker tests use keng's hashes for real logins."""
+    """mosquitto_passwd parses every line of a file when it adds a user: it keeps keng's line as it is, and keng
+    verifies the line it adds (the broker tests log in with keng's hashes for real)."""
     if shutil.which("mosquitto_passwd") is None:
         pytest.skip("mosquitto_passwd is not installed")
     path = tmp_path / "passwords"
@@ -168,14 +174,29 @@ def test_the_conf_has_no_anonymous_access_and_names_the_files(tmp_path: Path) ->
     conf = render_conf(BrokerOptions(tmp_path), _files(tmp_path, False), owner="keng")
     assert _settings(conf) == [
         "user keng",
+        "max_queued_messages 200000",
+        "persistence false",
         "per_listener_settings false",
         "allow_anonymous false",
         f"password_file {tmp_path / 'passwords'}",
         f"acl_file {tmp_path / 'acl'}",
-        "max_queued_messages 200000",
-        "persistence false",
         "listener 1883",
     ]
+
+
+def test_with_a_listener_for_keng_devices_client_ids_are_their_usernames(tmp_path: Path) -> None:
+    files = _files(tmp_path, True) | {"keng_passwords": tmp_path / "keng.passwords"}
+    options = BrokerOptions(tmp_path, listen="0.0.0.0", tls=TlsOptions(), keng_port=8884)
+    access = ["allow_anonymous false", f"acl_file {tmp_path / 'acl'}"]
+    tls = [f"certfile {tmp_path / 'server.pem'}", f"keyfile {tmp_path / 'server.key'}", "tls_version tlsv1.2"]
+    lines = _settings(render_conf(options, files))
+    devices, keng = lines.index("listener 8883"), lines.index("listener 8884 127.0.0.1")
+    assert lines[:devices] == ["max_queued_messages 200000", "persistence false", "per_listener_settings true"]
+    assert sorted(lines[devices + 1 : keng]) == sorted(
+        [*tls, "use_username_as_clientid true", *access, f"password_file {tmp_path / 'passwords'}"]
+    )
+    assert sorted(lines[keng + 1 :]) == sorted([*tls, *access, f"password_file {tmp_path / 'keng.passwords'}"])
+    assert keng_url(options, "keng-dispatcher", "pw", None) == "mqtts://keng-dispatcher:pw@127.0.0.1:8884"
 
 
 def test_the_tls_conf_listens_on_8883_with_the_server_certificate_and_can_persist(tmp_path: Path) -> None:
@@ -226,3 +247,31 @@ def test_no_credentials_for_a_non_admin_another_wards_admin_a_decommissioned_or_
         with pytest.raises(IllegalTransition, match="mqtt-devices-only"):
             _endpoint(kind).issue_credentials(actor=staff("admin", "admin"))
     assert _endpoint("eboard").issue_credentials(actor=staff("admin", "admin")) is False
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"listen": "127.0.0.1\nallow_anonymous true"},
+        {"listen": "a b"},
+        {"listen": "-h"},
+        {"tls": TlsOptions(hosts=("ok.example", "bad\nname"))},
+        {"out": Path("/tmp/x\nallow_anonymous true")},
+        {"topic_root": "keng/+"},
+        {"topic_root": "keng//v1"},
+        {"keng_port": 1883},  # the devices' port
+        {"keng_listen": "127.0.0.1"},  # without its port
+        {"keng_port": 1884, "keng_listen": "a\nb"},
+    ],
+)
+def test_options_that_would_break_a_line_of_the_conf_are_refused(options: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(ProvisionError):
+        check_options(BrokerOptions(**{"out": tmp_path, **options}))
+
+
+def test_the_topic_root_setting_is_read_and_checked() -> None:
+    assert load_settings(environ={}).topic_root == "keng/v1"
+    assert load_settings(environ={"KENG_TOPIC_ROOT": "site-a/keng/v1"}).topic_root == "site-a/keng/v1"
+    for bad in ("keng/#", "/keng", "keng/", "a/b/c/d/e/f", "kéng"):
+        with pytest.raises(InvalidValue, match="KENG_TOPIC_ROOT"):
+            load_settings(environ={"KENG_TOPIC_ROOT": bad})
