@@ -416,6 +416,26 @@ async def test_a_new_device_and_a_rotation_take_effect_after_regenerating_and_si
     await until_login(site, DEV_B, site.passwords[DEV_B], refused=True)
 
 
+async def test_a_reload_disconnects_the_rotated_and_the_decommissioned_and_nobody_else(plain: Site) -> None:
+    site = plain
+    async with (
+        site.client(DEV_A) as rotated,
+        site.client(BOARD) as retired,
+        site.client(DEV_B) as unchanged,
+        site.client("keng-dispatcher") as keng,
+    ):
+        await unchanged.subscribe(ep("speaker", DEV_B), qos=1)
+        site.credentials(DEV_A)
+        assert site.keng("endpoint", "decommission", BOARD, "--reason", "thanh lý", "--as", "admin")[0] == 0
+        site.config()  # keng's own hash is salted anew: the same password still verifies
+        site.reload()
+        for gone in (rotated, retired):
+            with pytest.raises(aiomqtt.MqttError):
+                await collect(gone, lambda *_: True)
+        await keng.publish(ep("speaker", DEV_B), b"still here", qos=1)
+        assert await collect(unchanged, lambda *_: True) == [f"{ep('speaker', DEV_B)} still here"]
+
+
 # -- the CLI and the files --------------------------------------------------------------------------------------------
 
 
