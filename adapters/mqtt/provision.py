@@ -25,7 +25,9 @@ from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 
+from keng.adapters.mqtt.accounts import KENG_ACCOUNT, mosquitto_hash
 from keng.adapters.mqtt.certs import CertError, CertKey, load_ca, make_ca, make_server_cert
 from keng.adapters.private_files import private_dir, write_private
 
@@ -277,14 +279,27 @@ def _normal(name: str) -> str:
         return name.lower()
 
 
+def _key_fits(cert: x509.Certificate, key_pem: bytes) -> bool:
+    """True if the PEM private key is the certificate's (False for anything that is not a private key)."""
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return False
+    spki = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    return bool(key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki))
+
+
 def _keeps(cert_path: Path, key_path: Path, ca: x509.Certificate, names: list[str], now: datetime) -> bool:
-    """True if the server certificate in place was issued by `ca`, names every host and lives on a while yet."""
+    """True if the server certificate in place was issued by `ca`, has its key beside it, names every host and lives
+    on a while yet."""
     if not (cert_path.is_file() and key_path.is_file()):
         return False
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
+        return False
+    if not _key_fits(cert, key_path.read_bytes()):
         return False
     have = {_normal(n) for n in _names_of(cert)}
     return {_normal(n) for n in names} <= have and cert.not_valid_after_utc - RENEW_BEFORE > now
@@ -313,10 +328,11 @@ def _check_given(tls: TlsOptions) -> None:
     """Read what was given before anything is written, so that a wrong file leaves no folder behind."""
     if tls.cert is not None and tls.key is not None:
         try:
-            x509.load_pem_x509_certificate(_read(tls.cert))
+            cert = x509.load_pem_x509_certificate(_read(tls.cert))
         except ValueError as e:
             raise CertError(f"{tls.cert}: not a PEM certificate ({e})") from None
-        _read(tls.key)
+        if not _key_fits(cert, _read(tls.key)):
+            raise CertError(f"{tls.key} is not an unencrypted PEM private key of {tls.cert}")
         if tls.ca_cert is not None:
             _read_ca_cert(tls.ca_cert)
     elif tls.ca_cert is not None and tls.ca_key is not None:
@@ -387,8 +403,6 @@ def write_broker_files(
     """Write every file into `options.out` (created 0700 if missing). `device_hashes` are the devices' stored `$7$`
     hashes by code (only those of `devices` are written); `keng_accounts` are keng's own accounts and their plain
     passwords (hashed here). A device whose code is also one of keng's accounts is refused."""
-    from keng.adapters.mqtt.accounts import KENG_ACCOUNT, mosquitto_hash
-
     now = now or datetime.now(UTC)
     check_options(options)
     if options.tls is not None:

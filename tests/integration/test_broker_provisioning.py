@@ -520,6 +520,36 @@ def test_a_given_ca_signs_the_server_certificate_and_bad_options_are_named(
     cert = x509.load_pem_x509_certificate((site.out / "server.pem").read_bytes())
     cert.verify_directly_issued_by(given.certificate)
     assert site.config()["server_cert"] == "kept"  # later runs need the CA's key only to issue another
+    with pytest.raises(AssertionError, match=r"has no ca\.key beside it"):
+        site.config("--host", "broker.example")  # a new name needs a new certificate, and the CA's key is not here
+
+
+def test_a_server_certificate_made_elsewhere_is_used_as_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from keng.adapters.mqtt.certs import make_ca, make_server_cert
+
+    site = Site(tmp_path, capsys, tls=True)
+    ca = make_ca("Public-ish CA")
+    ca.write(tmp_path / "given-ca.pem", tmp_path / "given-ca.key")
+    made = make_server_cert(ca, ["broker.example"])
+    made.write(tmp_path / "made.pem", tmp_path / "made.key")
+    given = ["--cert", str(tmp_path / "made.pem"), "--key", str(tmp_path / "made.key")]
+    written = site.config(*given, "--ca-cert", str(tmp_path / "given-ca.pem"))
+    assert (written["ca"], written["server_cert"]) == ("given", "given")
+    assert (site.out / "server.pem").read_bytes() == made.cert_pem and (site.out / "ca.pem").read_bytes() == ca.cert_pem
+    assert site.keng_url.endswith(f"?ca={site.out / 'ca.pem'}")
+    public = site.config(*given)  # a public CA: the system's trust store verifies it
+    assert public["server_cert"] == "given" and public["notes"] and "?ca=" not in site.keng_url
+    other = make_server_cert(ca, ["broker.example"])
+    other.write(tmp_path / "other.pem", tmp_path / "other.key")
+    mismatched = ["--cert", str(tmp_path / "made.pem"), "--key", str(tmp_path / "other.key")]
+    status, _, err = site.keng("broker", "config", "--out", str(site.out), "--tls", *mismatched)
+    assert status == 1 and "is not an unencrypted PEM private key of" in err
+    assert (site.out / "server.key").read_bytes() == made.key_pem  # nothing was written
+
+
+def test_bad_broker_options_are_named_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = Site(tmp_path, capsys, tls=True)
+    site.config()
     base = ["broker", "config", "--out", str(tmp_path / "x")]
     for argv, fragment in [
         (["--cert", "a.pem"], "--cert need --tls"),
@@ -528,6 +558,10 @@ def test_a_given_ca_signs_the_server_certificate_and_bad_options_are_named(
         (["--tls", "--ca-cert", str(tmp_path / "missing.pem"), "--ca-key", "k"], "cannot read"),
         (["--tls", "--ca-cert", str(site.out / "server.pem"), "--ca-key", str(site.out / "server.key")],
          "not a CA certificate"),
+        (["--tls", "--cert", "a.pem", "--key", "b.key", "--ca-key", "c.key"], "--ca-key signs a server certificate"),
+        (["--listen", "127.0.0.1\nallow_anonymous true"], "not a host name or an IP address"),
+        (["--port", "1883", "--keng-port", "1883"], "a port other than the devices'"),
+        (["--keng-listen", "127.0.0.1"], "needs its port"),
     ]:  # fmt: skip
         status, out, err = site.keng(*base, *argv)
         assert status == 1 and fragment in err and out == "", (argv, err)
