@@ -28,10 +28,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "`kill -HUP <mosquitto pid>` reloads passwords and ACL. Run the broker with `mosquitto -c DIR/mosquitto.conf`.",
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into (created 0700)")
-    p.add_argument("--port", type=digits("a TCP port", lo=1, hi=65535), default=None,
+    p.add_argument("--port", type=digits("a TCP port", lo=1, hi=65535), default=None, metavar="N",
                    help="listener port (default 1883, with --tls 8883)")  # fmt: skip
     p.add_argument("--listen", default=None, metavar="HOST", help="address to bind (default: every interface)")
-    p.add_argument("--keng-port", type=digits("a TCP port", lo=1, hi=65535), default=None,
+    p.add_argument("--keng-port", type=digits("a TCP port", lo=1, hi=65535), default=None, metavar="N",
                    help="a listener for keng's own account alone; devices' client ids are then their usernames, so "
                    "that no device can take over another's session (recommended)")  # fmt: skip
     p.add_argument("--keng-listen", default=None, metavar="HOST",
