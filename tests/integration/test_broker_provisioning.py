@@ -302,11 +302,13 @@ async def test_a_device_writes_only_its_own_ack_and_status_and_cannot_command_ot
     assert commands == [f"{ep('speaker', DEV_B)} end"]
 
 
-@pytest.mark.parametrize("listeners", ["one listener", "keng's own listener"])
+@pytest.mark.parametrize("listeners", ["one listener", "keng's own listener", "tls"])
 async def test_a_running_dispatcher_records_nothing_a_device_says_for_another(
     listeners: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with running(tmp_path, capsys, tls=False, split=listeners != "one listener") as site:
+    """The dispatcher delivers through the provisioned broker (also over TLS, with keng.url's `mqtts://` and the CA
+    `keng broker config --tls` made) and records only what a device says for itself."""
+    with running(tmp_path, capsys, tls=listeners == "tls", split=listeners == "keng's own listener") as site:
         await _dispatcher_records_nothing_forged(site)
 
 
