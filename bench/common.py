@@ -19,6 +19,7 @@ import orjson
 from keng.adapters import sample_district
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
+from keng.adapters.mqtt.topics import Topics
 from keng.adapters.mqtt.wire import WireLink
 from keng.adapters.store.app import Keng
 from keng.adapters.store.config import locate_store
@@ -82,19 +83,49 @@ def wait_line(proc: subprocess.Popen[bytes], word: str, timeout: float = 900) ->
     raise RuntimeError(f"no {word!r} within {timeout} s")
 
 
-def start_broker(spec: str) -> tuple[BrokerAddress, subprocess.Popen[bytes] | None]:
-    """`mosquitto` (own process, free port), `embedded` (amqtt in its own process) or a URL."""
+def bench_topics() -> Topics:
+    """The topics of the installation the benchmark plays (KENG_TOPIC_ROOT, as the `keng` processes it starts read it
+    from the environment they inherit)."""
+    from keng.runtime.config import load_settings
+
+    return Topics(load_settings().topic_root)
+
+
+def tls_files() -> Path:
+    """A folder with a CA (ca.pem) and a server certificate for localhost and 127.0.0.1 (server.pem, server.key) made
+    by keng (adapters/mqtt/certs.py), readable by user `mosquitto` (mosquitto started as root reads them as that)."""
+    from keng.adapters.mqtt.certs import make_ca, make_server_cert
+
+    folder = Path(tempfile.mkdtemp(prefix="keng-bench-tls-"))
+    folder.chmod(0o755)
+    ca = make_ca("keng bench CA")
+    ca.write(folder / "ca.pem", folder / "ca.key")
+    make_server_cert(ca, ["localhost", "127.0.0.1"]).write(folder / "server.pem", folder / "server.key")
+    (folder / "server.key").chmod(0o644)  # a benchmark's throwaway key
+    return folder
+
+
+def start_broker(spec: str, *, tls: bool = False) -> tuple[BrokerAddress, subprocess.Popen[bytes] | None]:
+    """`mosquitto` (own process, free port; with `tls`, its one listener speaks TLS with a certificate made here, and
+    the address verifies it), `embedded` (amqtt in its own process) or a URL."""
     if spec not in ("mosquitto", "embedded"):
         return parse_broker_url(spec), None
     port = free_port()
     if spec == "mosquitto":
         conf = Path(tempfile.mkdtemp()) / "mosquitto.conf"
-        conf.write_text(MOSQUITTO_CONF.format(port=port))
-        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+        text = MOSQUITTO_CONF.format(port=port)
         address = BrokerAddress("127.0.0.1", port)
+        if tls:
+            files = tls_files()
+            text += f"certfile {files / 'server.pem'}\nkeyfile {files / 'server.key'}\n"
+            address = parse_broker_url(f"mqtts://127.0.0.1:{port}?ca={files / 'ca.pem'}")
+        conf.write_text(text)
+        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
     else:
+        if tls:
+            raise SystemExit("--tls needs --broker mosquitto: the embedded broker speaks plain MQTT only")
         code = (
-            "import asyncio\nfrom adapters.mqtt.broker import EmbeddedBroker\n"
+            "import asyncio\nfrom keng.adapters.mqtt.broker import EmbeddedBroker\n"
             f"async def m():\n    await EmbeddedBroker(port={port}).start()\n    await asyncio.Event().wait()\n"
             "asyncio.run(m())"
         )
@@ -109,12 +140,13 @@ class Observer:
     what it measures, so it stays light: the fleet's client, QoS 0 (no PUBACK per ack for the broker to handle), and
     only `received` acks decoded."""
 
-    def __init__(self, broker: BrokerAddress) -> None:
+    def __init__(self, broker: BrokerAddress, topics: Topics | None = None) -> None:
         self.received: dict[str, dict[str, datetime]] = defaultdict(dict)
+        self.topics = topics or bench_topics()
         self.link = WireLink(
             broker,
             client_id="bench-observer",
-            subscriptions=(proto.ACK_SUBSCRIPTION,),
+            subscriptions=(self.topics.ack_subscription,),
             on_message=self._on,
             subscribe_qos=0,
         )
@@ -126,7 +158,7 @@ class Observer:
         freeze_long_lived()
 
     def _on(self, topic: str, payload: bytes) -> None:
-        if b'"received"' not in payload or proto.is_barrier_topic(topic):
+        if b'"received"' not in payload or self.topics.is_barrier_topic(topic):
             return  # a later state, or the dispatcher's ack barrier
         msg = proto.decode(payload)
         if msg.get("state") == "received":

@@ -1,6 +1,12 @@
 """Benchmark: an emergency to the whole district, approval -> each device's `received`, against plain aiomqtt.
 
-python bench/fanout.py --devices 10000 [--broker mosquitto|embedded|mqtt://host:port] [--json]
+python bench/fanout.py --devices 10000 [--broker mosquitto|embedded|mqtt://host:port] [--tls] [--json]
+
+With `--tls` the same fan-out runs twice in one invocation, on the same number of devices: first over plain MQTT,
+then with everything on TLS (a mosquitto whose one listener speaks TLS with a certificate keng made, the dispatcher's
+two links and every simulated device verifying it), each against its own plain-aiomqtt baseline over the same
+transport. It reports both runs' figures (`plain_...`, `tls_...`), the TLS cost as the ratio of the p99s (target:
+<= 1.3) and the dispatcher's CPU seconds in each. Topics follow KENG_TOPIC_ROOT, as the `keng` processes do.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     Observer,
+    bench_topics,
     cli,
     cpu_s,
     district,
@@ -38,9 +45,12 @@ from keng.domain.delivery import percentile
 from keng.domain.dispatch import Dispatch
 from keng.services import broadcasts
 
+TLS_TARGET = 1.3  # TLS p99 / plain p99 at 10,000 devices (issue 13)
+
 
 async def baseline(address, observer: Observer, n: int, topics: list[str]) -> list[float]:  # type: ignore[no-untyped-def]
-    """The same number of command payloads, published with plain aiomqtt to the same topics and devices."""
+    """The same number of command payloads, published with plain aiomqtt (over the same transport: TLS or not) to the
+    same topics and devices."""
     did = str(uuid.uuid4())
     now = datetime.now(UTC)
     payload = proto.encode(
@@ -83,9 +93,35 @@ def stats(values: list[float]) -> dict[str, float | None]:
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
-    address, broker_proc = start_broker(args.broker)
+    if not args.tls:
+        return await run(args, tls=False)
+    runs = {"plain": await run(args, tls=False), "tls": await run(args, tls=True)}
+    plain, tls = runs["plain"], runs["tls"]
+    out: dict[str, object] = {"benchmark": "fanout", "broker": args.broker, "devices": args.devices}
+    for mode, result in runs.items():
+        out.update({f"{mode}_{k}": v for k, v in result.items() if k not in out})
+    ratio = _ratio(tls["p99_ms"], plain["p99_ms"])
+    out["tls_over_plain_p99"] = ratio
+    out["tls_over_plain_target"] = TLS_TARGET
+    out["tls_over_plain_met"] = ratio is not None and ratio <= TLS_TARGET
+    # The same ratio without keng: plain aiomqtt to the same fleet over each transport. The fleet's 10,000 TLS
+    # sessions and mosquitto's encryption for each share the machine's cores with the dispatcher; this says how much
+    # of the TLS cost is theirs.
+    out["baseline_tls_over_plain_p99"] = _ratio(tls["baseline_p99_ms"], plain["baseline_p99_ms"])
+    out["dispatcher_cpu_s_plain"], out["dispatcher_cpu_s_tls"] = plain["dispatcher_cpu_s"], tls["dispatcher_cpu_s"]
+    return out
+
+
+def _ratio(a: object, b: object) -> float | None:
+    return round(a / b, 2) if isinstance(a, float) and isinstance(b, float) and b else None
+
+
+async def run(args: argparse.Namespace, *, tls: bool) -> dict[str, object]:
+    """One fan-out: a fresh district, broker, fleet and dispatcher; plain MQTT or all TLS."""
+    address, broker_proc = start_broker(args.broker, tls=tls)
     url, app = district(args.devices)
-    broker_url = f"mqtt://{address.host}:{address.port}" + ("" if address.mqtt5 else "?v=3")
+    broker_url = address.url()
+    topics = bench_topics()
     sim = cli(
         "--store",
         url,
@@ -101,9 +137,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     t = time.monotonic()
     print(wait_line(sim, "ready"), f"({time.monotonic() - t:.0f} s)", file=sys.stderr)
     drain(sim)
-    observer = Observer(address)
+    observer = Observer(address, topics)
     await observer.start()
-    base = await baseline(address, observer, args.devices, [proto.area_topic("speaker", "021")])
+    base = await baseline(address, observer, args.devices, [topics.area("speaker", "021")])
     disp = cli(
         "--store", url, "dispatch", "run", "--broker", broker_url, "--slots", "00:00-24:00", "--settle", "10", stdout=-1
     )
@@ -153,6 +189,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     return {
         "benchmark": "fanout",
         "broker": args.broker,
+        "transport": "tls" if tls else "plain",
         "devices": args.devices,
         "received": len(keng),
         **k,
@@ -189,6 +226,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--processes", type=int, default=os.cpu_count() or 2, help="fleet processes (default: one per core)"
     )
+    parser.add_argument("--tls", action="store_true", help="run plain, then TLS, and report the TLS cost")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report(asyncio.run(main(args)), args.json)

@@ -4,8 +4,8 @@ python bench/intake.py [--acks 30000] [--senders 2] [--broker mosquitto|mqtt://.
 
 For each reader, a fresh flood of `--acks` ack messages (the size and topics of a 10,000-device dispatch) is published
 as fast as possible by `--senders` separate processes (20 device connections each, QoS 1), while one subscriber in
-this process reads them all (`keng/v1/ack/+`, QoS 1). Reported per reader: messages/s from its first to its last
-message, and the CPU it spent per message. Readers:
+this process reads them all (`<root>/ack/+`, the root of KENG_TOPIC_ROOT; QoS 1). Reported per reader: messages/s
+from its first to its last message, and the CPU it spent per message. Readers:
 - `aiomqtt-v5`: aiomqtt (paho) on MQTT 5, how the dispatcher read acks until this benchmark (the baseline);
 - `aiomqtt-v311`: aiomqtt on MQTT 3.1.1 (no property parsing per message);
 - `wire`: adapters/mqtt/wire.py, the dispatcher's intake now.
@@ -26,7 +26,7 @@ import aiomqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import report, start_broker
+from bench.common import bench_topics, report, start_broker
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.broker import BrokerAddress, parse_broker_url
 from keng.adapters.mqtt.wire import WireLink
@@ -41,6 +41,7 @@ def code_of(i: int) -> str:
 async def flood(address: BrokerAddress, first: int, count: int, stride: int) -> None:
     """One sender process: acks number first, first+stride, ... (count of them) over 20 device connections."""
     links = [WireLink(address, client_id=f"flood-{first}-{i}") for i in range(CONNECTIONS_PER_SENDER)]
+    topics = bench_topics()
     for link in links:
         link.start()
     for link in links:
@@ -53,7 +54,7 @@ async def flood(address: BrokerAddress, first: int, count: int, stride: int) -> 
         ack = proto.ack_message(
             code=code_of(i), dispatch_id=dispatch, seq=1, state="received", at=datetime.now(UTC), sha256=None, reason=""
         )
-        links[n % len(links)].send(proto.ack_topic(code_of(i)), proto.encode(ack))
+        links[n % len(links)].send(topics.ack(code_of(i)), proto.encode(ack))
         if n % 200 == 199:
             await asyncio.sleep(0)  # let the transports drain
     while any(link._inflight for link in links):  # every PUBACK back: the broker has them all
@@ -91,7 +92,7 @@ async def read_aiomqtt(address: BrokerAddress, v5: bool, count: Count, subscribe
     async with aiomqtt.Client(
         address.host, address.port, identifier="bench-intake", protocol=version, max_queued_incoming_messages=200_000
     ) as client:
-        await client.subscribe(proto.ACK_SUBSCRIPTION, qos=1)
+        await client.subscribe(bench_topics().ack_subscription, qos=1)
         subscribed()
         async for message in client.messages:
             count(str(message.topic), bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
@@ -100,7 +101,8 @@ async def read_aiomqtt(address: BrokerAddress, v5: bool, count: Count, subscribe
 
 
 async def read_wire(address: BrokerAddress, count: Count, subscribed: Callable[[], None]) -> None:
-    link = WireLink(address, client_id="bench-intake", subscriptions=(proto.ACK_SUBSCRIPTION,), on_message=count)
+    subscriptions = (bench_topics().ack_subscription,)
+    link = WireLink(address, client_id="bench-intake", subscriptions=subscriptions, on_message=count)
     link.start()
     await link.connected.wait()
     subscribed()

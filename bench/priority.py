@@ -94,7 +94,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     address, broker_proc = start_broker(args.broker)
     url, app = district(args.devices)
     codes = [s.code for s in fleet_specs(app)]
-    broker_url = f"mqtt://{address.host}:{address.port}" + ("" if address.mqtt5 else "?v=3")
+    broker_url = address.url()
     sim = cli("--store", url, "simulate", "--broker", broker_url, "--processes", str(args.processes), stdout=-1)
     print(wait_line(sim, "ready"), file=sys.stderr)
     drain(sim)

@@ -6,6 +6,9 @@ events stored before version 2: the day is then the event's time) and what they 
 People record them through `record_lifecycle`, which applies the authority rule (`require_equipment_authority`: an
 admin whose scope covers the endpoint's ward) and the dates rule: a day is a real calendar day, not before the
 installation nor before the day of the endpoint's previous recorded lifecycle event, and not after today.
+
+MQTT credentials (docs/broker.md): issuing or rotating a device's broker password is recorded as `CredentialsIssued`
+(who, and whether it replaced earlier ones), under the same authority rule; the password's hash never enters the log.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from keng.domain.values import Condition, EndpointKind, Role, clean_text, clean_
 MAX_COST_VND = 10**12
 EARLIEST_DAY = date(1900, 1, 1)
 LIFECYCLE_ACTIONS = ("fault", "repair", "convert", "decommission", "portal-live")
+MQTT_KINDS = (EndpointKind.IP_SPEAKER.value, EndpointKind.EBOARD.value)  # the kinds that speak device protocol v1
 
 
 def check_cost(value: object, what: str = "cost_vnd") -> int | None:
@@ -140,6 +144,16 @@ class Endpoint(Aggregate):
             aggregate.online = False
             aggregate.note_day(self.on)
 
+    class CredentialsIssued(Aggregate.Event):
+        """The device's MQTT credentials were issued (`rotated`: again, replacing earlier ones) by an admin. The
+        password's hash lives outside the log (adapters/mqtt/accounts.py); the event records only who and when."""
+
+        by: str
+        rotated: bool
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.credentials_issued += 1
+
     class PortalWentLive(Aggregate.Event):
         """A ward or district portal started publishing (plan 1.2); `url` is its public address when given."""
 
@@ -184,6 +198,7 @@ class Endpoint(Aggregate):
         self.converted_from_fm = False
         self.live_since: str | None = None  # portals: the day it went live
         self.last_day: str | None = None  # the day of the latest lifecycle event that named one
+        self.credentials_issued = 0  # how many times MQTT credentials were issued (the last one is valid)
 
     def note_day(self, on: str | None) -> None:
         """Keep the latest day a lifecycle event named (events apply in order, so the latest is the last given)."""
@@ -331,6 +346,26 @@ class Endpoint(Aggregate):
         address = clean_url(url, "url") if url else None
         day, cost = self._day(on, today), check_cost(cost_vnd)
         self.trigger_event(self.PortalWentLive, url=address, by=by, on=day, cost_vnd=cost)
+
+    @property
+    def connects_to_broker(self) -> bool:
+        """Whether the device itself speaks the device protocol over MQTT (IP loudspeakers and e-boards)."""
+        return self.kind in MQTT_KINDS
+
+    def issue_credentials(self, *, actor: Actor) -> bool:
+        """Record that MQTT credentials are issued for this device (the first time, or again: a rotation) by an admin
+        whose scope covers it; returns True for a rotation. Decommissioned devices and kinds that do not connect to
+        the broker (FM receivers, portals) get none."""
+        require_equipment_authority(actor, self, f"issue MQTT credentials for endpoint {self.code}")
+        self._require_live("get MQTT credentials")
+        if not self.connects_to_broker:
+            raise IllegalTransition(
+                f"rule mqtt-devices-only: endpoint {self.code} is {self.kind}; only "
+                f"{' and '.join(MQTT_KINDS)} endpoints connect to the broker"
+            )
+        rotated = self.credentials_issued > 0
+        self.trigger_event(self.CredentialsIssued, by=actor.handle, rotated=rotated)
+        return rotated
 
     def record_lifecycle(
         self,

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
     from keng.adapters.mqtt.broker import BrokerAddress
     from keng.adapters.mqtt.link import MqttLink
+    from keng.adapters.mqtt.topics import Topics
     from keng.adapters.mqtt.wire import WireLink
     from keng.adapters.tts.render import RenderConfig, Renderer
     from keng.runtime.dispatch.dispatcher import Dispatcher
@@ -42,7 +46,7 @@ if TYPE_CHECKING:
     from keng.runtime.workers.pusher import Pusher
 
 log = structlog.get_logger(__name__)
-DISPATCHER_CLIENT_ID = "keng-dispatcher"
+DISPATCHER_CLIENT_ID = "keng-dispatcher"  # the prefix of a dispatcher's client id (client_id_for)
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 
 
@@ -136,24 +140,45 @@ def render_config(settings: Settings, engine: str | None = None, voice: str | No
 
 
 def broker_of(settings: Settings, default: str | None = None) -> BrokerAddress | None:
-    """The broker of `--broker` / `KENG_MQTT`, else `default`; None asks for an embedded broker."""
+    """The broker of `--broker` / `KENG_MQTT`, else `default`; None asks for an embedded broker. An `mqtts://` broker
+    takes KENG_MQTT_CA / KENG_MQTT_CERT / KENG_MQTT_KEY where its URL names no file, and its TLS context is made
+    here, so that a CA file that cannot be read is a BrokerConfigError before anything starts."""
     from keng.adapters.mqtt.broker import parse_broker_url
 
     url = settings.broker_url or default
-    return parse_broker_url(url) if url else None
+    if not url:
+        return None
+    address = parse_broker_url(url).with_tls_files(settings.mqtt_ca, settings.mqtt_cert, settings.mqtt_key)
+    address.ssl_context()
+    return address
+
+
+def topics_of(settings: Settings) -> Topics:
+    """This installation's MQTT topics (under KENG_TOPIC_ROOT)."""
+    from keng.adapters.mqtt.topics import Topics
+
+    return Topics(settings.topic_root)
+
+
+def client_id_for(role: str = DISPATCHER_CLIENT_ID) -> str:
+    """A client id of this process: `<role>-<host name>-<pid>-<4 random hex>`, so that two processes (two
+    dispatchers, a restarted one, another installation's) never share one on a broker, which would have each
+    disconnect the other; it also names the dispatcher's ack-barrier topic, so it is kept to one topic level."""
+    host = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in socket.gethostname())[:32]
+    return f"{role}-{host or 'host'}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
 @contextlib.asynccontextmanager
-async def broker_for(settings: Settings, *, embedded_port: int = 0) -> AsyncIterator[tuple[BrokerAddress, bool]]:
-    """The configured broker, or an embedded one (on `embedded_port`, 0: any free port) for the duration; yields the
-    address and whether it is embedded."""
+async def broker_for(settings: Settings) -> AsyncIterator[tuple[BrokerAddress, bool]]:
+    """The configured broker, or an embedded one listening on KENG_BROKER_LISTEN (`settings.broker_listen`; port 0:
+    any free port) for the duration; yields the address and whether it is embedded."""
     from keng.adapters.mqtt.broker import EmbeddedBroker
 
     configured = broker_of(settings)
     if configured is not None:
         yield configured, False
         return
-    embedded = EmbeddedBroker(port=embedded_port)
+    embedded = EmbeddedBroker(*settings.broker_listen)
     address = await embedded.start()
     try:
         yield address, True
@@ -168,17 +193,22 @@ def programme_of(settings: Settings) -> Programme:
     return Programme(default=parse_slots(settings.slots) if settings.slots else SAMPLE_SLOTS, default_quiet=quiet)
 
 
-def mqtt_links(broker: BrokerAddress, client_id: str = DISPATCHER_CLIENT_ID) -> tuple[MqttLink, WireLink]:
+def mqtt_links(
+    broker: BrokerAddress, client_id: str | None = None, topics: Topics | None = None
+) -> tuple[MqttLink, WireLink]:
     """The dispatcher's real links: commands out through aiomqtt on MQTT 5, acks and statuses in through the lean
-    reader at QoS 0 (the Dispatcher's docstring says why)."""
-    from keng.adapters.mqtt import protocol as proto
+    reader at QoS 0 (the Dispatcher's docstring says why); `client_id` (default: one of this process's own) names the
+    outbound link, `<client_id>-intake` the reader, which subscribes under `topics`' root."""
     from keng.adapters.mqtt.link import MqttLink
+    from keng.adapters.mqtt.topics import DEFAULT_TOPICS
     from keng.adapters.mqtt.wire import WireLink
 
+    client_id = client_id or client_id_for()
+    topics = topics or DEFAULT_TOPICS
     inbound = WireLink(
         broker,
         client_id=f"{client_id}-intake",
-        subscriptions=(proto.ACK_SUBSCRIPTION, proto.STATUS_SUBSCRIPTION),
+        subscriptions=(topics.ack_subscription, topics.status_subscription),
         announce=True,
         subscribe_qos=0,
     )
@@ -186,13 +216,17 @@ def mqtt_links(broker: BrokerAddress, client_id: str = DISPATCHER_CLIENT_ID) -> 
 
 
 def build_dispatcher(
-    app: Keng, broker: BrokerAddress, *, client_id: str = DISPATCHER_CLIENT_ID, **options: Any
+    app: Keng, broker: BrokerAddress, *, client_id: str | None = None, topics: Topics | None = None, **options: Any
 ) -> Dispatcher:
-    """A dispatcher on the real MQTT links to `broker`; `options` are the Dispatcher's own (programme, settle_s ...)."""
+    """A dispatcher on the real MQTT links to `broker` under `topics` (default `keng/v1`), with a client id of this
+    process's own unless one is given; `options` are the Dispatcher's own (programme, settle_s ...)."""
+    from keng.adapters.mqtt.topics import DEFAULT_TOPICS
     from keng.runtime.dispatch.dispatcher import Dispatcher
 
-    link, inbound = mqtt_links(broker, client_id)
-    return Dispatcher(app, link=link, inbound=inbound, client_id=client_id, **options)
+    client_id = client_id or client_id_for()
+    topics = topics or DEFAULT_TOPICS
+    link, inbound = mqtt_links(broker, client_id, topics)
+    return Dispatcher(app, link=link, inbound=inbound, client_id=client_id, topics=topics, **options)
 
 
 # -- the service -------------------------------------------------------------------------------------------------
@@ -255,6 +289,7 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
             dispatcher = build_dispatcher(
                 store,
                 broker,
+                topics=topics_of(settings),
                 programme=programme_of(settings),
                 budgets=settings.latency_budgets,
                 audio_base=f"{public_url_of(settings)}/audio",
@@ -274,7 +309,13 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
                 asyncio.create_task(Reporter(store, SecretStore(settings.data_dir)).run(), name="keng-reports"),
                 asyncio.create_task(build_pusher(settings, store).run(), name="keng-pushes"),
             ]
-            log.info("dispatcher.started", broker=broker.display, embedded=embedded)
+            log.info(
+                "dispatcher.started",
+                broker=broker.display,
+                embedded=embedded,
+                client_id=dispatcher.client_id,
+                topic_root=settings.topic_root,
+            )
             try:
                 yield
             finally:

@@ -14,11 +14,14 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from keng.adapters.mqtt.topics import DEFAULT_ROOT, TopicRootError, check_root
 from keng.domain.budgets import parse_budgets
 from keng.domain.errors import InvalidValue
 from keng.domain.values import parse_digits
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
+DEFAULT_TOPIC_ROOT = DEFAULT_ROOT
+DEFAULT_BROKER_LISTEN = ("127.0.0.1", 1883)
 TTS_ENGINES = ("espeak", "coqui")
 
 
@@ -36,6 +39,11 @@ class Settings:
     audit_chain: bool = True  # KENG_AUDIT_CHAIN=off: a benchmark's baseline only, never production
     audit_seal_interval_s: float = 60.0  # KENG_AUDIT_SEAL_INTERVAL_S: longest wait of an event for its checkpoint
     broker_url: str | None = None  # --broker / KENG_MQTT; None: an embedded broker where a command may start one
+    mqtt_ca: Path | None = None  # KENG_MQTT_CA: CA bundle verifying an mqtts:// broker (None: the system's store)
+    mqtt_cert: Path | None = None  # KENG_MQTT_CERT: client certificate for an mqtts:// broker
+    mqtt_key: Path | None = None  # KENG_MQTT_KEY: its key (None: in the certificate's file)
+    topic_root: str = DEFAULT_TOPIC_ROOT  # KENG_TOPIC_ROOT: this installation's MQTT topics live under it
+    broker_listen: tuple[str, int] = DEFAULT_BROKER_LISTEN  # KENG_BROKER_LISTEN: the embedded broker (port 0: any)
     tts_engine: str = "espeak"  # KENG_TTS_ENGINE
     tts_model: Path | None = None  # KENG_TTS_MODEL (coqui checkpoint)
     tts_config: Path | None = None  # KENG_TTS_CONFIG (coqui config.json)
@@ -85,6 +93,11 @@ def load_settings(
         audit_chain=_on_off(env, "KENG_AUDIT_CHAIN"),
         audit_seal_interval_s=_positive(env, "KENG_AUDIT_SEAL_INTERVAL_S", 60.0, most=3600.0, unit="seconds"),
         broker_url=env.get("KENG_MQTT") or None,
+        mqtt_ca=_path(env, "KENG_MQTT_CA"),
+        mqtt_cert=_path(env, "KENG_MQTT_CERT"),
+        mqtt_key=_path(env, "KENG_MQTT_KEY"),
+        topic_root=_topic_root(env),
+        broker_listen=_listen(env, "KENG_BROKER_LISTEN"),
         tts_engine=_tts_engine(env),
         tts_model=_path(env, "KENG_TTS_MODEL"),
         tts_config=_path(env, "KENG_TTS_CONFIG"),
@@ -114,6 +127,33 @@ def _budgets(env: Mapping[str, str]) -> dict[str, int] | None:
         return parse_budgets(raw)
     except InvalidValue as e:
         raise InvalidValue(f"KENG_LATENCY_BUDGETS: {e.message}") from None
+
+
+def _topic_root(env: Mapping[str, str]) -> str:
+    raw = env.get("KENG_TOPIC_ROOT", "").strip()
+    if not raw:
+        return DEFAULT_TOPIC_ROOT
+    try:
+        return check_root(raw)
+    except TopicRootError as e:
+        raise InvalidValue(f"KENG_TOPIC_ROOT: {e}") from None
+
+
+def parse_listen(raw: str, name: str) -> tuple[str, int]:
+    """`HOST:PORT` (an IPv4 address or a host name; port 0 to 65535, 0: any free port) -> (host, port)."""
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or ":" in host or "[" in host:
+        raise InvalidValue(
+            f"{name} must be HOST:PORT with an IPv4 address or a host name, e.g. 127.0.0.1:1883, not {raw!r}"
+        )
+    if not host.isascii() or not all(c.isalnum() or c in ".-_" for c in host):
+        raise InvalidValue(f"{name}: {host!r} is not a host name or IPv4 address")
+    return host, parse_digits(port, name, lo=0, hi=65535)
+
+
+def _listen(env: Mapping[str, str], name: str) -> tuple[str, int]:
+    raw = env.get(name, "").strip()
+    return parse_listen(raw, name) if raw else DEFAULT_BROKER_LISTEN
 
 
 def _on_off(env: Mapping[str, str], name: str) -> bool:

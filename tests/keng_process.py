@@ -71,9 +71,24 @@ class KengHome:
             self.proc.wait()
 
 
+KENG_SETTINGS_CLEARED = (
+    "KENG_MQTT",
+    "KENG_MQTT_CA",
+    "KENG_MQTT_CERT",
+    "KENG_MQTT_KEY",
+    "KENG_TOPIC_ROOT",
+    "KENG_STORE",
+    "KENG_AUDIT_CHAIN",
+    "KENG_AUDIT_SEAL_INTERVAL_S",
+)
+
+
 def keng_home(data: Path, **env: str) -> KengHome:
-    """A data directory with nothing in it yet, on SQLite unless `KENG_STORE` is given; logs as JSON."""
+    """A data directory with nothing in it yet, on SQLite unless `KENG_STORE` is given; logs as JSON. Its embedded
+    broker (`keng serve` without a broker) listens on a free port of its own (KENG_BROKER_LISTEN), not on 1883, where
+    CI's mosquitto (or another test's keng) may listen."""
     base = {**os.environ, "KENG_DATA": str(data), "KENG_LOG_FORMAT": "json", "KENG_LOG_LEVEL": "info"}
-    for name in ("KENG_MQTT", "KENG_STORE", "KENG_AUDIT_CHAIN", "KENG_AUDIT_SEAL_INTERVAL_S"):
+    for name in KENG_SETTINGS_CLEARED:
         base.pop(name, None)
+    base["KENG_BROKER_LISTEN"] = f"127.0.0.1:{free_port()}"
     return KengHome(data, base | env)

@@ -17,7 +17,7 @@ import structlog
 from paho.mqtt.properties import Properties
 
 from keng.adapters.aio import cancel_and_wait
-from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.broker import BrokerAddress, is_tls_refusal
 from keng.adapters.mqtt.protocol import HEARTBEAT_S, QOS, expiry_properties
 
 log = structlog.get_logger(__name__)
@@ -95,6 +95,7 @@ class MqttLink:
             keepalive=self.keepalive,
             timeout=10,
             max_queued_incoming_messages=100_000,
+            tls_context=self.broker.ssl_context(),  # verifies the broker's certificate and host name (mqtts://)
         )
 
     async def run(self) -> None:
@@ -119,7 +120,20 @@ class MqttLink:
             except aiomqtt.MqttError as e:
                 if self._closing:
                     break
-                log.warning("mqtt.disconnected", client_id=self.client_id, error=str(e), retry_in_s=backoff)
+                refused = is_tls_refusal(e)
+                if refused is not None:
+                    log.error(
+                        "mqtt.tls_refused",
+                        client_id=self.client_id,
+                        broker=self.broker.display,
+                        error=refused,
+                        ca=str(self.broker.ca_file or "system trust store"),
+                        hint="the broker's certificate is not signed by this CA or not made for this host name "
+                        "(KENG_MQTT_CA / ?ca=)",
+                        retry_in_s=backoff,
+                    )
+                else:
+                    log.warning("mqtt.disconnected", client_id=self.client_id, error=str(e), retry_in_s=backoff)
             finally:
                 self._client = None
                 self.connected.clear()

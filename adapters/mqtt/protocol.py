@@ -1,10 +1,11 @@
 """Device protocol v1 (docs/device-protocol.md): the one module that builds and parses topics and payloads.
 
-Topics (`<class>` is `speaker` or `board`):
-- `keng/v1/cmd/<class>/area/<area code>`: group commands; the broker fans out to every device under the area;
-- `keng/v1/cmd/<class>/ep/<endpoint code>`: one endpoint (retries, endpoints targeted one by one);
-- `keng/v1/ack/<endpoint code>`: acknowledgements from the device;
-- `keng/v1/status/<endpoint code>`: retained status, with a retained last will `offline`.
+Topics (under the installation's root, `KENG_TOPIC_ROOT`, default `keng/v1`; adapters/mqtt/topics.py names them;
+`<class>` is `speaker` or `board`):
+- `<root>/cmd/<class>/area/<area code>`: group commands; the broker fans out to every device under the area;
+- `<root>/cmd/<class>/ep/<endpoint code>`: one endpoint (retries, endpoints targeted one by one);
+- `<root>/ack/<endpoint code>`: acknowledgements from the device;
+- `<root>/status/<endpoint code>`: retained status, with a retained last will `offline`.
 Payloads are JSON objects (orjson) with `"v": 1`.
 """
 
@@ -17,14 +18,20 @@ import orjson
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-PREFIX = "keng/v1"
+from keng.adapters.mqtt.topics import BARRIER_MARK as BARRIER_MARK
+from keng.adapters.mqtt.topics import DEFAULT_ROOT
+from keng.adapters.mqtt.topics import DEFAULT_TOPICS as DEFAULT_TOPICS
+from keng.adapters.mqtt.topics import Topics as Topics
+from keng.adapters.mqtt.topics import is_barrier_code as is_barrier_code
+
+PREFIX = DEFAULT_ROOT
 QOS = 1
 HEARTBEAT_S = 30  # MQTT keep-alive: the broker publishes the last will after 1.5 x this without a packet
 SPEAKER, BOARD = "speaker", "board"
 CLASS_OF_KIND = {"ip-speaker": SPEAKER, "eboard": BOARD}
 KINDS_OF_CHANNEL = {"speaker": ("ip-speaker",), "eboard": ("eboard",)}
-ACK_SUBSCRIPTION = f"{PREFIX}/ack/+"
-STATUS_SUBSCRIPTION = f"{PREFIX}/status/+"
+ACK_SUBSCRIPTION = DEFAULT_TOPICS.ack_subscription
+STATUS_SUBSCRIPTION = DEFAULT_TOPICS.status_subscription
 PLAY_OP = {SPEAKER: "play", BOARD: "display"}
 STOP_OP = {SPEAKER: "stop", BOARD: "clear"}
 
@@ -33,66 +40,17 @@ class ProtocolError(ValueError):
     """A message that does not follow the protocol."""
 
 
-def area_topic(cls: str, area: str) -> str:
-    """Group command topic for every device of a class under an area (district, ward or residential group)."""
-    return f"{PREFIX}/cmd/{cls}/area/{area}"
-
-
-def endpoint_topic(cls: str, code: str) -> str:
-    """Command topic of one endpoint."""
-    return f"{PREFIX}/cmd/{cls}/ep/{code}"
-
-
-def ack_topic(code: str) -> str:
-    """Where an endpoint publishes its acks."""
-    return f"{PREFIX}/ack/{code}"
-
-
-def status_topic(code: str) -> str:
-    """Where an endpoint publishes its retained status (and where its last will lands)."""
-    return f"{PREFIX}/status/{code}"
-
-
-def device_subscriptions(cls: str, code: str, areas: list[str]) -> list[str]:
-    """Topics a device subscribes to: its own, and the group topics of each area it belongs to."""
-    return [endpoint_topic(cls, code), *(area_topic(cls, a) for a in areas)]
-
-
-def _tail(topic: str, kind: str) -> str | None:
-    head = f"{PREFIX}/{kind}/"
-    if not topic.startswith(head):
-        return None
-    code = topic[len(head) :]
-    return code if code and "/" not in code else None
-
-
-def parse_ack_topic(topic: str) -> str | None:
-    """The endpoint code of an ack topic, or None."""
-    return _tail(topic, "ack")
-
-
-BARRIER_MARK = "~"  # endpoint codes start with a letter or digit (domain/area.check_code)
-
-
-def barrier_topic(client_id: str) -> str:
-    """The dispatcher's ack barrier: a topic under its own ack subscription, so a marker it publishes there comes back
-    behind every ack the broker already held for it."""
-    return f"{PREFIX}/ack/{BARRIER_MARK}{client_id}"
-
-
-def is_barrier_code(code: str) -> bool:
-    """The code part of an ack topic names a barrier marker (this dispatcher's or another's), not a device."""
-    return code.startswith(BARRIER_MARK)
-
-
-def is_barrier_topic(topic: str) -> bool:
-    """An ack barrier marker (this dispatcher's or another's), not a device's ack."""
-    return is_barrier_code(parse_ack_topic(topic) or "")
-
-
-def parse_status_topic(topic: str) -> str | None:
-    """The endpoint code of a status topic, or None."""
-    return _tail(topic, "status")
+# The default root's topics (`keng/v1`), for tools and tests of one installation. The dispatcher, its intake, the
+# simulator and the benchmarks take a `Topics` (adapters/mqtt/topics.py) built from KENG_TOPIC_ROOT instead.
+area_topic = DEFAULT_TOPICS.area
+endpoint_topic = DEFAULT_TOPICS.endpoint
+ack_topic = DEFAULT_TOPICS.ack
+status_topic = DEFAULT_TOPICS.status
+device_subscriptions = DEFAULT_TOPICS.device_subscriptions
+parse_ack_topic = DEFAULT_TOPICS.parse_ack
+parse_status_topic = DEFAULT_TOPICS.parse_status
+barrier_topic = DEFAULT_TOPICS.barrier
+is_barrier_topic = DEFAULT_TOPICS.is_barrier_topic
 
 
 def encode(message: dict[str, Any]) -> bytes:

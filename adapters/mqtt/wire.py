@@ -15,7 +15,8 @@ Why not aiomqtt here (the card's MQTT library, which keng uses for everything it
 This client is an `asyncio.Protocol`: one parser per connection, no task per message, the packets written while
 handling one read (PUBACKs, and a device's acks) leave in one `send`, and fire-and-forget QoS 1 publishes (`send`)
 stay in flight until the PUBACK and are resent on reconnect. It speaks only what a device or a reader needs: CONNECT
-(with a retained last will), SUBSCRIBE, PUBLISH/PUBACK at QoS 0/1, PINGREQ, DISCONNECT, no TLS (as MqttLink). MQTT
+(with a retained last will), SUBSCRIBE, PUBLISH/PUBACK at QoS 0/1, PINGREQ, DISCONNECT, over TCP or, for an
+`mqtts://` broker, TLS (asyncio's, with the address's verifying context: CA and host name, as MqttLink). MQTT
 3.1.1 works with mosquitto (which strips MQTT 5 properties such as the message expiry for 3.1.1 subscribers; devices
 read the expiry from the payload) and with the embedded broker.
 """
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.broker import BrokerAddress, is_tls_refusal
 from keng.adapters.mqtt.protocol import HEARTBEAT_S, QOS
 
 log = structlog.get_logger(__name__)
@@ -40,6 +41,7 @@ CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK = 1, 2, 3, 4, 8, 9
 PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
 MAX_INFLIGHT = 1000  # unacknowledged publishes kept for resend; the oldest is dropped (and counted) beyond this
 MAX_BACKOFF_S = 5.0
+_TLS_REFUSED: set[str] = set()  # brokers whose certificate a device refused: logged as an error once per process
 
 
 class WireError(ConnectionError):
@@ -214,6 +216,7 @@ class WireLink:
         self.connected = asyncio.Event()
         self.connects = 0
         self.dropped_inflight = 0
+        self.tls_refusals = 0  # handshakes that refused the broker's certificate
         self._conn: _Connection | None = None
         self._inflight: dict[int, bytes] = {}
         self._topics: dict[str, bytes] = {}
@@ -240,9 +243,25 @@ class WireLink:
             except (OSError, WireError, TimeoutError) as e:
                 if self._closing:
                     break
-                (log.warning if self.announce else log.debug)(
-                    "mqtt.disconnected", client_id=self.client_id, error=str(e), retry_in_s=backoff
-                )
+                refused = is_tls_refusal(e)
+                if refused is not None:
+                    self.tls_refusals += 1
+                    first = self.broker.display not in _TLS_REFUSED
+                    _TLS_REFUSED.add(self.broker.display)
+                    (log.error if self.announce or first else log.debug)(
+                        "mqtt.tls_refused",
+                        client_id=self.client_id,
+                        broker=self.broker.display,
+                        error=refused,
+                        ca=str(self.broker.ca_file or "system trust store"),
+                        hint="the broker's certificate is not signed by this CA or not made for this host name "
+                        "(KENG_MQTT_CA / ?ca=)",
+                        retry_in_s=backoff,
+                    )
+                else:
+                    (log.warning if self.announce else log.debug)(
+                        "mqtt.disconnected", client_id=self.client_id, error=str(e), retry_in_s=backoff
+                    )
             finally:
                 self._teardown()
             if not self._closing:
@@ -251,9 +270,17 @@ class WireLink:
 
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(lambda: _Connection(self), self.broker.host, self.broker.port)
-        self._conn = conn
         b = self.broker
+        context = b.ssl_context()
+        _, conn = await loop.create_connection(
+            lambda: _Connection(self),
+            b.host,
+            b.port,
+            ssl=context,
+            server_hostname=b.host if context is not None else None,
+            ssl_handshake_timeout=10 if context is not None else None,
+        )
+        self._conn = conn
         connack = self._expect(CONNACK << 16)
         self._write(connect_packet(self.client_id, self.keepalive, self.will, b.username, b.password))
         body = await asyncio.wait_for(self._race(connack, conn), 10)

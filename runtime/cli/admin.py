@@ -76,6 +76,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_endpoint_list)
     _register_lifecycle(endpoint)
+    p = endpoint.add_parser(
+        "credentials", help="issue or rotate a device's MQTT credentials (admin; the password is shown once)"
+    )
+    p.add_argument("code", help="endpoint inventory code (also the device's MQTT username)")
+    p.add_argument("--as", dest="actor", required=True, help="handle of an admin whose scope covers the endpoint")
+    p.add_argument("--json", action="store_true", help='print {"username": ..., "password": ...}')
+    p.set_defaults(handler=cmd_endpoint_credentials)
 
     p = sub.add_parser("events", help="the global event log, in order")
     position = digits("a log position", lo=0, hi=MAX_POSITION)
@@ -229,6 +236,27 @@ def cmd_endpoint_lifecycle(args: argparse.Namespace, settings: Settings) -> int:
         print_json(endpoint_view(e))
     else:
         print(f"Đã ghi nhận (recorded) {args.lifecycle}: {e.code} ({e.kind}, {e.condition})")
+    return 0
+
+
+def cmd_endpoint_credentials(args: argparse.Namespace, settings: Settings) -> int:
+    from keng.adapters.mqtt.accounts import DevicePasswords
+    from keng.services.device_access import issue_credentials
+
+    issued = issue_credentials(
+        open_app(settings, create=False), DevicePasswords(settings.data_dir), code=args.code, by=args.actor
+    )
+    if args.json:
+        print_json({"username": issued.username, "password": issued.password})
+        return 0
+    verb = "Đã cấp lại (rotated)" if issued.rotated else "Đã cấp (issued)"
+    print(f"{verb} thông tin đăng nhập MQTT cho thiết bị {issued.username} (MQTT credentials):")
+    print(f"  username: {issued.username}")
+    print(f"  password: {issued.password}")
+    print(
+        "Mật khẩu chỉ hiển thị một lần (shown once; only its hash is kept). Chạy lại `keng broker config --out DIR` "
+        "rồi `kill -HUP <mosquitto pid>` để broker áp dụng (regenerate the broker files, then reload mosquitto)."
+    )
     return 0
 
 

@@ -1,7 +1,9 @@
 """CLI commands for delivery: `dispatch run` (the dispatcher + MQTT bridge), `simulate` (a device fleet), `demo`.
 
-The broker comes from `--broker` or `KENG_MQTT` (`mqtt://user:pass@host:port`); with neither, `dispatch run` starts
-the embedded amqtt broker in its own process (demos and small sites). The parts are built by runtime/bootstrap.py.
+The broker comes from `--broker` or `KENG_MQTT` (`mqtt://user:pass@host:port`, or `mqtts://...` over TLS); with
+neither, `dispatch run` starts the embedded amqtt broker in its own process (demos and small sites) on
+KENG_BROKER_LISTEN (default 127.0.0.1:1883). Topics live under KENG_TOPIC_ROOT (default keng/v1). The parts are built
+by runtime/bootstrap.py.
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ from typing import Any
 import structlog
 
 from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.topics import TopicRootError, check_root
 from keng.runtime.bootstrap import (
     broker_for,
     broker_of,
     build_dispatcher,
     open_app,
     programme_of,
+    topics_of,
     warn_loose_permissions,
 )
+from keng.runtime.cli.args import digits
+from keng.runtime.cli.listen import broker_plan
 from keng.runtime.config import Settings
 from keng.runtime.demo.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
 from keng.runtime.dispatch.dispatcher import Dispatcher
@@ -39,8 +45,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dispatch = sub.add_parser("dispatch", help="phát lệnh tới thiết bị (deliver broadcasts over MQTT)")
     verbs = dispatch.add_subparsers(dest="action", required=True)
     p = verbs.add_parser("run", help="run the dispatcher: follow the log, publish commands, record acks")
-    p.add_argument("--broker", default=None, help="mqtt://user:pass@host:port (default $KENG_MQTT, else embedded)")
-    p.add_argument("--embedded-port", type=int, default=1883, help="port of the embedded broker (default 1883)")
+    p.add_argument(
+        "--broker",
+        default=None,
+        help="mqtt://user:pass@host:port or mqtts://...?ca=PATH (default $KENG_MQTT, else embedded)",
+    )
+    p.add_argument(
+        "--embedded-port",
+        type=digits("--embedded-port", lo=0, hi=65535),
+        default=None,
+        help="port of the embedded broker (default: that of $KENG_BROKER_LISTEN, 127.0.0.1:1883; 0: any free port)",
+    )
     p.add_argument("--slots", default=None, help="programme slots, e.g. 05:30-06:30,17:00-18:00 (+07:00)")
     p.add_argument("--quiet", default=None, help="quiet hours, e.g. 22:00-05:00 or none (default: the sample's)")
     p.add_argument(
@@ -54,7 +69,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("simulate", help="a simulated fleet of the store's endpoints, obeying device protocol v1")
     p.add_argument("--devices", type=int, default=None, help="how many endpoints (default: all in the store)")
-    p.add_argument("--broker", default=None, help="mqtt://host:port (default $KENG_MQTT or mqtt://127.0.0.1:1883)")
+    p.add_argument("--broker", default=None, help="mqtt[s]://host:port (default $KENG_MQTT or mqtt://127.0.0.1:1883)")
+    p.add_argument("--topic-root", type=topic_root, default=None, help="topic root (default $KENG_TOPIC_ROOT, keng/v1)")
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: 1 per 2,500 devices)")
     p.add_argument("--offline-rate", type=float, default=0.0, help="share of devices that start offline")
     p.add_argument("--fail-rate", type=float, default=0.0, help="share of commands a device fails to play")
@@ -64,6 +80,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="the whole path on embedded defaults: sample district, broker, fleet, alert")
     p.add_argument("--offline-rate", type=float, default=0.05)
     p.set_defaults(handler=cmd_demo)
+
+
+def topic_root(text: str) -> str:
+    """An argparse `type`: a valid topic root (adapters/mqtt/topics.py)."""
+    try:
+        return check_root(text)
+    except TopicRootError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 async def _until_signalled() -> None:
@@ -90,16 +114,19 @@ async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddres
 
 def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.override(broker_url=args.broker, slots=args.slots, quiet=args.quiet, settle_s=args.settle)
+    if args.embedded_port is not None:
+        settings = settings.override(broker_listen=(settings.broker_listen[0], args.embedded_port))
+    settings, broker_line = broker_plan(settings)
     app = open_app(settings, create=False)
     warn_loose_permissions(settings.data_dir)
 
     async def dispatch() -> None:
-        async with broker_for(settings, embedded_port=args.embedded_port) as (broker, embedded):
-            if embedded:
-                print(f"Broker nhúng (embedded broker): {broker.display}", flush=True)
+        async with broker_for(settings) as (broker, _):
+            print(broker_line, flush=True)
             dispatcher = build_dispatcher(
                 app,
                 broker,
+                topics=topics_of(settings),
                 programme=programme_of(settings),
                 settle_s=settings.settle_s,
                 budgets=settings.latency_budgets,
@@ -141,7 +168,11 @@ def run_processes(broker: BrokerAddress, specs: list[DeviceSpec], options: Fleet
         workers.append(proc)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # after the workers started
     connected = sum(ready.get(timeout=600) for _ in workers)
-    print(f"ready {connected} of {len(specs)} devices in {processes} processes on {broker.display}", flush=True)
+    print(
+        f"ready {connected} of {len(specs)} devices in {processes} processes on {broker.display} "
+        f"under {options.topic_root}/",
+        flush=True,
+    )
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
     for proc in workers:
         proc.terminate()
@@ -150,11 +181,17 @@ def run_processes(broker: BrokerAddress, specs: list[DeviceSpec], options: Fleet
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings.override(broker_url=args.broker, topic_root=args.topic_root)
+    broker = broker_of(settings, "mqtt://127.0.0.1:1883")
+    assert broker is not None
     app = open_app(settings, create=False)
     specs = fleet_specs(app, limit=args.devices)
-    broker = broker_of(settings.override(broker_url=args.broker), "mqtt://127.0.0.1:1883")
-    assert broker is not None
-    options = FleetOptions(fail_rate=args.fail_rate, offline_rate=args.offline_rate, play_scale=args.play_scale)
+    options = FleetOptions(
+        fail_rate=args.fail_rate,
+        offline_rate=args.offline_rate,
+        play_scale=args.play_scale,
+        topic_root=settings.topic_root,
+    )
     processes = args.processes or max(1, min(os.cpu_count() or 1, (len(specs) + 2499) // 2500))
     run_processes(broker, specs, options, processes)
     return 0

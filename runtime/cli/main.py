@@ -45,6 +45,7 @@ COMMANDS = (
     Command("dispatch", "dispatch", "phát lệnh tới thiết bị (deliver broadcasts over MQTT)"),
     Command("simulate", "dispatch", "a simulated fleet of the store's endpoints, obeying device protocol v1"),
     Command("demo", "dispatch", "the whole path on embedded defaults: sample district, broker, fleet, alert"),
+    Command("broker", "broker", "the MQTT broker: mosquitto configuration from the registry"),
     Command("feedback", "feedback", "phản ánh của người dân (citizen feedback from the app)"),
     Command("report", "report", "read models: plan targets, coverage, FM->IP roadmap, drills (auditor)"),
     Command("audit", "audit", "tamper-evident audit trail and point-in-time replay (auditor)"),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import socket
 import sys
 
 import structlog
@@ -14,8 +12,9 @@ from keng.adapters.secrets import SecretStore
 from keng.domain.access import INTEGRATION_KINDS, Integration
 from keng.domain.errors import InvalidValue
 from keng.runtime.bootstrap import build_http_app, open_app, warn_loose_permissions
+from keng.runtime.cli.listen import broker_plan, require_free_port
 from keng.runtime.cli.lookup import catalog
-from keng.runtime.cli.output import CommandError, print_json, print_table
+from keng.runtime.cli.output import print_json, print_table
 from keng.runtime.config import Settings
 from keng.runtime.process import freeze_long_lived
 from keng.services import access
@@ -33,7 +32,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--max-body", type=int, default=1_048_576, help="largest accepted request body in bytes")
-    p.add_argument("--broker", default=None, help="MQTT broker URL (default: $KENG_MQTT, else an embedded broker)")
+    p.add_argument(
+        "--broker",
+        default=None,
+        help="MQTT broker URL, mqtt://... or mqtts://...?ca=PATH (default: $KENG_MQTT, else an embedded broker "
+        "on $KENG_BROKER_LISTEN, default 127.0.0.1:1883)",
+    )
     p.add_argument("--slots", default=None, help="programme slots for normal items, e.g. 05:30-06:30,17:00-18:00")
     p.add_argument("--quiet", default=None, help="quiet hours, e.g. 22:00-05:00 or none (default: the sample's)")
     p.add_argument("--no-dispatcher", action="store_true", help="serve the API only (another process dispatches)")
@@ -91,22 +95,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_integration_list)
 
 
-def require_free_port(host: str, port: int) -> None:
-    """Refuse a port something else listens on before anything starts (the sealer, the dispatcher, the embedded
-    broker) or is printed: one clear error rather than a banner and a crash. Other bind failures (an address not on
-    this machine, a privileged port) are met where the site starts."""
-    try:
-        with socket.create_server((host, port)):  # SO_REUSEADDR, as aiohttp binds: a closing socket does not count
-            pass
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise CommandError(
-                f"Cổng {port} đang được chương trình khác sử dụng",
-                f"port {port} on {host} is already in use: stop what listens there or choose another --port",
-                rule="port-in-use",
-            ) from None
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     require_free_port(args.host, args.port)
     settings = settings.override(
@@ -116,11 +104,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         public_url=args.public_url or f"http://{args.host}:{args.port}",
         max_body_bytes=args.max_body,
     )
+    broker_line = ""
+    if not args.no_dispatcher:
+        settings, broker_line = broker_plan(settings)
     web_app, app = build_http_app(settings, dispatcher=not args.no_dispatcher)
     warn_loose_permissions(settings.data_dir)
     freeze_long_lived()
     log.info("service.starting", host=args.host, port=args.port)
     banner = f"keng đang chạy (serving) at http://{args.host}:{args.port}/ — Ctrl+C to stop"
+    if broker_line:
+        banner += f"\n{broker_line}"
     # aiohttp calls `print` once every site listens: the banner is never shown for a service that did not start.
     web.run_app(web_app, host=args.host, port=args.port, print=lambda _: print(banner, flush=True), shutdown_timeout=10)
     app.close()

@@ -22,7 +22,7 @@ from keng.domain.programme import Programme, parse_slots
 from keng.domain.records import DispatchSummary
 from keng.domain.values import Priority
 from keng.projections.catalog import Catalog
-from keng.runtime.bootstrap import build_dispatcher, open_app
+from keng.runtime.bootstrap import build_dispatcher, open_app, topics_of
 from keng.runtime.config import Settings
 from keng.runtime.demo.progress import progress_for, ward_rows
 from keng.runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
@@ -54,11 +54,14 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
     install_sample(app)
     wards = {a.code: a.name for a in Catalog().fold(app.read_events()).areas() if a.level == "ward"}
     line.say(f"Kho dữ liệu tạm (temporary store) {data / 'keng.db'}; địa bàn mẫu quận Bắc Từ Liêm, {len(wards)} phường")
-    broker = EmbeddedBroker()
+    broker = EmbeddedBroker()  # any free port, whatever KENG_BROKER_LISTEN says: a demo never collides
     address = await broker.start()
     line.say(f"Broker MQTT nhúng (embedded broker) {address.display}")
     specs = fleet_specs(app)
-    fleet = Fleet(address, specs, FleetOptions(offline_rate=offline_rate, comeback_s=(3.0, 6.0), play_scale=0.05))
+    options = FleetOptions(
+        offline_rate=offline_rate, comeback_s=(3.0, 6.0), play_scale=0.05, topic_root=settings.topic_root
+    )
+    fleet = Fleet(address, specs, options)
     online = await fleet.start()
     line.say(f"Thiết bị mô phỏng trực tuyến (simulated devices online): {online}/{len(specs)}", "others come back soon")
     closed = asyncio.Event()
@@ -75,6 +78,7 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
     dispatcher = build_dispatcher(
         open_app(settings),
         address,
+        topics=topics_of(settings),
         programme=Programme(default=parse_slots("00:00-24:00"), default_quiet=()),
         settle_s=10.0,
         on_progress=progress,

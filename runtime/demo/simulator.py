@@ -20,13 +20,14 @@ from typing import Any
 
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.broker import BrokerAddress
+from keng.adapters.mqtt.topics import DEFAULT_ROOT, DEFAULT_TOPICS, Topics
 from keng.adapters.mqtt.wire import WireLink, WireWill
 from keng.domain.values import AckState
 
 
-def device_will(code: str) -> WireWill:
+def device_will(code: str, topics: Topics = DEFAULT_TOPICS) -> WireWill:
     """The retained last will of a device: `offline`, reason `last-will`."""
-    return WireWill(proto.status_topic(code), proto.encode(proto.status_message(code, "offline", reason="last-will")))
+    return WireWill(topics.status(code), proto.encode(proto.status_message(code, "offline", reason="last-will")))
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,25 @@ class FleetOptions:
     seed: int = 2022
     connect_concurrency: int = 200
     drill_mode_rate: float = 1.0  # share of devices in drill mode (they play exercises; the others decline them)
+    topic_root: str = DEFAULT_ROOT  # the installation's (KENG_TOPIC_ROOT, `keng simulate --topic-root`)
 
 
 class SimDevice:
     """One simulated endpoint."""
 
-    def __init__(self, spec: DeviceSpec, broker: BrokerAddress, options: FleetOptions, rng: random.Random) -> None:
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        broker: BrokerAddress,
+        options: FleetOptions,
+        rng: random.Random,
+        topics: Topics = DEFAULT_TOPICS,
+    ) -> None:
+        self.topics = topics
         self.drill_mode = options.drill_mode_rate >= 1.0 or rng.random() < options.drill_mode_rate
         self.spec, self.broker, self.options, self.rng = spec, broker, options, rng
         self.link: WireLink | None = None
-        self.ack_topic = proto.ack_topic(spec.code)
+        self.ack_topic = topics.ack(spec.code)
         self.seen: dict[tuple[str, int], tuple[str, str]] = {}
         self.current: Command | None = None
         self.play_timer: asyncio.TimerHandle | None = None  # a timer, not a task: 10,000 of them start at once
@@ -86,9 +96,9 @@ class SimDevice:
         self.link = WireLink(
             self.broker,
             client_id=f"keng-dev-{self.code}",
-            subscriptions=tuple(proto.device_subscriptions(self.spec.cls, self.code, list(self.spec.areas))),
+            subscriptions=tuple(self.topics.device_subscriptions(self.spec.cls, self.code, list(self.spec.areas))),
             on_message=self._on_message,
-            will=device_will(self.code),
+            will=device_will(self.code, self.topics),
             on_connect=self._announce,
         )
         self.link.start()
@@ -96,7 +106,7 @@ class SimDevice:
 
     async def _announce(self, link: WireLink) -> None:
         status = proto.status_message(self.code, "online", datetime.now(UTC))
-        await link.publish(proto.status_topic(self.code), proto.encode(status), retain=True)
+        await link.publish(self.topics.status(self.code), proto.encode(status), retain=True)
 
     async def go_offline(self, reason: str = "powered-off") -> None:
         """Announce `offline` (retained) and disconnect; queued playback stops."""
@@ -105,7 +115,7 @@ class SimDevice:
         status = proto.status_message(self.code, "offline", datetime.now(UTC), reason=reason)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
-                self.link.publish(proto.status_topic(self.code), proto.encode(status), retain=True), 2
+                self.link.publish(self.topics.status(self.code), proto.encode(status), retain=True), 2
             )
         await self.link.close()
         self.link = None
@@ -238,8 +248,9 @@ class Fleet:
         """Connect every device except those drawn offline (they come back later); returns how many connected."""
         rng = random.Random(self.options.seed)
         gate = asyncio.Semaphore(self.options.connect_concurrency)
+        topics = Topics(self.options.topic_root)
         self.devices = {
-            s.code: SimDevice(s, self.broker, self.options, random.Random(rng.random())) for s in self.specs
+            s.code: SimDevice(s, self.broker, self.options, random.Random(rng.random()), topics) for s in self.specs
         }
         late = [c for c in self.devices if rng.random() < self.options.offline_rate]
 

@@ -48,7 +48,8 @@ class Dispatcher:
     one hop: on a clean session QoS 1 would keep nothing across a reconnect either, a broker over its queue limit
     drops both alike, and the device's ack is recovered end to end (resend -> re-ack); QoS 0 spares the broker 30,000
     PUBACKs while the fleet is being served (docs/dispatch.md). `client_id` names the ack-barrier topic; pass the
-    outbound link's."""
+    outbound link's. `topics` are the installation's (KENG_TOPIC_ROOT): everything it publishes and reads lies under
+    their root."""
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class Dispatcher:
         audio_base: str = "http://127.0.0.1:8080/audio",
         sign_audio: Callable[[str, datetime], str] | None = None,
         client_id: str = "keng-dispatcher",
+        topics: proto.Topics = proto.DEFAULT_TOPICS,
         on_progress: OnProgress | None = None,
         on_closed: OnClosed | None = None,
         freeze_gc: bool = False,
@@ -74,13 +76,20 @@ class Dispatcher:
         self.poll_s = poll_s
         self.settle_s = settle_s
         self.retry = retry or RetryPolicy()
+        self.client_id = client_id
+        self.topics = topics
         self.model = DispatchModel(
-            app, programme=programme or Programme(), clock=clock, audio_base=audio_base, sign_audio=sign_audio
+            app,
+            programme=programme or Programme(),
+            clock=clock,
+            audio_base=audio_base,
+            sign_audio=sign_audio,
+            topics=topics,
         )
         self.metrics: Counter[str] = Counter()
         self.budgets = dict(budgets or {})
         self.verdicts: Counter[tuple[str, str]] = Counter()  # (priority, met | breached)
-        self.intake = Intake(self.metrics, proto.barrier_topic(client_id))
+        self.intake = Intake(self.metrics, topics.barrier(client_id), topics)
         self.link = link
         self.intake_link = inbound
         inbound.on_message = self.intake.route
@@ -208,7 +217,7 @@ class Dispatcher:
 
     def _send_to(self, live: LiveDispatch, code: str) -> None:
         target = live.plan.targets[code]
-        self._send(live, proto.endpoint_topic(target.cls, code), target.cls, cellular=target.cellular)
+        self._send(live, self.topics.endpoint(target.cls, code), target.cls, cellular=target.cellular)
 
     async def _retry_loop(self) -> None:
         while True:
@@ -272,7 +281,7 @@ class Dispatcher:
                 )
                 topics = [t for t in plan.group_topics if t.split("/")[3] == cls]
                 topics += [
-                    proto.endpoint_topic(cls, c)
+                    self.topics.endpoint(cls, c)
                     for c in plan.targets
                     if plan.targets[c].cls == cls and (c in plan.direct or live.resent(c))
                 ]

@@ -30,8 +30,11 @@ Message = tuple[str, bytes]
 class Intake:
     """Bounded queues for acks and statuses, and the checks that sort them."""
 
-    def __init__(self, metrics: Counter[str], barrier_topic: str = "") -> None:
+    def __init__(
+        self, metrics: Counter[str], barrier_topic: str = "", topics: proto.Topics = proto.DEFAULT_TOPICS
+    ) -> None:
         self.metrics = metrics
+        self.topics = topics
         # Refused messages by (kind, reason), e.g. ("acks", "bad-json"): the labels of a metric, kept as a tuple.
         self.refused: Counter[tuple[str, str]] = Counter()
         self.barrier_topic = barrier_topic
@@ -41,12 +44,12 @@ class Intake:
     def route(self, topic: str, payload: bytes) -> None:
         """The MQTT callback: queue an ack or a status (never blocks; a full queue drops and counts)."""
         queue = None
-        code = proto.parse_ack_topic(topic)
+        code = self.topics.parse_ack(topic)
         if code is not None:
             if proto.is_barrier_code(code) and topic != self.barrier_topic:
                 return  # another dispatcher's ack barrier marker
             queue = self.acks  # this dispatcher's marker too: behind the acks read before it
-        elif proto.parse_status_topic(topic) is not None:
+        elif self.topics.parse_status(topic) is not None:
             queue = self.statuses
         if queue is None:
             self.refused["messages", "foreign-topic"] += 1
@@ -90,7 +93,7 @@ class Intake:
         shas = {d: x.plan.sha256 for d, x in live.items()}
         seqs = {d: 1 for d in live}
         for topic, payload in batch:
-            code = proto.parse_ack_topic(topic) or ""
+            code = self.topics.parse_ack(topic) or ""
             try:
                 message = proto.decode(payload)
             except proto.ProtocolError:
@@ -111,7 +114,7 @@ class Intake:
         """The last valid status per endpoint in a batch: (state, detail)."""
         changes: dict[str, tuple[str, str]] = {}
         for topic, payload in batch:
-            code = proto.parse_status_topic(topic) or ""
+            code = self.topics.parse_status(topic) or ""
             try:
                 message = proto.decode(payload) if payload else None
             except proto.ProtocolError:

@@ -50,8 +50,10 @@ class DispatchModel:
         clock: Clock,
         audio_base: str,
         sign_audio: Callable[[str, datetime], str] | None = None,
+        topics: proto.Topics = proto.DEFAULT_TOPICS,
     ) -> None:
         self.app = app
+        self.topics = topics
         self.base_programme = self.programme = programme
         self.clock = clock
         self.audio_base = audio_base.rstrip("/")
@@ -253,7 +255,7 @@ class DispatchModel:
         chains = {code: self.ancestors(endpoints[code]) for code in targets}
         direct = [code for code in targets if not areas.intersection(chains[code])]
         groups = [
-            proto.area_topic(cls, a)
+            self.topics.area(cls, a)
             for a in top
             for cls in sorted({t.cls for c, t in targets.items() if a in chains[c]})
         ]

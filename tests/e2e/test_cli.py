@@ -22,8 +22,8 @@ class Keng:
         ]
         self.base += ["--data", str(data)] + (["--store", store] if store else [])
 
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KENG_LOG_FORMAT": "json", "KENG_LOG_LEVEL": "warning"}
+    def run(self, *args: str, ok: bool = True, **settings: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KENG_LOG_FORMAT": "json", "KENG_LOG_LEVEL": "warning", **settings}
         proc = subprocess.run([*self.base, *args], capture_output=True, text=True, env=env, timeout=120)
         if ok:
             assert proc.returncode == 0, proc.stderr

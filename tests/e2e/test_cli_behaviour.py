@@ -55,6 +55,49 @@ def test_a_busy_port_is_one_clear_error_before_any_banner(keng: Keng) -> None:
     )
 
 
+@pytest.mark.parametrize("command", [("serve", "--port", "0"), ("dispatch", "run")], ids=["serve", "dispatch-run"])
+def test_a_taken_broker_port_is_one_clear_error_before_anything_starts(keng: Keng, command: tuple[str, ...]) -> None:
+    keng.run("init")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = keng.run(*command, ok=False, KENG_BROKER_LISTEN=f"127.0.0.1:{port}")
+    assert proc.returncode == 1 and proc.stdout == ""
+    (line,) = [orjson.loads(text) for text in proc.stderr.splitlines()]
+    assert line["message"] == (
+        f"lỗi: Cổng {port} đang được chương trình khác sử dụng — port {port} on 127.0.0.1 is already in use: "
+        "stop what listens there or choose another KENG_BROKER_LISTEN (HOST:PORT of the embedded broker)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "settings", "detail"),
+    [
+        (("serve", "--broker", "mqtts://localhost?ca=/nonexistent/ca.pem"), {}, "cannot read the broker CA file"),
+        (("dispatch", "run"), {"KENG_MQTT": "mqtts://h", "KENG_MQTT_CA": "/etc/hostname"}, "holds no usable PEM"),
+        (("dispatch", "run", "--broker", "mqtt://h:port"), {}, "broker URL is malformed"),
+        (("simulate", "--broker", "mqtt://h?ca=x.pem"), {}, "ca= needs TLS: use mqtts://"),
+        (("dispatch", "run"), {"KENG_TOPIC_ROOT": "keng/#"}, "KENG_TOPIC_ROOT: topic root 'keng/#': no wildcards"),
+        (("dispatch", "run"), {"KENG_BROKER_LISTEN": "1883"}, "KENG_BROKER_LISTEN must be HOST:PORT"),
+    ],
+)
+def test_broker_settings_that_cannot_be_used_are_one_clear_error(
+    keng: Keng, argv: tuple[str, ...], settings: dict[str, str], detail: str
+) -> None:
+    keng.run("init", "--sample")
+    proc = keng.run(*argv, ok=False, **settings)
+    assert proc.returncode in (1, 2) and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()  # a setting: before logging is configured, a line of text; else a JSON log
+    message = orjson.loads(line)["message"] if line.startswith("{") else line
+    assert message.startswith("lỗi: ") and detail in message, line
+
+
+def test_a_bad_topic_root_option_is_a_usage_error(keng: Keng) -> None:
+    proc = keng.run("simulate", "--topic-root", "/keng", ok=False)
+    assert proc.returncode == 2 and "no leading, trailing or doubled '/'" in proc.stderr
+
+
 def test_init_on_a_store_that_holds_events_says_so_once_and_changes_nothing(tmp_path: Path, store_url: str) -> None:
     keng = Keng(tmp_path / "data", None if store_url.startswith("sqlite") else store_url)
     keng.run("init", "--sample")

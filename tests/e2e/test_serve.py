@@ -25,7 +25,7 @@ def served(home: KengHome):  # type: ignore[no-untyped-def]
     return client, tokens, secret, home.proc, home.log
 
 
-def test_serve_accepts_signed_webhooks_dispatches_approved_broadcasts_and_stops_cleanly(served) -> None:  # type: ignore[no-untyped-def]
+def test_serve_accepts_signed_webhooks_dispatches_approved_broadcasts_and_stops_cleanly(served, home: KengHome) -> None:  # type: ignore[no-untyped-def]
     client, tokens, secret, proc, log = served
     body = orjson.dumps(
         {
@@ -70,3 +70,6 @@ def test_serve_accepts_signed_webhooks_dispatches_approved_broadcasts_and_stops_
     assert with_an_empty_label(scraped) == []
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0, log.read_text()
+    # The human banner names where devices connect: the embedded broker's fixed address (KENG_BROKER_LISTEN).
+    listen = home.env["KENG_BROKER_LISTEN"]
+    assert f"Broker MQTT nhúng (embedded broker) mqtt://{listen}\n" in log.read_text()

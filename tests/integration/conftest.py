@@ -12,9 +12,11 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,22 +49,27 @@ def _listening(host: str, port: int) -> bool:
 
 
 class Mosquitto:
-    """A mosquitto process owned by one test; `restart()` keeps the port."""
+    """A mosquitto process owned by one test; `restart()` keeps the port. With `log`, what it logs (connections
+    included) goes to that file."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, log: Path | None = None) -> None:
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port))
+        logging = "log_dest stderr\nconnection_messages true\nlog_timestamp false\n" if log is not None else ""
+        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port) + self.listener_conf() + logging)
+        self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def listener_conf(self) -> str:
+        return ""
 
     @property
     def address(self) -> BrokerAddress:
         return BrokerAddress("127.0.0.1", self.port)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        with open(self.log or os.devnull, "ab") as out:
+            self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while not _listening("127.0.0.1", self.port):
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -78,6 +85,80 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class TlsMosquitto(Mosquitto):
+    """A mosquitto whose only listener speaks TLS, with a certificate for `hosts` (localhost and 127.0.0.1) from a CA
+    made for it (adapters/mqtt/certs.py); `client_certificates` makes the broker require one signed by that CA. Its
+    files live in a folder that user `mosquitto` may read (mosquitto started as root drops to that user first),
+    removed by `remove_files`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        client_certificates: bool = False,
+        hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+        log: Path | None = None,
+    ) -> None:
+        from keng.adapters.mqtt.certs import make_ca, make_server_cert
+
+        self.files = Path(tempfile.mkdtemp(prefix="keng-tls-"))
+        self.files.chmod(0o755)
+        self.ca = make_ca("keng test CA")
+        self.ca.write(self.files / "ca.pem", self.files / "ca.key")
+        make_server_cert(self.ca, hosts).write(self.files / "server.pem", self.files / "server.key")
+        (self.files / "server.key").chmod(0o644)  # a test's throwaway key, read by user mosquitto
+        self.client_certificates = client_certificates
+        super().__init__(workdir, log)
+
+    def listener_conf(self) -> str:
+        return (
+            f"cafile {self.files / 'ca.pem'}\ncertfile {self.files / 'server.pem'}\n"
+            f"keyfile {self.files / 'server.key'}\n"
+            + ("require_certificate true\n" if self.client_certificates else "")
+        )
+
+    @property
+    def ca_file(self) -> Path:
+        return self.files / "ca.pem"
+
+    @property
+    def address(self) -> BrokerAddress:
+        return parse_broker_url(f"mqtts://localhost:{self.port}?ca={self.ca_file}")
+
+    def remove_files(self) -> None:
+        shutil.rmtree(self.files, ignore_errors=True)
+
+
+@pytest.fixture
+def start_tls_mosquitto(tmp_path: Path) -> Iterator[Callable[..., TlsMosquitto]]:
+    """Start TLS mosquittos (TlsMosquitto's options), each in a folder of its own; all stopped at the end."""
+    if shutil.which("mosquitto") is None:
+        no_broker("the mosquitto binary is not installed (apt-get install mosquitto)")
+    started: list[TlsMosquitto] = []
+
+    def start(**options: Any) -> TlsMosquitto:
+        workdir = tmp_path / f"tls-{len(started)}"
+        workdir.mkdir()
+        broker = TlsMosquitto(workdir, **options)
+        started.append(broker)
+        try:
+            broker.start()
+        except RuntimeError as e:
+            no_broker(str(e))
+        return broker
+
+    yield start
+    for broker in started:
+        broker.stop()
+        broker.remove_files()
+
+
+@pytest.fixture
+def tls_mosquitto(start_tls_mosquitto: Callable[..., TlsMosquitto]) -> TlsMosquitto:
+    """A fresh mosquitto with one TLS listener on a free port (its CA: `.ca_file`; `.address` trusts it)."""
+    return start_tls_mosquitto()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,11 +20,13 @@ from tests.integration.harness import Harness
 pytestmark = pytest.mark.mqtt
 
 
-async def silent_endpoint_dispatch(h: Harness, barrier_timeout_s: float | None = None) -> tuple[str, Dispatch]:
+async def silent_endpoint_dispatch(
+    h: Harness, barrier_timeout_s: float | None = None, **dispatcher: Any
+) -> tuple[str, Dispatch]:
     """A fleet in which one endpoint went silent (disconnected cleanly, so its retained status still says online),
     an emergency to its ward, and the dispatch once its first resend round is recorded."""
     fleet = await h.start_fleet()
-    dispatcher = await h.start_dispatcher()
+    dispatcher = await h.start_dispatcher(**dispatcher)
     if barrier_timeout_s is not None:
         dispatcher.barrier.timeout_s = barrier_timeout_s
     silent = next(iter(fleet.devices.values()))
@@ -76,7 +79,7 @@ async def test_a_broker_that_refuses_the_barrier_topic_delays_resends_but_never_
     contract_tap.attach(broker.address)
     h = Harness(tmp_path, broker.address)
     try:
-        code, _ = await silent_endpoint_dispatch(h, barrier_timeout_s=0.5)
+        code, _ = await silent_endpoint_dispatch(h, barrier_timeout_s=0.5, client_id="keng-dispatcher")
         assert h.events(Dispatch.RetriesSent)[0].endpoints == [code]
         assert h.dispatcher is not None and h.dispatcher.metrics["ack_barriers_timed_out"] >= 1
         assert h.dispatcher.metrics["ack_barriers"] == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +11,10 @@ from pathlib import Path
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.broker import BrokerAddress
 from keng.adapters.mqtt.link import MqttLink
+from keng.adapters.mqtt.topics import Topics
 from keng.adapters.mqtt.wire import WireLink
 from keng.domain.programme import SAMPLE_SLOTS, parse_slots
-from keng.runtime.bootstrap import mqtt_links, programme_of
+from keng.runtime.bootstrap import client_id_for, mqtt_links, programme_of
 from keng.runtime.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +27,19 @@ def test_the_dispatchers_real_links_publish_on_mqtt_5_and_read_acks_and_statuses
     assert inbound.subscriptions == (proto.ACK_SUBSCRIPTION, proto.STATUS_SUBSCRIPTION)
     assert inbound.subscribe_qos == 0 and inbound.announce
     assert not link.connected.is_set() and not inbound.connected.is_set()  # built, not connected
+
+
+def test_a_dispatchers_client_id_is_its_processs_own_and_its_links_read_under_the_topic_root() -> None:
+    first, second = (mqtt_links(BrokerAddress("127.0.0.1", 1883)) for _ in range(2))
+    prefix = f"keng-dispatcher-{socket.gethostname()[:8]}"
+    for link, inbound in (first, second):
+        assert link.client_id.startswith(prefix) and f"-{os.getpid()}-" in link.client_id
+        assert inbound.client_id == f"{link.client_id}-intake"
+        assert "/" not in link.client_id and "+" not in link.client_id and "#" not in link.client_id
+    assert first[0].client_id != second[0].client_id  # two dispatchers of one process: still two ids
+    _, inbound = mqtt_links(BrokerAddress("127.0.0.1", 1883), topics=Topics("district-a/keng"))
+    assert inbound.subscriptions == ("district-a/keng/ack/+", "district-a/keng/status/+")
+    assert client_id_for("keng-x").startswith("keng-x-")
 
 
 def test_slots_from_the_settings_make_the_programme_else_the_sample_slots(tmp_path: Path) -> None:

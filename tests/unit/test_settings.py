@@ -24,8 +24,15 @@ def test_every_documented_variable_lands_in_the_settings(tmp_path: Path) -> None
         "KENG_TTS_CONFIG": str(tmp_path / "c.json"),
         "KENG_STANDING_ORDERS": str(tmp_path / "orders.json"),
         "KENG_RATIFY_WITHIN_MIN": "45",
+        "KENG_MQTT_CA": str(tmp_path / "ca.pem"),
+        "KENG_MQTT_CERT": str(tmp_path / "me.pem"),
+        "KENG_MQTT_KEY": str(tmp_path / "me.key"),
+        "KENG_TOPIC_ROOT": "hanoi/btl/keng",
+        "KENG_BROKER_LISTEN": "0.0.0.0:11883",
     }
     s = load_settings(environ=env)
+    assert (s.mqtt_ca, s.mqtt_cert, s.mqtt_key) == (tmp_path / "ca.pem", tmp_path / "me.pem", tmp_path / "me.key")
+    assert (s.topic_root, s.broker_listen) == ("hanoi/btl/keng", ("0.0.0.0", 11883))
     assert (s.data_dir, s.broker_url, s.tts_engine) == (tmp_path, "mqtt://u:p@broker:1884", "coqui")
     assert (s.tts_model, s.tts_config) == (tmp_path / "m.pth", tmp_path / "c.json")
     assert s.standing_orders_path == tmp_path / "orders.json"
@@ -37,6 +44,13 @@ def test_defaults_without_environment(tmp_path: Path) -> None:
     assert (s.broker_url, s.tts_engine, s.tts_model, s.slots, s.public_url) == (None, "espeak", None, None, None)
     assert s.standing_orders_path == tmp_path / "standing-orders.json"
     assert s.ratify_within == timedelta(minutes=30) and s.max_body_bytes == 1_048_576
+    assert (s.topic_root, s.broker_listen, s.mqtt_ca, s.mqtt_cert, s.mqtt_key) == (
+        "keng/v1",
+        ("127.0.0.1", 1883),
+        None,
+        None,
+        None,
+    )
 
 
 def test_a_commands_options_override_only_what_they_set(tmp_path: Path) -> None:
@@ -54,6 +68,16 @@ def test_a_commands_options_override_only_what_they_set(tmp_path: Path) -> None:
         ("KENG_RATIFY_WITHIN_MIN", "-5", "more than 0"),
         ("KENG_TTS_ENGINE", "piper", "KENG_TTS_ENGINE must be one of espeak, coqui"),
         ("KENG_AUDIT_SEAL_INTERVAL_S", "0", "more than 0 and at most 3600 seconds"),
+        ("KENG_TOPIC_ROOT", "keng/#", "KENG_TOPIC_ROOT: .* no wildcards"),
+        ("KENG_TOPIC_ROOT", "/keng/v1", "KENG_TOPIC_ROOT: .* no leading, trailing or doubled"),
+        ("KENG_TOPIC_ROOT", "keng/v1/", "KENG_TOPIC_ROOT: .* no leading, trailing or doubled"),
+        ("KENG_TOPIC_ROOT", "a/b/c/d/e/f", "KENG_TOPIC_ROOT: .* 6 levels; at most 5"),
+        ("KENG_TOPIC_ROOT", "keng/+/v1", "no wildcards"),
+        ("KENG_TOPIC_ROOT", "$SYS/keng", "each level"),
+        ("KENG_BROKER_LISTEN", "1883", "KENG_BROKER_LISTEN must be HOST:PORT"),
+        ("KENG_BROKER_LISTEN", "localhost:99999", "KENG_BROKER_LISTEN must be between 0 and 65535"),
+        ("KENG_BROKER_LISTEN", "[::1]:1883", "KENG_BROKER_LISTEN must be HOST:PORT with an IPv4"),
+        ("KENG_BROKER_LISTEN", "a b:1883", "is not a host name"),
     ],
 )
 def test_a_malformed_variable_is_refused_with_its_name(name: str, value: str, message: str) -> None:
