@@ -171,12 +171,11 @@ class Tap:
         )
         if self.address.username:
             self.client.username_pw_set(self.address.username, self.address.password)
-        tls = getattr(self.address, "tls", False)
-        if tls:
+        if self.address.tls:
             self.client.tls_set(
-                ca_certs=getattr(self.address, "ca_file", None),
-                certfile=getattr(self.address, "cert_file", None),
-                keyfile=getattr(self.address, "key_file", None),
+                ca_certs=str(self.address.ca_file) if self.address.ca_file else None,
+                certfile=str(self.address.cert_file) if self.address.cert_file else None,
+                keyfile=str(self.address.key_file) if self.address.key_file else None,
             )
         self.client.reconnect_delay_set(0.1, 1)
         self.client.on_connect = self._on_connect

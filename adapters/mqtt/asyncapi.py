@@ -15,8 +15,10 @@ from typing import Any
 
 import orjson
 
+from keng.adapters.mqtt.topics import DEFAULT_ROOT
+
 FILENAME = "asyncapi.json"
-DEFAULT_ROOT = "keng/v1"  # the `root` parameter's default in the canonical file
+__all__ = ["DEFAULT_ROOT", "asyncapi_document", "served_bytes"]  # DEFAULT_ROOT: the `root` parameter's default
 
 
 @cache

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from keng.adapters.mqtt.asyncapi import DEFAULT_ROOT, served_bytes
-from keng.runtime.config import Settings
+from keng.adapters.mqtt.asyncapi import served_bytes
 from keng.runtime.http.metrics import CONTENT_TYPE
 from keng.runtime.http.openapi import openapi_document
 from keng.runtime.http.services import SERVICES
@@ -37,15 +36,9 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-def served_topic_root(settings: Settings) -> str:
-    """The topic root the served AsyncAPI document names. INTEGRATOR: return the configured KENG_TOPIC_ROOT
-    (settings.topic_root) once the settings carry it; until then every installation uses the default."""
-    return DEFAULT_ROOT
-
-
 async def asyncapi(request: web.Request) -> web.Response:
-    """The AsyncAPI 3 document of the device protocol (MQTT), for this installation's topic root."""
-    root = served_topic_root(request.app[SERVICES].settings)
+    """The AsyncAPI 3 document of the device protocol (MQTT), naming this installation's topic root."""
+    root = request.app[SERVICES].settings.topic_root
     return web.Response(body=served_bytes(root), content_type="application/json")
 
 

@@ -1,9 +1,9 @@
 """MQTT brokers for integration tests: a mosquitto started by the test on a free port (with a temporary config),
 the embedded amqtt broker, and the configured one (KENG_TEST_MQTT, default mqtt://127.0.0.1:1883).
 
-The `mosquitto` and `embedded` fixtures are tapped: every message on them is checked against docs/asyncapi.json
-(tests/contract.py, the `contract_tap` fixture). Without a broker the `mqtt` tests are skipped with the reason,
-except in CI (CI=true), where they fail.
+The `mosquitto`, `tls_mosquitto` and `embedded` fixtures are tapped: every message on them is checked against
+docs/asyncapi.json (tests/contract.py, the `contract_tap` fixture). Without a broker the `mqtt` tests are skipped
+with the reason, except in CI (CI=true), where they fail.
 """
 
 from __future__ import annotations
@@ -156,9 +156,12 @@ def start_tls_mosquitto(tmp_path: Path) -> Iterator[Callable[..., TlsMosquitto]]
 
 
 @pytest.fixture
-def tls_mosquitto(start_tls_mosquitto: Callable[..., TlsMosquitto]) -> TlsMosquitto:
-    """A fresh mosquitto with one TLS listener on a free port (its CA: `.ca_file`; `.address` trusts it)."""
-    return start_tls_mosquitto()
+def tls_mosquitto(start_tls_mosquitto: Callable[..., TlsMosquitto], contract_tap: Taps) -> TlsMosquitto:
+    """A fresh mosquitto with one TLS listener on a free port (its CA: `.ca_file`; `.address` trusts it), its traffic
+    checked against the contract (the tap connects over TLS too)."""
+    broker = start_tls_mosquitto()
+    contract_tap.attach(broker.address)
+    return broker
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import jsonschema_rs
 import orjson
 import pytest
 
-from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.asyncapi import DEFAULT_ROOT, asyncapi_document
+from keng.adapters.mqtt.topics import DEFAULT_TOPICS as TOPICS
 from tests.contract import DOCS_COPY, Contract, contract
 
 DOC = asyncapi_document()
@@ -120,7 +120,7 @@ def test_commands_keng_sends_allow_no_other_field() -> None:
 def test_the_served_document_names_the_configured_topic_root() -> None:
     served = asyncapi_document("hanoi/keng/v1")
     assert served["components"]["parameters"]["root"]["enum"] == ["hanoi/keng/v1"]
-    assert DOC["components"]["parameters"]["root"]["default"] == DEFAULT_ROOT == proto.PREFIX
+    assert DOC["components"]["parameters"]["root"]["default"] == DEFAULT_ROOT == TOPICS.root
     assert "enum" not in DOC["components"]["parameters"]["root"]  # the document as shipped: any root
     rooted = Contract(served, root="hanoi/keng/v1")
     ack = orjson.dumps(example("ackReceived"))
@@ -182,7 +182,7 @@ def test_the_checker_names_what_breaks_the_contract(topic: str, payload: dict[st
 
 
 def test_barrier_markers_and_cleared_statuses_are_not_device_messages() -> None:
-    assert contract().check(proto.barrier_topic("keng-dispatcher-h-1-abcd"), b"0f1e2d3c") is None
-    assert contract().check(proto.status_topic("00595-SPK-001"), b"") is None
-    assert str(contract().check(proto.ack_topic("00595-SPK-001"), b"")).startswith("not JSON")
-    assert contract().check(proto.ack_topic("00595-SPK-001"), b"[1]") == "not a JSON object"
+    assert contract().check(TOPICS.barrier("keng-dispatcher-h-1-abcd"), b"0f1e2d3c") is None
+    assert contract().check(TOPICS.status("00595-SPK-001"), b"") is None
+    assert str(contract().check(TOPICS.ack("00595-SPK-001"), b"")).startswith("not JSON")
+    assert contract().check(TOPICS.ack("00595-SPK-001"), b"[1]") == "not a JSON object"
