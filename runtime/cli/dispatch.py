@@ -21,6 +21,7 @@ from keng.runtime.bootstrap import (
     broker_for,
     broker_of,
     build_dispatcher,
+    delivery_options,
     open_app,
     programme_of,
     warn_loose_permissions,
@@ -104,6 +105,7 @@ def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
                 settle_s=settings.settle_s,
                 budgets=settings.latency_budgets,
                 freeze_gc=True,
+                **delivery_options(settings),
             )
             await _dispatch_until_signalled(dispatcher, broker)
 

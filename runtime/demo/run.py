@@ -79,6 +79,7 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
         settle_s=10.0,
         on_progress=progress,
         on_closed=done,
+        assets_dir=data / "assets",
     )
     task = asyncio.create_task(dispatcher.run())
     await dispatcher.ready.wait()

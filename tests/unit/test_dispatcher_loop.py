@@ -44,15 +44,19 @@ class Wired:
         }
 
     def ack(self, code: str, command: dict[str, object], state: str) -> None:
-        audio = command["audio"]
-        assert isinstance(audio, dict)
+        """A device's ack; `played` is a board's `displayed` (of the text, which a board may show itself)."""
+        audio = command.get("audio")
+        if state == "played" and command["op"] == "display":
+            state, sha = "displayed", command["text_sha256"]
+        else:
+            sha = audio["sha256"] if state == "played" and isinstance(audio, dict) else None
         message = proto.ack_message(
             code=code,
             dispatch_id=str(command["dispatch"]),
             seq=1,
             state=state,
             at=datetime.now(UTC),
-            sha256=audio["sha256"] if state == "played" else None,
+            sha256=str(sha) if sha else None,
         )
         self.inbound.feed(proto.ack_topic(code), proto.encode(message))
 
