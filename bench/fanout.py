@@ -1,6 +1,11 @@
 """Benchmark: an emergency to the whole district, approval -> each device's `received`, against plain aiomqtt.
 
 python bench/fanout.py --devices 10000 [--broker mosquitto|embedded|mqtt://host:port] [--json]
+
+Also reported: the share of the emergency's speaker commands (group and per-endpoint) that carried a real audio file
+(`audio.url` set, `audio.sha256` not the text's hash; it must be 100 %), and when the audio was recorded: the bulletin
+is approved right after it is submitted, before any render worker could run, so the dispatcher renders it with
+espeak-ng on the dispatch path and that time is inside the measured latency.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from bench.common import (
 )
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.link import MqttLink
+from keng.adapters.mqtt.wire import WireLink
 from keng.domain.broadcast import Broadcast
 from keng.domain.delivery import percentile
 from keng.domain.dispatch import Dispatch
@@ -53,9 +59,8 @@ async def baseline(address, observer: Observer, n: int, topics: list[str]) -> li
             rank=0,
             title="baseline",
             text="baseline",
-            audio_url=None,
-            sha256="0" * 64,
-            duration_s=1.0,
+            text_sha256="1" * 64,
+            audio=proto.audio_ref(url="http://127.0.0.1:9/audio/baseline", sha256="0" * 64, duration_s=1.0),
             repeats=1,
             volume=100,
             expires_at=now + timedelta(minutes=5),
@@ -74,6 +79,34 @@ async def baseline(address, observer: Observer, n: int, topics: list[str]) -> li
     return latencies_ms(observer.received[did], t0)
 
 
+class CommandWatcher:
+    """The speaker commands keng publishes (group topics and resends), read at QoS 0: per dispatch, how many play
+    commands there were and how many carried a real audio file."""
+
+    def __init__(self, address) -> None:  # type: ignore[no-untyped-def]
+        self.plays: dict[str, list[bool]] = {}
+        self.link = WireLink(
+            address,
+            client_id="bench-commands",
+            subscriptions=(f"{proto.PREFIX}/cmd/{proto.SPEAKER}/#",),
+            on_message=self._on,
+            subscribe_qos=0,
+        )
+
+    def _on(self, topic: str, payload: bytes) -> None:
+        msg = proto.decode(payload)
+        if msg.get("op") != "play" or msg.get("priority") != "emergency":
+            return
+        audio = msg.get("audio")
+        real = (
+            isinstance(audio, dict)
+            and bool(audio.get("url"))
+            and isinstance(audio.get("sha256"), str)
+            and audio["sha256"] != msg.get("text_sha256")
+        )
+        self.plays.setdefault(msg["dispatch"], []).append(real)
+
+
 def stats(values: list[float]) -> dict[str, float | None]:
     return {
         "p50_ms": percentile(values, 50),
@@ -85,6 +118,8 @@ def stats(values: list[float]) -> dict[str, float | None]:
 async def main(args: argparse.Namespace) -> dict[str, object]:
     address, broker_proc = start_broker(args.broker)
     url, app = district(args.devices)
+    # the processes' data directory (the dispatcher's audio files, its link key) is the district's own
+    os.environ["KENG_DATA"] = str(Path(url.removeprefix("sqlite:///")).parent / "data")
     broker_url = f"mqtt://{address.host}:{address.port}" + ("" if address.mqtt5 else "?v=3")
     sim = cli(
         "--store",
@@ -103,6 +138,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     drain(sim)
     observer = Observer(address)
     await observer.start()
+    watcher = CommandWatcher(address)
+    watcher.link.start()
+    await watcher.link.connected.wait()
     base = await baseline(address, observer, args.devices, [proto.area_topic("speaker", "021")])
     disp = cli(
         "--store", url, "dispatch", "run", "--broker", broker_url, "--slots", "00:00-24:00", "--settle", "10", stdout=-1
@@ -142,6 +180,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             events.append(event)
             closed = event if isinstance(event, Dispatch.Closed) else closed
     dispatcher_cpu = cpu_s(disp.pid) - cpu0
+    await watcher.link.close()
+    plays = watcher.plays.get(did, [])
+    rendered = next((e for e in events if isinstance(e, Broadcast.Rendered) and e.originator_id == bid), None)
     batches = [e for e in events if isinstance(e, Dispatch.AcksRecorded)]
     opened = next((e for e in events if isinstance(e, Dispatch.Opened)), None)
     resends = [e for e in events if isinstance(e, Dispatch.RetriesSent)]
@@ -161,6 +202,12 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "baseline_p99_ms": b["p99_ms"],
         "baseline_max_ms": b["max_ms"],
         "ratio": round(k["p99_ms"] / b["p99_ms"], 2) if k["p99_ms"] and b["p99_ms"] else None,
+        "emergency_commands": len(plays),
+        "emergency_commands_with_audio_pct": round(100.0 * sum(plays) / len(plays), 1) if plays else None,
+        "audio_engine": rendered.engine if rendered else "rendered before approval",
+        "audio_recorded_ms": round((rendered.timestamp - approved.timestamp).total_seconds() * 1000, 1)
+        if rendered
+        else None,
         "ack_batches": len(batches),
         "acks_recorded": sum(len(e.acks) for e in batches),
         "last_ack_recorded_s": round((max(e.timestamp for e in batches) - approved.timestamp).total_seconds(), 2)

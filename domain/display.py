@@ -15,6 +15,7 @@ from keng.domain.errors import InvalidValue
 TEXT_ONLY = "text-only"
 DISPLAY_PREFIX = "display="
 MIN_SIDE, MAX_SIDE = 32, 4096
+MAX_CAPABILITIES, MAX_CAPABILITY = 16, 60
 Resolution = tuple[int, int]
 DEFAULT_RESOLUTION: Resolution = (256, 128)
 # technology family (its prefix) -> resolution; longest prefix first
@@ -35,10 +36,20 @@ def parse_resolution(text: str) -> Resolution:
 def check_capability(value: str) -> str:
     """A capability as registered: `text-only`, `display=WxH` (checked), or another word kept as written."""
     value = value.strip()
+    if len(value) > MAX_CAPABILITY or not value.isprintable():
+        raise InvalidValue(f"capability {value[:20]!r}… is not printable text of at most {MAX_CAPABILITY} characters")
     if value.lower().startswith(DISPLAY_PREFIX):
         w, h = parse_resolution(value[len(DISPLAY_PREFIX) :])
         return f"{DISPLAY_PREFIX}{w}x{h}"
     return value
+
+
+def check_capabilities(values: Iterable[str]) -> list[str]:
+    """An endpoint's capabilities as registered: each checked (`check_capability`), deduplicated, sorted."""
+    out = sorted({check_capability(v) for v in values if v.strip()})
+    if len(out) > MAX_CAPABILITIES:
+        raise InvalidValue(f"an endpoint has at most {MAX_CAPABILITIES} capabilities, not {len(out)}")
+    return out
 
 
 def board_resolution(technology: str, capabilities: Iterable[str]) -> Resolution | None:

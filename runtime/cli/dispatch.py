@@ -81,6 +81,7 @@ async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddres
     ready = asyncio.create_task(dispatcher.ready.wait())
     await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
     if dispatcher.ready.is_set():
+        await dispatcher.content_ready()  # the voice loaded: an emergency without audio is rendered at once
         print(f"Sẵn sàng phát (dispatcher ready) on {broker.display}", flush=True)
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     for t in (task, waiter, ready):

@@ -4,23 +4,31 @@ resolution (domain/dispatch.py `ItemSent` records their hashes).
 No silent speaker: when the broadcast has no speaker render of its current revision (an emergency auto-approved before
 the render worker ran, a dispatcher that runs without one), the embedded espeak-ng voice renders it here, on the
 dispatch path, into the asset store the render worker and `GET /audio/<key>` use, and the model records it as
-`Broadcast.Rendered` like any render. Should even that fail (nothing speakable, the library missing), a stock alert
-tone stands in (adapters/tts/tone.py) and the failure is recorded as `Broadcast.RenderFailed`: a speaker command
-always carries a real file, and a device is never told to play a text's hash as audio.
+`Broadcast.Rendered` like any render. Should even that fail (nothing speakable, the voice missing, no answer within
+AUDIO_WAIT_S), a stock alert tone stands in (adapters/tts/tone.py) and the failure is recorded as
+`Broadcast.RenderFailed`: a speaker command always carries a real file, and a device is never told to play a text's
+hash as audio.
 
 Board pages (adapters/boards.py) are stored under their own SHA-256 in `<assets>/boards/`, which `GET /board/<sha256>
-.png|.json` serves to signed links. Everything here is content-addressed and deterministic, so a page or a file made
-twice is the same bytes; `prepare` makes them ahead, in a background thread, when a broadcast is submitted (the
-approval then finds them ready), and `make` waits for one already being made rather than making it twice.
+.png|.json` serves to signed links. Everything is content-addressed and deterministic, so a file made twice is the same
+bytes; `prepare` makes a submitted broadcast's files ahead of its approval, and `make` waits for one already being made
+rather than making it twice.
+
+Where the work runs: in a render process of its own (DESIGN.md section 8), started with the dispatcher and warmed
+while it catches up with the log, so that the voice, the loudness filter (scipy, ~100 MB) and the board font stay out of
+the dispatcher, and a render never holds its event loop. `keng serve` hands its in-process render stack instead (its
+render worker has it loaded already).
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,8 +43,11 @@ from keng.domain.records import DispatchItem, ItemAudio, ItemBoard
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-MEMO = 256  # recent bulletins' files (per text, priority and resolution) kept in memory by their hashes
+MEMO = 256  # recent bulletins' files (per text, priority and resolution) remembered by their hashes
 AUDIO_FORMAT = "mp3"
+AUDIO_WAIT_S = 10.0  # an emergency waits no longer for its voice: the alert tone goes instead
+PAGE_WAIT_S = 30.0
+Failure = tuple[str, str]  # (engine, reason)
 
 
 @dataclass
@@ -68,8 +79,102 @@ def current_render(b: Broadcast) -> ItemAudio | None:
     return None
 
 
+# -- the work itself: in the render process (module state there), or in this one with a given render stack ---------
+
+_stack: dict[str, Any] = {}  # the render process's Renderer and RenderConfig, per asset directory
+
+
+def _espeak(assets_dir: str) -> tuple[Any, Any]:
+    if assets_dir not in _stack:
+        from keng.adapters.tts.base import TTSConfig
+        from keng.adapters.tts.render import RenderConfig, Renderer
+
+        config = RenderConfig(store_root=Path(assets_dir), tts=TTSConfig(engine="espeak", voice="vi"))
+        _stack[assets_dir] = (Renderer(), config)
+    renderer, config = _stack[assets_dir]
+    return renderer, config
+
+
+def _follow_parent(parent: int) -> None:
+    """The render process's initializer: end it when the dispatcher that started it is gone (even SIGKILLed)."""
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="keng-render-parent", daemon=True).start()
+
+
+def warm_job(assets_dir: str) -> None:
+    """Load the voice, the loudness filter and the board font (run once in the render process)."""
+    renderer, config = _espeak(assets_dir)
+    renderer.engine(config.tts)
+    from keng.adapters import boards
+    from keng.adapters.tts import loudness  # noqa: F401  (scipy: the heaviest import)
+
+    boards.render_board_page("Sẵn sàng", "emergency", 64, 32)
+
+
+def audio_job(
+    text: str, priority: str, assets_dir: str, renderer: Any = None, config: Any = None
+) -> tuple[ItemAudio | None, Failure | None]:
+    """Render a bulletin's speaker audio: (the audio, or None when the voice failed; the voice's failure, if any)."""
+    from keng.adapters.tts.render import RenderFailed
+
+    if renderer is None:
+        renderer, config = _espeak(assets_dir)
+    try:
+        (asset,) = renderer.render_bulletin(text, priority, ["speaker"], config)
+    except RenderFailed as e:
+        return None, (e.engine, e.reason)
+    except Exception as e:  # text the voice refuses, an engine crash: the tone, never silence
+        return None, (config.tts.engine, f"{type(e).__name__}: {e}"[:1000])
+    audio = ItemAudio(
+        key=asset.asset_hash,
+        sha256=hashlib.sha256(Path(asset.path).read_bytes()).hexdigest(),
+        duration_s=float(asset.duration_s or 0.0),
+        format=AUDIO_FORMAT,
+        engine=asset.engine,
+    )
+    return audio, (asset.failed[0] if asset.failed else None)
+
+
+def page_job(text: str, priority: str, resolution: Resolution, boards_dir: str) -> ItemBoard:
+    """Render a bulletin's page for boards of one resolution and store its image and layout under their hashes."""
+    from keng.adapters.boards import render_board_page
+
+    image, layout = render_board_page(text, priority, *resolution)
+    shas = []
+    private_dir(Path(boards_dir))
+    for data, suffix in ((image, "png"), (layout, "json")):
+        sha = hashlib.sha256(data).hexdigest()
+        path = Path(boards_dir) / f"{sha}.{suffix}"
+        if not path.exists():
+            write_private(path, data)
+        shas.append(sha)
+    return ItemBoard(width=resolution[0], height=resolution[1], image_sha256=shas[0], layout_sha256=shas[1])
+
+
+def tone_job(assets_dir: str) -> ItemAudio:
+    """The stored alert tone (numpy and the MP3 encoder only: cheap to make here when the render process is gone)."""
+    from keng.adapters.audio_store import AudioStore, content_key
+    from keng.adapters.tts.tone import TONE_ENGINE, TONE_VERSION, alert_tone
+
+    key = content_key(TONE_VERSION, TONE_ENGINE, "", "")
+    info = AudioStore(Path(assets_dir)).get_or_create(key, TONE_ENGINE, "", alert_tone)
+    return ItemAudio(
+        key=key,
+        sha256=hashlib.sha256(info.path.read_bytes()).hexdigest(),
+        duration_s=info.duration_s,
+        format=AUDIO_FORMAT,
+        engine=TONE_ENGINE,
+    )
+
+
 class _Memo:
-    """Single-flight, bounded memo of futures: the first caller of a key makes it, later ones wait for that."""
+    """Single-flight, bounded memo: the first caller of a key makes it, later ones wait for that result."""
 
     def __init__(self, size: int = MEMO) -> None:
         self.size = size
@@ -101,54 +206,63 @@ class _Memo:
 
 
 class ItemContent:
-    """Makes items' files: audio through the process's Renderer (espeak-ng unless told otherwise), board pages, the
-    alert tone. Blocking (the dispatcher calls it on its store thread); `prepare` works in a thread of its own."""
+    """Makes items' files. `make` blocks (the dispatcher calls it on its store thread); `prepare` works in a thread of
+    its own. Given a `renderer` and its `config`, audio renders in this process with them; otherwise in the render
+    process (espeak-ng, voice `vi`, the render worker's settings, so the same files)."""
 
     def __init__(self, assets_dir: Path, *, renderer: Any | None = None, config: Any | None = None) -> None:
         self.assets_dir = assets_dir
         self.boards_dir = assets_dir / "boards"
-        self._renderer = renderer
-        self._own_renderer = renderer is None
-        self._config = config
+        self._renderer, self._config = renderer, config
         self._audio = _Memo()
         self._pages = _Memo()
         self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keng-item-content")
-        self.renders = 0  # audio and pages made here (tests and metrics read it)
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self.renders = 0  # audio and pages made for this dispatcher (tests and metrics read it)
+        self.warmed: Future[Any] | None = None
 
-    # -- the render stack, loaded on first use ------------------------------------------------------------------
+    def _process(self) -> ProcessPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_follow_parent,
+                    initargs=(os.getpid(),),
+                )
+            return self._pool
 
-    @property
-    def renderer(self) -> Any:
-        if self._renderer is None:
-            from keng.adapters.tts.render import Renderer
+    def _run(self, timeout: float, fn: Callable[..., T], *args: Any) -> T:
+        """Run a job in the render process; a broken process is replaced for the next job."""
+        from concurrent.futures.process import BrokenProcessPool
 
-            self._renderer = Renderer()
-        return self._renderer
-
-    @property
-    def config(self) -> Any:
-        if self._config is None:
-            from keng.adapters.tts.base import TTSConfig
-            from keng.adapters.tts.render import RenderConfig
-
-            self._config = RenderConfig(store_root=self.assets_dir, tts=TTSConfig(engine="espeak", voice="vi"))
-        return self._config
+        pool = self._process()
+        try:
+            result: T = pool.submit(fn, *args).result(timeout=timeout)
+            return result
+        except BrokenProcessPool:
+            with self._pool_lock:
+                if self._pool is pool:
+                    self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
     def warm(self) -> None:
-        """Load the voice, the encoder and the board font now, so that the first emergency does not wait for them."""
-        try:
-            self.renderer.engine(self.config.tts)
-            from keng.adapters import boards
-
-            boards.render_board_page("Sẵn sàng", "emergency", 64, 32)
-        except Exception as e:  # a missing voice is handled per item (the alert tone); start anyway
-            log.warning("dispatch.content_warm_failed", error=f"{type(e).__name__}: {e}")
+        """Start the render process and load the voice and the board font there, in the background (`warmed` is done
+        once it is; an item that comes earlier waits for it: about 1-2 s after start-up)."""
+        if self._renderer is None:
+            self.warmed = self._process().submit(warm_job, str(self.assets_dir))
+        elif self._config is not None:
+            self.warmed = self._ahead.submit(self._renderer.engine, self._config.tts)
 
     def close(self) -> None:
-        """Stop the background thread; close the renderer if it is this object's own."""
+        """Stop the background thread and the render process."""
         self._ahead.shutdown(wait=False, cancel_futures=True)
-        if self._own_renderer and self._renderer is not None:
-            self._renderer.close()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # -- items ----------------------------------------------------------------------------------------------------
 
@@ -163,23 +277,26 @@ class ItemContent:
         if speakers:
             audio = current_render(b)
             if audio is None:
-                audio, rendered, failure = self._audio.get(
-                    ("audio", b.announced_text, b.priority), lambda: self._render_audio(b.announced_text, b.priority)
-                )
+                audio, failure = self.audio(b.announced_text, b.priority)
                 if failure is not None:
                     parts.failures.append({"channel": "speaker", "engine": failure[0], "reason": failure[1]})
-                if rendered:
-                    parts.renders.append(
-                        {
-                            "channel": "speaker",
-                            "asset_hash": audio["key"],
-                            "duration_s": audio["duration_s"],
-                            "engine": audio["engine"],
-                            "content_sha256": audio["sha256"],
-                        }
-                    )
+                parts.renders.append(
+                    {
+                        "channel": "speaker",
+                        "asset_hash": audio["key"],
+                        "duration_s": audio["duration_s"],
+                        "engine": audio["engine"],
+                        "content_sha256": audio["sha256"],
+                    }
+                )
             parts.item["audio"] = audio
-        parts.item["boards"] = [self.page(b.announced_text, b.priority, res) for res in sorted(set(resolutions))]
+        for res in sorted(set(resolutions)):
+            try:
+                parts.item["boards"].append(self.page(b.announced_text, b.priority, res))
+            except Exception as e:  # boards of that resolution get the text (they show it themselves)
+                log.error(
+                    "dispatch.board_page_failed", resolution=f"{res[0]}x{res[1]}", error=f"{type(e).__name__}: {e}"
+                )
         parts.item["at"] = at.isoformat()
         return parts
 
@@ -191,7 +308,7 @@ class ItemContent:
         def ahead() -> None:
             try:
                 if need_audio:
-                    self._audio.get(("audio", text, priority), lambda: self._render_audio(text, priority))
+                    self.audio(text, priority)
                 for r in res:
                     self.page(text, priority, r)
             except Exception as e:
@@ -201,64 +318,37 @@ class ItemContent:
 
     # -- files ----------------------------------------------------------------------------------------------------
 
+    def audio(self, text: str, priority: str) -> tuple[ItemAudio, Failure | None]:
+        """A bulletin's audio, made once (the alert tone when the voice fails), and the voice's failure if any."""
+        return self._audio.get(("audio", text, priority), lambda: self._make_audio(text, priority))
+
+    def _make_audio(self, text: str, priority: str) -> tuple[ItemAudio, Failure | None]:
+        try:
+            if self._renderer is not None:
+                audio, failure = audio_job(text, priority, str(self.assets_dir), self._renderer, self._config)
+            else:
+                audio, failure = self._run(AUDIO_WAIT_S, audio_job, text, priority, str(self.assets_dir))
+        except Exception as e:  # the render process broke, or took too long
+            audio, failure = None, ("espeak", f"render process: {type(e).__name__}: {e}"[:1000])
+        if audio is None:
+            assert failure is not None
+            log.warning("dispatch.audio_failed_alert_tone", engine=failure[0], reason=failure[1])
+            audio = tone_job(str(self.assets_dir))
+        else:
+            self.renders += 1
+            log.info(
+                "dispatch.audio_rendered", key=audio["key"], engine=audio["engine"], duration_s=audio["duration_s"]
+            )
+        return audio, failure
+
     def page(self, text: str, priority: str, resolution: Resolution) -> ItemBoard:
         """The page of a bulletin for boards of one resolution: rendered and stored once, then remembered."""
         return self._pages.get(
-            ("page", text, priority, resolution), lambda: self._render_page(text, priority, resolution)
+            ("page", text, priority, resolution), lambda: self._make_page(text, priority, resolution)
         )
 
-    def _render_page(self, text: str, priority: str, resolution: Resolution) -> ItemBoard:
-        from keng.adapters.boards import render_board_page
-
-        image, layout = render_board_page(text, priority, *resolution)
-        shas = []
-        private_dir(self.boards_dir)
-        for data, suffix in ((image, "png"), (layout, "json")):
-            sha = hashlib.sha256(data).hexdigest()
-            path = self.boards_dir / f"{sha}.{suffix}"
-            if not path.exists():
-                write_private(path, data)
-            shas.append(sha)
+    def _make_page(self, text: str, priority: str, resolution: Resolution) -> ItemBoard:
+        args = (text, priority, resolution, str(self.boards_dir))
+        page = page_job(*args) if self._renderer is not None else self._run(PAGE_WAIT_S, page_job, *args)
         self.renders += 1
-        return ItemBoard(width=resolution[0], height=resolution[1], image_sha256=shas[0], layout_sha256=shas[1])
-
-    def _render_audio(self, text: str, priority: str) -> tuple[ItemAudio, bool, tuple[str, str] | None]:
-        """(audio, whether it was rendered here, the voice's failure when the alert tone stands in)."""
-        from keng.adapters.tts.render import RenderFailed
-
-        config = self.config
-        try:
-            (asset,) = self.renderer.render_bulletin(text, priority, ["speaker"], config)
-        except RenderFailed as e:
-            failure = (e.engine, e.reason)
-        except Exception as e:  # text the voice refuses, an engine crash: the tone, never silence
-            failure = (config.tts.engine, f"{type(e).__name__}: {e}"[:1000])
-        else:
-            self.renders += 1
-            sha = hashlib.sha256(Path(asset.path).read_bytes()).hexdigest()
-            audio = ItemAudio(
-                key=asset.asset_hash,
-                sha256=sha,
-                duration_s=float(asset.duration_s or 0.0),
-                format=AUDIO_FORMAT,
-                engine=asset.engine,
-            )
-            log.info("dispatch.audio_rendered", key=asset.asset_hash, engine=asset.engine, duration_s=asset.duration_s)
-            return audio, True, (asset.failed[0] if asset.failed else None)
-        log.warning("dispatch.audio_failed_alert_tone", engine=failure[0], reason=failure[1])
-        return self._tone(), True, failure
-
-    def _tone(self) -> ItemAudio:
-        from keng.adapters.audio_store import content_key
-        from keng.adapters.tts.tone import TONE_ENGINE, TONE_VERSION, alert_tone
-
-        store = self.renderer.store(self.config.store_root, self.config.tts.mp3_bitrate_kbps)
-        key = content_key(TONE_VERSION, TONE_ENGINE, "", "")
-        info = store.get_or_create(key, TONE_ENGINE, "", alert_tone, text="")
-        return ItemAudio(
-            key=key,
-            sha256=hashlib.sha256(info.path.read_bytes()).hexdigest(),
-            duration_s=info.duration_s,
-            format=AUDIO_FORMAT,
-            engine=TONE_ENGINE,
-        )
+        return page

@@ -139,6 +139,19 @@ class Dispatcher:
         finally:
             await self.stop()
 
+    async def content_ready(self, timeout: float = 60.0) -> bool:
+        """Wait until the render stack is loaded (runtime/dispatch/content.py `warm`): from then on an item that needs
+        audio rendered on the dispatch path waits only for the rendering. False when it failed or timed out."""
+        warmed = self.model.content.warmed
+        if warmed is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(warmed), timeout)
+        except Exception as e:
+            log.warning("dispatch.content_not_ready", error=f"{type(e).__name__}: {e}")
+            return False
+        return True
+
     async def stop(self) -> None:
         """Cancel every task, close the link and the store thread."""
         for handle in self.timers.values():

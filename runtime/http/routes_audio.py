@@ -78,7 +78,7 @@ async def audio(request: web.Request) -> web.StreamResponse:
 
 async def board_file(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    name = request.match_info["name"]
+    name = request.match_info["key"]
     match = _BOARD_FILE.match(name)
     if match is None:
         raise Problem(404, "not-found", "a board page is <sha256>.png or <sha256>.json")
@@ -99,4 +99,4 @@ async def board_file(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/audio/{key}", audio)
-    app.router.add_get("/board/{name}", board_file)
+    app.router.add_get("/board/{key}", board_file)
