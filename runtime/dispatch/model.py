@@ -124,7 +124,7 @@ class DispatchModel:
             return self.release(event.originator_id)
         if isinstance(event, Broadcast.Cancelled):
             return [Cancel(event.originator_id, self._open_plans(event.originator_id))]
-        if isinstance(event, Broadcast.SubmittedForApproval):
+        if isinstance(event, Broadcast.SubmittedForApproval | Broadcast.Revised):
             self._prepare(event.originator_id)
         elif isinstance(event, Endpoint.Registered):
             return [Known(event.code, None, proto.CLASS_OF_KIND.get(event.kind, ""))]
@@ -133,7 +133,7 @@ class DispatchModel:
     def _prepare(self, broadcast_id: UUID) -> None:
         """A broadcast was submitted: make its files ahead of the approval (in the background; nothing recorded)."""
         b = self.aggs.get(broadcast_id)
-        if isinstance(b, Broadcast):
+        if isinstance(b, Broadcast) and b.state in (*AWAITING_RELEASE, BroadcastState.SUBMITTED):
             targets = self.resolve(b).values()
             self.content.prepare(
                 b,

@@ -74,7 +74,8 @@ def test_a_boards_resolution_is_registered_from_the_file_and_checked(app: Keng, 
     assert load_district_file(app, path, by="admin") == {"endpoint": 2}
     boards = {e.code: e for e in Catalog().fold(app.read_events()).endpoints(kind="eboard")}
     lcd, text = boards[f"{WARD_B}-LCD1"], boards[f"{WARD_B}-TXT1"]
-    assert lcd.capabilities == ["display=1024x600"] and board_resolution(lcd.technology, lcd.capabilities) == (1024, 600)
+    assert lcd.capabilities == ["display=1024x600"]
+    assert board_resolution(lcd.technology, lcd.capabilities) == (1024, 600)
     assert board_resolution(text.technology, text.capabilities) is None
     bad = tmp_path / "bad.csv"
     bad.write_text(
