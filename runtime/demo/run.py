@@ -83,6 +83,7 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
     )
     task = asyncio.create_task(dispatcher.run())
     await dispatcher.ready.wait()
+    await dispatcher.content_ready()  # the voice is loaded: the alert's audio is rendered on the dispatch path
     line.say("Bộ điều phối sẵn sàng (dispatcher following the event log)")
     bid = broadcasts.draft(
         app,
