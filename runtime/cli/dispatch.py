@@ -45,6 +45,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--slots", default=None, help="programme slots, e.g. 05:30-06:30,17:00-18:00 (+07:00)")
     p.add_argument("--quiet", default=None, help="quiet hours, e.g. 22:00-05:00 or none (default: the sample's)")
     p.add_argument(
+        "--public-url",
+        default=None,
+        help="base URL devices fetch audio and board pages from, as `keng serve` is reached "
+        "(default http://127.0.0.1:8080); links are signed with the data directory's key",
+    )
+    p.add_argument(
         "--settle",
         type=float,
         default=None,
@@ -91,7 +97,9 @@ async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddres
 
 
 def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
-    settings = settings.override(broker_url=args.broker, slots=args.slots, quiet=args.quiet, settle_s=args.settle)
+    settings = settings.override(
+        broker_url=args.broker, slots=args.slots, quiet=args.quiet, settle_s=args.settle, public_url=args.public_url
+    )
     app = open_app(settings, create=False)
     warn_loose_permissions(settings.data_dir)
 

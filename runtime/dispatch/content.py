@@ -219,6 +219,8 @@ class ItemContent:
         self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keng-item-content")
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._in_process = False  # no render process could be started: jobs run in this one, on `_local`
+        self._local = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keng-render-local")
         self.renders = 0  # audio and pages made for this dispatcher (tests and metrics read it)
         self.warmed: Future[Any] | None = None
 
@@ -233,32 +235,47 @@ class ItemContent:
                 )
             return self._pool
 
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """A job for the render process, or for this process once none could be started or one broke (heavier and
+        sharing this process's CPU, but the same content)."""
+        if not self._in_process:
+            try:
+                return self._process().submit(fn, *args)
+            except OSError as e:
+                self._local_from_now(e)
+        return self._local.submit(fn, *args)
+
+    def _local_from_now(self, why: BaseException) -> None:
+        self._in_process = True
+        log.error("dispatch.render_process_unavailable", error=f"{type(why).__name__}: {why}"[:300])
+        with self._pool_lock:
+            broken, self._pool = self._pool, None
+        if broken is not None:
+            broken.shutdown(wait=False, cancel_futures=True)
+
     def _run(self, timeout: float, fn: Callable[..., T], *args: Any) -> T:
-        """Run a job in the render process; a broken process is replaced for the next job."""
+        """Run a job in the render process (or, once that broke, in this one)."""
         from concurrent.futures.process import BrokenProcessPool
 
-        pool = self._process()
         try:
-            result: T = pool.submit(fn, *args).result(timeout=timeout)
-            return result
-        except BrokenProcessPool:
-            with self._pool_lock:
-                if self._pool is pool:
-                    self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+            result: T = self._submit(fn, *args).result(timeout=timeout)
+        except BrokenProcessPool as e:  # killed, out of memory, or a script that spawns it without a main guard
+            self._local_from_now(e)
+            result = self._local.submit(fn, *args).result(timeout=timeout)
+        return result
 
     def warm(self) -> None:
         """Start the render process and load the voice and the board font there, in the background (`warmed` is done
         once it is; an item that comes earlier waits for it: about 1-2 s after start-up)."""
         if self._renderer is None:
-            self.warmed = self._process().submit(warm_job, str(self.assets_dir))
+            self.warmed = self._submit(warm_job, str(self.assets_dir))
         elif self._config is not None:
             self.warmed = self._ahead.submit(self._renderer.engine, self._config.tts)
 
     def close(self) -> None:
         """Stop the background thread and the render process."""
         self._ahead.shutdown(wait=False, cancel_futures=True)
+        self._local.shutdown(wait=False, cancel_futures=True)
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
