@@ -108,12 +108,11 @@ def _follow_parent(parent: int) -> None:
 
 
 def warm_job(assets_dir: str) -> None:
-    """Load the voice, the loudness filter and the board font (run once in the render process)."""
-    renderer, config = _espeak(assets_dir)
-    renderer.engine(config.tts)
+    """Load the voice, the loudness filter, the encoder and the board font, and run each once (the first render of
+    a process took 20-30 ms longer than the next ones): run once in the render process."""
     from keng.adapters import boards
-    from keng.adapters.tts import loudness  # noqa: F401  (scipy: the heaviest import)
 
+    audio_job("Sẵn sàng phát.", "normal", assets_dir)  # a short file, stored like any other
     boards.render_board_page("Sẵn sàng", "emergency", 64, 32)
 
 

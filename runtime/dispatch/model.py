@@ -198,6 +198,8 @@ class DispatchModel:
                 b.schedule([at])
                 self._save(b)
             return [Arm(b.id, at)]
+        if "speaker" in b.channels:  # the voice starts in the render process while the targets are resolved
+            self.content.prepare(b, speakers=True, resolutions=())
         targets = self.resolve(b)
         # The first item's content is made and recorded with the opening, before anything is published.
         parts = self._item(b, seq=1, targets=targets.values(), now=now)
