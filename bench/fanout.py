@@ -5,7 +5,8 @@ python bench/fanout.py --devices 10000 [--broker mosquitto|embedded|mqtt://host:
 Also reported: the share of the emergency's speaker commands (group and per-endpoint) that carried a real audio file
 (`audio.url` set, `audio.sha256` not the text's hash; it must be 100 %), and when the audio was recorded: the bulletin
 is approved right after it is submitted, before any render worker could run, so the dispatcher renders it with
-espeak-ng on the dispatch path and that time is inside the measured latency.
+espeak-ng on the dispatch path and that time is inside the measured latency (`--approve-after 2`: the dispatcher has
+rendered it ahead, at submission, as it does for a bulletin an approver reads first).
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         drill=True,
     )
     broadcasts.submit(app, bid, by="lan.nguyen")
+    await asyncio.sleep(args.approve_after)  # 0: the worst case, no audio before the approval
     since = app.recorder.max_notification_id() or 0
     cpu0 = cpu_s(disp.pid)
     broadcasts.approve(app, bid, by="hung.tran")
@@ -235,6 +237,13 @@ if __name__ == "__main__":
     parser.add_argument("--broker", default="mosquitto", help="mosquitto (started here), embedded, or mqtt://...")
     parser.add_argument(
         "--processes", type=int, default=os.cpu_count() or 2, help="fleet processes (default: one per core)"
+    )
+    parser.add_argument(
+        "--approve-after",
+        type=float,
+        default=0.0,
+        help="seconds between submission and approval (default 0: the audio is rendered on the dispatch path; "
+        "with a second or so the dispatcher has rendered it ahead, as for a bulletin an approver reads first)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -47,6 +47,7 @@ MEMO = 256  # recent bulletins' files (per text, priority and resolution) rememb
 AUDIO_FORMAT = "mp3"
 AUDIO_WAIT_S = 10.0  # an emergency waits no longer for its voice: the alert tone goes instead
 PAGE_WAIT_S = 30.0
+DISPATCH_MP3_QUALITY = 5  # LAME's "good, fast": on the dispatch path (adapters/tts/base.py TTSConfig.mp3_quality)
 Failure = tuple[str, str]  # (engine, reason)
 
 
@@ -89,7 +90,8 @@ def _espeak(assets_dir: str) -> tuple[Any, Any]:
         from keng.adapters.tts.base import TTSConfig
         from keng.adapters.tts.render import RenderConfig, Renderer
 
-        config = RenderConfig(store_root=Path(assets_dir), tts=TTSConfig(engine="espeak", voice="vi"))
+        tts = TTSConfig(engine="espeak", voice="vi", mp3_quality=DISPATCH_MP3_QUALITY)
+        config = RenderConfig(store_root=Path(assets_dir), tts=tts)
         _stack[assets_dir] = (Renderer(), config)
     renderer, config = _stack[assets_dir]
     return renderer, config
