@@ -53,13 +53,13 @@ class AssetInfo:
     sample_rate: int
 
 
-def encode_mp3(audio: Audio, bitrate_kbps: int = 64) -> bytes:
-    """Encode mono 16-bit PCM to MP3 (lameenc)."""
+def encode_mp3(audio: Audio, bitrate_kbps: int = 64, quality: int = 2) -> bytes:
+    """Encode mono 16-bit PCM to MP3 (lameenc; `quality` is LAME's, 0 best and slowest to 9)."""
     encoder = lameenc.Encoder()
     encoder.set_bit_rate(bitrate_kbps)
     encoder.set_in_sample_rate(audio.sample_rate)
     encoder.set_channels(1)
-    encoder.set_quality(2)
+    encoder.set_quality(quality)
     return bytes(encoder.encode(audio.samples.tobytes()) + encoder.flush())
 
 
@@ -99,9 +99,10 @@ def lookup(root: Path, key: str, fmt: str = "mp3") -> AssetInfo | None:
 class AudioStore:
     """A directory of content-addressed audio assets with single-flight creation."""
 
-    def __init__(self, root: Path, mp3_bitrate_kbps: int = 64) -> None:
+    def __init__(self, root: Path, mp3_bitrate_kbps: int = 64, mp3_quality: int = 2) -> None:
         self.root = root
         self.mp3_bitrate_kbps = mp3_bitrate_kbps
+        self.mp3_quality = mp3_quality
         self.renders = 0  # syntheses actually run by this instance (benchmarks and tests read it)
         self._guard = threading.Lock()
         self._inflight: dict[str, Future[AssetInfo]] = {}
@@ -159,7 +160,7 @@ class AudioStore:
                 return found
             audio = render()
             self.renders += 1
-            write_private(self.root / f"{key}.mp3", encode_mp3(audio, self.mp3_bitrate_kbps))
+            write_private(self.root / f"{key}.mp3", encode_mp3(audio, self.mp3_bitrate_kbps, self.mp3_quality))
             if keep_wav:
                 write_private(self.root / f"{key}.wav", encode_wav(audio))
             meta = {

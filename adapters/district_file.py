@@ -7,7 +7,8 @@ Format (docs/district-file.md): one record per row with the columns
 `record` is `district`, `ward`, `group` or `endpoint`, or a lifecycle event of an endpoint: `fault`, `repair`,
 `convert`, `decommission` or `portal-live`. Areas name their parent's code (a district's parent may be empty).
 Endpoints name the ward or residential group they stand in as `parent`, and give `kind` (ip-speaker, fm-speaker,
-eboard, portal), `technology`, `installed_on` (YYYY-MM-DD) and `condition` (good, degraded, broken). A lifecycle row
+eboard, portal), `technology`, `installed_on` (YYYY-MM-DD) and `condition` (good, degraded, broken), and optionally
+`capabilities` (`;`-separated: a board's `display=WIDTHxHEIGHT` or `text-only`, domain/display.py). A lifecycle row
 names the endpoint by `code` (stored, or registered earlier in the file), the day `on` (YYYY-MM-DD, default today),
 `cost_vnd` (whole đồng) and `detail` (the fault, a repair note, the decommissioning reason, the portal's address); a
 fault's severity is `condition` (default broken), a conversion's new technology is `technology`.
@@ -47,6 +48,7 @@ COLUMNS = (
     "technology",
     "installed_on",
     "condition",
+    "capabilities",
     "slots",
     "quiet",
     "on",
@@ -63,6 +65,7 @@ LIFECYCLE_RECORDS = {
     "portal-live": ("portal-live", ("on", "cost_vnd", "detail")),
 }
 _LIFECYCLE_ONLY = ("on", "cost_vnd", "detail")
+_ENDPOINT_ONLY = ("capabilities",)
 MAX_ROWS = 200_000
 
 
@@ -211,7 +214,7 @@ def plan_load(
             if unknown:
                 raise DomainError(f"unknown field(s) {', '.join(unknown)}")
             if record in AREA_RECORDS:
-                _only(row, [c for c in COLUMNS if c not in _LIFECYCLE_ONLY], record)
+                _only(row, [c for c in COLUMNS if c not in _LIFECYCLE_ONLY + _ENDPOINT_ONLY], record)
                 agg: Aggregate = _area_row(row, areas, parent_area, by=by, generated=generated)
                 if code in areas or existing_area(code) is not None:
                     raise DomainError(f"area {code!r} is already registered")
@@ -313,6 +316,7 @@ def _endpoint_row(row: Mapping[str, str], parent_area: Callable[[str], Area | No
         condition=row.get("condition", "") or "good",
         lat=_float(row, "lat"),
         lon=_float(row, "lon"),
+        capabilities=[c for c in row.get("capabilities", "").split(";") if c.strip()],
         **kw,
     )
 

@@ -1,12 +1,21 @@
 """Benchmark: an emergency to the whole district, approval -> each device's `received`, against plain aiomqtt.
 
-python bench/fanout.py --devices 10000 [--broker mosquitto|embedded|mqtt://host:port] [--tls] [--json]
+python bench/fanout.py --devices 10000 [--broker mosquitto|embedded|mqtt://host:port] [--tls] [--approve-after S]
+                         [--json]
 
 With `--tls` the same fan-out runs twice in one invocation, on the same number of devices: first over plain MQTT,
 then with everything on TLS (a mosquitto whose one listener speaks TLS with a certificate keng made, the dispatcher's
 two links and every simulated device verifying it), each against its own plain-aiomqtt baseline over the same
 transport. It reports both runs' figures (`plain_...`, `tls_...`), the TLS cost as the ratio of the p99s (target:
 <= 1.3) and the dispatcher's CPU seconds in each. Topics follow KENG_TOPIC_ROOT, as the `keng` processes do.
+
+python bench/fanout.py --devices 10000 [--broker mosquitto|embedded|mqtt://host:port] [--json]
+
+Also reported: the share of the emergency's speaker commands (group and per-endpoint) that carried a real audio file
+(`audio.url` set, `audio.sha256` not the text's hash; it must be 100 %), and when the audio was recorded: the bulletin
+is approved right after it is submitted, before any render worker could run, so the dispatcher renders it with
+espeak-ng on the dispatch path and that time is inside the measured latency (`--approve-after 2`: the dispatcher has
+rendered it ahead, at submission, as it does for a bulletin an approver reads first).
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ from bench.common import (
 )
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.link import MqttLink
+from keng.adapters.mqtt.topics import Topics
+from keng.adapters.mqtt.wire import WireLink
 from keng.domain.broadcast import Broadcast
 from keng.domain.delivery import percentile
 from keng.domain.dispatch import Dispatch
@@ -63,9 +74,8 @@ async def baseline(address, observer: Observer, n: int, topics: list[str]) -> li
             rank=0,
             title="baseline",
             text="baseline",
-            audio_url=None,
-            sha256="0" * 64,
-            duration_s=1.0,
+            text_sha256="1" * 64,
+            audio=proto.audio_ref(url="http://127.0.0.1:9/audio/baseline", sha256="0" * 64, duration_s=1.0),
             repeats=1,
             volume=100,
             expires_at=now + timedelta(minutes=5),
@@ -82,6 +92,34 @@ async def baseline(address, observer: Observer, n: int, topics: list[str]) -> li
     await observer.wait(did, n, 60)
     await link.close()
     return latencies_ms(observer.received[did], t0)
+
+
+class CommandWatcher:
+    """The speaker commands keng publishes (group topics and resends), read at QoS 0: per dispatch, how many play
+    commands there were and how many carried a real audio file."""
+
+    def __init__(self, address, topics: Topics) -> None:  # type: ignore[no-untyped-def]
+        self.plays: dict[str, list[bool]] = {}
+        self.link = WireLink(
+            address,
+            client_id="bench-commands",
+            subscriptions=(f"{topics.root}/cmd/{proto.SPEAKER}/#",),
+            on_message=self._on,
+            subscribe_qos=0,
+        )
+
+    def _on(self, topic: str, payload: bytes) -> None:
+        msg = proto.decode(payload)
+        if msg.get("op") != "play" or msg.get("priority") != "emergency":
+            return
+        audio = msg.get("audio")
+        real = (
+            isinstance(audio, dict)
+            and bool(audio.get("url"))
+            and isinstance(audio.get("sha256"), str)
+            and audio["sha256"] != msg.get("text_sha256")
+        )
+        self.plays.setdefault(msg["dispatch"], []).append(real)
 
 
 def stats(values: list[float]) -> dict[str, float | None]:
@@ -120,6 +158,8 @@ async def run(args: argparse.Namespace, *, tls: bool) -> dict[str, object]:
     """One fan-out: a fresh district, broker, fleet and dispatcher; plain MQTT or all TLS."""
     address, broker_proc = start_broker(args.broker, tls=tls)
     url, app = district(args.devices)
+    # the processes' data directory (the dispatcher's audio files, its link key) is the district's own
+    os.environ["KENG_DATA"] = str(Path(url.removeprefix("sqlite:///")).parent / "data")
     broker_url = address.url()
     topics = bench_topics()
     sim = cli(
@@ -139,6 +179,9 @@ async def run(args: argparse.Namespace, *, tls: bool) -> dict[str, object]:
     drain(sim)
     observer = Observer(address, topics)
     await observer.start()
+    watcher = CommandWatcher(address, topics)
+    watcher.link.start()
+    await watcher.link.connected.wait()
     base = await baseline(address, observer, args.devices, [topics.area("speaker", "021")])
     disp = cli(
         "--store", url, "dispatch", "run", "--broker", broker_url, "--slots", "00:00-24:00", "--settle", "10", stdout=-1
@@ -156,6 +199,7 @@ async def run(args: argparse.Namespace, *, tls: bool) -> dict[str, object]:
         drill=True,
     )
     broadcasts.submit(app, bid, by="lan.nguyen")
+    await asyncio.sleep(args.approve_after)  # 0: the worst case, no audio before the approval
     since = app.recorder.max_notification_id() or 0
     cpu0 = cpu_s(disp.pid)
     broadcasts.approve(app, bid, by="hung.tran")
@@ -178,6 +222,9 @@ async def run(args: argparse.Namespace, *, tls: bool) -> dict[str, object]:
             events.append(event)
             closed = event if isinstance(event, Dispatch.Closed) else closed
     dispatcher_cpu = cpu_s(disp.pid) - cpu0
+    await watcher.link.close()
+    plays = watcher.plays.get(did, [])
+    rendered = next((e for e in events if isinstance(e, Broadcast.Rendered) and e.originator_id == bid), None)
     batches = [e for e in events if isinstance(e, Dispatch.AcksRecorded)]
     opened = next((e for e in events if isinstance(e, Dispatch.Opened)), None)
     resends = [e for e in events if isinstance(e, Dispatch.RetriesSent)]
@@ -198,6 +245,12 @@ async def run(args: argparse.Namespace, *, tls: bool) -> dict[str, object]:
         "baseline_p99_ms": b["p99_ms"],
         "baseline_max_ms": b["max_ms"],
         "ratio": round(k["p99_ms"] / b["p99_ms"], 2) if k["p99_ms"] and b["p99_ms"] else None,
+        "emergency_commands": len(plays),
+        "emergency_commands_with_audio_pct": round(100.0 * sum(plays) / len(plays), 1) if plays else None,
+        "audio_engine": rendered.engine if rendered else "rendered before approval",
+        "audio_recorded_ms": round((rendered.timestamp - approved.timestamp).total_seconds() * 1000, 1)
+        if rendered
+        else None,
         "ack_batches": len(batches),
         "acks_recorded": sum(len(e.acks) for e in batches),
         "last_ack_recorded_s": round((max(e.timestamp for e in batches) - approved.timestamp).total_seconds(), 2)
@@ -227,6 +280,13 @@ if __name__ == "__main__":
         "--processes", type=int, default=os.cpu_count() or 2, help="fleet processes (default: one per core)"
     )
     parser.add_argument("--tls", action="store_true", help="run plain, then TLS, and report the TLS cost")
+    parser.add_argument(
+        "--approve-after",
+        type=float,
+        default=0.0,
+        help="seconds between submission and approval (default 0: the audio is rendered on the dispatch path; "
+        "with a second or so the dispatcher has rendered it ahead, as for a bulletin an approver reads first)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report(asyncio.run(main(args)), args.json)

@@ -15,11 +15,11 @@ from typing import Any
 
 from keng.domain.dispatch import ACK_STATES
 from keng.domain.records import Ack, DispatchSummary, LatencySummary
-from keng.domain.values import AckState
+from keng.domain.values import PLAYED_ACK_STATES, AckState
 
 PROTOCOL_VERSION = 1
 MAX_REASON = 200
-_PLAYED, _FAILED = AckState.PLAYED, AckState.FAILED  # read once: `check_ack` runs per ack (domain/values.py)
+_FAILED = AckState.FAILED  # read once: `check_ack` runs per ack (domain/values.py)
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,16 @@ def check_ack(
     *,
     known_endpoints: Collection[str],
     targets_of: Mapping[str, Collection[str]],
-    sha256_of: Mapping[str, str | None],
+    sha256_of: Mapping[str, Mapping[int, Collection[str]]],
     max_seq_of: Mapping[str, int],
 ) -> AckCheck:
     """Check an ack published on `keng/v1/ack/<topic_endpoint>` against the live dispatches.
 
-    `targets_of`, `sha256_of` and `max_seq_of` are keyed by dispatch id (string): the targets, the content hash a
-    `played` ack must report, and the highest command sequence sent. A `played` ack that reports another hash is
-    recorded as `failed` with reason `sha256-mismatch`: the device played something, but not what was approved.
+    `targets_of`, `sha256_of` and `max_seq_of` are keyed by dispatch id (string): the targets, per item `seq` the
+    hashes a `played` or `displayed` ack of that item may report (domain/dispatch.py `item_hashes`: the file's or the
+    text's), and the highest command sequence sent. A `played` or `displayed` ack that reports anything else (or
+    names a `seq` that is no item) is recorded as `failed` with reason `sha256-mismatch`: the device played something,
+    but not what was approved.
     """
     if not isinstance(message, dict):
         return _refuse("malformed")
@@ -87,7 +89,7 @@ def check_ack(
         if not isinstance(sha, str) or len(sha) != 64:
             return _refuse("bad-sha256", dispatch)
         ack["sha256"] = sha
-    if state == _PLAYED and sha256_of.get(dispatch) and sha != sha256_of[dispatch]:
+    if state in PLAYED_ACK_STATES and dispatch in sha256_of and sha not in sha256_of[dispatch].get(seq, ()):
         ack["state"], ack["reason"] = _FAILED.value, "sha256-mismatch"
     elif state == _FAILED:
         reason = message.get("reason")
@@ -150,7 +152,7 @@ def summarise(
         "online": len(set(online).union(acked).intersection(targets)),
         "received": len(acked),
         "playing": counts[AckState.PLAYING],
-        "played": counts[AckState.PLAYED],
+        "played": counts[AckState.PLAYED] + counts[AckState.DISPLAYED],  # a board's `displayed` is its `played`
         "failed": counts[AckState.FAILED],
         "unreachable": len(targets) - len(acked),
         "retries": retries,

@@ -2,6 +2,11 @@
 
 Acknowledgements arrive in batches (`AcksRecorded`): 10,000 endpoints must not mean 10,000 aggregates or 10,000
 transactions. The device's ack is the source of truth: MQTT is at-least-once per hop and brokers may drop messages.
+
+What a dispatch sends is numbered in items (`seq`). An item's content (the text's hash, the audio file, the board
+pages) is fixed when it is first sent, by one `ItemSent` event recorded before its first publish: resends and a
+dispatch resumed after a restart send that item unchanged, and an ack is checked against the item of its `seq`.
+Different content is a new item (the next `seq`), never the same number.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from eventsourcing.domain import Aggregate
 
 from keng.domain.errors import IllegalTransition, InvalidValue
 from keng.domain.ids import KENG_NAMESPACE
-from keng.domain.records import Ack, BudgetVerdict, DispatchSummary
+from keng.domain.records import Ack, BudgetVerdict, DispatchItem, DispatchSummary
 from keng.domain.values import ACK_RANK, FINAL_ACK_STATES, AckState
 
 ACK_STATES = tuple(AckState)
@@ -42,6 +47,22 @@ def note_first_acks(firsts: MutableMapping[str, datetime], acks: Iterable[Ack]) 
         firsts[code] = first_ack_at(firsts.get(code), datetime.fromisoformat(ack["at"]))
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
+
+
+def item_hashes(item: DispatchItem) -> frozenset[str]:
+    """What a `played` or `displayed` ack of this item may report: the audio file's hash or a board image's (the device
+    played or showed the file), or the text's (it spoke or showed the text itself)."""
+    hashes = {item["text_sha256"], *(b["image_sha256"] for b in item["boards"])}
+    if item["audio"] is not None:
+        hashes.add(item["audio"]["sha256"])
+    return frozenset(hashes)
+
+
 class Dispatch(Aggregate):
     """Targets of one wave and each endpoint's furthest acknowledged state."""
 
@@ -59,6 +80,14 @@ class Dispatch(Aggregate):
         def apply(self, aggregate: Any) -> None:
             for ack in self.acks:
                 aggregate.progress(ack)
+
+    class ItemSent(Aggregate.Event):
+        """The content of item `item["seq"]`, fixed before its first publish (one event per item, not per device)."""
+
+        item: DispatchItem
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.items[self.item["seq"]] = self.item
 
     class RetriesSent(Aggregate.Event):
         endpoints: list[str]
@@ -92,6 +121,7 @@ class Dispatch(Aggregate):
         self.expires_at = expires_at
         self.drill = drill
         self.states: dict[str, Ack] = {}
+        self.items: dict[int, DispatchItem] = {}
         self.retries = 0
         self.closed = False
         self.summary: DispatchSummary | dict[str, Any] = {}
@@ -142,6 +172,36 @@ class Dispatch(Aggregate):
         if accepted:
             self.trigger_event(self.AcksRecorded, acks=accepted)
         return refused
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next item (or a `stop`) takes."""
+        return max(self.items, default=0) + 1
+
+    @property
+    def current_item(self) -> DispatchItem | None:
+        """The latest item sent (None before the first)."""
+        return self.items[max(self.items)] if self.items else None
+
+    def send_item(self, item: DispatchItem) -> None:
+        """Fix the content of the next item before it is first published. The item's `seq` must be the next one: an
+        item once sent is never sent with other content under its number."""
+        if self.closed:
+            raise IllegalTransition(f"rule lifecycle: dispatch {self.id} is closed and sends no more items")
+        seq = item["seq"]
+        if seq in self.items:
+            raise IllegalTransition(
+                f"rule item-content-fixed: item {seq} of dispatch {self.id} was sent with its content; "
+                f"other content is a new item ({self.next_seq})"
+            )
+        if seq != self.next_seq:
+            raise InvalidValue(f"the next item of dispatch {self.id} is {self.next_seq}, not {seq}")
+        hashes = [item["text_sha256"], *(b[k] for b in item["boards"] for k in ("image_sha256", "layout_sha256"))]
+        if item["audio"] is not None:
+            hashes.append(item["audio"]["sha256"])
+        if not all(_is_sha256(h) for h in hashes):
+            raise InvalidValue("an item's content hashes are SHA-256 in lower-case hex")
+        self.trigger_event(self.ItemSent, item=item)
 
     def record_retries(self, endpoints: list[str]) -> None:
         """Record that commands were sent again to endpoints that had not acknowledged."""

@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate
 
 from keng.domain.actor import Actor
 from keng.domain.area import check_code, check_coordinates
+from keng.domain.display import check_capabilities
 from keng.domain.errors import IllegalTransition, InvalidValue
 from keng.domain.ids import endpoint_id
 from keng.domain.values import Condition, EndpointKind, Role, clean_text, clean_url, parse_enum
@@ -237,7 +238,7 @@ class Endpoint(Aggregate):
             condition=parse_enum(Condition, condition, "condition").value,
             lat=lat,
             lon=lon,
-            capabilities=sorted(set(capabilities or [])),
+            capabilities=check_capabilities(capabilities or []),
             generated=generated,
             by=by,
         )

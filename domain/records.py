@@ -1,4 +1,5 @@
-"""The shapes of the records that cross module borders: acks, approvals, renders, render failures, dispatch summaries.
+"""The shapes of the records that cross module borders: acks, approvals, renders, render failures, dispatch items,
+dispatch summaries.
 
 They are TypedDicts, not classes, because they are what the events store (an ack and a summary are event attributes;
 an approval, a render and a render failure are built from one event's attributes and shown as JSON by the API): the
@@ -21,6 +22,37 @@ class Ack(TypedDict):
     seq: NotRequired[int]
     sha256: NotRequired[str]
     reason: NotRequired[str]
+
+
+class ItemAudio(TypedDict):
+    """The audio file of a dispatch item: `key` addresses it in the asset store, `sha256` hashes its bytes (what a
+    speaker that played it reports), `engine` made it (`espeak`, `coqui`, `alert-tone` ...)."""
+
+    key: str
+    sha256: str
+    duration_s: float
+    format: str
+    engine: str
+
+
+class ItemBoard(TypedDict):
+    """One board variant of a dispatch item: the page rendered at one resolution. The image (PNG) and the layout
+    (JSON) are stored under their own SHA-256, which a board that showed the image reports."""
+
+    width: int
+    height: int
+    image_sha256: str
+    layout_sha256: str
+
+
+class DispatchItem(TypedDict):
+    """The content of one item of a dispatch (its `seq`), fixed when it was first sent (`Dispatch.ItemSent`)."""
+
+    seq: int
+    text_sha256: str
+    audio: ItemAudio | None  # None: the dispatch targets no speaker
+    boards: list[ItemBoard]  # one per distinct resolution of its image boards; empty when none
+    at: str  # ISO 8601: when it was fixed, before its first publish
 
 
 class Approval(TypedDict):

@@ -67,29 +67,37 @@ _FINAL_BROADCAST_STATES = frozenset(
 
 
 class AckState(StrEnum):
-    """What a device reports it did with a command, furthest last: `played` and `failed` are final and rank alike,
-    so that neither overrides the other and an ack never moves an endpoint backwards."""
+    """What a device reports it did with a command, furthest last. Speakers: `received`, `playing`, `played`; boards:
+    `received`, `displayed` (the board's `played`), `cleared` (taken off the board after a `clear` or at expiry);
+    both: `failed`. The final states rank alike, so that none overrides another and an ack never moves an endpoint
+    backwards (a board's `cleared` after `displayed` changes nothing)."""
 
     RECEIVED = "received"
     PLAYING = "playing"
     PLAYED = "played"
     FAILED = "failed"
+    DISPLAYED = "displayed"
+    CLEARED = "cleared"
 
     @property
     def rank(self) -> int:
-        """How far along: received 1, playing 2, played or failed 3."""
+        """How far along: received 1, playing 2, played, failed, displayed or cleared 3."""
         return ACK_RANK[self]
 
     @property
     def is_final(self) -> bool:
-        """Played or failed: the endpoint is done with this command."""
+        """Played, displayed, cleared or failed: the endpoint is done with this command."""
         return self in FINAL_ACK_STATES
 
 
 # Keyed by the plain strings: stored acks (plain strings) look up without parsing, and an exact str key compares faster
 # than a member (this runs once per ack).
-ACK_RANK: dict[str, int] = {s.value: rank for s, rank in zip(AckState, (1, 2, 3, 3), strict=True)}
-FINAL_ACK_STATES: frozenset[str] = frozenset((AckState.PLAYED.value, AckState.FAILED.value))
+ACK_RANK: dict[str, int] = {s.value: rank for s, rank in zip(AckState, (1, 2, 3, 3, 3, 3), strict=True)}
+FINAL_ACK_STATES: frozenset[str] = frozenset(
+    (AckState.PLAYED.value, AckState.FAILED.value, AckState.DISPLAYED.value, AckState.CLEARED.value)
+)
+# What counts as `played` in summaries, read models and the console: a speaker played it, a board displayed it.
+PLAYED_ACK_STATES: frozenset[str] = frozenset((AckState.PLAYED.value, AckState.DISPLAYED.value))
 
 
 def ack_advances(state: str, current: str | None) -> bool:

@@ -272,7 +272,7 @@ def _opened(f: Fact, docs: Docs) -> None:
 
 # Acks that say a command reached its endpoint, for the portal KPI (a frozenset of members: reading an enum member off
 # its class costs ~85 ns on Python 3.11, too much once per ack of a rebuild).
-_PUBLISHED = frozenset((AckState.RECEIVED.value, AckState.PLAYED.value))
+_PUBLISHED = frozenset((AckState.RECEIVED.value, AckState.PLAYED.value, AckState.DISPLAYED.value))
 
 
 @on(Dispatch.AcksRecorded, Dispatch.RetriesSent, Dispatch.Closed)

@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Any, Protocol
 
-from keng.domain.values import AckState
+from keng.domain.values import PLAYED_ACK_STATES, AckState
 from keng.projections import kpi
 from keng.projections.fold import Doc, Row
 
@@ -58,7 +58,7 @@ def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
     areas: dict[tuple[str, str], dict[str, Any]] = {}
     overall = _tally()
     failed: list[str] = []
-    played, failed_state, playing = AckState.PLAYED, AckState.FAILED, AckState.PLAYING  # read once, not per target
+    failed_state, playing = AckState.FAILED, AckState.PLAYING  # read once, not per target
     for dispatch_id in b["dispatches"]:
         d = r.load("dispatch", dispatch_id) or {"targets": [], "acks": {}, "closed_at": None, "opened_at": ""}
         for code in d["targets"]:
@@ -74,7 +74,7 @@ def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
                     continue
                 row["received"] += 1
                 row["playing"] += ack[0] == playing
-                row["played"] += ack[0] == played
+                row["played"] += ack[0] in PLAYED_ACK_STATES  # a board's `displayed` is its `played`
                 row["failed"] += ack[0] == failed_state
                 row["latency_ms"].append(latency)
             if ack is not None and ack[0] == failed_state:

@@ -237,6 +237,19 @@ def public_url_of(settings: Settings) -> str:
     return settings.public_url or DEFAULT_PUBLIC_URL
 
 
+def delivery_options(settings: Settings) -> dict[str, Any]:
+    """What the dispatcher's commands point devices at, and where it keeps the files they fetch: `<public URL>/audio`
+    (and `/board` beside it), links signed with the data directory's key, files under `<data dir>/assets` (where
+    the HTTP service serves them from)."""
+    from keng.adapters.audio_links import AudioLinks
+
+    return {
+        "audio_base": f"{public_url_of(settings)}/audio",
+        "sign_audio": AudioLinks.in_data_dir(settings.data_dir).query,
+        "assets_dir": settings.data_dir / "assets",
+    }
+
+
 def build_services(settings: Settings, app: Keng) -> Services:
     """What the HTTP layer needs, from the settings (limits, standing orders, ratify window, public URL)."""
     from keng.adapters.secrets import SecretStore
@@ -277,8 +290,8 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
     awaited on shutdown. They share their own store connection."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
-        from keng.adapters.audio_links import AudioLinks
         from keng.adapters.secrets import SecretStore
+        from keng.runtime.dispatch.content import ItemContent
         from keng.runtime.dispatch.metrics import DispatcherCollector, observe_closed
         from keng.runtime.workers.renderer import run_renderer  # the audio stack loads only in the serving process
         from keng.runtime.workers.reporter import Reporter
@@ -286,14 +299,17 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
         async with broker_for(settings) as (broker, embedded):
             store = open_app(settings, create=False)
             renderer = build_renderer()
+            options = delivery_options(settings)
+            # The dispatcher renders what is missing with the render worker's renderer and voice (the same files).
+            content = ItemContent(options["assets_dir"], renderer=renderer, config=render_config(settings, "espeak"))
             dispatcher = build_dispatcher(
                 store,
                 broker,
                 topics=topics_of(settings),
                 programme=programme_of(settings),
                 budgets=settings.latency_budgets,
-                audio_base=f"{public_url_of(settings)}/audio",
-                sign_audio=AudioLinks.in_data_dir(settings.data_dir).query,
+                content=content,
+                **options,
                 on_closed=lambda live, _summary: observe_closed(metrics, live),
                 freeze_gc=True,
             )

@@ -76,17 +76,19 @@ def play_command(
     rank: int,
     title: str,
     text: str,
-    audio_url: str | None,
-    sha256: str,
-    duration_s: float,
+    text_sha256: str,
     repeats: int,
     volume: int,
     expires_at: datetime,
     issued_at: datetime,
     drill: bool,
+    audio: dict[str, Any] | None = None,
+    variants: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A `play` (speaker) or `display` (board) command."""
-    return {
+    """A `play` (speaker) or `display` (board) command for item `seq` of a dispatch. A speaker's carries `audio`
+    (`audio_ref`: a real file, never a text's hash); a board's carries `board.variants` (`board_variant`: one page
+    per resolution) unless it goes to boards that show text only. `text_sha256` hashes the UTF-8 bytes of `text`."""
+    message: dict[str, Any] = {
         "v": 1,
         "op": PLAY_OP[cls],
         "broadcast": broadcast_id,
@@ -96,13 +98,22 @@ def play_command(
         "rank": rank,
         "title": title,
         "text": text,
-        "audio": {"url": audio_url, "sha256": sha256, "duration_s": duration_s},
-        "repeats": repeats,
-        "volume": volume,
-        "expires_at": expires_at.isoformat(),
-        "issued_at": issued_at.isoformat(),
-        "drill": drill,
+        "text_sha256": text_sha256,
     }
+    if cls == SPEAKER:
+        if audio is None:
+            raise ValueError("a speaker command carries an audio file")
+        message["audio"] = audio
+    elif variants:
+        message["board"] = {"variants": variants}
+    message.update(
+        repeats=repeats,
+        volume=volume,
+        expires_at=expires_at.isoformat(),
+        issued_at=issued_at.isoformat(),
+        drill=drill,
+    )
+    return message
 
 
 def stop_command(*, cls: str, broadcast_id: str, dispatch_id: str, seq: int, expires_at: datetime) -> dict[str, Any]:
@@ -128,6 +139,32 @@ def ack_message(
     if reason:
         msg["reason"] = reason
     return msg
+
+
+def audio_ref(*, url: str, sha256: str, duration_s: float, fmt: str = "mp3") -> dict[str, Any]:
+    """The `audio` of a speaker command: where to fetch the file (signed, expiring), the SHA-256 of its bytes."""
+    return {"url": url, "sha256": sha256, "duration_s": duration_s, "format": fmt}
+
+
+def board_variant(
+    *, width: int, height: int, image_url: str, image_sha256: str, layout_url: str, layout_sha256: str
+) -> dict[str, Any]:
+    """One entry of a display command's `board.variants`: the page rendered for boards of one resolution."""
+    return {
+        "width": width,
+        "height": height,
+        "image": {"url": image_url, "sha256": image_sha256},
+        "layout": {"url": layout_url, "sha256": layout_sha256},
+    }
+
+
+ACK_REFUSED_OP = "ack-refused"
+
+
+def ack_refused(*, dispatch_id: str, seq: int | None, state: str | None, reason: str) -> dict[str, Any]:
+    """The notice keng sends on an endpoint's own command topic when it refused one of its acks about a live dispatch
+    (`seq` and `state` as the ack gave them, when usable)."""
+    return {"v": 1, "op": ACK_REFUSED_OP, "dispatch": dispatch_id, "seq": seq, "state": state, "reason": reason}
 
 
 def status_message(code: str, state: str, at: datetime | None = None, **extra: str) -> dict[str, Any]:

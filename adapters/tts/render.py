@@ -106,7 +106,7 @@ class Renderer:
     def __init__(self, *, make_engine: Callable[[TTSConfig], Synthesizer] = load_engine, workers: int = 2) -> None:
         self.make_engine = make_engine
         self._engines: dict[tuple[object, ...], Synthesizer] = {}
-        self._stores: dict[tuple[Path, int], AudioStore] = {}
+        self._stores: dict[tuple[Path, int, int], AudioStore] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keng-tts")
         # Repeats of a bulletin skip preparation. PreparedText is immutable.
@@ -116,10 +116,11 @@ class Renderer:
         """Let running syntheses finish; no new ones start."""
         self._pool.shutdown(wait=False)
 
-    def store(self, root: Path, mp3_bitrate_kbps: int) -> AudioStore:
-        """The AudioStore of a directory (one per directory in this renderer)."""
+    def store(self, root: Path, mp3_bitrate_kbps: int, mp3_quality: int = 2) -> AudioStore:
+        """The AudioStore of a directory (one per directory and encoding in this renderer)."""
         with self._lock:
-            return self._stores.setdefault((root, mp3_bitrate_kbps), AudioStore(root, mp3_bitrate_kbps))
+            key = (root, mp3_bitrate_kbps, mp3_quality)
+            return self._stores.setdefault(key, AudioStore(root, mp3_bitrate_kbps, mp3_quality))
 
     def engine(self, config: TTSConfig) -> Synthesizer:
         """The (loaded once) engine for the configuration; raise EngineUnavailable with the reason."""
@@ -183,7 +184,7 @@ class Renderer:
         if unknown:
             raise ValueError(f"unknown channels: {', '.join(unknown)}")
         prepared = self.check_text(text, config.tts)
-        store = self.store(config.store_root, config.tts.mp3_bitrate_kbps)
+        store = self.store(config.store_root, config.tts.mp3_bitrate_kbps, config.tts.mp3_quality)
         assets: list[RenderedAsset] = []
         for channel in channels:
             if channel in AUDIO_CHANNELS:

@@ -24,6 +24,7 @@ from keng.runtime.bootstrap import (
     broker_for,
     broker_of,
     build_dispatcher,
+    delivery_options,
     open_app,
     programme_of,
     topics_of,
@@ -58,6 +59,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--slots", default=None, help="programme slots, e.g. 05:30-06:30,17:00-18:00 (+07:00)")
     p.add_argument("--quiet", default=None, help="quiet hours, e.g. 22:00-05:00 or none (default: the sample's)")
+    p.add_argument(
+        "--public-url",
+        default=None,
+        help="base URL devices fetch audio and board pages from, as `keng serve` is reached "
+        "(default http://127.0.0.1:8080); links are signed with the data directory's key",
+    )
     p.add_argument(
         "--settle",
         type=float,
@@ -104,6 +111,7 @@ async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddres
     ready = asyncio.create_task(dispatcher.ready.wait())
     await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
     if dispatcher.ready.is_set():
+        await dispatcher.content_ready()  # the voice loaded: an emergency without audio is rendered at once
         print(f"Sẵn sàng phát (dispatcher ready) on {broker.display}", flush=True)
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     for t in (task, waiter, ready):
@@ -113,7 +121,9 @@ async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddres
 
 
 def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
-    settings = settings.override(broker_url=args.broker, slots=args.slots, quiet=args.quiet, settle_s=args.settle)
+    settings = settings.override(
+        broker_url=args.broker, slots=args.slots, quiet=args.quiet, settle_s=args.settle, public_url=args.public_url
+    )
     if args.embedded_port is not None:
         settings = settings.override(broker_listen=(settings.broker_listen[0], args.embedded_port))
     settings, broker_line = broker_plan(settings)
@@ -131,6 +141,7 @@ def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
                 settle_s=settings.settle_s,
                 budgets=settings.latency_budgets,
                 freeze_gc=True,
+                **delivery_options(settings),
             )
             await _dispatch_until_signalled(dispatcher, broker)
 

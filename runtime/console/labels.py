@@ -25,6 +25,8 @@ ACKS = {
     "received": "Đã nhận",
     "playing": "Đang phát",
     "played": "Đã phát",
+    "displayed": "Đã hiển thị",
+    "cleared": "Đã gỡ khỏi bảng",
     "failed": "Lỗi",
     "pending": "Chưa phản hồi",
 }

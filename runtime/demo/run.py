@@ -83,9 +83,11 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
         settle_s=10.0,
         on_progress=progress,
         on_closed=done,
+        assets_dir=data / "assets",
     )
     task = asyncio.create_task(dispatcher.run())
     await dispatcher.ready.wait()
+    await dispatcher.content_ready()  # the voice is loaded: the alert's audio is rendered on the dispatch path
     line.say("Bộ điều phối sẵn sàng (dispatcher following the event log)")
     bid = broadcasts.draft(
         app,

@@ -3,26 +3,44 @@
 Each device has its own client id and connection, subscribes to its own and its areas' command topics, publishes a
 retained `online` status with a retained last will `offline`, acknowledges (`received`, `playing`, `played` with the
 SHA-256 of what it played, or `failed` with a reason), de-duplicates by (dispatch id, sequence) so that a resend never
-plays twice (it re-acknowledges instead, which recovers lost acks), interrupts lower-priority playback for a more
-urgent command and resumes the interrupted item afterwards if it has not expired, never plays expired content, and can
-drop offline and come back. `run_processes` spreads a fleet over several processes (runtime/cli/dispatch.py).
+plays twice (it re-acknowledges what it did, with the hash of what it played, which recovers lost acks), interrupts
+lower-priority playback for a more urgent command and resumes the interrupted item afterwards if it has not expired,
+never plays expired content, and can drop offline and come back. `run_processes` spreads a fleet over several
+processes (runtime/cli/dispatch.py).
+
+A speaker plays the command's audio file and reports its `audio.sha256` (a command without audio: it speaks the text
+and reports the SHA-256 of the text). A board behaves as a real one: it takes the `board.variants` entry of its own
+resolution, fetches the image over HTTP, checks the SHA-256 of the bytes, shows it and acknowledges `displayed` with
+that hash; a text-only board, or one whose image cannot be fetched or does not match, shows the text and
+acknowledges `displayed` with the text's SHA-256 (counted in `fallbacks`). It acknowledges `cleared` when a `clear`
+takes the bulletin off, or at its expiry. An `ack-refused` notice from keng is logged and counted (`refusals`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import aiohttp
+import structlog
 
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.broker import BrokerAddress
 from keng.adapters.mqtt.topics import DEFAULT_ROOT, DEFAULT_TOPICS, Topics
 from keng.adapters.mqtt.wire import WireLink, WireWill
+from keng.domain.display import board_resolution
 from keng.domain.values import AckState
+
+log = structlog.get_logger(__name__)
+Fetch = Callable[[str], Awaitable[bytes]]
+FETCH_TIMEOUT_S = 10.0
 
 
 def device_will(code: str, topics: Topics = DEFAULT_TOPICS) -> WireWill:
@@ -32,11 +50,13 @@ def device_will(code: str, topics: Topics = DEFAULT_TOPICS) -> WireWill:
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    """Who a simulated device is: endpoint code, class (speaker/board) and its area codes, nearest first."""
+    """Who a simulated device is: endpoint code, class (speaker/board), its area codes, nearest first, and a board's
+    resolution (None: a speaker, or a board that shows text only)."""
 
     code: str
     cls: str
     areas: tuple[str, ...]
+    display: tuple[int, int] | None = None
 
 
 @dataclass
@@ -44,7 +64,7 @@ class Command:
     dispatch: str
     seq: int
     rank: int
-    sha256: str
+    sha256: str  # what it plays (a speaker) or shows (a board): the file's hash, or the text's
     seconds: float
     expires_at: datetime
 
@@ -79,12 +99,17 @@ class SimDevice:
         self.spec, self.broker, self.options, self.rng = spec, broker, options, rng
         self.link: WireLink | None = None
         self.ack_topic = topics.ack(spec.code)
-        self.seen: dict[tuple[str, int], tuple[str, str]] = {}
+        self.seen: dict[tuple[str, int], tuple[str, str, str]] = {}  # (state, reason, hash of what it played)
         self.current: Command | None = None
         self.play_timer: asyncio.TimerHandle | None = None  # a timer, not a task: 10,000 of them start at once
         self.waiting: list[Command] = []
         self.journal: list[tuple[str, str, float]] = []  # (what, dispatch, loop time) for tests
         self.plays: Counter[str] = Counter()
+        self.shown: dict[tuple[str, int], tuple[str, asyncio.TimerHandle | None]] = {}  # a board's: hash, clear timer
+        self.stopped: set[str] = set()  # dispatches a stop or clear ended
+        self.fallbacks = 0  # a board showed the text: its image could not be fetched or did not match
+        self.refusals: Counter[str] = Counter()  # keng's `ack-refused` notices, by reason
+        self.fetch: Fetch | None = None  # set by the fleet: GET a URL, the body (raises on failure)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -130,15 +155,18 @@ class SimDevice:
             task.cancel()
         if self.play_timer:
             self.play_timer.cancel()
+        for _, timer in self.shown.values():
+            if timer:
+                timer.cancel()
         if self.link is not None:
             await self.link.close()
             self.link = None
 
     def _ack(self, cmd: Command, state: str, reason: str = "", at: datetime | None = None) -> None:
-        self.seen[(cmd.dispatch, cmd.seq)] = (state, reason)
+        sha = cmd.sha256 if state in (AckState.PLAYED, AckState.DISPLAYED, AckState.CLEARED) else None
+        self.seen[(cmd.dispatch, cmd.seq)] = (state, reason, sha or "")
         if self.link is None:
             return
-        sha = cmd.sha256 if state == AckState.PLAYED else None
         msg = proto.ack_message(
             code=self.spec.code,
             dispatch_id=cmd.dispatch,
@@ -153,28 +181,36 @@ class SimDevice:
     def _on_message(self, topic: str, payload: bytes) -> None:
         try:
             msg = proto.decode(payload)
-            key = (str(msg["dispatch"]), int(msg["seq"]))
             op = msg["op"]
+            if op == proto.ACK_REFUSED_OP:
+                self._refused(msg)
+                return
+            key = (str(msg["dispatch"]), int(msg["seq"]))
         except (proto.ProtocolError, KeyError, TypeError, ValueError):
             return
         now = asyncio.get_running_loop().time()
         if op in ("stop", "clear"):
             if key not in self.seen:
-                self.seen[key] = ("stopped", "")
+                self.seen[key] = ("stopped", "", "")
+                self.stopped.add(key[0])
                 self._stop(key[0], now)
+                self._clear(key[0])
             return
         if key in self.seen:  # a resend or a second topic: never play twice, re-acknowledge what we know
-            state, reason = self.seen[key]
-            cmd = Command(key[0], key[1], 9, str(msg.get("audio", {}).get("sha256", "")), 0, datetime.now(UTC))
-            self._ack(cmd, state, reason)
+            state, reason, played = self.seen[key]  # the hash of what it played, whatever this copy says
+            self._ack(Command(key[0], key[1], 9, played, 0, datetime.now(UTC)), state, reason)
             return
-        audio = msg.get("audio") or {}
+        audio = msg.get("audio")
+        text = str(msg.get("text", ""))
+        # A speaker plays the file; without one it speaks the text and reports the text's hash.
+        played = str(audio["sha256"]) if isinstance(audio, dict) and audio.get("url") else _text_sha256(text)
+        seconds = float(audio.get("duration_s") or 1) if isinstance(audio, dict) else len(text) / 14.0
         cmd = Command(
             key[0],
             key[1],
             int(msg.get("rank", 2)),
-            str(audio.get("sha256", "")),
-            max(0.01, float(audio.get("duration_s") or 1) * int(msg.get("repeats", 1)) * self.options.play_scale),
+            played,
+            max(0.01, seconds * int(msg.get("repeats", 1)) * self.options.play_scale),
             datetime.fromisoformat(msg["expires_at"]),
         )
         wall = datetime.now(UTC)
@@ -191,6 +227,9 @@ class SimDevice:
         if self.rng.random() < self.options.fail_rate:
             self._ack(cmd, AckState.FAILED, "amplifier-fault")
             return
+        if self.spec.cls == proto.BOARD:
+            self._spawn(self._display(cmd, msg, text))
+            return
         if self.current is None:
             self._start(cmd)
         elif cmd.rank < self.current.rank:
@@ -203,6 +242,72 @@ class SimDevice:
         else:
             self.waiting.append(cmd)
             self.waiting.sort(key=lambda c: c.rank)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _display(self, cmd: Command, msg: dict[str, Any], text: str) -> None:
+        """Show a bulletin: the image of this board's resolution when it can be fetched and matches its hash, else the
+        text; acknowledge `displayed` with the hash of what is shown, `cleared` at expiry (or on `clear`)."""
+        shown = _text_sha256(text)
+        variant = self._variant(msg)
+        if variant is not None:
+            image = variant.get("image") or {}
+            try:
+                if self.fetch is None:
+                    raise RuntimeError("no HTTP client")
+                body = await self.fetch(str(image["url"]))
+                if hashlib.sha256(body).hexdigest() != image.get("sha256"):
+                    raise ValueError("the image does not match its sha256")
+                shown = str(image["sha256"])
+            except Exception as e:  # a board that cannot get its image still shows the bulletin, as text
+                self.fallbacks += 1
+                log.info("simulator.board_text_fallback", endpoint=self.code, error=f"{type(e).__name__}: {e}"[:200])
+        key = (cmd.dispatch, cmd.seq)
+        if cmd.dispatch in self.stopped or self.link is None:
+            return  # cleared while the image was on its way, or the board went offline
+        cmd.sha256 = shown
+        self.plays[cmd.dispatch] += 1
+        self.journal.append(("displayed", cmd.dispatch, asyncio.get_running_loop().time()))
+        self._ack(cmd, AckState.DISPLAYED)
+        delay = max(0.0, (cmd.expires_at - datetime.now(UTC)).total_seconds())
+        timer = asyncio.get_running_loop().call_later(delay, self._expire, cmd)
+        self.shown[key] = (shown, timer)
+
+    def _variant(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """The `board.variants` entry of this board's resolution (None: a text-only board, or none for it)."""
+        board = msg.get("board")
+        if self.spec.display is None or not isinstance(board, dict):
+            return None
+        width, height = self.spec.display
+        for variant in board.get("variants") or []:
+            if isinstance(variant, dict) and variant.get("width") == width and variant.get("height") == height:
+                return variant
+        return None
+
+    def _expire(self, cmd: Command) -> None:
+        self.shown.pop((cmd.dispatch, cmd.seq), None)
+        self.journal.append(("cleared", cmd.dispatch, asyncio.get_running_loop().time()))
+        self._ack(cmd, AckState.CLEARED)
+
+    def _clear(self, dispatch: str) -> None:
+        """A `clear` took a dispatch's bulletin off this board."""
+        for key in [k for k in self.shown if k[0] == dispatch]:
+            sha, timer = self.shown.pop(key)
+            if timer:
+                timer.cancel()
+            self.journal.append(("cleared", dispatch, asyncio.get_running_loop().time()))
+            self._ack(Command(key[0], key[1], 9, sha, 0, datetime.now(UTC)), AckState.CLEARED)
+
+    def _refused(self, msg: dict[str, Any]) -> None:
+        """keng refused one of this device's acks (or recorded it failed): log and count it."""
+        reason = str(msg.get("reason", ""))[:60]
+        self.refusals[reason] += 1
+        self.journal.append(("ack-refused", str(msg.get("dispatch", "")), asyncio.get_running_loop().time()))
+        log.info("simulator.ack_refused", endpoint=self.code, dispatch=msg.get("dispatch"), seq=msg.get("seq"),
+                 state=msg.get("state"), reason=reason)  # fmt: skip
 
     def _stop(self, dispatch: str, now: float) -> None:
         self.waiting = [c for c in self.waiting if c.dispatch != dispatch]
@@ -243,6 +348,15 @@ class Fleet:
     specs: list[DeviceSpec]
     options: FleetOptions = field(default_factory=FleetOptions)
     devices: dict[str, SimDevice] = field(default_factory=dict)
+    http: aiohttp.ClientSession | None = None
+
+    async def fetch(self, url: str) -> bytes:
+        """GET a URL (a board's image): the body of a 200, else an error."""
+        if self.http is None:
+            self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S))
+        async with self.http.get(url) as response:
+            response.raise_for_status()
+            return await response.read()
 
     async def start(self) -> int:
         """Connect every device except those drawn offline (they come back later); returns how many connected."""
@@ -252,6 +366,8 @@ class Fleet:
         self.devices = {
             s.code: SimDevice(s, self.broker, self.options, random.Random(rng.random()), topics) for s in self.specs
         }
+        for device in self.devices.values():
+            device.fetch = self.fetch
         late = [c for c in self.devices if rng.random() < self.options.offline_rate]
 
         async def one(device: SimDevice) -> None:
@@ -272,6 +388,9 @@ class Fleet:
     async def stop(self) -> None:
         """Disconnect every device."""
         await asyncio.gather(*(d.close() for d in self.devices.values()), return_exceptions=True)
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
 
 
 def fleet_specs(app: Any, *, limit: int | None = None, wards: set[str] | None = None) -> list[DeviceSpec]:
@@ -289,5 +408,11 @@ def fleet_specs(app: Any, *, limit: int | None = None, wards: set[str] | None = 
         while code:
             chain.append(code)
             code = parents.get(code)
-        specs.append(DeviceSpec(e.code, proto.CLASS_OF_KIND[e.kind], tuple(chain)))
+        cls = proto.CLASS_OF_KIND[e.kind]
+        display = board_resolution(e.technology, e.capabilities) if cls == proto.BOARD else None
+        specs.append(DeviceSpec(e.code, cls, tuple(chain), display))
     return specs[:limit] if limit else specs
+
+
+def _text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -14,6 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
@@ -26,7 +27,8 @@ from keng.adapters.store.app import Clock, Keng, utc_now
 from keng.domain.programme import Programme
 from keng.domain.records import DispatchSummary
 from keng.domain.values import DispatchOutcome
-from keng.runtime.dispatch.intake import AckBarrier, Intake
+from keng.runtime.dispatch.content import ItemContent
+from keng.runtime.dispatch.intake import AckBarrier, Intake, Notice
 from keng.runtime.dispatch.live import LiveDispatch, RetryPolicy
 from keng.runtime.dispatch.model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
 from keng.runtime.dispatch.outbox import Outbox, Outgoing, Rates
@@ -49,7 +51,11 @@ class Dispatcher:
     drops both alike, and the device's ack is recovered end to end (resend -> re-ack); QoS 0 spares the broker 30,000
     PUBACKs while the fleet is being served (docs/dispatch.md). `client_id` names the ack-barrier topic; pass the
     outbound link's. `topics` are the installation's (KENG_TOPIC_ROOT): everything it publishes and reads lies under
-    their root."""
+    their root.
+
+    What the commands carry is made by `content` (runtime/dispatch/content.py; built on `assets_dir`, where the HTTP
+    service finds the files, when not given): the audio for speakers and the board pages, before the first publish.
+    Board pages are served at `board_base` (default: beside `audio_base`)."""
 
     def __init__(
         self,
@@ -67,6 +73,9 @@ class Dispatcher:
         sign_audio: Callable[[str, datetime], str] | None = None,
         client_id: str = "keng-dispatcher",
         topics: proto.Topics = proto.DEFAULT_TOPICS,
+        assets_dir: Path | None = None,
+        content: ItemContent | None = None,
+        board_base: str | None = None,
         on_progress: OnProgress | None = None,
         on_closed: OnClosed | None = None,
         freeze_gc: bool = False,
@@ -78,6 +87,8 @@ class Dispatcher:
         self.retry = retry or RetryPolicy()
         self.client_id = client_id
         self.topics = topics
+        if content is None and assets_dir is not None:
+            content = ItemContent(assets_dir)
         self.model = DispatchModel(
             app,
             programme=programme or Programme(),
@@ -85,6 +96,8 @@ class Dispatcher:
             audio_base=audio_base,
             sign_audio=sign_audio,
             topics=topics,
+            content=content,
+            board_base=board_base,
         )
         self.metrics: Counter[str] = Counter()
         self.budgets = dict(budgets or {})
@@ -97,6 +110,7 @@ class Dispatcher:
         self.barrier = AckBarrier(self.link, self.intake.barrier_topic, self.metrics)
         self.live: dict[str, LiveDispatch] = {}
         self.known: set[str] = set()
+        self.classes: dict[str, str] = {}  # endpoint code -> speaker | board (where a notice to it goes)
         self.closed: deque[str] = deque(maxlen=1000)
         self.online: dict[str, bool | None] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -117,6 +131,7 @@ class Dispatcher:
         self.intake_link.start()
         await self.link.connected.wait()
         await self.intake_link.connected.wait()
+        await self._store(self.model.content.warm)  # the voice and the board font, before the first emergency
         self.outbox.start()
         for coro in (self._follow(), self._record_acks(), self._record_statuses(), self._retry_loop()):
             self._tasks.append(asyncio.create_task(coro))
@@ -129,6 +144,19 @@ class Dispatcher:
         finally:
             await self.stop()
 
+    async def content_ready(self, timeout: float = 60.0) -> bool:
+        """Wait until the render stack is loaded (runtime/dispatch/content.py `warm`): from then on an item that needs
+        audio rendered on the dispatch path waits only for the rendering. False when it failed or timed out."""
+        warmed = self.model.content.warmed
+        if warmed is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(warmed), timeout)
+        except Exception as e:
+            log.warning("dispatch.content_not_ready", error=f"{type(e).__name__}: {e}")
+            return False
+        return True
+
     async def stop(self) -> None:
         """Cancel every task, close the link and the store thread."""
         for handle in self.timers.values():
@@ -139,6 +167,7 @@ class Dispatcher:
         await self.intake_link.close()
         await self.link.close()
         self._store_thread.shutdown(wait=True)
+        self.model.content.close()
 
     async def _follow(self) -> None:
         while True:
@@ -157,6 +186,8 @@ class Dispatcher:
         if isinstance(reaction, Known):
             self.known.add(reaction.code)
             self.online.setdefault(reaction.code, reaction.online)
+            if reaction.cls:
+                self.classes[reaction.code] = reaction.cls
         elif isinstance(reaction, Deliver):
             self._deliver(reaction.plan)
         elif isinstance(reaction, Arm):
@@ -188,7 +219,7 @@ class Dispatcher:
         self.live[plan.dispatch_id] = live
         for topic in plan.group_topics:
             cls = topic.split("/")[3]
-            self._send(live, topic, cls, cellular=cls == proto.BOARD)
+            self._send(live, topic, cls, cellular=cls == proto.BOARD)  # a group command: every board variant
         for code in plan.direct:
             self._send_to(live, code)
         log.info(
@@ -202,22 +233,23 @@ class Dispatcher:
         )
         self._maybe_close(live)
 
-    def _send(self, live: LiveDispatch, topic: str, cls: str, *, cellular: bool, payload: bytes | None = None) -> None:
+    def _send(self, live: LiveDispatch, topic: str, key: str, *, cellular: bool) -> None:
+        """Queue the plan's command `key` (Plan.commands) to a topic."""
         plan = live.plan
         item = Outgoing(
             topic,
-            payload or plan.commands[cls],
+            plan.commands[key],
             plan.expires_at,
             plan.rank,
             cellular,
             plan.broadcast_id,
             plan.dispatch_id,
         )
-        self.outbox.put("speaker" if cls == proto.SPEAKER else "board", item)
+        self.outbox.put("speaker" if key == proto.SPEAKER else "board", item)
 
     def _send_to(self, live: LiveDispatch, code: str) -> None:
         target = live.plan.targets[code]
-        self._send(live, self.topics.endpoint(target.cls, code), target.cls, cellular=target.cellular)
+        self._send(live, self.topics.endpoint(target.cls, code), target.key, cellular=target.cellular)
 
     async def _retry_loop(self) -> None:
         while True:
@@ -259,6 +291,7 @@ class Dispatcher:
                 log.warning("dispatch.budget_breached", dispatch_id=live.plan.dispatch_id, **verdict)
         self.live.pop(live.plan.dispatch_id, None)
         self.outbox.forget(live.plan.dispatch_id)
+        self.intake.forget(live.plan.dispatch_id)
         self.closed.append(live.plan.dispatch_id)
         log.info("dispatch.closed", dispatch_id=live.plan.dispatch_id, **{k: v for k, v in summary.items()})
         if self.on_closed:
@@ -272,11 +305,15 @@ class Dispatcher:
         for plan in reaction.plans:
             live = self.live.get(plan.dispatch_id) or LiveDispatch(plan, self.retry, time.monotonic())
             self.live.setdefault(plan.dispatch_id, live)
-            live.stop_seq = 2
-            for cls in plan.commands:
+            live.stop_seq = plan.seq + 1  # after the item on air, so that a device that played it stops
+            for cls in sorted(plan.classes):
                 stop = proto.encode(
                     proto.stop_command(
-                        cls=cls, broadcast_id=bid, dispatch_id=plan.dispatch_id, seq=2, expires_at=plan.expires_at
+                        cls=cls,
+                        broadcast_id=bid,
+                        dispatch_id=plan.dispatch_id,
+                        seq=live.stop_seq,
+                        expires_at=plan.expires_at,
                     )
                 )
                 topics = [t for t in plan.group_topics if t.split("/")[3] == cls]
@@ -310,7 +347,31 @@ class Dispatcher:
                 if self.on_progress:
                     self.on_progress(live)
                 self._maybe_close(live)
+            self._notify_refused(self.intake.take_notices())
             self.barrier.passed(barriers)
+
+    def _notify_refused(self, notices: list[Notice]) -> None:
+        """Tell each device whose ack about a live dispatch was refused, on its own command topic (the intake keeps it
+        to one notice per endpoint, dispatch, seq and reason)."""
+        for notice in notices:
+            live, cls = self.live.get(notice.dispatch), self.classes.get(notice.code)
+            if live is None or not cls:
+                continue
+            payload = proto.encode(
+                proto.ack_refused(dispatch_id=notice.dispatch, seq=notice.seq, state=notice.state, reason=notice.reason)
+            )
+            target = live.plan.targets.get(notice.code)
+            item = Outgoing(
+                self.topics.endpoint(cls, notice.code),
+                payload,
+                live.plan.expires_at,
+                2,  # behind every command of any priority
+                target.cellular if target else False,
+                "",
+                "",  # not the dispatch's own: a notice never holds its closing back
+            )
+            if self.outbox.put("speaker" if cls == proto.SPEAKER else "board", item):
+                self.metrics["ack_refusals_notified"] += 1
 
     async def _record_statuses(self) -> None:
         await self.ready.wait()  # retained statuses arrive at once; the endpoints are known after catch-up

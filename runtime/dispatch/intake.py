@@ -11,6 +11,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -18,6 +20,7 @@ from keng.adapters.mqtt import protocol as proto
 from keng.adapters.mqtt.link import CommandLink, LinkClosed
 from keng.domain.delivery import check_ack
 from keng.domain.device_status import check_status
+from keng.domain.dispatch import ACK_STATES
 from keng.domain.records import Ack
 from keng.runtime.dispatch.live import LiveDispatch
 
@@ -25,6 +28,27 @@ log = structlog.get_logger(__name__)
 ACK_BATCH, ACK_WINDOW_S = 1000, 0.1
 BARRIER_TIMEOUT_S = 10.0
 Message = tuple[str, bytes]
+NOTICES_PER_ENDPOINT = 8  # refusal notices per endpoint and dispatch, whatever sequence numbers it makes up
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An ack keng refused (or recorded as failed) about a live dispatch, to tell its endpoint about."""
+
+    code: str
+    dispatch: str
+    seq: int | None
+    state: str | None
+    reason: str
+
+
+def _echo(message: Any) -> tuple[int | None, str | None]:
+    """The `seq` and `state` of a refused ack, as far as they are fit to send back."""
+    if not isinstance(message, dict):
+        return None, None
+    seq, state = message.get("seq"), message.get("state")
+    fit_seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**31 else None
+    return fit_seq, state if state in ACK_STATES else None
 
 
 class Intake:
@@ -40,6 +64,32 @@ class Intake:
         self.barrier_topic = barrier_topic
         self.acks: asyncio.Queue[Message] = asyncio.Queue(maxsize=200_000)
         self.statuses: asyncio.Queue[Message] = asyncio.Queue(maxsize=50_000)
+        self._notices: list[Notice] = []
+        self._noticed: dict[str, set[tuple[str, int | None, str]]] = {}  # dispatch -> (endpoint, seq, reason)
+        self._notice_counts: Counter[tuple[str, str]] = Counter()  # (dispatch, endpoint) -> notices
+
+    def notice(self, code: str, dispatch: str, message: Any, reason: str) -> None:
+        """Queue a refusal notice for an endpoint, at most one per endpoint, dispatch, seq and reason (and at most
+        NOTICES_PER_ENDPOINT per endpoint and dispatch); `take_notices` hands them over."""
+        seq, state = _echo(message)
+        key = (code, seq, reason)
+        seen = self._noticed.setdefault(dispatch, set())
+        if key in seen or self._notice_counts[dispatch, code] >= NOTICES_PER_ENDPOINT:
+            self.metrics["ack_refusals_not_notified"] += 1
+            return
+        seen.add(key)
+        self._notice_counts[dispatch, code] += 1
+        self._notices.append(Notice(code, dispatch, seq, state, reason))
+
+    def take_notices(self) -> list[Notice]:
+        """The notices queued since the last call."""
+        notices, self._notices = self._notices, []
+        return notices
+
+    def forget(self, dispatch: str) -> None:
+        """A dispatch closed: its notices' rate limit goes with it."""
+        for code, _, _ in self._noticed.pop(dispatch, ()):
+            self._notice_counts.pop((dispatch, code), None)
 
     def route(self, topic: str, payload: bytes) -> None:
         """The MQTT callback: queue an ack or a status (never blocks; a full queue drops and counts)."""
@@ -90,8 +140,8 @@ class Intake:
         """The acks of a batch that move an endpoint forward, by dispatch id; the rest are counted."""
         by_dispatch: dict[str, list[Ack]] = {}
         targets = {d: x.plan.targets for d, x in live.items() if not x.closing}
-        shas = {d: x.plan.sha256 for d, x in live.items()}
-        seqs = {d: 1 for d in live}
+        shas = {d: x.plan.accepted for d, x in live.items()}
+        seqs = {d: max(x.plan.seq, x.stop_seq) for d, x in live.items()}
         for topic, payload in batch:
             code = self.topics.parse_ack(topic) or ""
             try:
@@ -104,10 +154,15 @@ class Intake:
                 self.metrics["acks_late"] += 1  # a re-ack after the dispatch closed: expected, not hostile
             elif check.ack is None or check.dispatch is None:
                 self.refuse("acks", check.refused or "malformed", topic)
-            elif live[check.dispatch].advances(check.ack):
-                by_dispatch.setdefault(check.dispatch, []).append(check.ack)
+                if check.dispatch is not None:  # a known endpoint, a live dispatch: tell the device
+                    self.notice(code, check.dispatch, message, check.refused or "malformed")
             else:
-                self.metrics["acks_duplicate"] += 1
+                if check.ack["state"] != message["state"]:  # a `played` recorded failed/sha256-mismatch: say so
+                    self.notice(code, check.dispatch, message, "sha256-mismatch")
+                if live[check.dispatch].advances(check.ack):
+                    by_dispatch.setdefault(check.dispatch, []).append(check.ack)
+                else:
+                    self.metrics["acks_duplicate"] += 1
         return by_dispatch
 
     def sort_statuses(self, batch: list[Message], known: set[str]) -> dict[str, tuple[str, str]]:

@@ -11,7 +11,7 @@ from keng.domain.budgets import judge
 from keng.domain.delivery import summarise
 from keng.domain.dispatch import note_first_acks
 from keng.domain.records import Ack, BudgetVerdict, DispatchSummary
-from keng.domain.values import FINAL_ACK_STATES, AckState, DispatchOutcome, ack_advances
+from keng.domain.values import FINAL_ACK_STATES, PLAYED_ACK_STATES, AckState, DispatchOutcome, ack_advances
 from keng.runtime.dispatch.model import Plan
 
 
@@ -99,15 +99,15 @@ class LiveDispatch:
         return code in self.attempts
 
     def counts(self, ward: str | None = None) -> dict[str, int]:
-        """Targets, received (any ack), playing (now), played and failed, optionally for one ward."""
+        """Targets, received (any ack), playing (now), played (or displayed) and failed, optionally for one ward."""
         codes = [c for c, t in self.plan.targets.items() if ward is None or t.ward == ward]
         states = [self.plan.states.get(c) for c in codes]
-        playing, played, failed = AckState.PLAYING, AckState.PLAYED, AckState.FAILED  # read once, not per target
+        playing, failed = AckState.PLAYING, AckState.FAILED  # read once, not per target
         return {
             "targeted": len(codes),
             "received": sum(1 for s in states if s),
             "playing": sum(1 for s in states if s == playing),
-            "played": sum(1 for s in states if s == played),
+            "played": sum(1 for s in states if s in PLAYED_ACK_STATES),  # a board's `displayed` counts as played
             "failed": sum(1 for s in states if s == failed),
         }
 

@@ -10,8 +10,10 @@ store instead of sending twice. All methods run on the dispatcher's single store
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +25,8 @@ from keng.adapters.store.app import Clock, Keng
 from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord
 from keng.domain.area import Area
 from keng.domain.broadcast import AWAITING_RELEASE, Broadcast
-from keng.domain.dispatch import Dispatch, note_first_acks
+from keng.domain.dispatch import Dispatch, item_hashes, note_first_acks
+from keng.domain.display import board_resolution
 from keng.domain.endpoint import Endpoint
 from keng.domain.ids import area_id as _area_id
 from keng.domain.ids import endpoint_id as _endpoint_id
@@ -32,6 +35,7 @@ from keng.domain.records import Ack, BudgetVerdict, DispatchSummary
 from keng.domain.recurring import RecurringProgramme
 from keng.domain.values import BroadcastState, DispatchOutcome, Priority
 from keng.domain.ward_schedule import WardSchedule
+from keng.runtime.dispatch.content import ItemContent, ItemParts
 from keng.runtime.dispatch.plan import Arm, Cancel, Deliver, Known, Plan, Reaction, Target, play_commands
 from keng.runtime.dispatch.programmes import occurrences_due
 
@@ -51,13 +55,18 @@ class DispatchModel:
         audio_base: str,
         sign_audio: Callable[[str, datetime], str] | None = None,
         topics: proto.Topics = proto.DEFAULT_TOPICS,
+        content: ItemContent | None = None,
+        board_base: str | None = None,
     ) -> None:
         self.app = app
         self.topics = topics
         self.base_programme = self.programme = programme
         self.clock = clock
         self.audio_base = audio_base.rstrip("/")
+        # Board pages are served beside the audio: `<service>/board/<sha256>.png` when audio is `<service>/audio`.
+        self.board_base = (board_base or f"{self.audio_base.removesuffix('/audio')}/board").rstrip("/")
         self.sign_audio = sign_audio
+        self.content = content or ItemContent(temporary_assets())
         self.aggs: dict[UUID, Aggregate] = {}
         self.position = 0
         self.caught_up = False
@@ -71,6 +80,11 @@ class DispatchModel:
         """Where devices fetch an asset: `<base>/<key>`, with a signed query valid until the broadcast expires."""
         query = self.sign_audio(key, expires_at) if self.sign_audio else ""
         return f"{self.audio_base}/{key}" + (f"?{query}" if query else "")
+
+    def board_url(self, name: str, expires_at: datetime) -> str:
+        """Where boards fetch a page file (`<sha256>.png` or `.json`), signed for its hash like audio."""
+        query = self.sign_audio(name.partition(".")[0], expires_at) if self.sign_audio else ""
+        return f"{self.board_base}/{name}" + (f"?{query}" if query else "")
 
     # -- following the log --------------------------------------------------------------------------------------
 
@@ -112,13 +126,30 @@ class DispatchModel:
             return self.release(event.originator_id)
         if isinstance(event, Broadcast.Cancelled):
             return [Cancel(event.originator_id, self._open_plans(event.originator_id))]
-        if isinstance(event, Endpoint.Registered):
-            return [Known(event.code, None)]
+        if isinstance(event, Broadcast.SubmittedForApproval | Broadcast.Revised):
+            self._prepare(event.originator_id)
+        elif isinstance(event, Endpoint.Registered):
+            return [Known(event.code, None, proto.CLASS_OF_KIND.get(event.kind, ""))]
         return []
+
+    def _prepare(self, broadcast_id: UUID) -> None:
+        """A broadcast was submitted: make its files ahead of the approval (in the background; nothing recorded)."""
+        b = self.aggs.get(broadcast_id)
+        if isinstance(b, Broadcast) and b.state in (*AWAITING_RELEASE, BroadcastState.SUBMITTED):
+            targets = self.resolve(b).values()
+            self.content.prepare(
+                b,
+                speakers=any(t.cls == proto.SPEAKER for t in targets),
+                resolutions={t.display for t in targets if t.display},
+            )
 
     def reconcile(self) -> list[Reaction]:
         """After a (re)start: every endpoint, and every broadcast that still needs the dispatcher."""
-        out: list[Reaction] = [Known(e.code, e.online) for e in self.of_type(Endpoint) if e.commandable]
+        out: list[Reaction] = [
+            Known(e.code, e.online, proto.CLASS_OF_KIND.get(e.kind, ""))
+            for e in self.of_type(Endpoint)
+            if e.commandable
+        ]
         for b in self.of_type(Broadcast):
             if b.state in AWAITING_RELEASE:
                 out.extend(self.release(b.id))
@@ -147,7 +178,7 @@ class DispatchModel:
 
     # -- releasing broadcasts -------------------------------------------------------------------------------------
 
-    def release(self, broadcast_id: UUID) -> list[Reaction]:
+    def release(self, broadcast_id: UUID, attempt: int = 1) -> list[Reaction]:
         """Open the next dispatch wave of an approved broadcast when its time has come; otherwise schedule it and arm
         a timer. Expired broadcasts are marked expired and never sent. After a wave opens, the next one is armed."""
         b = self.app.broadcast(broadcast_id)
@@ -169,7 +200,15 @@ class DispatchModel:
                 b.schedule([at])
                 self._save(b)
             return [Arm(b.id, at)]
+        if "speaker" in b.channels:  # the voice starts in the render process while the targets are resolved
+            self.content.prepare(b, speakers=True, resolutions=())
         targets = self.resolve(b)
+        # The first item's content is made and recorded with the opening, before anything is published.
+        parts = self._item(b, seq=1, targets=targets.values(), now=now)
+        for render in parts.renders:
+            b.record_render(**render)
+        for failure in parts.failures:
+            b.record_render_failure(**failure)
         b.open_dispatch(now=now)
         d = Dispatch.open(
             broadcast_id=b.id,
@@ -179,8 +218,11 @@ class DispatchModel:
             expires_at=b.expires_at,
             drill=b.drill,
         )
+        d.send_item(parts.item)
         if not self._save(b, d):
-            return []
+            # A concurrent write (the render worker recording audio, say) beat the opening: again on what is stored
+            # now (the item's files are remembered, so that is cheap); another dispatcher's opening ends it there.
+            return self.release(broadcast_id, attempt + 1) if attempt < 3 else []
         self.aggs[d.id] = d
         self.aggs[b.id] = b
         log.info("dispatch.opened", broadcast_id=str(b.id), dispatch_id=str(d.id), wave=d.wave, targets=len(targets))
@@ -188,6 +230,16 @@ class DispatchModel:
         if len(b.dispatches) < b.waves:
             reactions.extend(self.release(b.id))
         return reactions
+
+    def _item(self, b: Broadcast, *, seq: int, targets: Iterable[Target], now: datetime) -> ItemParts:
+        targets = list(targets)
+        return self.content.make(
+            b,
+            seq=seq,
+            speakers=any(t.cls == proto.SPEAKER for t in targets),
+            resolutions={t.display for t in targets if t.display},
+            at=now,
+        )
 
     def next_wave_at(self, b: Broadcast, now: datetime) -> datetime | None:
         """When the broadcast's next wave goes out (None: it has none left): its scheduled time in the first open slot
@@ -238,8 +290,7 @@ class DispatchModel:
         out = {}
         for e in self.of_type(Endpoint):
             if e.kind in kinds and e.commandable and (e.code in codes or areas.intersection(self.ancestors(e))):
-                cellular = "4g" in e.technology or "3g" in e.technology
-                out[e.code] = Target(e.code, proto.CLASS_OF_KIND[e.kind], e.ward, cellular)
+                out[e.code] = _target(e)
         return out
 
     def _plan(self, b: Broadcast, d: Dispatch, resumed: bool = False) -> Plan:
@@ -248,8 +299,7 @@ class DispatchModel:
         for code in d.targets:
             e = endpoints.get(code)
             if e is not None and e.kind in proto.CLASS_OF_KIND:
-                cellular = "4g" in e.technology or "3g" in e.technology
-                targets[code] = Target(code, proto.CLASS_OF_KIND[e.kind], e.ward, cellular)
+                targets[code] = _target(e)
         areas = set(b.target_areas)
         top = [a for a in sorted(areas) if not areas.intersection(self._area_chain(a)[1:])]
         chains = {code: self.ancestors(endpoints[code]) for code in targets}
@@ -264,7 +314,12 @@ class DispatchModel:
             reference = d.created_on
         else:
             reference = max(approved, min(b.slots[0], d.created_on)) if b.slots else approved
-        commands, sha, duration = play_commands(b, d, {t.cls for t in targets.values()}, self.audio_url)
+        item = d.current_item
+        if item is None:  # opened before items were recorded: fix its content now, before it is sent again
+            item = self._item(b, seq=d.next_seq, targets=targets.values(), now=self.clock()).item
+            d.send_item(item)
+            self._save(d)
+        commands, duration = play_commands(b, d, item, targets.values(), self.audio_url, self.board_url)
         return Plan(
             dispatch_id=str(d.id),
             broadcast_id=str(b.id),
@@ -276,7 +331,8 @@ class DispatchModel:
             group_topics=groups,
             direct=sorted(direct),
             commands=commands,
-            sha256=sha,
+            seq=item["seq"],
+            accepted={seq: item_hashes(i) for seq, i in d.items.items()},
             states={k: v["state"] for k, v in d.states.items()},
             first_at=dict(self.first_at.get(d.id, {})),
             retries=d.retries,
@@ -362,3 +418,18 @@ class DispatchModel:
                 b.complete(summary)
             return self._save(d, b)
         return self._save(d)
+
+
+def _target(e: Endpoint) -> Target:
+    """An endpoint as a dispatch target: its class, ward, whether it is on 3G/4G, and a board's resolution."""
+    cls = proto.CLASS_OF_KIND[e.kind]
+    display = board_resolution(e.technology, e.capabilities) if cls == proto.BOARD else None
+    return Target(e.code, cls, e.ward, "4g" in e.technology or "3g" in e.technology, display)
+
+
+def temporary_assets() -> Path:
+    """Where a dispatcher built without an asset directory keeps the files it makes (tests, benchmarks): nothing
+    serves them, but every speaker command still carries a real file and its hash."""
+    path = Path(tempfile.mkdtemp(prefix="keng-assets-"))
+    log.warning("dispatch.temporary_assets", path=str(path))
+    return path

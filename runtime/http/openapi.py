@@ -212,6 +212,24 @@ def _public_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/board/{key}": {
+            "get": {
+                "operationId": "getBoardPage",
+                "summary": "a rendered board page by the SHA-256 of its bytes: `<sha256>.png` (the image) or "
+                "`<sha256>.json` (its layout); a signed device link (from a `display` command) or a staff token; "
+                "ETag = the hash, Repr-Digest = SHA-256 of the bytes",
+                "parameters": [
+                    {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "exp", "in": "query", "schema": _bounded(MAX_EXPIRY)},
+                    {"name": "sig", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "the file", "content": {"image/png": {}, "application/json": {}}},
+                    "304": {"description": "not modified"},
+                    **_problems(400, 401, 403, 404),
+                },
+            }
+        },
         "/api/v1/stream": {
             "get": {
                 "operationId": "streamStatus",

@@ -30,6 +30,7 @@ ALWAYS_OPEN = Programme(default=parse_slots("00:00-24:00"), default_quiet=())
 
 class Harness:
     def __init__(self, tmp: Path, broker: BrokerAddress | None, store_url: str | None = None) -> None:
+        self.data_dir = tmp / "data"  # the dispatcher's files (assets, audio-link key)
         self.store_url = store_url or f"sqlite:///{tmp / 'keng.db'}"
         self.env = locate_store(self.store_url, tmp).env
         self.broker = broker
@@ -50,6 +51,7 @@ class Harness:
     ) -> Dispatcher:
         """A dispatcher on the real MQTT links to the harness's broker, or on the links given (tests/fakes.py)."""
         kw.setdefault("programme", ALWAYS_OPEN)
+        kw.setdefault("assets_dir", self.data_dir / "assets")
         kw.setdefault("retry", RetryPolicy(first_s=1.0, cap_s=2.0))
         if link is not None and inbound is not None:
             self.dispatcher = Dispatcher(Keng(env=self.env), link=link, inbound=inbound, **kw)

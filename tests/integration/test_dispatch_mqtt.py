@@ -131,13 +131,14 @@ async def test_a_duplicate_delivery_plays_once(h: Harness) -> None:
 
 async def test_an_emergency_interrupts_normal_playback_on_the_device(h: Harness) -> None:
     fleet = await h.start_fleet(play_scale=0.5)
+    speakers = [dev for dev in fleet.devices.values() if dev.spec.cls == proto.SPEAKER]  # boards show, not play
     await h.start_dispatcher()
     normal = h.broadcast("normal")
-    await h.until(lambda: all(dev.current is not None for dev in fleet.devices.values()))
+    await h.until(lambda: all(dev.current is not None for dev in speakers))
     emergency = h.broadcast("emergency")
     await h.until(lambda: h.closed(emergency), timeout=40)
     n_id, e_id = str(h.app.broadcast(normal).dispatches[0]), str(h.app.broadcast(emergency).dispatches[0])
-    for dev in fleet.devices.values():
+    for dev in speakers:
         order = [(what, d) for what, d, _ in dev.journal if what in ("interrupted", "played")]
         assert order[:2] == [("interrupted", n_id), ("played", e_id)]
     await h.until(lambda: h.closed(normal), timeout=40)
@@ -146,16 +147,20 @@ async def test_an_emergency_interrupts_normal_playback_on_the_device(h: Harness)
 
 async def test_cancel_stops_playback_everywhere(h: Harness) -> None:
     fleet = await h.start_fleet(play_scale=1.0)
+    speakers = [dev for dev in fleet.devices.values() if dev.spec.cls == proto.SPEAKER]
+    boards = [dev for dev in fleet.devices.values() if dev.spec.cls == proto.BOARD]
     await h.start_dispatcher()
     bid = h.broadcast("normal")
-    await h.until(lambda: all(dev.current is not None for dev in fleet.devices.values()))
+    await h.until(lambda: all(dev.current is not None for dev in speakers) and all(dev.shown for dev in boards))
     assert broadcasts.cancel(h.app, bid, by="hung.tran", reason="Thông tin đã cũ") is True
     d_id = str(h.app.broadcast(bid).dispatches[0])
-    await h.until(lambda: all(any(j[0] == "stopped" for j in dev.journal) for dev in fleet.devices.values()))
+    await h.until(lambda: all(any(j[0] == "stopped" for j in dev.journal) for dev in speakers))
+    await h.until(lambda: all(any(j[0] == "cleared" for j in dev.journal) for dev in boards))  # taken off the board
     await h.until(lambda: h.closed(bid))
     d = h.dispatch_of(bid)
     assert d is not None and d.summary["outcome"] == "cancelled"
-    assert all(dev.plays[d_id] == 0 and dev.current is None for dev in fleet.devices.values())
+    assert all(dev.plays[d_id] == 0 and dev.current is None for dev in speakers)
+    assert all(not dev.shown for dev in boards)
 
 
 async def test_a_broker_restart_mid_dispatch_loses_nothing(h: Harness, mosquitto: Mosquitto) -> None:

@@ -72,3 +72,28 @@ def test_unknown_or_malformed_keys_are_404(audio_server) -> None:  # type: ignor
     client, _, token, _, _ = audio_server
     assert client.request("GET", f"/audio/{'a' * 64}", token=token).status == 404
     assert client.request("GET", "/audio/..%2f..%2fkeng.db", token=token).status == 404
+
+
+def test_board_pages_are_served_to_signed_links_and_staff_by_their_hash(audio_server) -> None:  # type: ignore[no-untyped-def]
+    from keng.runtime.dispatch.content import ItemContent
+
+    client, services, token, _, _ = audio_server
+    content = ItemContent(services.settings.data_dir / "assets")
+    page = content.page("Cảnh báo: nước sông Hồng lên nhanh.", "emergency", (256, 128))
+    image, layout = f"{page['image_sha256']}.png", f"{page['layout_sha256']}.json"
+    later = datetime.now(UTC) + timedelta(hours=1)
+    reply = client.request("GET", f"/board/{image}?{services.audio_links.query(page['image_sha256'], later)}")
+    assert reply.status == 200 and reply.headers["content-type"] == "image/png"
+    assert hashlib.sha256(reply.body).hexdigest() == page["image_sha256"]
+    assert reply.headers["etag"] == f'"{page["image_sha256"]}"'
+    as_staff = client.request("GET", f"/board/{layout}", token=token)
+    assert as_staff.status == 200 and as_staff.json()["width"] == 256 and as_staff.json()["label"] == "KHẨN CẤP"
+    assert client.request("GET", f"/board/{layout}", headers={"If-None-Match": as_staff.headers["etag"]},
+                          token=token).status == 304  # fmt: skip
+    # a link for one file opens no other; no link and no token: 401; names that are no page: 404
+    other = services.audio_links.query(page["image_sha256"], later)
+    assert client.request("GET", f"/board/{layout}?{other}").status == 403
+    assert client.request("GET", f"/board/{image}").status == 401
+    for name in (f"{'a' * 64}.png", "..%2f..%2fkeng.db", f"{page['image_sha256']}.mp3", "KEY"):
+        assert client.request("GET", f"/board/{name}", token=token).status == 404, name
+    content.close()

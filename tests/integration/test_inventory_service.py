@@ -59,3 +59,32 @@ def test_only_an_empty_store_gets_a_first_admin(app: Keng) -> None:
     before = app.max_position()
     bootstrap_admin(app)
     assert app.max_position() == before and app.staff("admin").enrolled_by == SYSTEM
+
+
+def test_a_boards_resolution_is_registered_from_the_file_and_checked(app: Keng, tmp_path: Path) -> None:
+    from keng.domain.display import board_resolution
+
+    path = tmp_path / "boards.csv"
+    path.write_text(
+        "record,code,name,parent,kind,technology,capabilities\n"
+        f"endpoint,{WARD_B}-LCD1,,{WARD_B},eboard,lcd-4g,display=1024x600\n"
+        f"endpoint,{WARD_B}-TXT1,,{WARD_B},eboard,led-4g,text-only\n",
+        encoding="utf-8",
+    )
+    assert load_district_file(app, path, by="admin") == {"endpoint": 2}
+    boards = {e.code: e for e in Catalog().fold(app.read_events()).endpoints(kind="eboard")}
+    lcd, text = boards[f"{WARD_B}-LCD1"], boards[f"{WARD_B}-TXT1"]
+    assert lcd.capabilities == ["display=1024x600"]
+    assert board_resolution(lcd.technology, lcd.capabilities) == (1024, 600)
+    assert board_resolution(text.technology, text.capabilities) is None
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "record,code,name,parent,kind,technology,capabilities\n"
+        f"endpoint,{WARD_B}-LCD2,,{WARD_B},eboard,lcd-4g,display=800by480\n"
+        f"ward,{WARD_B}9,Phường X,{WARD_B},,,text-only\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DistrictFileError) as refused:
+        load_district_file(app, bad, by="admin")
+    assert "line 2: display resolution '800by480' is not WIDTHxHEIGHT" in str(refused.value)
+    assert "line 3" in str(refused.value) and "capabilities" in str(refused.value)

@@ -11,7 +11,7 @@ from keng.runtime.dispatch.live import RetryPolicy
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 SHA = "a" * 64
-LIVE = {"targets_of": {"d1": {"E1", "E2"}}, "sha256_of": {"d1": SHA}, "max_seq_of": {"d1": 1}}
+LIVE = {"targets_of": {"d1": {"E1", "E2"}}, "sha256_of": {"d1": {1: {SHA}}}, "max_seq_of": {"d1": 1}}
 
 
 def ack(**over: object) -> dict[str, object]:
@@ -64,6 +64,41 @@ def test_played_with_another_hash_is_recorded_as_a_failure() -> None:
 def test_played_with_the_approved_hash_is_played() -> None:
     result = check("E1", ack(state="played", sha256=SHA))
     assert result.ack is not None and result.ack["state"] == "played"
+
+
+def test_each_item_is_checked_against_its_own_hashes_the_file_or_the_text() -> None:
+    """Item 1 was sent with audio A (text T); item 2 with audio B (same text). A device that played item 1's file, or
+    spoke its text, is right for seq 1; the same hashes for a seq that is no item, or B for seq 1, are not."""
+    audio_a, audio_b, text, image = "a" * 64, "b" * 64, "c" * 64, "d" * 64
+    live = {"targets_of": {"d1": {"E1"}}, "sha256_of": {"d1": {1: {audio_a, text, image}, 2: {audio_b, text}}},
+            "max_seq_of": {"d1": 3}}  # fmt: skip
+
+    def state(**over: object) -> str | None:
+        result = check_ack("E1", ack(**over), known_endpoints={"E1"}, **live)  # type: ignore[arg-type]
+        return None if result.ack is None else result.ack["state"]
+
+    assert state(state="played", sha256=audio_a) == state(state="played", sha256=text) == "played"
+    assert state(state="displayed", sha256=image) == "displayed"
+    assert state(state="played", sha256=audio_b, seq=2) == "played"
+    assert state(state="played", sha256=audio_b) == "failed"  # item 2's file is not item 1's
+    assert state(state="displayed", sha256="e" * 64) == "failed"
+    assert state(state="played", sha256=audio_a, seq=3) == "failed"  # seq 3 (a stop) is no item
+    assert state(state="played") == "failed"  # a played ack must say what it played
+    assert state(state="cleared") == "cleared"  # nothing to check: the board took it off
+
+
+def test_a_boards_displayed_counts_as_played_in_the_summary() -> None:
+    summary = summarise(
+        targets=["S1", "B1", "B2"],
+        states={"S1": "played", "B1": "displayed", "B2": "cleared"},
+        first_ack_at={},
+        online=set(),
+        reference_at=T0,
+        priority="emergency",
+        outcome="complete",
+        retries=0,
+    )
+    assert (summary["played"], summary["failed"], summary["received"], summary["unreachable"]) == (2, 0, 3, 0)
 
 
 def test_percentiles_use_nearest_rank() -> None:

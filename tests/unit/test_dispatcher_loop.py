@@ -4,6 +4,7 @@ through the intake fake, and what it recorded is read back from the store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,15 +45,19 @@ class Wired:
         }
 
     def ack(self, code: str, command: dict[str, object], state: str) -> None:
-        audio = command["audio"]
-        assert isinstance(audio, dict)
+        """A device's ack; `played` is a board's `displayed` (of the text, which a board may show itself)."""
+        audio = command.get("audio")
+        if state == "played" and command["op"] == "display":
+            state, sha = "displayed", command["text_sha256"]
+        else:
+            sha = audio["sha256"] if state == "played" and isinstance(audio, dict) else None
         message = proto.ack_message(
             code=code,
             dispatch_id=str(command["dispatch"]),
             seq=1,
             state=state,
             at=datetime.now(UTC),
-            sha256=audio["sha256"] if state == "played" else None,
+            sha256=str(sha) if sha else None,
         )
         self.inbound.feed(proto.ack_topic(code), proto.encode(message))
 
@@ -120,3 +125,37 @@ async def test_cancelling_a_broadcast_on_its_way_sends_stop_to_its_group_topics(
     await wired.h.until(lambda: wired.h.closed(bid))
     d = wired.h.dispatch_of(bid)
     assert d is not None and d.summary["outcome"] == "cancelled"
+
+
+async def test_refused_acks_are_answered_on_the_devices_topic_at_most_once_each_and_eight_times_in_all(
+    wired: Wired,
+) -> None:
+    bid = wired.h.broadcast("emergency")
+    await wired.h.until(lambda: len(wired.commands(bid, "play")) == 1)
+    [play] = wired.commands(bid, "play").values()
+    d = wired.h.dispatch_of(bid)
+    assert d is not None
+    speaker = next(c for c in sorted(d.targets) if "-IP" in c)
+    own = proto.endpoint_topic(proto.SPEAKER, speaker)
+
+    def feed(code: str, **over: object) -> None:
+        message = {"v": 1, "endpoint": code, "dispatch": str(d.id), "seq": 1, "state": "received"}
+        message |= {"at": datetime.now(UTC).isoformat(), **over}
+        wired.inbound.feed(proto.ack_topic(code), proto.encode(message))
+
+    for _ in range(3):
+        feed(speaker, seq=5)  # the same refusal: one notice
+    feed(speaker, state="played", sha256=play["text_sha256"])  # the text's hash: accepted, no notice
+    feed("00595-NOPE", endpoint="00595-NOPE", seq=5)  # an unknown endpoint: refused, never answered
+    await wired.h.until(lambda: len(wired.link.to(own)) >= 1)
+    await asyncio.sleep(0.3)
+    assert wired.link.to(own) == [
+        {"v": 1, "op": "ack-refused", "dispatch": str(d.id), "seq": 5, "state": "received", "reason": "bad-sequence"}
+    ]
+    for seq in range(10, 30):  # a device making sequence numbers up: at most 8 notices in all
+        feed(speaker, seq=seq)
+    await wired.h.until(lambda: len(wired.link.to(own)) >= 8)
+    await asyncio.sleep(0.3)
+    assert len(wired.link.to(own)) == 8
+    assert wired.h.dispatcher is not None and wired.h.dispatcher.metrics["ack_refusals_not_notified"] == 2 + 13
+    assert not [p for p in wired.link.published if p.topic.endswith("/00595-NOPE")]

@@ -64,8 +64,12 @@ async def test_a_breach_is_an_event_on_the_dispatch_a_metric_a_stream_message_an
         commands = {p.message["op"]: p.message for p in link.published if proto.parse_ack_topic(p.topic) is None}
         for code, kind in kinds.items():
             command = commands["play" if kind == "ip-speaker" else "display"]
-            message = proto.ack_message(code=code, dispatch_id=str(d.id), seq=1, state="played",
-                                        at=datetime.now(UTC), sha256=command["audio"]["sha256"])  # fmt: skip
+            # a speaker played the file; a board showed the text (its `played` is `displayed`)
+            state, sha = (
+                ("played", command["audio"]["sha256"]) if "audio" in command else ("displayed", command["text_sha256"])
+            )
+            message = proto.ack_message(code=code, dispatch_id=str(d.id), seq=1, state=state,
+                                        at=datetime.now(UTC), sha256=sha)  # fmt: skip
             inbound.feed(proto.ack_topic(code), proto.encode(message))
         await h.until(lambda: h.closed(bid))
         await h.until(lambda: bool(h.events(Dispatch.Judged)))

@@ -23,7 +23,6 @@ def live(states: dict[str, str] | None = None) -> LiveDispatch:
         group_topics=[],
         direct=[],
         commands={},
-        sha256="0" * 64,
         states=dict(states or {}),
         play_s=3.0,
     )

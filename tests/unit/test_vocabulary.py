@@ -28,7 +28,7 @@ def test_enum_values_are_the_strings_stored_events_carry() -> None:
     assert [s.value for s in BroadcastState] == [
         "draft", "submitted", "approved", "scheduled", "dispatching", "completed", "cancelled", "expired", "rejected",
     ]  # fmt: skip
-    assert [s.value for s in AckState] == ["received", "playing", "played", "failed"]
+    assert [s.value for s in AckState] == ["received", "playing", "played", "failed", "displayed", "cleared"]
     assert [p.value for p in Priority] == ["emergency", "priority", "normal"]
     assert [o.value for o in DispatchOutcome] == ["complete", "settled", "expired", "cancelled"]
 
@@ -68,7 +68,10 @@ def test_an_ack_never_moves_an_endpoint_backwards_and_final_states_rank_alike() 
     assert ack_advances("received", None) and ack_advances("played", "playing")
     assert not ack_advances("received", "playing") and not ack_advances("playing", "playing")
     assert not ack_advances("failed", "played") and not ack_advances("played", "failed")
-    assert FINAL_ACK_STATES == {s for s in AckState if s.is_final} == {"played", "failed"}
+    assert FINAL_ACK_STATES == {s for s in AckState if s.is_final} == {"played", "failed", "displayed", "cleared"}
+    # a board: `displayed` is its `played`; `cleared` after it (or after a failure) changes nothing
+    assert ack_advances("displayed", "received") and not ack_advances("cleared", "displayed")
+    assert not ack_advances("displayed", "failed") and not ack_advances("cleared", "failed")
 
 
 def test_the_first_ack_is_the_earliest_whatever_the_order_of_arrival() -> None:

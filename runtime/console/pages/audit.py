@@ -47,6 +47,7 @@ EVENTS = {
     "Broadcast.Rendered": "Đã tạo âm thanh/hình",
     "Broadcast.RenderFailed": "Tạo âm thanh/hình lỗi",
     "Dispatch.Opened": "Mở đợt phát",
+    "Dispatch.ItemSent": "Chốt nội dung gửi thiết bị",
     "Dispatch.AcksRecorded": "Ghi nhận phản hồi thiết bị",
     "Dispatch.RetriesSent": "Gửi lại",
     "Dispatch.Closed": "Đóng đợt phát",
