@@ -22,7 +22,7 @@ from keng.domain.programme import Programme, parse_slots
 from keng.domain.records import DispatchSummary
 from keng.domain.values import Priority
 from keng.projections.catalog import Catalog
-from keng.runtime.bootstrap import build_dispatcher, open_app, topics_of
+from keng.runtime.bootstrap import build_dispatcher, delivery_options, open_app, topics_of
 from keng.runtime.config import Settings
 from keng.runtime.demo.progress import progress_for, ward_rows
 from keng.runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
@@ -83,7 +83,7 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
         settle_s=10.0,
         on_progress=progress,
         on_closed=done,
-        assets_dir=data / "assets",
+        **delivery_options(settings),  # links signed as `keng serve` signs them, files under the demo's data dir
     )
     task = asyncio.create_task(dispatcher.run())
     await dispatcher.ready.wait()

@@ -1,13 +1,16 @@
 """The device protocol end to end, as a device maker meets it: `keng serve` on a mosquitto, `keng simulate` as the
 fleet, an emergency approved over HTTP. Every MQTT message either side sends follows docs/asyncapi.json (the
-`contract_tap` fixture checks them at teardown); the service serves that document; and what the schemas cannot say
-holds too: the signed audio URL of a `play` downloads without credentials and hashes to `audio.sha256`, and
-`text_sha256` is the hash of `text`."""
+`contract_tap` fixture checks them at teardown), the devices' last wills included (the fleet is killed at the end);
+the service serves that document; and what the schemas cannot say holds too: the signed audio URL of a `play`
+downloads without credentials and hashes to `audio.sha256`, a forged signature is refused, and `text_sha256` is the
+hash of `text`."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -53,6 +56,7 @@ def test_keng_and_the_simulated_fleet_speak_the_documented_protocol(
         env=home.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its worker processes too are killed below
     )
     try:
         assert fleet.stdout is not None
@@ -83,11 +87,19 @@ def test_keng_and_the_simulated_fleet_speak_the_documented_protocol(
         assert fetched.status == 200 and hashlib.sha256(fetched.body).hexdigest() == audio["sha256"]
         forged = client.request("GET", f"{link.path}?{link.query[:-1]}{'0' if link.query[-1] != '0' else '1'}")
         assert forged.status == 403
-    finally:
-        fleet.terminate()
+        # The fleet dies without a word: the broker publishes every device's last will.
+        os.killpg(fleet.pid, signal.SIGKILL)
         fleet.wait(20)
+        deadline = time.time() + 20
+        while time.time() < deadline and not any(b"last-will" in p for t, p in contract_tap.seen if "/status/" in t):
+            time.sleep(0.1)
+    finally:
+        if fleet.poll() is None:
+            os.killpg(fleet.pid, signal.SIGKILL)
+            fleet.wait(20)
         home.stop()
     acks = [orjson.loads(p) for t, p in contract_tap.seen if "/ack/" in t and "/ack/~" not in t]
-    assert {a["state"] for a in acks} >= {"received", "playing", "played"}
-    statuses = {orjson.loads(p)["state"] for t, p in contract_tap.seen if "/status/" in t and p}
-    assert statuses >= {"online", "offline"}
+    assert {a["state"] for a in acks} >= {"received", "playing", "played", "displayed"}
+    statuses = [orjson.loads(p) for t, p in contract_tap.seen if "/status/" in t and p]
+    assert {s["state"] for s in statuses} == {"online", "offline"}
+    assert any(s.get("reason") == "last-will" for s in statuses)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from keng.adapters.audio_links import AudioLinks
 from keng.adapters.mqtt.broker import BrokerAddress
 from keng.adapters.mqtt.link import CommandLink
 from keng.adapters.mqtt.wire import MessageSource
@@ -52,6 +53,7 @@ class Harness:
         """A dispatcher on the real MQTT links to the harness's broker, or on the links given (tests/fakes.py)."""
         kw.setdefault("programme", ALWAYS_OPEN)
         kw.setdefault("assets_dir", self.data_dir / "assets")
+        kw.setdefault("sign_audio", AudioLinks.in_data_dir(self.data_dir).query)  # devices get signed links, as served
         kw.setdefault("retry", RetryPolicy(first_s=1.0, cap_s=2.0))
         if link is not None and inbound is not None:
             self.dispatcher = Dispatcher(Keng(env=self.env), link=link, inbound=inbound, **kw)

@@ -23,6 +23,7 @@ from keng.domain.broadcast import Broadcast
 from keng.domain.endpoint import Endpoint
 from keng.runtime.config import load_settings
 from keng.runtime.http.services import Services
+from tests.contract import Taps
 from tests.http_server import Client, serve
 from tests.integration.conftest import Mosquitto
 from tests.integration.harness import WARD, Harness
@@ -175,7 +176,7 @@ async def test_cancel_clears_a_board_while_a_speaker_still_plays(
 
 
 async def test_a_refused_ack_is_answered_once_on_the_devices_own_topic(
-    harness: Harness, http: tuple[Client, Services]
+    harness: Harness, http: tuple[Client, Services], contract_tap: Taps
 ) -> None:
     h, (client, services) = harness, http
     fleet = await h.start_fleet(play_scale=5.0)  # the speakers are still playing while the test speaks for one
@@ -188,6 +189,7 @@ async def test_a_refused_ack_is_answered_once_on_the_devices_own_topic(
     assert speaker.link is not None
     for _ in range(3):  # the same refusal three times: one notice
         bad = proto.ack_message(code=speaker.code, dispatch_id=str(d.id), seq=9, state="played", at=datetime.now(UTC))
+        contract_tap.excuse(speaker.ack_topic, proto.encode(bad))  # no such item, no hash: broken on purpose
         speaker.link.send(speaker.ack_topic, proto.encode(bad))
     wrong = proto.ack_message(
         code=speaker.code, dispatch_id=str(d.id), seq=1, state="played", at=datetime.now(UTC), sha256="0" * 64

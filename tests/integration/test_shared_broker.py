@@ -140,7 +140,7 @@ async def test_two_installations_with_different_topic_roots_never_see_each_other
         def a_played() -> set[str]:
             codes = set()
             for topic, payload in list(seen):
-                if topic.startswith(f"{a_root}/ack/") and b'"played"' in payload:
+                if topic.startswith(f"{a_root}/ack/") and (b'"played"' in payload or b'"displayed"' in payload):
                     codes.add(proto.decode(payload)["endpoint"])
             return codes
 
