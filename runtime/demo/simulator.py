@@ -48,6 +48,15 @@ def device_will(code: str, topics: Topics = DEFAULT_TOPICS) -> WireWill:
     return WireWill(topics.status(code), proto.encode(proto.status_message(code, "offline", reason="last-will")))
 
 
+def device_client_id(code: str, topics: Topics) -> str:
+    """A simulated device's client id: `keng-dev-<code>` under the default root; under another root the root's levels
+    join it (`keng-dev-site-a.keng-<code>`), so that two installations' fleets with the same codes on one broker do not
+    knock each other off."""
+    if topics.root == DEFAULT_TOPICS.root:
+        return f"keng-dev-{code}"
+    return f"keng-dev-{topics.root.replace('/', '.')}-{code}"
+
+
 @dataclass(frozen=True)
 class DeviceSpec:
     """Who a simulated device is: endpoint code, class (speaker/board), its area codes, nearest first, and a board's
@@ -117,10 +126,10 @@ class SimDevice:
         return self.spec.code
 
     async def connect(self) -> None:
-        """Connect (own client id), subscribe, announce `online`."""
+        """Connect (own client id: `device_client_id`), subscribe, announce `online`."""
         self.link = WireLink(
             self.broker,
-            client_id=f"keng-dev-{self.code}",
+            client_id=device_client_id(self.code, self.topics),
             subscriptions=tuple(self.topics.device_subscriptions(self.spec.cls, self.code, list(self.spec.areas))),
             on_message=self._on_message,
             will=device_will(self.code, self.topics),

@@ -146,6 +146,8 @@ async def test_two_installations_with_different_topic_roots_never_see_each_other
 
         await b.until(lambda: a_played() >= set(b_fleet.devices), timeout=60)  # A's devices of the ward played A's
         b_opened = [str(e.originator_id) for e in b.events(Dispatch.Opened)]
+        # the two fleets share endpoint codes but not client ids: no device of B was knocked off by its namesake in A
+        reconnected = [c for c, d in b_fleet.devices.items() if d.link is None or d.link.connects != 1]
     finally:
         await b.close()
         await spy.close()
@@ -164,4 +166,5 @@ async def test_two_installations_with_different_topic_roots_never_see_each_other
     assert all(a_topics.parse_ack(t) is None for t, _ in seen if b_topics.parse_ack(t) is not None)
     assert not b_dispatcher.intake.refused, b_dispatcher.intake.refused
     assert b_opened == [b_dispatch_id]
+    assert reconnected == []
     assert "acks.refused" not in dispatch_log.read_text(errors="replace")
