@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg.errors
 import structlog
-from eventsourcing.persistence import IntegrityError, InternalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InternalError, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row
@@ -40,14 +40,14 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
     def create_table(self) -> None:
         # Processes that start together (several `keng serve` workers, a CLI command beside the service) run the same
         # idempotent DDL at once, and PostgreSQL may refuse one of them over its own catalog rows ("tuple concurrently
-        # updated", or a duplicate in pg_type when two create one table): the statements are IF NOT EXISTS, so trying
-        # again after a pause is right.
+        # updated", a duplicate in pg_type when two create one table, or "relation ... already exists" when two pass
+        # the IF NOT EXISTS check together): the statements are IF NOT EXISTS, so trying again after a pause is right.
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 super().create_table()
                 ensure_tables(self._db)
                 return
-            except (InternalError, IntegrityError, psycopg.errors.InternalError_, psycopg.errors.IntegrityError) as e:
+            except (InternalError, IntegrityError, ProgrammingError, psycopg.errors.Error) as e:
                 if not any(sign in str(e) for sign in CATALOG_RACES) or attempt == CREATE_ATTEMPTS:
                     raise
                 log.info("store.create_table_retried", attempt=attempt, reason=str(e))
