@@ -109,12 +109,16 @@ async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddres
     task = asyncio.create_task(dispatcher.run())
     waiter = asyncio.create_task(_until_signalled())
     ready = asyncio.create_task(dispatcher.ready.wait())
-    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if dispatcher.ready.is_set():
-        await dispatcher.content_ready()  # the voice loaded: an emergency without audio is rendered at once
-        print(f"Sẵn sàng phát (dispatcher ready) on {broker.display}", flush=True)
+    content: asyncio.Task[bool] | None = None
+    # a signal stops it at any stage, also while the broker cannot be reached (never ready) or the voice loads
+    await asyncio.wait({task, ready, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if dispatcher.ready.is_set() and not waiter.done():
+        content = asyncio.create_task(dispatcher.content_ready())  # an emergency without audio is rendered at once
+        await asyncio.wait({task, content, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if content.done():
+            print(f"Sẵn sàng phát (dispatcher ready) on {broker.display}", flush=True)
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    for t in (task, waiter, ready):
+    for t in (task, waiter, ready, *([content] if content else [])):
         t.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await t

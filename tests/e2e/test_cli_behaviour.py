@@ -137,3 +137,49 @@ def test_a_failure_under_json_is_one_json_object_with_headline_detail_and_rule(k
         "rule": "usage",
         "command": "report",
     }
+
+
+def test_an_encrypted_client_key_is_one_clear_error_and_never_a_passphrase_prompt(keng: Keng, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from keng.adapters.mqtt.certs import make_ca, make_server_cert
+
+    made = make_server_cert(make_ca("client CA"), ["client.example"])
+    made.write(tmp_path / "client.pem", tmp_path / "plain.key")
+    key = serialization.load_pem_private_key(made.key_pem, password=None)
+    encrypted = key.private_bytes(  # what `openssl genrsa -aes128` gives: keng cannot prompt for the passphrase
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+    (tmp_path / "client.key").write_bytes(encrypted)
+    keng.run("init", "--sample")
+    url = f"mqtts://dev:SECRETPW@localhost?cert={tmp_path / 'client.pem'}&key={tmp_path / 'client.key'}"
+    proc = keng.run("dispatch", "run", "--broker", url, ok=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()  # no "Enter PEM pass phrase:" from OpenSSL
+    message = orjson.loads(line)["message"]
+    assert "client.key is encrypted" in message and "SECRETPW" not in line, line
+
+
+def test_dispatch_run_stops_on_sigterm_while_the_broker_cannot_be_reached(keng: Keng) -> None:
+    import signal
+    import time
+
+    keng.run("init", "--sample")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    env = {**os.environ, "KENG_LOG_FORMAT": "json", "KENG_LOG_LEVEL": "info", "KENG_MQTT": f"mqtt://127.0.0.1:{port}"}
+    proc = subprocess.Popen([*keng.base, "dispatch", "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        while b"mqtt.disconnected" not in proc.stderr.readline():  # it runs, and retries the broker
+            assert proc.poll() is None and time.monotonic() < deadline
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0  # an operator's stop (systemd, Ctrl-C) works before the dispatcher is ready
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
