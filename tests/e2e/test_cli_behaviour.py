@@ -3,6 +3,7 @@ that goes away, a port already taken, `init` on a store that exists, and failure
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -183,3 +184,45 @@ def test_dispatch_run_stops_on_sigterm_while_the_broker_cannot_be_reached(keng: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a process's children from /proc")
+def test_simulate_stopped_before_its_fleet_is_ready_leaves_no_worker_behind(keng: Keng) -> None:
+    import signal
+    import time
+
+    keng.run("init", "--sample")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there, the fleet never gets ready
+    env = {**os.environ, "KENG_LOG_LEVEL": "debug"}  # the workers log each failed connection
+    argv = [*keng.base, "simulate", "--broker", f"mqtt://127.0.0.1:{port}", "--processes", "2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    workers: set[int] = set()
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 90
+        while b"mqtt.disconnected" not in proc.stdout.readline():  # the workers run, and retry the broker
+            assert proc.poll() is None and time.monotonic() < deadline
+        workers = {p for p in _children(proc.pid) if b"spawn" in Path(f"/proc/{p}/cmdline").read_bytes()}
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{p}").exists() and b"Z" not in Path(f"/proc/{p}/stat").read_bytes().split()[2:3]
+                  for p in workers):  # fmt: skip
+            assert time.monotonic() < deadline, "a simulate worker outlived keng simulate"
+            time.sleep(0.2)
+    finally:
+        for p in [proc.pid, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        proc.wait()
