@@ -169,8 +169,14 @@ def _tls_context(ca_file: Path | None, cert_file: Path | None, key_file: Path | 
                     path.open("rb").close()
             except OSError as e:
                 raise BrokerConfigError(f"cannot read the client {what} file {path}: {e.strerror or e}") from None
+
+        def no_passphrase() -> bytes:  # else OpenSSL prompts on the terminal, or fails with "Invalid argument"
+            raise BrokerConfigError(
+                f"the client key {key_file or cert_file} is encrypted: keng needs it unencrypted (PEM, mode 0600)"
+            )
+
         try:
-            context.load_cert_chain(cert_file, key_file)
+            context.load_cert_chain(cert_file, key_file, password=no_passphrase)
         except OSError as e:
             raise BrokerConfigError(
                 f"the client certificate {cert_file} (key {key_file or 'in the same file'}) cannot be used: "

@@ -109,12 +109,16 @@ async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddres
     task = asyncio.create_task(dispatcher.run())
     waiter = asyncio.create_task(_until_signalled())
     ready = asyncio.create_task(dispatcher.ready.wait())
-    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if dispatcher.ready.is_set():
-        await dispatcher.content_ready()  # the voice loaded: an emergency without audio is rendered at once
-        print(f"Sẵn sàng phát (dispatcher ready) on {broker.display}", flush=True)
+    content: asyncio.Task[bool] | None = None
+    # a signal stops it at any stage, also while the broker cannot be reached (never ready) or the voice loads
+    await asyncio.wait({task, ready, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if dispatcher.ready.is_set() and not waiter.done():
+        content = asyncio.create_task(dispatcher.content_ready())  # an emergency without audio is rendered at once
+        await asyncio.wait({task, content, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if content.done():
+            print(f"Sẵn sàng phát (dispatcher ready) on {broker.display}", flush=True)
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    for t in (task, waiter, ready):
+    for t in (task, waiter, ready, *([content] if content else [])):
         t.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await t
@@ -177,18 +181,35 @@ def run_processes(broker: BrokerAddress, specs: list[DeviceSpec], options: Fleet
         proc = ctx.Process(target=_worker, args=(broker, part, opts, ready), daemon=True)
         proc.start()
         workers.append(proc)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # after the workers started
-    connected = sum(ready.get(timeout=600) for _ in workers)
-    print(
-        f"ready {connected} of {len(specs)} devices in {processes} processes on {broker.display} "
-        f"under {options.topic_root}/",
-        flush=True,
-    )
-    signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    for proc in workers:
-        proc.terminate()
-    for proc in workers:
-        proc.join(10)
+    # A signal stops the fleet at any stage, also before every worker reported (a broker that cannot be reached):
+    # the workers are ended, never left behind.
+    previous = {sig: signal.signal(sig, _stop_fleet) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        connected = sum(ready.get(timeout=600) for _ in workers)
+        print(
+            f"ready {connected} of {len(specs)} devices in {processes} processes on {broker.display} "
+            f"under {options.topic_root}/",
+            flush=True,
+        )
+        while True:
+            signal.pause()
+    except _FleetStopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            proc.join(10)
+
+
+class _FleetStopped(Exception):
+    """SIGINT or SIGTERM reached `keng simulate`."""
+
+
+def _stop_fleet(signum: int, frame: object) -> None:
+    raise _FleetStopped
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:

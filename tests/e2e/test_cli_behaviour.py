@@ -3,6 +3,7 @@ that goes away, a port already taken, `init` on a store that exists, and failure
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -137,3 +138,91 @@ def test_a_failure_under_json_is_one_json_object_with_headline_detail_and_rule(k
         "rule": "usage",
         "command": "report",
     }
+
+
+def test_an_encrypted_client_key_is_one_clear_error_and_never_a_passphrase_prompt(keng: Keng, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from keng.adapters.mqtt.certs import make_ca, make_server_cert
+
+    made = make_server_cert(make_ca("client CA"), ["client.example"])
+    made.write(tmp_path / "client.pem", tmp_path / "plain.key")
+    key = serialization.load_pem_private_key(made.key_pem, password=None)
+    encrypted = key.private_bytes(  # what `openssl genrsa -aes128` gives: keng cannot prompt for the passphrase
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+    (tmp_path / "client.key").write_bytes(encrypted)
+    keng.run("init", "--sample")
+    url = f"mqtts://dev:SECRETPW@localhost?cert={tmp_path / 'client.pem'}&key={tmp_path / 'client.key'}"
+    proc = keng.run("dispatch", "run", "--broker", url, ok=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()  # no "Enter PEM pass phrase:" from OpenSSL
+    message = orjson.loads(line)["message"]
+    assert "client.key is encrypted" in message and "SECRETPW" not in line, line
+
+
+def test_dispatch_run_stops_on_sigterm_while_the_broker_cannot_be_reached(keng: Keng) -> None:
+    import signal
+    import time
+
+    keng.run("init", "--sample")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    env = {**os.environ, "KENG_LOG_FORMAT": "json", "KENG_LOG_LEVEL": "info", "KENG_MQTT": f"mqtt://127.0.0.1:{port}"}
+    proc = subprocess.Popen([*keng.base, "dispatch", "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        while b"mqtt.disconnected" not in proc.stderr.readline():  # it runs, and retries the broker
+            assert proc.poll() is None and time.monotonic() < deadline
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0  # an operator's stop (systemd, Ctrl-C) works before the dispatcher is ready
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a process's children from /proc")
+def test_simulate_stopped_before_its_fleet_is_ready_leaves_no_worker_behind(keng: Keng) -> None:
+    import signal
+    import time
+
+    keng.run("init", "--sample")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there, the fleet never gets ready
+    env = {**os.environ, "KENG_LOG_LEVEL": "debug"}  # the workers log each failed connection
+    argv = [*keng.base, "simulate", "--broker", f"mqtt://127.0.0.1:{port}", "--processes", "2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    workers: set[int] = set()
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 90
+        while b"mqtt.disconnected" not in proc.stdout.readline():  # the workers run, and retry the broker
+            assert proc.poll() is None and time.monotonic() < deadline
+        workers = {p for p in _children(proc.pid) if b"spawn" in Path(f"/proc/{p}/cmdline").read_bytes()}
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{p}").exists() and b"Z" not in Path(f"/proc/{p}/stat").read_bytes().split()[2:3]
+                  for p in workers):  # fmt: skip
+            assert time.monotonic() < deadline, "a simulate worker outlived keng simulate"
+            time.sleep(0.2)
+    finally:
+        for p in [proc.pid, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        proc.wait()
