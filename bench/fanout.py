@@ -9,8 +9,6 @@ two links and every simulated device verifying it), each against its own plain-a
 transport. It reports both runs' figures (`plain_...`, `tls_...`), the TLS cost as the ratio of the p99s (target:
 <= 1.3) and the dispatcher's CPU seconds in each. Topics follow KENG_TOPIC_ROOT, as the `keng` processes do.
 
-python bench/fanout.py --devices 10000 [--broker mosquitto|embedded|mqtt://host:port] [--json]
-
 Also reported: the share of the emergency's speaker commands (group and per-endpoint) that carried a real audio file
 (`audio.url` set, `audio.sha256` not the text's hash; it must be 100 %), and when the audio was recorded: the bulletin
 is approved right after it is submitted, before any render worker could run, so the dispatcher renders it with
