@@ -47,8 +47,10 @@ def issue_credentials(app: Keng, passwords: DevicePasswords, *, code: str, by: s
         )
     rotated = endpoint.issue_credentials(actor=actor)
     password = new_password()
-    passwords.set(endpoint.code, password)
+    # The event first: a save refused (a concurrent write) must not leave a changed hash that nothing records; a
+    # failed write of the hash after it leaves the old password working and the event says only that one was issued.
     app.save_changes(endpoint)
+    passwords.set(endpoint.code, password)
     log.info("endpoint.credentials_issued", actor=actor.handle, endpoint=endpoint.code, rotated=rotated)
     return Issued(endpoint.code, password, rotated)
 
