@@ -7,35 +7,20 @@ this file with the same care as the integration secrets.
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
-import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from keng.adapters.private_files import private_dir, write_private
+from keng.adapters.private_files import PrivateJsonFile
 
 # Verifying against this when a handle has no password keeps the answer's timing alike for known and unknown handles.
 _HASHER = PasswordHasher()
 _DUMMY = _HASHER.hash("keng: no password is set for this handle")
 
 
-class PasswordStore:
+class PasswordStore(PrivateJsonFile):
     """argon2id password hashes by staff handle."""
 
     FILENAME = "staff.passwords.json"
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / self.FILENAME
-        self._lock = threading.Lock()
-
-    def _read(self) -> dict[str, str]:
-        try:
-            data: dict[str, str] = orjson.loads(self.path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        return data
 
     def set(self, handle: str, password: str) -> None:
         """Store a new hash for the handle (replacing any earlier one)."""
@@ -43,10 +28,7 @@ class PasswordStore:
         with self._lock:
             data = self._read()
             data[handle] = hashed
-            private_dir(self.path.parent)
-            write_private(
-                self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), durable=True
-            )
+            self._write(data)
 
     def has(self, handle: str) -> bool:
         """True if a password is set for the handle."""

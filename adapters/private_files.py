@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 PRIVATE_UMASK = 0o077
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -70,6 +72,28 @@ class LoosePath:
             "mode": f"{self.mode:04o}",
             "wanted": f"{self.wanted:04o}",
         }
+
+
+class PrivateJsonFile:
+    """A private JSON object file (`{name: text}`) in the data directory, written atomically and durably; a subclass
+    names its FILENAME and holds `_lock` around a read-modify-write."""
+
+    FILENAME = ""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / self.FILENAME
+        self._lock = threading.Lock()
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data: dict[str, str] = orjson.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        return data
+
+    def _write(self, data: dict[str, str]) -> None:
+        private_dir(self.path.parent)
+        write_private(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), durable=True)
 
 
 def _loose(path: Path) -> LoosePath | None:

@@ -20,12 +20,8 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
-from pathlib import Path
 
-import orjson
-
-from keng.adapters.private_files import private_dir, write_private
+from keng.adapters.private_files import PrivateJsonFile
 
 KENG_ACCOUNT = "keng-dispatcher"  # the dispatcher's broker account (its two connections share it)
 ITERATIONS = 101  # mosquitto_passwd's default
@@ -58,28 +54,7 @@ def verify_mosquitto_hash(password: str, hashed: str) -> bool:
     return hmac.compare_digest(candidate, key)
 
 
-class _JsonFile:
-    """A private JSON object file (`{name: text}`) in the data directory, written atomically."""
-
-    FILENAME = ""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / self.FILENAME
-        self._lock = threading.Lock()
-
-    def _read(self) -> dict[str, str]:
-        try:
-            data: dict[str, str] = orjson.loads(self.path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        return data
-
-    def _write(self, data: dict[str, str]) -> None:
-        private_dir(self.path.parent)
-        write_private(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), durable=True)
-
-
-class DevicePasswords(_JsonFile):
+class DevicePasswords(PrivateJsonFile):
     """Device password hashes by endpoint code."""
 
     FILENAME = "mqtt.passwords.json"
@@ -99,7 +74,7 @@ class DevicePasswords(_JsonFile):
             return self._read()
 
 
-class KengAccounts(_JsonFile):
+class KengAccounts(PrivateJsonFile):
     """keng's own broker accounts and their passwords (generated on first use, then kept)."""
 
     FILENAME = "mqtt.keng.json"
