@@ -195,6 +195,17 @@ def is_tls_refusal(error: BaseException) -> str | None:
     return text if "CERTIFICATE_VERIFY_FAILED" in text else None
 
 
+def tls_refusal_fields(broker: BrokerAddress, refused: str) -> dict[str, str]:
+    """What the `mqtt.tls_refused` log line says (both links log it): the reason, the CA used and what to check."""
+    return {
+        "broker": broker.display,
+        "error": refused,
+        "ca": str(broker.ca_file or "system trust store"),
+        "hint": "the broker's certificate is not signed by this CA or not made for this host name "
+        "(KENG_MQTT_CA / ?ca=)",
+    }
+
+
 WILDCARD_HOSTS = ("0.0.0.0", "")
 
 

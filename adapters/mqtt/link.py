@@ -17,7 +17,7 @@ import structlog
 from paho.mqtt.properties import Properties
 
 from keng.adapters.aio import cancel_and_wait
-from keng.adapters.mqtt.broker import BrokerAddress, is_tls_refusal
+from keng.adapters.mqtt.broker import BrokerAddress, is_tls_refusal, tls_refusal_fields
 from keng.adapters.mqtt.protocol import HEARTBEAT_S, QOS, expiry_properties
 
 log = structlog.get_logger(__name__)
@@ -125,12 +125,8 @@ class MqttLink:
                     log.error(
                         "mqtt.tls_refused",
                         client_id=self.client_id,
-                        broker=self.broker.display,
-                        error=refused,
-                        ca=str(self.broker.ca_file or "system trust store"),
-                        hint="the broker's certificate is not signed by this CA or not made for this host name "
-                        "(KENG_MQTT_CA / ?ca=)",
                         retry_in_s=backoff,
+                        **tls_refusal_fields(self.broker, refused),
                     )
                 else:
                     log.warning("mqtt.disconnected", client_id=self.client_id, error=str(e), retry_in_s=backoff)

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from keng.adapters.mqtt.broker import BrokerAddress, is_tls_refusal
+from keng.adapters.mqtt.broker import BrokerAddress, is_tls_refusal, tls_refusal_fields
 from keng.adapters.mqtt.protocol import HEARTBEAT_S, QOS
 
 log = structlog.get_logger(__name__)
@@ -251,12 +251,8 @@ class WireLink:
                     (log.error if self.announce or first else log.debug)(
                         "mqtt.tls_refused",
                         client_id=self.client_id,
-                        broker=self.broker.display,
-                        error=refused,
-                        ca=str(self.broker.ca_file or "system trust store"),
-                        hint="the broker's certificate is not signed by this CA or not made for this host name "
-                        "(KENG_MQTT_CA / ?ca=)",
                         retry_in_s=backoff,
+                        **tls_refusal_fields(self.broker, refused),
                     )
                 else:
                     (log.warning if self.announce else log.debug)(
