@@ -192,6 +192,15 @@ def _equipment_paths() -> dict[str, Any]:
     }
 
 
+def _signed_link_parameters() -> list[dict[str, Any]]:
+    """A device link's path and query (adapters/audio_links.py): the asset's key, its expiry and signature."""
+    return [
+        {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
+        {"name": "exp", "in": "query", "schema": _bounded(MAX_EXPIRY)},
+        {"name": "sig", "in": "query", "schema": {"type": "string"}},
+    ]
+
+
 def _public_paths() -> dict[str, Any]:
     return {
         "/audio/{key}": {
@@ -199,11 +208,7 @@ def _public_paths() -> dict[str, Any]:
                 "operationId": "getAudio",
                 "summary": "rendered audio (MP3) by asset hash: a signed device link or a staff token; "
                 "ETag = the hash, single byte ranges, Repr-Digest = SHA-256 of the bytes",
-                "parameters": [
-                    {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "exp", "in": "query", "schema": _bounded(MAX_EXPIRY)},
-                    {"name": "sig", "in": "query", "schema": {"type": "string"}},
-                ],
+                "parameters": _signed_link_parameters(),
                 "responses": {
                     "200": {"description": "the file", "content": {"audio/mpeg": {}}},
                     "206": {"description": "a byte range", "content": {"audio/mpeg": {}}},
@@ -218,11 +223,7 @@ def _public_paths() -> dict[str, Any]:
                 "summary": "a rendered board page by the SHA-256 of its bytes: `<sha256>.png` (the image) or "
                 "`<sha256>.json` (its layout); a signed device link (from a `display` command) or a staff token; "
                 "ETag = the hash, Repr-Digest = SHA-256 of the bytes",
-                "parameters": [
-                    {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "exp", "in": "query", "schema": _bounded(MAX_EXPIRY)},
-                    {"name": "sig", "in": "query", "schema": {"type": "string"}},
-                ],
+                "parameters": _signed_link_parameters(),
                 "responses": {
                     "200": {"description": "the file", "content": {"image/png": {}, "application/json": {}}},
                     "304": {"description": "not modified"},

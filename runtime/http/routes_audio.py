@@ -43,6 +43,16 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _matches(request: web.Request, etag: str) -> bool:
+    """The client already holds this file (If-None-Match names its ETag)."""
+    return etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]
+
+
+def _repr_digest(data: bytes) -> str:
+    """The Repr-Digest header of a stored file: its SHA-256, which a device compares with the command's hash."""
+    return f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+
+
 async def _authorise(request: web.Request, key: str, what: str) -> None:
     """A signed link for `key` that has not expired, or a staff token."""
     services = request.app[SERVICES]
@@ -64,10 +74,10 @@ async def audio(request: web.Request) -> web.StreamResponse:
         raise Problem(404, "not-found", f"no stored audio {key[:16]}…")
     etag = f'"{info.key}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=86400, immutable"}
-    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+    if _matches(request, etag):
         return web.Response(status=304, headers=headers)
     data = await services.run(info.path.read_bytes)
-    headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+    headers["Repr-Digest"] = _repr_digest(data)
     span = _byte_range(request.headers["Range"], len(data)) if "Range" in request.headers else None
     if span is None:
         return web.Response(body=data, content_type=info.mime, headers=headers)
@@ -87,13 +97,13 @@ async def board_file(request: web.Request) -> web.StreamResponse:
     path = services.settings.data_dir / "assets" / "boards" / name
     etag = f'"{sha}"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=86400, immutable"}
-    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+    if _matches(request, etag):
         return web.Response(status=304, headers=headers)
     try:
         data = await services.run(path.read_bytes)
     except FileNotFoundError:
         raise Problem(404, "not-found", f"no stored board page {sha[:16]}…") from None
-    headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+    headers["Repr-Digest"] = _repr_digest(data)
     return web.Response(body=data, content_type=BOARD_MIME[suffix], headers=headers)
 
 
