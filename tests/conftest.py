@@ -7,6 +7,7 @@ PostgreSQL tests are skipped with the reason, except in CI (CI=true), where a mi
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from keng.adapters.store.app import Keng
 from keng.adapters.store.config import locate_store
 from keng.adapters.tts.render import Renderer
 from tests.contract import Taps
+from tests.integration.conftest import Mosquitto, no_broker
 
 POSTGRES_URL = os.environ.get("KENG_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -151,3 +153,19 @@ def contract_tap() -> Iterator[Taps]:
     yield taps
     taps.close()
     taps.check()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path, contract_tap: Taps) -> Iterator[Mosquitto]:
+    """A fresh mosquitto on a free port (integration and end-to-end tests), its traffic checked against the device
+    protocol's contract."""
+    if shutil.which("mosquitto") is None:
+        no_broker("the mosquitto binary is not installed (apt-get install mosquitto)")
+    broker = Mosquitto(tmp_path)
+    try:
+        broker.start()
+    except RuntimeError as e:
+        no_broker(str(e))
+    contract_tap.attach(broker.address)
+    yield broker
+    broker.stop()

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
-import pytest
 
 from keng.adapters.mqtt.asyncapi import DEFAULT_ROOT, asyncapi_document
 from tests.contract import Taps
-from tests.integration.conftest import Mosquitto, no_broker
+from tests.integration.conftest import Mosquitto
 from tests.keng_process import KENG, KengHome
 
 EMERGENCY = {
@@ -33,21 +29,10 @@ EMERGENCY = {
 }
 
 
-@pytest.fixture
-def broker(tmp_path: Path, contract_tap: Taps) -> Iterator[Mosquitto]:
-    if shutil.which("mosquitto") is None:
-        no_broker("the mosquitto binary is not installed (apt-get install mosquitto)")
-    mosquitto = Mosquitto(tmp_path)
-    mosquitto.start()
-    contract_tap.attach(mosquitto.address)
-    yield mosquitto
-    mosquitto.stop()
-
-
 def test_keng_and_the_simulated_fleet_speak_the_documented_protocol(
-    home: KengHome, broker: Mosquitto, contract_tap: Taps
+    home: KengHome, mosquitto: Mosquitto, contract_tap: Taps
 ) -> None:
-    url = f"mqtt://127.0.0.1:{broker.port}"
+    url = f"mqtt://127.0.0.1:{mosquitto.port}"
     home.run("init", "--sample")
     tokens = {h: home.run("token", "create", "--staff", h).stdout.split()[0] for h in ("lan.nguyen", "hung.tran")}
     client = home.serve("--broker", url)

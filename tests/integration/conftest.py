@@ -165,21 +165,6 @@ def tls_mosquitto(start_tls_mosquitto: Callable[..., TlsMosquitto], contract_tap
 
 
 @pytest.fixture
-def mosquitto(tmp_path: Path, contract_tap: Taps) -> Iterator[Mosquitto]:
-    """A fresh mosquitto on a free port, its traffic checked against the device protocol's contract."""
-    if shutil.which("mosquitto") is None:
-        no_broker("the mosquitto binary is not installed (apt-get install mosquitto)")
-    broker = Mosquitto(tmp_path)
-    try:
-        broker.start()
-    except RuntimeError as e:
-        no_broker(str(e))
-    contract_tap.attach(broker.address)
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
 def system_broker() -> BrokerAddress:
     """The configured broker (KENG_TEST_MQTT, default the local mosquitto service). Not tapped: others may share it."""
     address = parse_broker_url(SYSTEM_MQTT)
