@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 
 from keng.adapters.mqtt.accounts import KENG_ACCOUNT, mosquitto_hash
 from keng.adapters.mqtt.certs import CertError, CertKey, load_ca, make_ca, make_server_cert
+from keng.adapters.mqtt.topics import TopicRootError, Topics, check_root
 from keng.adapters.private_files import private_dir, write_private
 
 PLAIN_PORT, TLS_PORT = 1883, 8883
@@ -130,33 +131,30 @@ def check_options(options: BrokerOptions) -> None:
         raise ProvisionError("a listen address for keng's own listener needs its port (--keng-port)")
     if options.keng_port is not None and options.keng_port == options.listen_port:
         raise ProvisionError(f"keng's own listener needs a port other than the devices' ({options.listen_port})")
-    root = options.topic_root.split("/")
-    if not all(level and not set(level) & set("+#") for level in root):
-        raise ProvisionError(f"topic root {options.topic_root!r} has an empty level or a wildcard")
+    try:
+        check_root(options.topic_root)
+    except TopicRootError as e:
+        raise ProvisionError(str(e)) from None
 
 
 # -- rendering --------------------------------------------------------------------------------------------------
 
 
-def _topic(root: str, *levels: str) -> str:
-    return "/".join((root, *levels))
-
-
 def device_acl(root: str, grant: DeviceGrant) -> list[str]:
-    """The ACL lines of one device (after its `user` line)."""
-    lines = [f"topic read {_topic(root, 'cmd', grant.cls, 'ep', grant.code)}"]
-    lines += [f"topic read {_topic(root, 'cmd', grant.cls, 'area', area)}" for area in grant.areas]
-    lines += [f"topic write {_topic(root, 'ack', grant.code)}", f"topic write {_topic(root, 'status', grant.code)}"]
-    return lines
+    """The ACL lines of one device (after its `user` line): the topics it subscribes to (`Topics.device_subscriptions`,
+    as the simulator does) and the two it publishes on."""
+    topics = Topics(root)
+    lines = [f"topic read {t}" for t in topics.device_subscriptions(grant.cls, grant.code, list(grant.areas))]
+    return [*lines, f"topic write {topics.ack(grant.code)}", f"topic write {topics.status(grant.code)}"]
 
 
 def keng_acl(root: str) -> list[str]:
     """The ACL lines of keng's own account: commands out (incl. ack-refused notices on a device's own topic), acks
     and statuses in, and its ack barrier (see the module's docstring)."""
     return [
-        f"topic write {_topic(root, 'cmd', '#')}",
-        f"topic readwrite {_topic(root, 'ack', '#')}",
-        f"topic read {_topic(root, 'status', '#')}",
+        f"topic write {root}/cmd/#",
+        f"topic readwrite {root}/ack/#",
+        f"topic read {root}/status/#",
     ]
 
 
