@@ -11,6 +11,7 @@ Payloads are JSON objects (orjson) with `"v": 1`.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,12 @@ parse_ack_topic = DEFAULT_TOPICS.parse_ack
 parse_status_topic = DEFAULT_TOPICS.parse_status
 barrier_topic = DEFAULT_TOPICS.barrier
 is_barrier_topic = DEFAULT_TOPICS.is_barrier_topic
+
+
+def text_sha256(text: str) -> str:
+    """The `text_sha256` of a command: SHA-256 of the UTF-8 bytes of its `text` (what a device that speaks or shows
+    the text itself acknowledges)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def encode(message: dict[str, Any]) -> bytes:

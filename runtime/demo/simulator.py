@@ -212,7 +212,7 @@ class SimDevice:
         audio = msg.get("audio")
         text = str(msg.get("text", ""))
         # A speaker plays the file; without one it speaks the text and reports the text's hash.
-        played = str(audio["sha256"]) if isinstance(audio, dict) and audio.get("url") else _text_sha256(text)
+        played = str(audio["sha256"]) if isinstance(audio, dict) and audio.get("url") else proto.text_sha256(text)
         seconds = float(audio.get("duration_s") or 1) if isinstance(audio, dict) else len(text) / 14.0
         cmd = Command(
             key[0],
@@ -260,7 +260,7 @@ class SimDevice:
     async def _display(self, cmd: Command, msg: dict[str, Any], text: str) -> None:
         """Show a bulletin: the image of this board's resolution when it can be fetched and matches its hash, else the
         text; acknowledge `displayed` with the hash of what is shown, `cleared` at expiry (or on `clear`)."""
-        shown = _text_sha256(text)
+        shown = proto.text_sha256(text)
         variant = self._variant(msg)
         if variant is not None:
             image = variant.get("image") or {}
@@ -421,7 +421,3 @@ def fleet_specs(app: Any, *, limit: int | None = None, wards: set[str] | None = 
         display = board_resolution(e.technology, e.capabilities) if cls == proto.BOARD else None
         specs.append(DeviceSpec(e.code, cls, tuple(chain), display))
     return specs[:limit] if limit else specs
-
-
-def _text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

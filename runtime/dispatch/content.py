@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from keng.adapters.mqtt.protocol import text_sha256
 from keng.adapters.private_files import private_dir, write_private
 from keng.domain.broadcast import Broadcast
 from keng.domain.display import Resolution
@@ -58,11 +59,6 @@ class ItemParts:
     item: DispatchItem
     renders: list[dict[str, Any]] = field(default_factory=list)  # Broadcast.record_render keyword arguments
     failures: list[dict[str, str]] = field(default_factory=list)  # Broadcast.record_render_failure keyword arguments
-
-
-def text_sha256(text: str) -> str:
-    """The `text_sha256` of a command: SHA-256 of the UTF-8 bytes of its `text`."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def current_render(b: Broadcast) -> ItemAudio | None:

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from keng.adapters.audio_store import lookup
+from keng.adapters.mqtt.protocol import text_sha256
 from keng.adapters.tts.tone import TONE_ENGINE
-from keng.runtime.dispatch.content import ItemContent, text_sha256
+from keng.runtime.dispatch.content import ItemContent
 
 TEXT = "Cảnh báo khẩn cấp: nước sông dâng nhanh, bà con di chuyển lên chỗ cao."
 
