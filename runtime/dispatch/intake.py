@@ -65,20 +65,17 @@ class Intake:
         self.acks: asyncio.Queue[Message] = asyncio.Queue(maxsize=200_000)
         self.statuses: asyncio.Queue[Message] = asyncio.Queue(maxsize=50_000)
         self._notices: list[Notice] = []
-        self._noticed: dict[str, set[tuple[str, int | None, str]]] = {}  # dispatch -> (endpoint, seq, reason)
-        self._notice_counts: Counter[tuple[str, str]] = Counter()  # (dispatch, endpoint) -> notices
+        self._noticed: dict[str, dict[str, set[tuple[int | None, str]]]] = {}  # dispatch -> endpoint -> (seq, reason)
 
     def notice(self, code: str, dispatch: str, message: Any, reason: str) -> None:
         """Queue a refusal notice for an endpoint, at most one per endpoint, dispatch, seq and reason (and at most
         NOTICES_PER_ENDPOINT per endpoint and dispatch); `take_notices` hands them over."""
         seq, state = _echo(message)
-        key = (code, seq, reason)
-        seen = self._noticed.setdefault(dispatch, set())
-        if key in seen or self._notice_counts[dispatch, code] >= NOTICES_PER_ENDPOINT:
+        seen = self._noticed.setdefault(dispatch, {}).setdefault(code, set())
+        if (seq, reason) in seen or len(seen) >= NOTICES_PER_ENDPOINT:
             self.metrics["ack_refusals_not_notified"] += 1
             return
-        seen.add(key)
-        self._notice_counts[dispatch, code] += 1
+        seen.add((seq, reason))
         self._notices.append(Notice(code, dispatch, seq, state, reason))
 
     def take_notices(self) -> list[Notice]:
@@ -88,8 +85,7 @@ class Intake:
 
     def forget(self, dispatch: str) -> None:
         """A dispatch closed: its notices' rate limit goes with it."""
-        for code, _, _ in self._noticed.pop(dispatch, ()):
-            self._notice_counts.pop((dispatch, code), None)
+        self._noticed.pop(dispatch, None)
 
     def route(self, topic: str, payload: bytes) -> None:
         """The MQTT callback: queue an ack or a status (never blocks; a full queue drops and counts)."""
