@@ -138,6 +138,18 @@ class Integration(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.senders = list(self.senders)
 
+    class JurisdictionCarriedOver(Aggregate.Event):
+        """A reorganisation of areas carried the jurisdiction over to the units that replaced its areas."""
+
+        jurisdiction: list[str]
+        previous: list[str]
+        effective: str
+        reason: str
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.jurisdiction = list(self.jurisdiction)
+
     def __init__(self, name: str, kind: str, jurisdiction: list[str], by: str) -> None:
         self.name = name
         self.kind = kind
@@ -158,6 +170,17 @@ class Integration(Aggregate):
         if not codes:
             raise InvalidValue("an integration needs a jurisdiction (at least one area code)")
         return cls._create(cls.Added, id=integration_id(name), name=name, kind=kind, jurisdiction=codes, by=by)
+
+    def carry_jurisdiction_over(self, codes: list[str], *, effective: str, reason: str, by: str) -> bool:
+        """Replace the jurisdiction after a reorganisation (never empty); False if unchanged."""
+        new = sorted({check_code(c) for c in codes})
+        if not new:
+            raise InvalidValue(f"{self.name} would be left without a jurisdiction")
+        if new == self.jurisdiction:
+            return False
+        self.trigger_event(self.JurisdictionCarriedOver, jurisdiction=new, previous=list(self.jurisdiction),
+                           effective=effective, reason=reason[:2000], by=by)  # fmt: skip
+        return True
 
     def issue_secret(self, fingerprint: str, *, by: str) -> None:
         """Record a new active secret (rotation keeps the older ones active until retired)."""

@@ -167,6 +167,20 @@ class Endpoint(Aggregate):
             aggregate.live_since = self.on or self.timestamp.date().isoformat()
             aggregate.note_day(self.on)
 
+    class Reassigned(Aggregate.Event):
+        """The endpoint now belongs to another ward (and residential group): a reorganisation of areas moved it,
+        on `effective`, by an explicit assignment or by its coordinates (`how` says which)."""
+
+        ward: str
+        group: str | None
+        effective: str
+        how: str
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.ward = self.ward
+            aggregate.group = self.group
+
     def __init__(
         self,
         code: str,
@@ -242,6 +256,15 @@ class Endpoint(Aggregate):
             generated=generated,
             by=by,
         )
+
+    def reassign(self, *, ward: str, group: str | None, effective: str, how: str, by: str) -> bool:
+        """Move the endpoint to another ward and group (the caller checked both exist then); False if unchanged."""
+        ward = check_code(ward, "ward code")
+        group = check_code(group, "group code") if group else None
+        if (ward, group) == (self.ward, self.group):
+            return False
+        self.trigger_event(self.Reassigned, ward=ward, group=group, effective=effective, how=how, by=by)
+        return True
 
     @property
     def commandable(self) -> bool:

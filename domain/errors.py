@@ -67,6 +67,17 @@ class UnknownArea(DomainError):
     rule = "unknown-area"
 
 
+class AreaEnded(UnknownArea):
+    """A code names a unit that had ended (merged, divided, dissolved or recoded) before the time it was used for;
+    the message names its successors."""
+
+    rule = "area-ended"
+
+    def __init__(self, message: str, *, successors: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.successors = successors
+
+
 class OutsideJurisdiction(OutOfScope):
     """An external sender targeted an area outside its authorised jurisdiction (refused, never clipped)."""
 

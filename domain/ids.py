@@ -44,3 +44,8 @@ def sourced_broadcast_id(source: str, external_id: str, integration: str | None 
 def ward_schedule_id(ward: str) -> UUID:
     """Id of a ward's own programme settings (slots, quiet hours, order of priority items)."""
     return uuid5(KENG_NAMESPACE, _key("ward-schedule", ward))
+
+
+def dated_area_id(code: str, effective: str) -> UUID:
+    """Id of the unit established with this code on this day: a code reused by a later unit names a new identity."""
+    return uuid5(KENG_NAMESPACE, _key("area", code, effective))

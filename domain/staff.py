@@ -47,6 +47,19 @@ class Staff(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.trainings.append({"course": self.course, "completed_on": self.completed_on})
 
+    class ScopeCarriedOver(Aggregate.Event):
+        """A reorganisation of areas carried the member's scope over to the units that replaced their wards
+        (`wards` empty: province- or city-wide); `reason` says which units became which."""
+
+        wards: list[str]
+        previous: list[str]
+        effective: str
+        reason: str
+        by: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.wards = list(self.wards)
+
     def __init__(self, handle: str, name: str, roles: list[str], wards: list[str], by: str) -> None:
         self.handle = handle
         self.name = name
@@ -100,6 +113,15 @@ class Staff(Aggregate):
                 f"rule {OutOfScope.rule}: {self.handle} cannot {action}: "
                 f"outside their wards ({', '.join(self.wards)}): {', '.join(outside)}"
             )
+
+    def carry_scope_over(self, wards: list[str], *, effective: str, reason: str, by: str) -> bool:
+        """Replace the member's wards after a reorganisation (the caller computed them); False if unchanged."""
+        new = sorted(set(wards))
+        if new == self.wards:
+            return False
+        self.trigger_event(self.ScopeCarriedOver, wards=new, previous=list(self.wards), effective=effective,
+                           reason=clean_text(reason, "reason", max_len=2000), by=by)  # fmt: skip
+        return True
 
     def grant(self, role: str, *, by: str) -> None:
         """Grant a role (no event if already held)."""

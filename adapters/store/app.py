@@ -22,7 +22,8 @@ from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord, Not
 from keng.adapters.store.topics import StableTopicMapper, register_import_root, stored_topic
 from keng.adapters.store.transcoder import DateAsISO, OrjsonTranscoder
 from keng.domain.actor import Actor
-from keng.domain.area import Area
+from keng.domain.area import AREA_EVENTS, Area
+from keng.domain.area_registry import AreaRegistry
 from keng.domain.authority import Visibility, visibility
 from keng.domain.broadcast import Broadcast
 from keng.domain.content import DEFAULT_LIMITS, ContentLimits, build_content
@@ -112,24 +113,41 @@ class Keng(Application[UUID]):
 
     def visibility_of(self, member: Staff, areas: Sequence[Area] | None = None) -> Visibility:
         """What a staff member may read (domain/authority.py); `areas` is the caller's cached area list, if any."""
-        parents = {a.code: a.parent for a in (self.areas() if areas is None else areas)}
+        known = self.area_registry().at(self.clock()).parents if areas is None else None
+        parents = known if known is not None else {a.code: a.parent for a in areas or ()}
         return visibility(wards=member.wards, roles=member.roles, parents=parents)
 
     # -- areas and endpoints ---------------------------------------------------------------------------------------
 
-    def area(self, code: str) -> Area:
-        """The area node with this code, or UnknownArea."""
-        try:
-            return self.load(Area, area_id(code), f"area {code!r}")
+    def area(self, code: str, at: datetime | None = None) -> Area:
+        """The unit that holds this code now (or at the instant `at`); UnknownArea, or AreaEnded naming its
+        successors when the code's unit had ended by then."""
+        when = at or self.clock()
+        try:  # the common case: the code's first holder, still in force
+            node = self.load(Area, area_id(code), f"area {code!r}")
+            if node.ending is None and len(node.periods) == 1 and node.period_at(when) is not None:
+                return node
         except NotFound:
-            raise UnknownArea(f"rule {UnknownArea.rule}: no area with code {code!r} is registered") from None
+            pass
+        registry = self.area_registry()
+        found = registry.unit_at(code, when)
+        if found is None:
+            registry.resolve(code, said_at=when, now=when)  # raises the precise UnknownArea / AreaEnded
+            raise UnknownArea(f"rule {UnknownArea.rule}: no area with code {code!r} is registered")
+        return found
 
     def area_of_level(self, code: str, level: AreaLevel) -> Area:
-        """The area node with this code if it is of this level (a ward, say), or UnknownArea."""
+        """The unit with this code now if it is of this level (a ward, say), or UnknownArea."""
         node = self.area(code)
-        if node.level != level.value:
-            raise UnknownArea(f"rule {UnknownArea.rule}: {code!r} is a {node.level}, not a {level.value}")
+        current = node.period_at(self.clock())
+        node_level = current.level if current else node.level
+        if node_level != level.value:
+            raise UnknownArea(f"rule {UnknownArea.rule}: {code!r} is a {node_level}, not a {level.value}")
         return node
+
+    def area_registry(self) -> AreaRegistry:
+        """Every unit ever recorded, answering by instant (domain/area_registry.py)."""
+        return AreaRegistry(self.areas())
 
     def endpoint(self, code: str) -> Endpoint:
         """The endpoint with this inventory code."""
@@ -221,5 +239,5 @@ class Keng(Application[UUID]):
         return max(top, since)
 
     def areas(self) -> list[Area]:
-        """Every registered area node (area nodes have a single event)."""
-        return list(self.aggregates_of(Area.Registered).values())
+        """Every area unit ever recorded, current or ended, with its dated history."""
+        return list(self.aggregates_of(*AREA_EVENTS).values())
