@@ -16,6 +16,7 @@ import structlog
 
 from keng.adapters import sample_district
 from keng.adapters.district_file import DistrictFileError, plan_load, read_rows
+from keng.adapters.official_units import load_official
 from keng.adapters.store.app import Keng
 from keng.domain.area import Area
 from keng.domain.authority import Visibility
@@ -25,6 +26,7 @@ from keng.domain.ids import endpoint_id
 from keng.domain.programme import VIETNAM_TZ
 from keng.projections.catalog import Catalog
 from keng.services.access import SYSTEM, enrol_by_system, require_admin
+from keng.services.areas import apply_reorganisation, plan_reorganisation
 
 log = structlog.get_logger(__name__)
 
@@ -84,13 +86,18 @@ def bootstrap_admin(app: Keng) -> None:
         enrol_by_system(app, handle="admin", name="Quản trị hệ thống", roles=["admin"])
 
 
-def install_sample(app: Keng) -> dict[str, int]:
-    """Load the sample district (Bắc Từ Liêm, generated groups and endpoints) and the sample staff."""
+def install_sample(app: Keng, *, reorganise: bool = True) -> dict[str, int]:
+    """Load the sample district as registered in 2022 (Bắc Từ Liêm: district 021, 13 wards, generated groups and
+    endpoints) and the sample staff, then (unless `reorganise` is False) record the reorganisation effective
+    2025-07-01 from the official data (adapters/official_units.py) as `system`: today's wards are current, and the
+    2022 structure stays replayable."""
     bootstrap_admin(app)
     counts = load_rows(app, sample_district.located_rows(), by=SYSTEM, generated=True)
     for member in sample_district.STAFF:
         if member["handle"] != "admin":
             enrol_by_system(app, **member)
+    if reorganise:
+        apply_reorganisation(app, plan_reorganisation(app, load_official(), by=SYSTEM))
     return counts
 
 

@@ -21,7 +21,6 @@ from keng.adapters.mqtt.broker import EmbeddedBroker
 from keng.domain.programme import Programme, parse_slots
 from keng.domain.records import DispatchSummary
 from keng.domain.values import Priority
-from keng.projections.catalog import Catalog
 from keng.runtime.bootstrap import build_dispatcher, delivery_options, open_app, topics_of
 from keng.runtime.config import Settings
 from keng.runtime.demo.progress import progress_for, ward_rows
@@ -52,8 +51,12 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
     settings = replace(settings, data_dir=data, store_url=None)  # a store of its own (and always an embedded broker)
     app = open_app(settings)
     install_sample(app)
-    wards = {a.code: a.name for a in Catalog().fold(app.read_events()).areas() if a.level == "ward"}
-    line.say(f"Kho dữ liệu tạm (temporary store) {data / 'keng.db'}; địa bàn mẫu quận Bắc Từ Liêm, {len(wards)} phường")
+    # Today's wards: the sample's 2022 wards ended on 2025-07-01 (their codes may name other wards now).
+    wards = {a.code: a.name for a in app.area_registry().at(app.clock()).of_level("ward")}
+    line.say(
+        f"Kho dữ liệu tạm (temporary store) {data / 'keng.db'}; địa bàn mẫu quận Bắc Từ Liêm (2022), "
+        f"nay {len(wards)} phường, xã (current wards since 2025-07-01)"
+    )
     broker = EmbeddedBroker()  # any free port, whatever KENG_BROKER_LISTEN says: a demo never collides
     address = await broker.start()
     line.say(f"Broker MQTT nhúng (embedded broker) {address.display}")
@@ -95,9 +98,9 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
         title="Cảnh báo lũ sông Hồng",
         text=TEXT,
         priority=Priority.EMERGENCY,
-        target_areas=["021"],
+        target_areas=sorted(wards),
     )
-    line.say(f"Nguyễn Thị Lan soạn bản tin KHẨN CẤP {str(bid)[:8]}", "emergency drafted for the whole district")
+    line.say(f"Nguyễn Thị Lan soạn bản tin KHẨN CẤP {str(bid)[:8]}", "emergency drafted for every current ward")
     broadcasts.submit(app, bid, by="lan.nguyen")
     line.say("Trình duyệt (submitted for approval)")
     started = time.monotonic()
