@@ -37,10 +37,10 @@ class Command(NamedTuple):
 COMMANDS = (
     Command("init", "admin", "create the data directory and store (with --sample: Bắc Từ Liêm sample)"),
     Command("district", "admin", "district inventory"),
-    Command("area", "area", "đơn vị hành chính: areas by date, and the sync with the official list"),
     Command("staff", "admin", "staff members"),
     Command("endpoint", "admin", "endpoints"),
     Command("events", "admin", "the global event log, in order"),
+    Command("area", "area", "đơn vị hành chính: areas by date, and the sync with the official list"),
     Command("broadcast", "broadcast", "bản tin: draft, approve and follow broadcasts"),
     Command("programme", "programme", "chương trình: ward slots, quiet hours, recurring programmes"),
     Command("dispatch", "dispatch", "phát lệnh tới thiết bị (deliver broadcasts over MQTT)"),
