@@ -2,7 +2,7 @@
 
 Before 2025-07-01 (registered, in force since always): city 01, district 021 with three wards
   00595 Phường Thượng Cát (group 00595-T01), 00598 Phường Liên Mạc (group 00598-T01),
-  00613 Phường Minh Khai (groups 00613-T01 near today's Tây Tựu, 00613-T02 near today's Đông Ngạc; its portal 00613-WEB);
+  00613 Phường Minh Khai (groups 00613-T01 near today's Tây Tựu, 00613-T02 near today's Đông Ngạc; portal 00613-WEB);
 each group with one IP speaker (`<group>-IP1`), and 00613-T02 also an FM receiver (`00613-T02-FM1`).
 On 2025-07-01, as the 2025 reform did: old 00595 and old 00598 merge into a new 00598 Phường Thượng Cát (a reused code);
 old 00613 Minh Khai is divided between a new 00613 Phường Tây Tựu (a reused code) and 00602 Phường Đông Ngạc; district
@@ -46,8 +46,9 @@ def build_before(app: Keng) -> dict[str, Any]:
         for g, (w, _, lat, lon) in GROUPS.items()
     }
     endpoints = {
-        f"{g}-IP1": Endpoint.register(code=f"{g}-IP1", kind="ip-speaker", ward=w, group=g, technology="ip-4g",
-                                      lat=lat, lon=lon, by=BY)  # fmt: skip
+        f"{g}-IP1": Endpoint.register(
+            code=f"{g}-IP1", kind="ip-speaker", ward=w, group=g, technology="ip-4g", lat=lat, lon=lon, by=BY
+        )
         for g, (w, _, lat, lon) in GROUPS.items()
     }
     endpoints["00613-T02-FM1"] = Endpoint.register(
@@ -87,8 +88,8 @@ def reorganise(app: Keng, old: dict[str, Any]) -> dict[str, Area]:
     for e in old["endpoints"].values():
         to = GROUPS[e.group][1] if e.group else "00602"  # the portal stands nearest Đông Ngạc's centre
         e.reassign(ward=to, group=e.group, effective=REFORM, how="coordinates", by=BY)
-    old["staff"]["ward.staff"].carry_scope_over(["00602", "00613"], effective=REFORM,
-                                                reason="00613 (Phường Minh Khai) divided: 00602, 00613", by=BY)  # fmt: skip
+    reason = "00613 (Phường Minh Khai) divided: 00602, 00613"
+    old["staff"]["ward.staff"].carry_scope_over(["00602", "00613"], effective=REFORM, reason=reason, by=BY)
     app.save_new(*new.values(), what="the new wards")
     app.save_changes(*wards.values(), old["district"], *old["groups"].values(), *old["endpoints"].values(),
                      old["staff"]["ward.staff"])  # fmt: skip
