@@ -112,7 +112,6 @@ RULES: dict[str, Entry] = {
     "expired-cannot-be-approved": Entry(409, "expired"),
     "nothing-dispatched-unapproved": Entry(409, "not-approved"),
     "unknown-area": Entry(422, "unknown-area"),
-    "area-ended": Entry(422, "unknown-area", "Địa bàn đã được sắp xếp lại (sáp nhập, chia tách hoặc giải thể)"),
     "sign-in-locked": Entry(429, "locked-out", "Tài khoản tạm khóa do đăng nhập sai nhiều lần"),
     "cap-refused": Entry(*_CAP),
     "cap-unknown-area-code": Entry(*_CAP, "Bản tin CAP nêu mã địa bàn không tồn tại"),
