@@ -15,7 +15,6 @@ import pytest
 from keng.runtime.bootstrap import open_app
 from keng.runtime.cli.main import main
 from keng.runtime.config import load_settings
-from keng.services.inventory import install_sample
 
 OLD_WARDS = ["00595", "00598", "00601", "00602", "00604", "00607", "00610", "00611", "00613", "00616", "00617",
              "00619", "00620"]  # fmt: skip
@@ -52,12 +51,8 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
 @pytest.fixture
 def sample_2022(cli: Cli) -> Iterator[Cli]:
     """The sample district as registered in 2022, without the reorganisation."""
-    cli("init")
-    app = open_app(load_settings(data_dir=str(cli.data), store_url=None), create=False)
-    try:
-        install_sample(app, reorganise=False)
-    finally:
-        app.close()
+    out, _ = cli("init", "--sample", "--before-reform")
+    assert "`keng area sync` previews the 2025-07-01 reform" in out
     yield cli
 
 
@@ -156,9 +151,15 @@ def test_sync_takes_assignments_from_a_file_and_refuses_a_bad_one(sample_2022: C
     assert cli.events() == before
 
 
+def test_before_reform_goes_with_sample(cli: Cli) -> None:
+    _, err = cli("init", "--before-reform", status=1)
+    assert "--before-reform goes with --sample; nothing was created" in err
+    assert not cli.data.exists()
+
+
 def test_init_sample_records_the_reorganisation_itself(cli: Cli) -> None:
     out, _ = cli("init", "--sample")
-    assert "Bắc Từ Liêm" in out
+    assert "Bắc Từ Liêm" in out and "10 phường, xã hiện hành (current wards): 00091 Phường Phú Thượng" in out
     assert [a["code"] for a in cli.json("area", "list", "--level", "ward")] == NEW_WARDS
     assert cli.json("area", "show", "00613", "--at", "2025-06-30")["name"] == "Phường Minh Khai"
     staff = {s["handle"]: s["wards"] for s in cli.json("staff", "list")}
