@@ -107,11 +107,14 @@ def make_app(store_url: str, tmp_path: Path) -> Iterator[Callable[..., Keng]]:
 
 @pytest.fixture
 def sample_app(make_app: Callable[..., Keng]) -> Keng:
-    """An application on the parametrised store with the sample district and staff loaded."""
+    """An application on the parametrised store with the sample district and staff loaded, as registered in 2022
+    (district 021 and its 13 wards, before the 2025-07-01 reorganisation: an installation that has not run `keng area
+    sync`), so that the tests of other features keep their ward codes; `keng init --sample` records the
+    reorganisation too (tests/integration/test_cli_area.py)."""
     from keng.services.inventory import install_sample
 
     app = make_app()
-    install_sample(app)
+    install_sample(app, reorganise=False)
     return app
 
 

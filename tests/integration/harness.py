@@ -36,7 +36,7 @@ class Harness:
         self.env = locate_store(self.store_url, tmp).env
         self.broker = broker
         self.app = Keng(env=self.env)
-        install_sample(self.app)
+        install_sample(self.app, reorganise=False)  # the 2022 codes (before the reorganisation)
         self.fleet: Fleet | None = None
         self.dispatcher: Dispatcher | None = None
         self.task: asyncio.Task[None] | None = None

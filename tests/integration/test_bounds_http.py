@@ -62,7 +62,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     data = tmp_path_factory.mktemp("bounds")
     configure_logging()  # what `keng` does: logs to stderr, so the CLI's stdout below holds only its JSON
     app = Keng(env=locate_store(None, data).env)
-    install_sample(app)
+    install_sample(app, reorganise=False)  # the 2022 codes (before the reorganisation)
     secrets = SecretStore(data)
     tokens = {h: issue_token(app, staff=h, label="bounds", by="admin") for h in STAFF}
     hook = add_integration(app, secrets, name="city-source", kind="city-source", jurisdiction=["021"], by="admin")

@@ -31,7 +31,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 @pytest.fixture
 def app(tmp_path: Path) -> Any:
     keng = Keng(env=locate_store(f"sqlite:///{tmp_path / 'keng.db'}", tmp_path).env)
-    install_sample(keng)
+    install_sample(keng, reorganise=False)  # the 2022 codes (before the reorganisation)
     yield keng
     keng.close()
 

@@ -36,7 +36,7 @@ from keng.services.inventory import install_sample
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Keng, Path, dict[str, str], str]]:
     tmp = tmp_path_factory.mktemp("console-devices")
     app = Keng(env=locate_store(None, tmp).env)
-    install_sample(app)
+    install_sample(app, reorganise=False)  # the 2022 codes (before the reorganisation)
     handles = ("admin", "ha.vu", "lan.nguyen", "mai.le", "hung.tran")
     tokens = {h: issue_token(app, staff=h, label="test", by="admin") for h in handles}
     secret = add_integration(app, SecretStore(tmp), name="city-source", kind="city-source", jurisdiction=["021"],

@@ -63,7 +63,7 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     app = Keng(env=locate_store(f"sqlite:///{tmp_path / 'keng.db'}", tmp_path).env)
-    install_sample(app)
+    install_sample(app, reorganise=False)  # the 2022 codes (before the reorganisation)
     store = SecretStore(tmp_path)
     secrets = {
         name: add_integration(app, store, name=name, kind=kind, jurisdiction=["00595", "00601"], by="admin", **extra)

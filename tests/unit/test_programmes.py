@@ -85,7 +85,7 @@ class Clock:
 def store(tmp_path: Path) -> Iterator[tuple[Keng, Clock]]:
     clock = Clock(MONDAY)
     app = Keng(env=locate_store(f"sqlite:///{tmp_path / 'keng.db'}", tmp_path).env, clock=clock)
-    install_sample(app)
+    install_sample(app, reorganise=False)  # the 2022 codes (before the reorganisation)
     yield app, clock
     app.close()
 
