@@ -45,10 +45,12 @@ def test_sample_district_loads(keng: Keng) -> None:
     endpoints = keng.json("endpoint", "list")
     assert {e["kind"] for e in endpoints} == {"ip-speaker", "fm-speaker", "eboard", "portal"}
     assert all(e["generated"] for e in endpoints)
+    # The 2022 wards' portals went to the default successor of their ward on 2025-07-01.
     wards = {e["ward"] for e in endpoints if e["kind"] == "portal"}
-    assert len(wards) == 13 and "00595" in wards
-    staff = {s["handle"]: s["roles"] for s in keng.json("staff", "list")}
-    assert staff["hung.tran"] == ["approver"] and staff["admin"] == ["admin"]
+    assert wards == {"00091", "00160", "00598", "00602", "00611", "00613", "00619"}
+    staff = {s["handle"]: s for s in keng.json("staff", "list")}
+    assert staff["hung.tran"]["roles"] == ["approver"] and staff["admin"]["roles"] == ["admin"]
+    assert staff["ha.vu"]["wards"] == ["00598"]  # scoped to 00595 in 2022, which merged into 00598
 
 
 def test_broadcast_lifecycle_is_shown_and_logged_with_actor_and_time(keng: Keng) -> None:
@@ -64,9 +66,9 @@ def test_broadcast_lifecycle_is_shown_and_logged_with_actor_and_time(keng: Keng)
         "--priority",
         "priority",
         "--text",
-        "Dự báo mưa lớn trên địa bàn phường Đông Ngạc, đề nghị bà con chủ động phòng tránh.",
+        "Dự báo mưa lớn trên địa bàn phường Phú Thượng, đề nghị bà con chủ động phòng tránh.",
         "--area",
-        "00601",
+        "00091",
         "--area",
         "00602-T01",
     ).stdout.strip()
@@ -74,7 +76,7 @@ def test_broadcast_lifecycle_is_shown_and_logged_with_actor_and_time(keng: Keng)
     keng.run("broadcast", "approve", bid[:8], "--as", "hung.tran")
     shown = keng.json("broadcast", "show", bid)
     assert (shown["id"], shown["state"], shown["approved"]) == (bid, "approved", True)
-    assert shown["scope"] == ["00601", "00602"]
+    assert shown["scope"] == ["00091", "00602"]
     assert shown["approvals"][0]["by"] == "hung.tran"
     events = keng.json("events", "--since", str(start))
     steps = [(e["event"], e["actor"], e["aggregate_id"]) for e in events]
@@ -102,7 +104,7 @@ def test_self_approval_is_refused_with_the_rule_named(keng: Keng) -> None:
         "--priority",
         "normal",
         "--area",
-        "00595",
+        "00598",
     ).stdout.strip()
     keng.run("broadcast", "submit", bid, "--as", "minh.pham")
     before = len(keng.json("events"))
@@ -177,7 +179,7 @@ def test_commands_before_init_say_what_to_do(tmp_path: Path) -> None:
 
 def test_an_integration_fetch_allowlist_is_set_at_add_and_replaced_by_an_admin(keng: Keng) -> None:
     keng.run("init", "--sample")
-    add = ("integration", "add", "kttv", "--kind", "cap", "--jurisdiction", "021", "--sender", "kttv@example.vn")
+    add = ("integration", "add", "kttv", "--kind", "cap", "--jurisdiction", "01", "--sender", "kttv@example.vn")
     keng.run(*add, "--fetch-host", "Media.KTTV.vn", "--fetch-host", "10.0.0.5")
     hosts = lambda: {i["name"]: i["fetch_hosts"] for i in keng.json("integration", "list")}["kttv"]  # noqa: E731
     assert hosts() == ["10.0.0.5", "media.kttv.vn"]

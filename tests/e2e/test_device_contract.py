@@ -25,7 +25,7 @@ EMERGENCY = {
     "title": "Cảnh báo lũ",
     "text": "Nước sông đang lên nhanh, đề nghị bà con di chuyển lên chỗ cao.",
     "priority": "emergency",
-    "targets": {"areas": ["00595"]},
+    "targets": {"areas": ["00598"]},
 }
 
 

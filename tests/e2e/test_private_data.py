@@ -35,7 +35,7 @@ def test_everything_serve_writes_is_private_and_doctor_flags_and_fixes_what_is_n
     data = log.parent
     (data / "serve.log").chmod(0o600)  # the test's own capture of the service's output
     body = orjson.dumps(
-        {"title": "Cảnh báo", "text": "Nội dung.", "priority": "emergency", "targets": {"areas": ["00595"]}}
+        {"title": "Cảnh báo", "text": "Nội dung.", "priority": "emergency", "targets": {"areas": ["00598"]}}
     )
     bid = client.signed("/api/v1/hooks/city-source", body, secret, "private-1").json()["broadcast_id"]
     assert client.json("POST", f"/api/v1/broadcasts/{bid}/approve", None, tokens["hung.tran"]).status == 200

@@ -19,7 +19,7 @@ from tests.keng_process import KengHome
 def served(home: KengHome):  # type: ignore[no-untyped-def]
     home.run("init", "--sample")
     tokens = {h: home.run("token", "create", "--staff", h).stdout.split()[0] for h in ("lan.nguyen", "hung.tran")}
-    secret = home.run("integration", "add", "city-source", "--jurisdiction", "021").stdout.split()[0]
+    secret = home.run("integration", "add", "city-source", "--jurisdiction", "00598").stdout.split()[0]
     client = home.serve()
     assert home.proc is not None
     return client, tokens, secret, home.proc, home.log
@@ -32,7 +32,7 @@ def test_serve_accepts_signed_webhooks_dispatches_approved_broadcasts_and_stops_
             "title": "Cảnh báo cháy",
             "text": "Cháy tại chợ, đề nghị bà con tránh khu vực.",
             "priority": "emergency",
-            "targets": {"areas": ["00595"]},
+            "targets": {"areas": ["00598"]},
         }
     )
     accepted = client.signed("/api/v1/hooks/city-source", body, secret, "e2e-1")

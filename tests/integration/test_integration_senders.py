@@ -37,7 +37,7 @@ def refused(keng: list[str], capsys: pytest.CaptureFixture[str], argv: list[str]
 def test_senders_are_set_with_the_integration_and_replaced_by_an_admin(
     keng: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    add = ["integration", "add", "kttv", "--kind", "cap", "--jurisdiction", "021"]
+    add = ["integration", "add", "kttv", "--kind", "cap", "--jurisdiction", "01"]
     assert main([*keng, *add, "--sender", SENDER, "--sender", "kttv2@hanoi.gov.vn"]) == 0
     assert senders(keng, capsys) == {"kttv": ["kttv2@hanoi.gov.vn", SENDER]}
     assert main([*keng, "integration", "senders", "kttv", "--sender", "new@hanoi.gov.vn"]) == 0
@@ -47,7 +47,7 @@ def test_senders_are_set_with_the_integration_and_replaced_by_an_admin(
 def test_a_cap_integration_needs_a_sender_and_a_sender_belongs_to_one_integration(
     keng: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    add = ["integration", "add", "--kind", "cap", "--jurisdiction", "021"]
+    add = ["integration", "add", "--kind", "cap", "--jurisdiction", "01"]
     refused(keng, capsys, [*add, "kttv"], "at least one --sender")
     assert main([*keng, *add, "kttv", "--sender", SENDER]) == 0
     refused(keng, capsys, [*add, "other", "--sender", SENDER], "sender-owned-once", "belongs to integration 'kttv'")
@@ -55,6 +55,6 @@ def test_a_cap_integration_needs_a_sender_and_a_sender_belongs_to_one_integratio
     refused(keng, capsys, ["integration", "senders", "other", "--sender", SENDER], "sender-owned-once")
     refused(keng, capsys, ["integration", "senders", "other", "--sender", "a b"], "without spaces")
     refused(keng, capsys, ["integration", "senders", "other", "--sender", "a,b"], "without spaces")
-    assert main([*keng, "integration", "add", "city", "--jurisdiction", "021"]) == 0
+    assert main([*keng, "integration", "add", "city", "--jurisdiction", "01"]) == 0
     refused(keng, capsys, ["integration", "senders", "city", "--sender", "c@x"], "senders are for CAP integrations")
     refused(keng, capsys, ["integration", "senders", "kttv", "--sender", "k@x", "--as", "lan.nguyen"], "admin")
