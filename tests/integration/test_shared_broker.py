@@ -128,8 +128,9 @@ async def test_two_installations_with_different_topic_roots_never_see_each_other
         def a_cli(*argv: str) -> str:
             return a.run(*argv).stdout.strip()
 
+        # A's sample is today's: 00598 (Thượng Cát since 2025-07-01) holds B's ward 00595's groups, and more.
         a_bid = a_cli("broadcast", "draft", "--as", "lan.nguyen", "--title", "A", "--text", "Thử A", "--priority",
-                      "emergency", "--area", "00595")  # fmt: skip
+                      "emergency", "--area", "00598")  # fmt: skip
         a_cli("broadcast", "submit", a_bid, "--as", "lan.nguyen")
         a_cli("broadcast", "approve", a_bid, "--as", "hung.tran")
         b_bid = b.broadcast("emergency")
