@@ -726,6 +726,12 @@ class _Planner:
             unit = self.by_id.get(view.id)
             if unit is None:
                 continue
+            if unit.valid_from is not None and unit.valid_from >= today:
+                self.plan.notes.append(
+                    f"{view.code} {view.name} is {official.name!r} in the official list; established on "
+                    f"{unit.valid_from}, it can be renamed from the next day"
+                )
+                continue
             try:
                 unit.rename(official.name, effective=today, basis=self.basis, by=self.by)
             except DomainError as e:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from keng.adapters.official_units import load_official
 from keng.adapters.store.app import Keng
 from keng.domain.access import Integration
-from keng.domain.area import day_start
+from keng.domain.area import Area, day_start
 from keng.domain.area_registry import AreaRegistry, Structure
 from keng.domain.cap import Point
 from keng.domain.endpoint import Endpoint
@@ -225,3 +225,16 @@ def test_an_endpoint_goes_to_its_assignment_else_the_nearest_successor(
     nearest = min(centres, key=lambda c: (distance_km(here, Point(*centres[c])), c))
     assert (move.to_code, move.how) == ((assigned, "assigned") if assigned else (nearest, "coordinates"))
     assert app.endpoint(code).ward == "00613"  # nothing saved
+
+
+def test_a_province_keng_has_under_another_name_is_renamed_and_takes_the_new_wards(app: Keng) -> None:
+    app.save_new(Area.register(code="01", name="Hà Nội", level="city", parent=None, by=SYSTEM), what="the city")
+    plan = plan_reorganisation(app, load_official(), by=SYSTEM)
+    assert [(u.code, u.before, u.after) for u in plan.renamed] == [("01", "Hà Nội", "Thành phố Hà Nội")]
+    assert "01" not in {u.code for u in plan.new} and {u.parent for u in plan.new} == {"01"}
+    assert "Đổi tên (renamed) (1):\n  ~ 01 Hà Nội -> Thành phố Hà Nội" in plan.as_text()
+    apply_reorganisation(app, plan)
+    registry = app.area_registry()
+    assert registry.at(EVE).get("01").name == "Hà Nội"  # type: ignore[union-attr]
+    assert registry.at(NOW).get("01").name == "Thành phố Hà Nội"  # type: ignore[union-attr]  # renamed as of today
+    assert registry.at(NOW).get("00622").parent == "01"  # type: ignore[union-attr]
