@@ -52,7 +52,7 @@ async def run_demo(settings: Settings, *, offline_rate: float) -> int:
     settings = replace(settings, data_dir=data, store_url=None)  # a store of its own (and always an embedded broker)
     app = open_app(settings)
     install_sample(app)
-    wards = {a.code: a.name for a in Catalog().fold(app.read_events()).areas() if a.level == "ward"}
+    wards = {a.code: a.name for a in Catalog().fold(app.read_events()).areas(app.clock()) if a.level == "ward"}
     line.say(f"Kho dữ liệu tạm (temporary store) {data / 'keng.db'}; địa bàn mẫu quận Bắc Từ Liêm, {len(wards)} phường")
     broker = EmbeddedBroker()  # any free port, whatever KENG_BROKER_LISTEN says: a demo never collides
     address = await broker.start()
