@@ -24,6 +24,7 @@ from keng.runtime.cli.errors import failure_of
 from keng.runtime.config import load_settings
 from keng.runtime.http.problems import problem_for
 from keng.runtime.http.services import Services
+from keng.runtime.http.stream_scope import StreamScope
 from keng.services.access import add_integration, issue_token
 from tests.http_server import Client, Reply, serve
 from tests.reorg import AFTER, BEFORE, build_reformed
@@ -174,6 +175,29 @@ def test_the_area_list_as_of_an_instant(api) -> None:  # type: ignore[no-untyped
     for bad in ("yesterday", "2025-06-30T12:00:00", "2025-13-01", "9999-12-31T23:59:59-12:00"):
         reply = client.request("GET", f"/api/v1/areas?at={bad}", token=t["admin"])
         assert reply.status == 400 and reply.json()["type"] == "urn:keng:problem:bad-request", bad
+
+
+def test_visibility_and_the_stream_follow_todays_tree(reformed: Keng) -> None:
+    member = Staff.enrol(handle="dong.ngac", name="Cán bộ Đông Ngạc", roles=["drafter"], wards=["00602"], by="system")
+    reformed.save_new(member, what="a ward's staff member")
+    visibility = reformed.visibility_of(member)
+    assert visibility.codes == {"00602", "01"}  # the ward and the city above it today (no district any more)
+    moved, stayed = reformed.endpoint("00613-T02-IP1"), reformed.endpoint("00613-T01-IP1")
+    for e in (moved, stayed):
+        e.went_offline("power cut")
+    reformed.save_changes(moved, stayed)
+    scope = StreamScope(reformed, visibility)
+    admitted: list[tuple[str, str]] = [
+        (type(e).__name__, reformed.repository.get(e.originator_id).code)
+        for _, e in reformed.read_events()
+        if type(e).__qualname__.startswith("Endpoint.") and scope.admits(e)
+    ]
+    assert admitted == [  # registered in old Minh Khai (not theirs), reassigned into Đông Ngạc (theirs from then)
+        ("Reassigned", "00613-T02-IP1"),
+        ("Reassigned", "00613-T02-FM1"),
+        ("Reassigned", "00613-WEB"),
+        ("WentOffline", "00613-T02-IP1"),
+    ]
 
 
 def test_the_catalogue_lists_the_units_in_force_at_an_instant(reformed: Keng) -> None:
