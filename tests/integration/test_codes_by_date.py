@@ -14,7 +14,9 @@ import orjson
 import pytest
 
 from keng.adapters.cap.ingest import ingest_cap
+from keng.adapters.district_file import DistrictFileError
 from keng.adapters.secrets import SecretStore
+from keng.adapters.store.access import jurisdiction_codes
 from keng.adapters.store.app import Keng
 from keng.domain.cap_places import OutsideJurisdiction
 from keng.domain.errors import AreaEnded
@@ -26,6 +28,8 @@ from keng.runtime.http.problems import problem_for
 from keng.runtime.http.services import Services
 from keng.runtime.http.stream_scope import StreamScope
 from keng.services.access import add_integration, issue_token
+from keng.services.feedback import resolve_place
+from keng.services.inventory import load_rows
 from tests.http_server import Client, Reply, serve
 from tests.reorg import AFTER, BEFORE, build_reformed
 from tests.unit.cap_builders import SENDER, alert, area, info
@@ -175,6 +179,37 @@ def test_the_area_list_as_of_an_instant(api) -> None:  # type: ignore[no-untyped
     for bad in ("yesterday", "2025-06-30T12:00:00", "2025-13-01", "9999-12-31T23:59:59-12:00"):
         reply = client.request("GET", f"/api/v1/areas?at={bad}", token=t["admin"])
         assert reply.status == 400 and reply.json()["type"] == "urn:keng:problem:bad-request", bad
+
+
+def test_a_district_files_codes_are_todays_and_an_ended_one_is_named_with_its_successors(reformed: Keng) -> None:
+    rows = [
+        ("row 1", {"record": "group", "code": "00602-T09", "parent": "00602", "name": "Tổ dân phố 9"}),
+        ("row 2", {"record": "endpoint", "code": "00595-T1-IP2", "parent": "00595", "kind": "ip-speaker"}),
+        ("row 3", {"record": "ward", "code": "00604", "parent": "021", "name": "Phường Cổ Nhuế 2"}),
+        ("row 4", {"record": "ward", "code": "00595", "parent": "01", "name": "Phường Thượng Cát"}),
+    ]
+    position = reformed.max_position()
+    with pytest.raises(DistrictFileError) as refused:
+        load_rows(reformed, rows, by="system")
+    errors = str(refused.value).splitlines()[1:]
+    assert [e.strip().split(":")[0] for e in errors] == ["row 2", "row 3", "row 4"]  # the new ward's group is fine
+    assert "00595 (Phường Thượng Cát) was merged on 2025-07-01; use its successors: 00598" in errors[0]
+    assert "021 (Quận Bắc Từ Liêm) was dissolved" in errors[1] and "00602 (Phường Đông Ngạc)" in errors[1]
+    assert "'00595' is already registered, and no longer in force" in errors[2]
+    assert reformed.max_position() == position
+    assert load_rows(reformed, rows[:1], by="system") == {"group": 1}
+    assert reformed.area("00602-T09").parent == "00602"
+
+
+def test_a_feedback_place_is_read_on_todays_tree(reformed: Keng) -> None:
+    registry = reformed.area_registry()
+    tree = registry.in_force(reformed.clock())
+    covered = jurisdiction_codes(["01"], tree)
+    assert resolve_place({"group": "00613-T02"}, tree, covered, registry) == ("00602", "00613-T02")
+    assert resolve_place({"ward": "00613"}, tree, covered, registry) == ("00613", None)  # Tây Tựu
+    with pytest.raises(AreaEnded) as ended:
+        resolve_place({"ward": "00595"}, tree, covered, registry)
+    assert ended.value.successors == ("00598",)
 
 
 def test_visibility_and_the_stream_follow_todays_tree(reformed: Keng) -> None:
