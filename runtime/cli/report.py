@@ -1,16 +1,18 @@
 """`keng report ...`: the district's read models (auditor role and up): kpi, coverage, roadmap, drills, board,
-offline, timeline. Each prints a table, or `--json` / `--csv`."""
+offline, timeline. Each prints a table, or `--json` / `--csv`. `--structure DAY` counts the wards and groups in force
+on that day (e.g. 2025-06-30: the 13 wards of Bắc Từ Liêm; 2025-07-01: the wards that replaced them)."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
 
+from keng.domain.errors import InvalidValue
 from keng.runtime.bootstrap import open_app
 from keng.runtime.cli.args import digits
 from keng.runtime.cli.output import show
 from keng.runtime.config import Settings
-from keng.runtime.reports import REPORTS, YEARS, ReportOptions, build
+from keng.runtime.reports import PER, REPORTS, STRUCTURE_HELP, YEARS, ReportOptions, build, structure_day
 from keng.runtime.workers.readmodels import caught_up, require_auditor
 
 
@@ -30,7 +32,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--broadcast", help="timeline: broadcast id")
     p.add_argument("--staff", help="timeline: staff handle")
     p.add_argument("--state", help="board: only broadcasts in this state")
+    add_structure_options(p)
+    p.add_argument("--area", help="timeline: every unit that ever held this area code")
     p.set_defaults(handler=cmd_report)
+
+
+def structure_arg(text: str) -> str:
+    """An argparse `type` for `--structure`: a calendar day."""
+    try:
+        return structure_day(text)
+    except InvalidValue as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_structure_options(p: argparse.ArgumentParser) -> None:
+    """`--structure DAY` and `--per year|ward` (shared with `keng audit replay`)."""
+    p.add_argument("--structure", type=structure_arg, metavar="DAY", help=STRUCTURE_HELP)
+    p.add_argument("--per", choices=PER, default="year", help="roadmap: rows per year (default) or per ward")
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
