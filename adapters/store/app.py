@@ -55,6 +55,7 @@ class Keng(Application[UUID]):
         super().__init__(env)
         self.clock = clock
         self.limits = limits
+        self._registry: tuple[int, AreaRegistry] | None = None
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The library's mapper, writing topics without the `keng.` import root (adapters/store/topics.py)."""
@@ -134,7 +135,7 @@ class Keng(Application[UUID]):
         if found is None:
             registry.resolve(code, said_at=when, now=when)  # raises the precise UnknownArea / AreaEnded
             raise UnknownArea(f"rule {UnknownArea.rule}: no area with code {code!r} is registered")
-        return found
+        return self.load(Area, found.id, f"area {code!r}")  # the registry's aggregates are shared: read-only
 
     def area_of_level(self, code: str, level: AreaLevel) -> Area:
         """The unit with this code now if it is of this level (a ward, say), or UnknownArea."""
@@ -146,8 +147,14 @@ class Keng(Application[UUID]):
         return node
 
     def area_registry(self) -> AreaRegistry:
-        """Every unit ever recorded, answering by instant (domain/area_registry.py)."""
-        return AreaRegistry(self.areas())
+        """Every unit ever recorded, answering by instant (domain/area_registry.py); rebuilt only when the log has
+        grown since the last call (a district file asks once per row). Its aggregates are shared: read them only;
+        load a unit (`area`) to change it."""
+        position = self.max_position()
+        cached = self._registry
+        if cached is None or cached[0] != position:
+            cached = self._registry = (position, AreaRegistry(self.areas()))
+        return cached[1]
 
     def endpoint(self, code: str) -> Endpoint:
         """The endpoint with this inventory code."""
