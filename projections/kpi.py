@@ -20,9 +20,9 @@ Vietnam-time day (default: the day of the instant asked about). Since 1 July 202
 ones, so the same endpoints give one value on the structure of 2025-06-30 and another on that of 2025-07-01. Counters
 belong to a residential group's identity (its aggregate id), not to the code it has at a time, so a group keeps its
 loudspeakers when a reorganisation moves it into another ward; a ward-level portal counts for the ward it was assigned
-to on the structure's day (`Endpoint.Reassigned` dates the change). Trend points use the structure in force at their
-quarter's end. The state at the end of the target year (Vietnam time) is kept aside (`kpi/target-year`), so the
-target can be judged on the units of either side after the year has ended.
+to on the structure's day (`Endpoint.Reassigned` dates the change). Trend points use the structure in force on their
+quarter's last day. The counters at the end of the target year (its last quarter, UTC, as the trend points) are kept
+aside (`kpi/target-year`), so that the target can be judged on the units of either side after the year has ended.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from keng.domain.area import day_start
 from keng.domain.ids import endpoint_id
 from keng.projections.units import Periods, Tree, assigned_on, day_of, tree_on
 
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
 KEY = "district"
 TARGET_KEY = "target-year"  # the counters as they stood at the end of the target year
 TARGET_YEAR = 2025
-TARGET_END = day_start(f"{TARGET_YEAR + 1}-01-01").astimezone(UTC).isoformat()  # event times are UTC
+TARGET_QUARTER = f"{TARGET_YEAR}Q4"
 PLAN_END_DAY = f"{TARGET_YEAR}-12-31"  # the last day of the plan period: the structure its targets are judged on
 PORTAL_DAYS = 30
 NAMES = ("ip_radio_wards", "eboard_groups", "large_boards_connected", "ward_portals_active", "fm_converted",
@@ -56,7 +55,7 @@ def _kpi(docs: Docs) -> Doc:
     doc = docs.get("kpi", KEY)
     if doc is None:
         doc = {"units": {}, "groups": {}, "large": {}, "portals": {}, "fm_total": 0, "fm_converted": 0,
-               "staff_total": 0, "staff_trained": 0, "quarter": None, "trend": {}, "target_kept": False}  # fmt: skip
+               "staff_total": 0, "staff_trained": 0, "quarter": None, "trend": {}}  # fmt: skip
     return doc
 
 
@@ -78,20 +77,19 @@ def quarter_end(quarter: str) -> str:
 
 
 def before_event(at: str, docs: Docs) -> None:
-    """Close the previous quarter's trend point when event time enters a new quarter; keep the state at the end of
-    the target year when event time first passes it."""
+    """Close the previous quarter's trend point when event time enters a new quarter; when it leaves the target year,
+    keep the counters as they stood at its end (the state its last trend point was computed from)."""
     doc = docs.get("kpi", KEY)
     if doc is None:
         return
-    if at >= TARGET_END and not doc["target_kept"]:
-        kept = orjson.loads(orjson.dumps({k: v for k, v in doc.items() if k not in ("trend", "quarter")}))
-        docs.put("kpi", TARGET_KEY, kept)
-        doc["target_kept"] = True
-        docs.put("kpi", KEY, doc)
     quarter = quarter_of(at)
     if doc["quarter"] != quarter:
         if doc["quarter"] is not None:
-            doc["trend"][doc["quarter"]] = values(doc, quarter_end(doc["quarter"]))
+            end = quarter_end(doc["quarter"])
+            doc["trend"][doc["quarter"]] = values(doc, end, on=end[:10])  # on the units of the quarter's last day
+            if doc["quarter"] <= TARGET_QUARTER < quarter:
+                kept = {k: v for k, v in doc.items() if k not in ("trend", "quarter")}
+                docs.put("kpi", TARGET_KEY, orjson.loads(orjson.dumps(kept)))  # a copy: `doc` goes on changing
         doc["quarter"] = quarter
         docs.put("kpi", KEY, doc)
 

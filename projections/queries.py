@@ -162,8 +162,9 @@ def offline_during(r: Reader, start: str, end: str) -> list[dict[str, Any]]:
 def kpis(r: Reader, at: str, portal_days: int = kpi.PORTAL_DAYS, on: str | None = None) -> list[dict[str, Any]]:
     """Each plan target as of the instant `at`, with wards and groups counted on the structure in force on the day
     `on` (default: the day of `at`): value, target (100% by 2025), the trend per quarter (each point on the structure
-    at its quarter's end), and the judgement of the target: the value at the end of the target year (or now, before
-    it ends; `final` says which) on the structure `on`, or by default on that of the plan period's last day."""
+    at its quarter's end), and the judgement of the target (`met`, `judged_value`): its value at the end of the target
+    year (`judged_at`; None: its value at `at`, before the year has ended or when nothing was recorded by its end) on
+    the structure `judged_on`: `on` if given, else that of the plan period's last day once the year has ended."""
     doc = r.load("kpi", kpi.KEY)
     if doc is None:
         return []
@@ -173,20 +174,20 @@ def kpis(r: Reader, at: str, portal_days: int = kpi.PORTAL_DAYS, on: str | None 
     now = kpi.values(doc, at, portal_days, day)
     trend = dict(doc["trend"])
     trend[kpi.quarter_of(at)] = now if day == today else kpi.values(doc, at, portal_days)
-    final = at >= kpi.TARGET_END
-    kept = r.load("kpi", kpi.TARGET_KEY) if final else None
-    judged_at = kpi.TARGET_END if final else at
+    final = kpi.quarter_of(at) > kpi.TARGET_QUARTER
+    kept = r.load("kpi", kpi.TARGET_KEY) if final else None  # None: nothing was recorded before the year ended
+    judged_at = kpi.quarter_end(kpi.TARGET_QUARTER) if kept else None
     judged_on = on or (kpi.PLAN_END_DAY if final else today)
-    judged = kpi.values(kept or doc, judged_at, portal_days, judged_on)
-    trees = {day: kpi.structure(doc, day), judged_on: kpi.structure(kept or doc, judged_on)}
+    judged = kpi.values(kept or doc, judged_at or at, portal_days, judged_on)
+    shown, judged_tree = kpi.structure(doc, day), kpi.structure(kept or doc, judged_on)
     rows = []
     for name in kpi.NAMES:
         level = kpi.UNIT_LEVELS.get(name)
         rows.append({
             "kpi": name, **now[name], "target": 100.0, "target_year": kpi.TARGET_YEAR, "structure": day,
-            "units": trees[day].label(level) if level else None,
-            "met": judged[name]["value"] >= 100.0, "judged_value": judged[name]["value"], "judged_on": judged_on,
-            "judged_units": trees[judged_on].label(level) if level else None, "final": final,
+            "units": shown.label(level) if level else None,
+            "met": judged[name]["value"] >= 100.0, "judged_value": judged[name]["value"], "judged_at": judged_at,
+            "judged_on": judged_on, "judged_units": judged_tree.label(level) if level else None,
             "trend": {q: v[name]["value"] for q, v in sorted(trend.items())},
         })  # fmt: skip
     return rows

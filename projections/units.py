@@ -67,15 +67,18 @@ def ended(periods: Periods, effective: str) -> Periods:
 
 
 def held_by(entries: list[list[Any]], day: str) -> str | None:
-    """Of a code's holders `[[start, end, unit id], ...]` (oldest first), the one holding it on `day`. A code no unit
+    """Of a code's holders `[[start, end, unit id], ...]` (oldest first), the one holding it on `day`: of two (a unit
+    established with a reused code before the old holder's end is recorded), the later established. A code no unit
     held that day (a reference stamped on another clock than the registry's) names the unit that held it most recently
     before, else the first to hold it later."""
-    before = None
+    holder, before = None, None
     for start, end, unit in entries:
-        if (start is None or start <= day) and (end is None or day < end):
-            return str(unit)
         if start is None or start <= day:
             before = str(unit)
+            if end is None or day < end:
+                holder = str(unit)
+    if holder is not None:
+        return holder
     if before is not None:
         return before
     return str(entries[0][2]) if entries else None
