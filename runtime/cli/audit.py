@@ -26,9 +26,8 @@ from keng.domain.values import require_aware
 from keng.projections.facts import facts_until
 from keng.projections.runner import run_facts
 from keng.runtime.bootstrap import open_app
-from keng.runtime.cli.args import digits
+from keng.runtime.cli.args import add_structure_options, digits
 from keng.runtime.cli.output import print_csv, print_json, show
-from keng.runtime.cli.report import add_structure_options
 from keng.runtime.config import Settings
 from keng.runtime.reports import REPORTS, ReportOptions, build
 from keng.runtime.workers.readmodels import REBUILD_BATCH, events_table, require_auditor

@@ -7,12 +7,11 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from keng.domain.errors import InvalidValue
 from keng.runtime.bootstrap import open_app
-from keng.runtime.cli.args import digits
+from keng.runtime.cli.args import add_structure_options, digits
 from keng.runtime.cli.output import show
 from keng.runtime.config import Settings
-from keng.runtime.reports import PER, REPORTS, STRUCTURE_HELP, YEARS, ReportOptions, build, structure_day
+from keng.runtime.reports import REPORTS, YEARS, ReportOptions, build
 from keng.runtime.workers.readmodels import caught_up, require_auditor
 
 
@@ -35,20 +34,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_structure_options(p)
     p.add_argument("--area", help="timeline: every unit that ever held this area code")
     p.set_defaults(handler=cmd_report)
-
-
-def structure_arg(text: str) -> str:
-    """An argparse `type` for `--structure`: a calendar day."""
-    try:
-        return structure_day(text)
-    except InvalidValue as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def add_structure_options(p: argparse.ArgumentParser) -> None:
-    """`--structure DAY` and `--per year|ward` (shared with `keng audit replay`)."""
-    p.add_argument("--structure", type=structure_arg, metavar="DAY", help=STRUCTURE_HELP)
-    p.add_argument("--per", choices=PER, default="year", help="roadmap: rows per year (default) or per ward")
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
