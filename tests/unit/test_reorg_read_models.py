@@ -24,10 +24,11 @@ from hypothesis import strategies as st
 
 from keng.adapters.readstore.store import ReadStore
 from keng.adapters.store.app import Keng
+from keng.domain.access import Integration
 from keng.domain.area import day_start
 from keng.domain.ids import area_id, dated_area_id
 from keng.projections import kpi, queries, roadmap
-from keng.projections.facts import facts_of
+from keng.projections.facts import Fact, facts_of
 from keng.projections.fold import FORMAT, Doc, Row, fold
 from keng.projections.runner import run
 from keng.projections.units import held_by
@@ -329,3 +330,15 @@ def test_read_models_folded_as_events_came_equal_a_rebuild_by_replay(app: Keng, 
     finally:
         live.close()
         fresh.close()
+
+
+def test_a_carried_over_integration_jurisdiction_reads_in_its_actor_s_timeline() -> None:
+    integration = Integration.add(name="vn-app", kind="app", jurisdiction=["021"], by="admin")
+    integration.carry_jurisdiction_over(["00598", "00602", "00613"], effective=REFORM, reason="021 dissolved",
+                                        by="system")  # fmt: skip
+    docs = MemDocs()
+    for position, event in enumerate(integration.collect_events(), start=1):
+        fold(Fact.of_event(position, event), docs)
+    assert [(row[2], row[3], row[4], row[6]) for row in docs.rows][-1] == (
+        "staff", "system", "Integration.JurisdictionCarriedOver", "phạm vi 021 -> 00598, 00602, 00613 từ 2025-07-01",
+    )  # fmt: skip
