@@ -42,6 +42,7 @@ EVENTS_VI = {
     "Endpoint.Repaired": "Đã sửa chữa",
     "Endpoint.ConvertedToIP": "Chuyển đổi sang loa IP",
     "Endpoint.Decommissioned": "Thanh lý",
+    "Endpoint.Reassigned": "Chuyển sang địa bàn mới (sắp xếp đơn vị hành chính)",
 }
 REASONS_VI = {"last-will": "thiết bị ngắt kết nối đột ngột (last will)", "powered-off": "thiết bị tắt nguồn"}
 CSV_HEADER = ("Mã thiết bị", "Loại thiết bị", "Mã phường", "Tên phường", "Tổ dân phố", "Trạng thái hiện tại",
