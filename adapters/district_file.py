@@ -32,7 +32,7 @@ from eventsourcing.domain import Aggregate
 from keng.domain.actor import Actor
 from keng.domain.area import Area
 from keng.domain.endpoint import MAX_COST_VND, Endpoint
-from keng.domain.errors import DomainError, NotAuthorised
+from keng.domain.errors import AreaEnded, DomainError, NotAuthorised
 from keng.domain.programme import SAMPLE_QUIET, SAMPLE_SLOTS, format_slots
 from keng.domain.values import Role, parse_digits
 from keng.domain.ward_schedule import WardSchedule
@@ -216,7 +216,7 @@ def plan_load(
             if record in AREA_RECORDS:
                 _only(row, [c for c in COLUMNS if c not in _LIFECYCLE_ONLY + _ENDPOINT_ONLY], record)
                 agg: Aggregate = _area_row(row, areas, parent_area, by=by, generated=generated)
-                if code in areas or existing_area(code) is not None:
+                if code in areas or _held(code, existing_area):
                     raise DomainError(f"area {code!r} is already registered")
                 areas[code] = agg  # type: ignore[assignment]
                 if record == "ward" and (row.get("slots") or row.get("quiet")):
@@ -242,6 +242,15 @@ def plan_load(
         plan.aggregates.append(agg)
         plan.counts[record] = plan.counts.get(record, 0) + 1
     return plan
+
+
+def _held(code: str, existing_area: Callable[[str], Area | None]) -> bool:
+    """True when a unit holds `code` now, or held it and has ended (its identity is taken: say so, and what
+    replaced it)."""
+    try:
+        return existing_area(code) is not None
+    except AreaEnded as e:
+        raise DomainError(f"area {code!r} is already registered, and no longer in force: {e.message}") from None
 
 
 def _only(row: Mapping[str, str], allowed: Iterable[str], record: str) -> None:

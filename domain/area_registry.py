@@ -17,6 +17,7 @@ from uuid import UUID
 
 from keng.domain.area import Area, Period, day_start
 from keng.domain.errors import AreaEnded, UnknownArea
+from keng.domain.programme import VIETNAM_TZ
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,11 @@ class AreaRegistry:
                 self._structures.clear()
             self._structures[at] = found
         return found
+
+    def in_force(self, now: datetime) -> Structure:
+        """The tree in force at `now`. Every change takes effect at 00:00 Vietnam time, so the tree of that day's
+        first instant serves the whole day (and is cached): callers that ask "now" many times pay once a day."""
+        return self.at(day_start(now.astimezone(VIETNAM_TZ).date().isoformat()))
 
     def unit_at(self, code: str, at: datetime) -> Area | None:
         """The unit that held `code` at the instant `at`."""

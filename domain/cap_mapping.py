@@ -61,6 +61,8 @@ class CapPlan:
     schedule_at: tuple[datetime, ...] = ()
     audio: Resource | None = None
     languages: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """`path: note` for each VN-DVHC code read as other codes today (recoded, or divided: the parts it targets)."""
 
 
 def priority_for(urgency: Urgency, severity: Severity, certainty: Certainty) -> Priority:
@@ -88,8 +90,9 @@ def _record(alert: CapAlert, reason: str) -> CapPlan:
 
 
 def plan_cap(alert: CapAlert, *, gazetteer: Gazetteer, jurisdiction: Sequence[str], now: datetime) -> CapPlan:
-    """Map `alert` for a sender authorised for `jurisdiction` (area codes), or raise a CapRefused subclass whose
-    message names every problem by element path."""
+    """Map `alert` for a sender authorised for `jurisdiction` (area codes in force now), or raise a CapRefused
+    subclass (AreaEnded for a code whose unit had ended when the alert was sent) whose message names every problem
+    by element path. Area codes are read as of the alert's `sent` (domain/cap_places.py)."""
     if alert.status in (Status.TEST, Status.SYSTEM):
         return _record(alert, f"status {alert.status}: recorded and acknowledged, never played")
     if alert.msg_type in (MsgType.ACK, MsgType.ERROR):
@@ -119,10 +122,8 @@ def _content(alert: CapAlert, juris: Jurisdiction, now: datetime, drill: bool) -
         if not info.areas:
             out.refuse(NotLocatable, f"alert/info[{i}]: has no area; keng broadcasts only to named areas")
         for j, area in enumerate(info.areas, start=1):
-            resolve_area(area, f"alert/info[{i}]/area[{j}]", juris, out)
-    if out.problems:
-        kind = out.problems[0][0]
-        raise kind("; ".join(message for _, message in out.problems))
+            resolve_area(area, f"alert/info[{i}]/area[{j}]", juris, out, said_at=alert.sent)
+    out.raise_problems()
     first = spoken[0]
     expiries = [i.expires for i in spoken if i.expires is not None]
     return CapPlan(
@@ -139,6 +140,7 @@ def _content(alert: CapAlert, juris: Jurisdiction, now: datetime, drill: bool) -
         schedule_at=tuple(i.effective for i in spoken[:1] if i.effective is not None and i.effective > now),
         audio=next((r for i in spoken for r in i.resources if r.mime_type.lower().startswith("audio/")), None),
         languages=tuple(i.language for i in alert.infos),
+        notes=tuple(out.notes),
     )
 
 

@@ -1,5 +1,11 @@
 """Where a CAP area lands in keng: VN-DVHC geocodes, polygons and circles resolved against the registered areas and
 endpoints, and checked against the sender's jurisdiction (refused, never clipped).
+
+A VN-DVHC code means the unit that held it when the alert was written (its `sent`): codes are reused (00613 was
+Phường Minh Khai until 2025-07-01 and is Phường Tây Tựu since). The area registry reads it as of `sent` and answers
+with the codes in force now that cover the same ground: the code itself, its new code, or for a unit divided since,
+the parts of its area as they are now (the plan carries a note saying so). A code whose unit had already ended at
+`sent` is refused naming its successors (AreaEnded). Shapes, jurisdiction and targets are on the tree of now.
 """
 
 from __future__ import annotations
@@ -7,13 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from keng.domain.area_registry import AreaRegistry, Structure
+from keng.domain.area_registry import Resolution as AreaResolution
 from keng.domain.cap import Area, Circle, Point
-from keng.domain.errors import DomainError
+from keng.domain.errors import AreaEnded, DomainError, UnknownArea
 from keng.domain.geo import in_circle, in_polygon
 
-DVHC = "VN-DVHC"  # geocode valueName: Vietnam's administrative unit codes (ward 5 digits, district 3)
-_DVHC_LEVEL = {5: "ward", 3: "district"}
+DVHC = "VN-DVHC"  # geocode valueName: Vietnam's administrative unit codes (ward 5 digits, district 3, province 2)
+_DVHC_LEVEL = {5: "ward", 3: "district", 2: "city"}
 
 
 class CapRefused(DomainError):
@@ -62,10 +71,38 @@ class Device:
 
 @dataclass(frozen=True)
 class Gazetteer:
-    """Everything registered that a CAP area can point at."""
+    """Everything registered that a CAP area can point at: the units in force at `at` (`places`), the endpoints in
+    service, and every unit ever recorded (`registry`), for codes written at another time."""
 
     places: Mapping[str, Place] = field(default_factory=dict)
     devices: Sequence[Device] = ()
+    registry: AreaRegistry = field(default_factory=lambda: AreaRegistry(()))
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def tree(self) -> Structure:
+        """The units in force at `at`."""
+        return self.registry.in_force(self.at)
+
+    def read(self, code: str, level: str, *, said_at: datetime) -> AreaResolution:
+        """What the `level` code `code`, written at `said_at`, targets now (at `at`). Raises AreaEnded (naming the
+        successors) when its unit had already ended then, UnknownArea when no unit of that level held it then."""
+        unit = self.registry.unit_at(code, said_at)
+        if unit is None:
+            self.registry.resolve(code, said_at=said_at, now=self.at)  # raises the precise refusal
+            raise UnknownArea(f"rule {UnknownArea.rule}: no area held {code!r} at {said_at.isoformat()}")
+        then = unit.period_at(said_at)
+        if then is None or then.level != level:
+            held = f"{then.name} ({then.level})" if then else "nothing"
+            raise UnknownArea(f"rule {UnknownArea.rule}: {code!r} named {held} at {said_at.isoformat()}, not a {level}")
+        return self.registry.resolve(code, said_at=said_at, now=self.at)
+
+    def codes_now(self, code: str, *, said_at: datetime) -> tuple[str, ...]:
+        """The codes in force now that cover what `code` named at `said_at` (itself when it cannot be read)."""
+        try:
+            return self.registry.resolve(code, said_at=min(said_at, self.at), now=self.at).codes
+        except UnknownArea:
+            return (code,)
 
     def ancestry(self, code: str) -> list[str]:
         """`code` and every parent up to the root."""
@@ -105,20 +142,37 @@ class Jurisdiction:
 
 @dataclass
 class Resolution:
-    """What the areas of one alert resolve to, and every problem found (a refusal class and a message each)."""
+    """What the areas of one alert resolve to, every problem found (a refusal class and a message each), the
+    successors of codes whose units had ended, and notes on codes read as other codes today."""
 
     areas: set[str] = field(default_factory=set)
     endpoints: set[str] = field(default_factory=set)
-    problems: list[tuple[type[CapRefused], str]] = field(default_factory=list)
+    problems: list[tuple[type[DomainError], str]] = field(default_factory=list)
+    successors: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
 
-    def refuse(self, kind: type[CapRefused], message: str) -> None:
+    def refuse(self, kind: type[DomainError], message: str) -> None:
         """Record one problem."""
         self.problems.append((kind, message))
 
+    def raise_problems(self) -> None:
+        """Raise every problem recorded, as one error: AreaEnded (naming the successors) when a code's unit had
+        ended, else the first problem's class."""
+        if not self.problems:
+            return
+        message = "; ".join(message for _, message in self.problems)
+        if any(kind is AreaEnded for kind, _ in self.problems):
+            raise AreaEnded(message, successors=tuple(sorted(self.successors)))
+        raise self.problems[0][0](message)
 
-def resolve_area(area: Area, path: str, juris: Jurisdiction, out: Resolution) -> None:
-    """Add the targets of one CAP area to `out`, or record why they are refused."""
+
+def resolve_area(
+    area: Area, path: str, juris: Jurisdiction, out: Resolution, *, said_at: datetime | None = None
+) -> None:
+    """Add the targets of one CAP area to `out`, or record why they are refused. Geocodes are read as of
+    `said_at` (the alert's `sent`; default: the gazetteer's now)."""
     g = juris.gazetteer
+    when = min(said_at, g.at) if said_at is not None else g.at  # written no later than received
     located = False
     for k, code in enumerate(area.geocodes, start=1):
         if code.name != DVHC:
@@ -126,14 +180,33 @@ def resolve_area(area: Area, path: str, juris: Jurisdiction, out: Resolution) ->
         located = True
         where = f"{path}/geocode[{k}]"
         level = _DVHC_LEVEL.get(len(code.value)) if re.fullmatch(r"\d+", code.value) else None
-        place = g.places.get(code.value)
-        if level is None or place is None or place.level != level:
-            out.refuse(UnknownAreaCode, f"{where}: {code.value!r} is not a registered ward (5 digits) or district (3)")
-        elif not juris.covers(code.value):
-            outside = f"{place.name} ({code.value}) is outside the sender's jurisdiction ({juris.describe()})"
-            out.refuse(OutsideJurisdiction, f"{where}: {outside}")
-        else:
-            out.areas.add(code.value)
+        if level is None:
+            kinds = "a ward (5 digits), district (3) or province (2) code"
+            out.refuse(UnknownAreaCode, f"{where}: {code.value!r} is not {kinds}")
+            continue
+        try:
+            read = g.read(code.value, level, said_at=when)
+        except AreaEnded as e:
+            out.refuse(AreaEnded, f"{where}: {e.message}")
+            out.successors.update(e.successors)
+            continue
+        except UnknownArea:
+            out.refuse(
+                UnknownAreaCode,
+                f"{where}: {code.value!r} is not a registered {level} (as of {when.isoformat()}, the alert's sent)",
+            )
+            continue
+        outside = [c for c in read.codes if not juris.covers(c)]
+        if outside:
+            named = _names(g, outside)
+            also = f" (what {code.value} named when sent)" if read.codes != (code.value,) else ""
+            out.refuse(
+                OutsideJurisdiction, f"{where}: {named}{also} is outside the sender's jurisdiction ({juris.describe()})"
+            )
+            continue
+        out.areas.update(read.codes)
+        if read.note:
+            out.notes.append(f"{where}: {read.note}")
     shapes: list[tuple[str, tuple[Point, ...] | Circle]]
     shapes = [(f"{path}/polygon[{k}]", ring) for k, ring in enumerate(area.polygons, start=1)]
     shapes += [(f"{path}/circle[{k}]", c) for k, c in enumerate(area.circles, start=1)]

@@ -257,14 +257,13 @@ class Endpoint(Aggregate):
             by=by,
         )
 
-    def reassign(self, *, ward: str, group: str | None, effective: str, how: str, by: str) -> bool:
-        """Move the endpoint to another ward and group (the caller checked both exist then); False if unchanged."""
+    def reassign(self, *, ward: str, group: str | None, effective: str, how: str, by: str) -> None:
+        """Place the endpoint in the ward and group in force from `effective` (the caller checked both exist then).
+        Recorded even when the codes read the same: a reused code (00613 Minh Khai -> 00613 Tây Tựu) names a new
+        unit, and the event says the endpoint now belongs to it."""
         ward = check_code(ward, "ward code")
         group = check_code(group, "group code") if group else None
-        if (ward, group) == (self.ward, self.group):
-            return False
         self.trigger_event(self.Reassigned, ward=ward, group=group, effective=effective, how=how, by=by)
-        return True
 
     @property
     def commandable(self) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from keng.domain.area import Area
+from keng.domain.area_registry import AreaRegistry, AreaView
 from keng.domain.broadcast import Broadcast
 from keng.domain.endpoint import Endpoint
 from keng.domain.staff import Staff
@@ -28,6 +30,7 @@ class Catalog:
 
     aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
     position: int = 0
+    _registry: AreaRegistry | None = field(default=None, init=False, repr=False, compare=False)
 
     def fold(self, events: Iterable[tuple[int, Any]]) -> Catalog:
         """Apply (position, event) pairs in order."""
@@ -36,6 +39,8 @@ class Catalog:
             updated = event.mutate(current)
             if updated is not None:
                 self.aggregates[event.originator_id] = updated
+                if isinstance(updated, Area):
+                    self._registry = None
             self.position = position
         return self
 
@@ -47,9 +52,15 @@ class Catalog:
         """Staff members by handle."""
         return sorted(self.of_type(Staff), key=lambda s: s.handle)
 
-    def areas(self) -> list[Area]:
-        """Area nodes by code."""
-        return sorted(self.of_type(Area), key=lambda a: a.code)
+    def area_registry(self) -> AreaRegistry:
+        """Every area unit ever recorded, answering by instant (kept until an area event is folded)."""
+        if self._registry is None:
+            self._registry = AreaRegistry(self.of_type(Area))
+        return self._registry
+
+    def areas(self, at: datetime | None = None) -> list[AreaView]:
+        """The units in force at the instant `at` (default: now), by code, each as it was then."""
+        return list(self.area_registry().in_force(at or datetime.now(UTC)))
 
     def endpoints(self, *, ward: str | None = None, kind: str | None = None) -> list[Endpoint]:
         """Endpoints by code, optionally filtered by ward and kind."""

@@ -18,11 +18,14 @@ from keng.domain.feedback import Feedback
 from keng.domain.inbound import Inbound
 from keng.domain.staff import Staff
 from keng.domain.values import ACK_RANK, AckState, BroadcastState
-from keng.projections import kpi
+from keng.projections import kpi, units
 from keng.projections.facts import Fact
 
 Doc = dict[str, Any]
 Row = tuple[int, str, str, str, str, str, str]  # position, at, subject kind, subject, event, actor, detail
+# The documents' format: a store folded with another one is dropped and rebuilt by replay (runtime/workers/readmodels).
+# 2: areas as dated facts (periods, the code index, endpoints' dated assignments, plan counters by unit id).
+FORMAT = 2
 
 
 class Docs(Protocol):
@@ -59,11 +62,15 @@ def fold(f: Fact, docs: Docs) -> None:
     data = f.data
     actor = data.get("by")
     detail = ""
-    for key in _DETAIL_KEYS:
-        value = data.get(key)
-        if value:
-            detail = str(value)[:120]
-            break
+    explain = _DETAILS.get(f.name)
+    if explain is not None:
+        detail = explain(data)[:120]
+    else:
+        for key in _DETAIL_KEYS:
+            value = data.get(key)
+            if value:
+                detail = str(value)[:120]
+                break
     if actor:
         docs.note((f.position, at, "staff", actor, f.name, actor, detail))
     subject = _subject(f, docs)
@@ -81,25 +88,130 @@ def _subject(f: Fact, docs: Docs) -> tuple[str, str] | None:
     if aggregate == "Endpoint":
         e = docs.get("endpoint", f.oid)
         return ("endpoint", e["code"]) if e else None
+    if aggregate == "Area":
+        return "area", f.oid  # by id: a code may name another unit at another time
     return None
+
+
+def _codes(values: list[str]) -> str:
+    return ", ".join(values) if values else "-"
+
+
+def _wards(values: list[str]) -> str:
+    return ", ".join(values) if values else "toàn địa bàn"
+
+
+def _since(data: Doc) -> str:
+    return f" từ {data['effective']}" if data.get("effective") else ""
+
+
+_LEVELS_VI = {"city": "tỉnh/thành phố", "district": "quận/huyện", "ward": "phường/xã", "group": "tổ dân phố"}
+_ENDINGS_VI = {"merged": "sáp nhập", "divided": "chia tách", "dissolved": "giải thể"}
+
+
+def _unit(d: Doc) -> str:
+    within = f", thuộc {d['parent']}" if d["parent"] else ""
+    return f"{d['code']} {d['name']} ({_LEVELS_VI.get(d['level'], d['level'])}{within})"
+
+
+# The timeline's detail (Vietnamese, as staff read it) of the events that record areas and their reorganisation:
+# what changed, and from which day.
+_DETAILS: dict[str, Callable[[Doc], str]] = {
+    "Area.Registered": _unit,
+    "Area.Established": lambda d: (
+        _unit(d) + _since(d) + (f", hình thành từ {_codes(d['predecessors'])}" if d["predecessors"] else "")
+    ),
+    "Area.Renamed": lambda d: f"đổi tên thành {d['name']}{_since(d)}",
+    "Area.Recoded": lambda d: f"đổi mã thành {d['code']}{_since(d)}",
+    "Area.Moved": lambda d: f"trực thuộc {d['parent'] or '-'} ({_LEVELS_VI.get(d['level'], d['level'])}){_since(d)}",
+    "Area.Ended": lambda d: (
+        f"{_ENDINGS_VI.get(d['how'], d['how'])}{_since(d)}; đơn vị kế thừa: {_codes(d['successors'])}"
+    ),
+    "Endpoint.Reassigned": lambda d: f"sang phường {d['ward']}, tổ {d['group'] or '-'}{_since(d)} ({d['how']})",
+    "Staff.ScopeCarriedOver": lambda d: f"phạm vi {_wards(d['previous'])} -> {_wards(d['wards'])}{_since(d)}",
+    "Integration.JurisdictionCarriedOver": lambda d: (
+        f"phạm vi {_wards(d['previous'])} -> {_wards(d['jurisdiction'])}{_since(d)}"
+    ),
+}
 
 
 # -- inventory -------------------------------------------------------------------------------------------------------
 
 
-@on(Area.Registered)
+@on(Area.Registered, Area.Established)
 def _area(f: Fact, docs: Docs) -> None:
     d = f.data
-    docs.put("area", f.oid, {"code": d["code"], "name": d["name"], "level": d["level"], "parent": d["parent"]})
-    kpi.area_registered(d["code"], d["level"], d["parent"], docs)
+    start = d.get("effective")  # None: registered before units were dated, in force since always
+    period = {"start": start, "end": None, "code": d["code"], "name": d["name"], "level": d["level"],
+              "parent": d["parent"]}  # fmt: skip
+    doc = {"id": f.oid, "predecessors": list(d.get("predecessors") or []), "generated": d["generated"],
+           "lat": d["lat"], "lon": d["lon"]}  # fmt: skip
+    _put_area(f.oid, doc, [period], None, docs)
+
+
+@on(Area.Renamed, Area.Recoded, Area.Moved, Area.Ended)
+def _area_change(f: Fact, docs: Docs) -> None:
+    doc = docs.get("area", f.oid)
+    if doc is None:
+        return
+    d, name = f.data, f.name
+    day = d["effective"]
+    ending = doc["ending"]
+    if name == "Area.Renamed":
+        periods = units.changed(doc["periods"], day, name=d["name"])
+    elif name == "Area.Recoded":
+        periods = units.changed(doc["periods"], day, code=d["code"])
+    elif name == "Area.Moved":
+        periods = units.changed(doc["periods"], day, parent=d["parent"], level=d["level"])
+    else:
+        periods = units.ended(doc["periods"], day)
+        ending = {"how": d["how"], "effective": day, "successors": list(d["successors"]), "note": d["note"]}
+    _put_area(f.oid, doc, periods, ending, docs)
+
+
+def _put_area(oid: str, base: Doc, periods: list[Doc], ending: Doc | None, docs: Docs) -> None:
+    """Store an area document (the latest period's code, name, level and parent, every period, how it ended), index
+    its codes by day, and tell the plan counters."""
+    last = periods[-1]
+    doc = {**base, "code": last["code"], "name": last["name"], "level": last["level"], "parent": last["parent"],
+           "periods": periods, "valid_from": periods[0]["start"], "valid_to": last["end"], "ending": ending,
+           "successors": list(ending["successors"]) if ending else []}  # fmt: skip
+    docs.put("area", oid, doc)
+    for code in {p["code"] for p in periods}:
+        index = docs.get("area-code", code)
+        entries = [e for e in (index["units"] if index else []) if e[2] != oid]
+        entries += [[p["start"], p["end"], oid] for p in periods if p["code"] == code]
+        entries.sort(key=lambda e: (e[0] or "", e[2]))
+        docs.put("area-code", code, {"units": entries})
+    kpi.area_changed(oid, periods, docs)
+
+
+def unit_id(code: str | None, day: str, docs: Docs) -> str | None:
+    """The id of the unit that held `code` on `day`, as far as the events folded so far tell (None: no such code)."""
+    if not code:
+        return None
+    index = docs.get("area-code", code)
+    return units.held_by(index["units"], day) if index else None
 
 
 @on(Staff.Enrolled)
 def _enrolled(f: Fact, docs: Docs) -> None:
     d = f.data
-    doc = {"handle": d["handle"], "name": d["name"], "roles": list(d["roles"]), "trainings": 0, "enrolled_at": f.at}
+    doc = {"handle": d["handle"], "name": d["name"], "roles": list(d["roles"]), "trainings": 0, "enrolled_at": f.at,
+           "wards": list(d["wards"]), "scope_changes": []}  # fmt: skip
     docs.put("staff", f.oid, doc)
     kpi.staff_changed(None, doc, docs)
+
+
+@on(Staff.ScopeCarriedOver)
+def _scope_carried_over(f: Fact, docs: Docs) -> None:
+    """A reorganisation carried the member's wards over to the units that replaced them (empty: province-wide)."""
+    doc = docs.get("staff", f.oid)
+    if doc is None:
+        return
+    d = f.data
+    change = {"effective": d["effective"], "previous": list(d["previous"]), "wards": list(d["wards"])}
+    docs.put("staff", f.oid, dict(doc, wards=list(d["wards"]), scope_changes=[*doc.get("scope_changes", ()), change]))
 
 
 @on(Staff.RoleGranted, Staff.RoleRevoked, Staff.TrainingCompleted)
@@ -123,8 +235,13 @@ def _staff(f: Fact, docs: Docs) -> None:
 def _registered(f: Fact, docs: Docs) -> None:
     d, at = f.data, f.at
     fm = d["kind"] == "fm-speaker"
+    # Its ward and group are the units that held those codes when it was registered (codes are reused).
+    day = units.day_of(at)
+    place = {"from": None, "ward": d["ward"], "group": d["group"], "ward_id": unit_id(d["ward"], day, docs),
+             "group_id": unit_id(d["group"], day, docs)}  # fmt: skip
     doc = {
-        "code": d["code"], "kind": d["kind"], "ward": d["ward"], "group": d["group"], "technology": d["technology"],
+        "code": d["code"], "kind": d["kind"], "ward": d["ward"], "group": d["group"], "ward_id": place["ward_id"],
+        "group_id": place["group_id"], "assignments": [place], "technology": d["technology"],
         "installed_on": d["installed_on"], "condition": d["condition"], "fault": None, "online": None, "since": at,
         "decommissioned": False, "was_fm": fm, "fm_condition": d["condition"] if fm else None, "converted_at": None,
         "registered_at": at, "last_published": None, "converted_on": None, "decommissioned_on": None,
@@ -132,6 +249,24 @@ def _registered(f: Fact, docs: Docs) -> None:
     }  # fmt: skip
     docs.put("endpoint", f.oid, doc)
     kpi.endpoint_changed(None, doc, docs)
+
+
+@on(Endpoint.Reassigned)
+def _reassigned(f: Fact, docs: Docs) -> None:
+    """A reorganisation moved the endpoint to another ward and group from `effective` (codes as of that day). A new
+    assignment replaces any recorded earlier for that day or later, so the latest is always the endpoint's own."""
+    current = docs.get("endpoint", f.oid)
+    if current is None:
+        return
+    d = f.data
+    day = d["effective"]
+    place = {"from": day, "ward": d["ward"], "group": d["group"], "ward_id": unit_id(d["ward"], day, docs),
+             "group_id": unit_id(d["group"], day, docs)}  # fmt: skip
+    kept = [a for a in current["assignments"] if a["from"] is None or a["from"] < day]
+    new = dict(current, ward=d["ward"], group=d["group"], ward_id=place["ward_id"], group_id=place["group_id"],
+               assignments=[*kept, place])  # fmt: skip
+    docs.put("endpoint", f.oid, new)
+    kpi.endpoint_changed(current, new, docs)
 
 
 # What each lifecycle event's cost is summed under, in an endpoint's `costs_vnd`.
@@ -209,9 +344,11 @@ def _heard(f: Fact, docs: Docs) -> None:
     first_in_ward = doc["wards"].get(ward, 0) == 0
     doc["wards"][ward] = doc["wards"].get(ward, 0) + count
     docs.put("heard", key, doc)
-    # And per ward, across broadcasts: how many confirmations, for how many broadcasts, the newest when (coverage).
-    per_ward = docs.get("heard-ward", ward) or {"confirmations": 0, "broadcasts": 0, "last_at": None}
-    docs.put("heard-ward", ward, {"confirmations": per_ward["confirmations"] + count,
+    # And per ward, across broadcasts: how many confirmations, for how many broadcasts, the newest when (coverage);
+    # kept by the ward's unit id, since a code may name another ward at another time.
+    unit = unit_id(ward, units.day_of(f.at), docs) or ward
+    per_ward = docs.get("heard-ward", unit) or {"confirmations": 0, "broadcasts": 0, "last_at": None}
+    docs.put("heard-ward", unit, {"confirmations": per_ward["confirmations"] + count,
                                   "broadcasts": per_ward["broadcasts"] + first_in_ward, "last_at": f.at})  # fmt: skip
 
 

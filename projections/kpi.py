@@ -14,30 +14,47 @@ Every target is 100% by 2025. Definitions (see docs/audit.md):
 - staff_trained: staff with at least one completed training / all staff (plan 2.3);
 - feedback_response_rate: citizen feedback answered by its due date / feedback due by then or answered (the app's
   phản ánh, kiến nghị; domain/feedback.py).
+
+Areas are dated facts (domain/area.py): wards and groups are counted on a *structure*, the units in force on one
+Vietnam-time day (default: the day of the instant asked about). Since 1 July 2025 Bắc Từ Liêm's 13 wards are 8 new
+ones, so the same endpoints give one value on the structure of 2025-06-30 and another on that of 2025-07-01. Counters
+belong to a residential group's identity (its aggregate id), not to the code it has at a time, so a group keeps its
+loudspeakers when a reorganisation moves it into another ward; a ward-level portal counts for the ward it was assigned
+to on the structure's day (`Endpoint.Reassigned` dates the change). Trend points use the structure in force on their
+quarter's last day. The counters at the end of the target year (its last quarter, UTC, as the trend points) are kept
+aside (`kpi/target-year`), so that the target can be judged on the units of either side after the year has ended.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from keng.domain.ids import endpoint_id
+from keng.projections.units import Periods, Tree, assigned_on, day_of, tree_on
 
 if TYPE_CHECKING:
     from keng.projections.fold import Doc, Docs
 
 KEY = "district"
+TARGET_KEY = "target-year"  # the counters as they stood at the end of the target year
 TARGET_YEAR = 2025
+TARGET_QUARTER = f"{TARGET_YEAR}Q4"
+PLAN_END_DAY = f"{TARGET_YEAR}-12-31"  # the last day of the plan period: the structure its targets are judged on
 PORTAL_DAYS = 30
 NAMES = ("ip_radio_wards", "eboard_groups", "large_boards_connected", "ward_portals_active", "fm_converted",
          "staff_trained", "feedback_response_rate")  # fmt: skip
+# The level each KPI counts on a structure (the others do not depend on it).
+UNIT_LEVELS = {"ip_radio_wards": "ward", "eboard_groups": "group", "ward_portals_active": "ward"}
 
 
 def _kpi(docs: Docs) -> Doc:
     doc = docs.get("kpi", KEY)
     if doc is None:
-        doc = {"groups": {}, "wards": [], "large": {}, "portals": {}, "fm_total": 0, "fm_converted": 0,
+        doc = {"units": {}, "groups": {}, "large": {}, "portals": {}, "fm_total": 0, "fm_converted": 0,
                "staff_total": 0, "staff_trained": 0, "quarter": None, "trend": {}}  # fmt: skip
     return doc
 
@@ -60,14 +77,19 @@ def quarter_end(quarter: str) -> str:
 
 
 def before_event(at: str, docs: Docs) -> None:
-    """Close the previous quarter's trend point when event time enters a new quarter."""
+    """Close the previous quarter's trend point when event time enters a new quarter; when it leaves the target year,
+    keep the counters as they stood at its end (the state its last trend point was computed from)."""
     doc = docs.get("kpi", KEY)
     if doc is None:
         return
     quarter = quarter_of(at)
     if doc["quarter"] != quarter:
         if doc["quarter"] is not None:
-            doc["trend"][doc["quarter"]] = values(doc, quarter_end(doc["quarter"]))
+            end = quarter_end(doc["quarter"])
+            doc["trend"][doc["quarter"]] = values(doc, end, on=end[:10])  # on the units of the quarter's last day
+            if doc["quarter"] <= TARGET_QUARTER < quarter:
+                kept = {k: v for k, v in doc.items() if k not in ("trend", "quarter")}
+                docs.put("kpi", TARGET_KEY, orjson.loads(orjson.dumps(kept)))  # a copy: `doc` goes on changing
         doc["quarter"] = quarter
         docs.put("kpi", KEY, doc)
 
@@ -77,12 +99,10 @@ def _touch(doc: Doc, at: str | None) -> None:
         doc["quarter"] = quarter_of(at)
 
 
-def area_registered(code: str, level: str, parent: str | None, docs: Docs) -> None:
+def area_changed(oid: str, periods: Periods, docs: Docs) -> None:
+    """A unit was established, registered or changed: keep its periods (wards and groups are counted by day)."""
     doc = _kpi(docs)
-    if level == "ward":
-        doc["wards"].append(code)
-    elif level == "group":
-        doc["groups"].setdefault(code, {"ward": parent, "ip": 0, "eb": 0})
+    doc["units"][oid] = [dict(p) for p in periods]
     docs.put("kpi", KEY, doc)
 
 
@@ -91,37 +111,30 @@ def _contrib(e: Doc | None) -> list[tuple[str, str]]:
         return []
     out = []
     working = e["condition"] != "broken"
-    if working and e["group"] and e["kind"] in ("ip-speaker", "eboard"):
-        out.append(("ip" if e["kind"] == "ip-speaker" else "eb", e["group"]))
+    if working and e["group_id"] and e["kind"] in ("ip-speaker", "eboard"):
+        out.append(("ip" if e["kind"] == "ip-speaker" else "eb", e["group_id"]))
     return out
 
 
 def _counted_alike(old: Doc, new: Doc) -> bool:
     """True when nothing a target counts differs (most events: an endpoint going on- or offline)."""
     return (
-        old["condition"] == new["condition"] and old["kind"] == new["kind"] and old["group"] == new["group"]
+        old["condition"] == new["condition"] and old["kind"] == new["kind"] and old["group_id"] == new["group_id"]
         and old["decommissioned"] == new["decommissioned"] and old["converted_at"] == new["converted_at"]
-        and old["ward"] == new["ward"] and (new["kind"] != "eboard" or bool(new["group"]))
+        and old["assignments"] == new["assignments"] and (new["kind"] != "eboard" or bool(new["group"]))
         and old.get("live_since") == new.get("live_since")
     )  # fmt: skip
 
 
-def _live_portal(e: Doc | None) -> bool:
-    return e is not None and bool(e.get("live_since")) and not e["decommissioned"] and e["condition"] != "broken"
+def _live_portal(e: Doc) -> bool:
+    return bool(e.get("live_since")) and not e["decommissioned"] and e["condition"] != "broken"
 
 
-def _portal_changed(doc: Doc, old: Doc | None, new: Doc) -> None:
-    """Keep the live, in-service portals of each ward (`live_portals`: ward -> sorted codes)."""
-    was, now = _live_portal(old), _live_portal(new)
-    if was == now:
-        return
-    live = doc.setdefault("live_portals", {})
-    codes = set(live.get(new["ward"], ()))
-    if now:
-        codes.add(new["code"])
-    else:
-        codes.discard(new["code"])
-    live[new["ward"]] = sorted(codes)
+def _portal_changed(doc: Doc, new: Doc) -> None:
+    """Keep each portal's dated ward assignments and whether it is live and in service (`portals`, by code)."""
+    portal = doc["portals"].get(new["code"]) or {"published": None}
+    wards = [[a["from"], a["ward_id"]] for a in new["assignments"]]
+    doc["portals"][new["code"]] = {**portal, "wards": wards, "live": _live_portal(new)}
 
 
 def endpoint_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
@@ -130,7 +143,7 @@ def endpoint_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
     doc = _kpi(docs)
     for sign, e in ((-1, old), (1, new)):
         for counter, group in _contrib(e):
-            entry = doc["groups"].setdefault(group, {"ward": new["ward"], "ip": 0, "eb": 0})
+            entry = doc["groups"].setdefault(group, {"ip": 0, "eb": 0})
             entry[counter] += sign
     if new["kind"] == "eboard" and not new["group"]:
         connected = new["online"] is True and new["condition"] != "broken" and not new["decommissioned"]
@@ -140,7 +153,7 @@ def endpoint_changed(old: Doc | None, new: Doc, docs: Docs) -> None:
     if new["was_fm"] and new["decommissioned"] and not new["converted_at"] and not (old and old["decommissioned"]):
         doc["fm_total"] -= 1  # an FM station taken out of service before conversion leaves the plan
     if new["kind"] == "portal":
-        _portal_changed(doc, old, new)
+        _portal_changed(doc, new)
     if new["converted_at"] and not (old and old["converted_at"]):
         doc["fm_converted"] += 1
     _touch(doc, new["since"])
@@ -168,8 +181,9 @@ def portals_published(latest: dict[str, str], docs: Docs) -> None:
             continue
         docs.put("endpoint", key, dict(e, last_published=when))
         doc = _kpi(docs)
-        if (doc["portals"].get(e["ward"]) or "") < when:
-            doc["portals"][e["ward"]] = when
+        portal = doc["portals"].get(code)
+        if portal is not None and (portal["published"] or "") < when:
+            portal["published"] = when
             docs.put("kpi", KEY, doc)
 
 
@@ -196,21 +210,40 @@ def _share(num: int, den: int) -> dict[str, Any]:
     return {"value": round(100.0 * num / den, 1) if den else 0.0, "numerator": num, "denominator": den}
 
 
-def values(doc: Doc, at: str, portal_days: int = PORTAL_DAYS) -> dict[str, dict[str, Any]]:
-    """Each KPI as a percentage with its numerator and denominator, as of time `at` (ISO)."""
-    groups_by_ward: dict[str, list[dict[str, Any]]] = {}
-    for g in doc["groups"].values():
-        groups_by_ward.setdefault(g["ward"], []).append(g)
-    wards = doc["wards"]
-    covered = sum(1 for w in wards if groups_by_ward.get(w) and all(g["ip"] > 0 for g in groups_by_ward[w]))
-    cutoff = (datetime.fromisoformat(at) - timedelta(days=portal_days)).isoformat()
-    live = doc.get("live_portals", {})
-    active = sum(1 for w in wards if live.get(w) or (doc["portals"].get(w) or "") >= cutoff)
+def structure(doc: Doc, day: str) -> Tree:
+    """The wards and groups (and every other unit) in force on `day` (Vietnam time)."""
+    return tree_on(doc["units"], day)
+
+
+def values(doc: Doc, at: str, portal_days: int = PORTAL_DAYS, on: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each KPI as a percentage with its numerator and denominator, as of time `at` (ISO), with wards and groups
+    counted on the structure in force on the day `on` (default: the day of `at`)."""
+    now = datetime.fromisoformat(at).astimezone(UTC)
+    at = now.isoformat()
+    tree = structure(doc, on or day_of(at))
+    counts, none = doc["groups"], {"ip": 0, "eb": 0}
+    groups_by_ward: dict[str, list[str]] = {}
+    groups = tree.of_level("group")
+    for g in groups:
+        if g.parent is not None:
+            groups_by_ward.setdefault(g.parent, []).append(g.id)
+    wards = tree.of_level("ward")
+    covered = sum(
+        1 for w in wards if (mine := groups_by_ward.get(w.code)) and all(counts.get(g, none)["ip"] > 0 for g in mine)
+    )
+    cutoff = (now - timedelta(days=portal_days)).isoformat()
+    active: set[str] = set()
+    for portal in doc["portals"].values():
+        if portal["live"] or (portal["published"] or "") >= cutoff:
+            place = assigned_on([{"from": f, "ward_id": w} for f, w in portal["wards"]], tree.day)
+            unit = tree.by_id.get(place["ward_id"]) if place and place["ward_id"] else None
+            if unit is not None and unit.level == "ward":
+                active.add(unit.id)
     return {
         "ip_radio_wards": _share(covered, len(wards)),
-        "eboard_groups": _share(sum(1 for g in doc["groups"].values() if g["eb"] > 0), len(doc["groups"])),
+        "eboard_groups": _share(sum(1 for g in groups if counts.get(g.id, none)["eb"] > 0), len(groups)),
         "large_boards_connected": _share(sum(doc["large"].values()), len(doc["large"])),
-        "ward_portals_active": _share(active, len(wards)),
+        "ward_portals_active": _share(len(active), len(wards)),
         "fm_converted": _share(doc["fm_converted"], doc["fm_total"]),
         "staff_trained": _share(doc["staff_trained"], doc["staff_total"]),
         "feedback_response_rate": _response_rate(doc, at),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from keng.domain.values import PLAYED_ACK_STATES, AckState
 from keng.projections import kpi
 from keng.projections.fold import Doc, Row
+from keng.projections.units import Tree, assigned_on, day_of, tree_on
 
 
 class Reader(Protocol):
@@ -61,8 +62,9 @@ def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
     failed_state, playing = AckState.FAILED, AckState.PLAYING  # read once, not per target
     for dispatch_id in b["dispatches"]:
         d = r.load("dispatch", dispatch_id) or {"targets": [], "acks": {}, "closed_at": None, "opened_at": ""}
+        day = day_of(d["opened_at"]) if d["opened_at"] else None
         for code in d["targets"]:
-            e = by_code.get(code, {})
+            e = _placed(by_code.get(code, {}), day)  # its ward and group on the day the dispatch opened
             ack = d["acks"].get(code)
             latency = None if ack is None else _ms(d["opened_at"], ack[2])
             ward = areas.setdefault(("ward", e.get("ward") or "?"), _tally())
@@ -85,6 +87,13 @@ def delivery(r: Reader, broadcast_id: str) -> dict[str, Any]:
             "failed_endpoints": sorted(set(failed)), "heard": heard}  # fmt: skip
 
 
+def _placed(e: Doc, day: str | None) -> Doc:
+    """The endpoint's ward and group codes as assigned on `day` (a reorganisation may have moved it since)."""
+    if day is None or len(e.get("assignments") or ()) < 2:
+        return e
+    return assigned_on(e["assignments"], day) or e
+
+
 def working(e: Doc, kind: str) -> bool:
     """In service and not known to be offline."""
     return e["kind"] == kind and not e["decommissioned"] and e["condition"] != "broken" and e["online"] is not False
@@ -96,22 +105,32 @@ def health(r: Reader) -> list[Doc]:
     return sorted(({k: e[k] for k in keys} for e in r.load_kind("endpoint").values()), key=lambda e: e["code"])
 
 
-def coverage(r: Reader) -> list[dict[str, Any]]:
-    """Per residential group and ward: has a working IP speaker? an e-board? And per ward, what residents confirmed
-    through the app ("I heard it"): confirmations, for how many broadcasts, the newest when."""
-    endpoints = list(r.load_kind("endpoint").values())
-    groups = [a for a in r.load_kind("area").values() if a["level"] == "group"]
+def structure(r: Reader, at: str | None = None, on: str | None = None) -> Tree:
+    """The units in force on the day `on` (default: the Vietnam day of `at`, default now), from the area documents."""
+    day = on or day_of(at or datetime.now(UTC).isoformat())
+    return tree_on({key: a["periods"] for key, a in r.load_kind("area").items()}, day)
+
+
+def coverage(r: Reader, at: str | None = None, on: str | None = None) -> list[dict[str, Any]]:
+    """Per residential group and ward in force on the day `on` (default: the day of `at`, default now): has a working
+    IP speaker? an e-board? And per ward, what residents confirmed through the app ("I heard it"): confirmations, for
+    how many broadcasts, the newest when. A group's endpoints are those assigned to it (a group keeps its own when it
+    moves), so the same endpoints can be shown on the structure before or after a reorganisation."""
+    tree = structure(r, at, on)
+    by_group: dict[str, list[Doc]] = {}
+    for e in r.load_kind("endpoint").values():
+        if e.get("group_id"):
+            by_group.setdefault(e["group_id"], []).append(e)
     rows = []
-    for g in sorted(groups, key=lambda a: a["code"]):
-        mine = [e for e in endpoints if e["group"] == g["code"]]
-        rows.append({"level": "group", "code": g["code"], "ward": g["parent"],
+    for g in tree.of_level("group"):
+        mine = by_group.get(g.id, [])
+        rows.append({"level": "group", "code": g.code, "name": g.name, "ward": g.parent, "structure": tree.day,
                      "ip_speaker": any(working(e, "ip-speaker") for e in mine),
                      "eboard": any(working(e, "eboard") for e in mine)})  # fmt: skip
-    wards = sorted({a["code"] for a in r.load_kind("area").values() if a["level"] == "ward"})
-    for w in wards:
-        mine = [g for g in rows if g["ward"] == w]
-        heard = r.load("heard-ward", w) or {"confirmations": 0, "broadcasts": 0, "last_at": None}
-        rows.append({"level": "ward", "code": w, "ward": w,
+    for w in tree.of_level("ward"):
+        mine = [g for g in rows if g["ward"] == w.code]
+        heard = r.load("heard-ward", w.id) or {"confirmations": 0, "broadcasts": 0, "last_at": None}
+        rows.append({"level": "ward", "code": w.code, "name": w.name, "ward": w.code, "structure": tree.day,
                      "ip_speaker": bool(mine) and all(g["ip_speaker"] for g in mine),
                      "eboard": bool(mine) and all(g["eboard"] for g in mine),
                      "heard_confirmations": heard["confirmations"], "heard_broadcasts": heard["broadcasts"],
@@ -140,22 +159,59 @@ def offline_during(r: Reader, start: str, end: str) -> list[dict[str, Any]]:
     return out
 
 
-def kpis(r: Reader, at: str, portal_days: int = kpi.PORTAL_DAYS) -> list[dict[str, Any]]:
-    """Each plan target: value now, target (100% by 2025) and the trend per quarter."""
+def kpis(r: Reader, at: str, portal_days: int = kpi.PORTAL_DAYS, on: str | None = None) -> list[dict[str, Any]]:
+    """Each plan target as of the instant `at`, with wards and groups counted on the structure in force on the day
+    `on` (default: the day of `at`): value, target (100% by 2025), the trend per quarter (each point on the structure
+    at its quarter's end), and the judgement of the target (`met`, `judged_value`): its value at the end of the target
+    year (`judged_at`; None: its value at `at`, before the year has ended or when nothing was recorded by its end) on
+    the structure `judged_on`: `on` if given, else that of the plan period's last day once the year has ended."""
     doc = r.load("kpi", kpi.KEY)
     if doc is None:
         return []
-    now = kpi.values(doc, at, portal_days)
+    at = datetime.fromisoformat(at).astimezone(UTC).isoformat()
+    today = day_of(at)
+    day = on or today
+    now = kpi.values(doc, at, portal_days, day)
     trend = dict(doc["trend"])
-    trend[kpi.quarter_of(at)] = now
-    return [{"kpi": name, **now[name], "target": 100.0, "target_year": kpi.TARGET_YEAR,
-             "trend": {q: v[name]["value"] for q, v in sorted(trend.items())}} for name in kpi.NAMES]  # fmt: skip
+    trend[kpi.quarter_of(at)] = now if day == today else kpi.values(doc, at, portal_days)
+    final = kpi.quarter_of(at) > kpi.TARGET_QUARTER
+    kept = r.load("kpi", kpi.TARGET_KEY) if final else None  # None: nothing was recorded before the year ended
+    judged_at = kpi.quarter_end(kpi.TARGET_QUARTER) if kept else None
+    judged_on = on or (kpi.PLAN_END_DAY if final else today)
+    judged = kpi.values(kept or doc, judged_at or at, portal_days, judged_on)
+    shown, judged_tree = kpi.structure(doc, day), kpi.structure(kept or doc, judged_on)
+    rows = []
+    for name in kpi.NAMES:
+        level = kpi.UNIT_LEVELS.get(name)
+        rows.append({
+            "kpi": name, **now[name], "target": 100.0, "target_year": kpi.TARGET_YEAR, "structure": day,
+            "units": shown.label(level) if level else None,
+            "met": judged[name]["value"] >= 100.0, "judged_value": judged[name]["value"], "judged_at": judged_at,
+            "judged_on": judged_on, "judged_units": judged_tree.label(level) if level else None,
+            "trend": {q: v[name]["value"] for q, v in sorted(trend.items())},
+        })  # fmt: skip
+    return rows
+
+
+_TIMELINE_KEYS = ("position", "at", "subject_kind", "subject", "event", "actor", "detail")
 
 
 def timeline(r: Reader, subject_kind: str, subject: str) -> list[dict[str, Any]]:
     """The audit timeline of one broadcast or one staff member."""
-    keys = ("position", "at", "subject_kind", "subject", "event", "actor", "detail")
-    return [dict(zip(keys, row, strict=True)) for row in r.timeline(subject_kind, subject)]
+    return [dict(zip(_TIMELINE_KEYS, row, strict=True)) for row in r.timeline(subject_kind, subject)]
+
+
+def area_timeline(r: Reader, code: str) -> list[dict[str, Any]]:
+    """The audit timeline of every unit that ever held `code` (a code may have named several, one after another),
+    in log order, each row naming the unit's code and name as they are now."""
+    index = r.load("area-code", code)
+    rows: list[Row] = []
+    names: dict[str, str] = {}
+    for unit in sorted({str(e[2]) for e in (index["units"] if index else [])}):
+        area = r.load("area", unit)
+        names[unit] = f"{area['code']} {area['name']}" if area else unit
+        rows.extend(r.timeline("area", unit))
+    return [{**dict(zip(_TIMELINE_KEYS, row, strict=True)), "unit": names[row[3]]} for row in sorted(rows)]
 
 
 def drills(r: Reader) -> list[dict[str, Any]]:

@@ -12,6 +12,10 @@ Each year's row: the stations planned for it (`planned`, `stations`, `pending`),
 (`planned_converted`), what was done that year whichever station it was (`converted_in_year`, by the day each
 conversion names, and its cost `conversion_cost_vnd`), and the running totals (`cumulative_planned`,
 `cumulative_converted`; `behind` is how many conversions the plan is short by the end of the year).
+
+`per_ward` shows the same plan per ward on the structure in force on a chosen day (areas are dated facts, see
+projections/units.py): a station belongs to the ward that contained its residential group on that day (a group keeps
+its stations when a reorganisation moves it), or, without a group, to the ward it was assigned to that day.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 from typing import Any
 
 from keng.projections.fold import Doc
+from keng.projections.units import Tree, Unit, assigned_on
 
 DEPRECIATION_YEARS = 5
 _CONDITION_ORDER = {"broken": 0, "degraded": 1}
@@ -72,3 +77,46 @@ def plan(endpoints: list[Doc], first: int = 2022, last: int = 2025) -> dict[str,
         })  # fmt: skip
     done = sum(1 for e in stations if e["converted_at"])
     return {"total_fm": total, "converted": done, "from": first, "to": last, "years": rows}
+
+
+def ward_on(e: Doc, tree: Tree) -> Unit | None:
+    """The ward an endpoint belonged to on the tree's day: its group's ward then, else the ward it was assigned to."""
+    group = tree.by_id.get(e.get("group_id") or "")
+    if group is not None:
+        return tree.ward_of(group)
+    place = assigned_on(e.get("assignments") or [], tree.day)
+    return tree.ward_of(tree.by_id.get((place or {}).get("ward_id") or ""))
+
+
+def per_ward(endpoints: list[Doc], tree: Tree, first: int = 2022, last: int = 2025) -> list[dict[str, Any]]:
+    """One row per ward in force on the tree's day (and one, `ward` None, for stations in no ward that day): its FM
+    stations in the plan, how many are converted, which are pending, and per year how many the plan takes
+    (`planned_YYYY`) and how many were converted that year (`converted_YYYY`)."""
+    whole = plan(endpoints, first, last)
+    year_of = {code: row["year"] for row in whole["years"] for code in row["stations"]}
+    years = [row["year"] for row in whole["years"]]
+    rows: dict[str | None, dict[str, Any]] = {}
+
+    def row_of(ward: Unit | None) -> dict[str, Any]:
+        key = ward.code if ward else None
+        if key not in rows:
+            rows[key] = {"ward": key, "name": ward.name if ward else None, "structure": tree.day, "total_fm": 0,
+                         "converted": 0, "pending": [], **{f"planned_{y}": 0 for y in years},
+                         **{f"converted_{y}": 0 for y in years}}  # fmt: skip
+        return rows[key]
+
+    for w in tree.of_level("ward"):
+        row_of(w)
+    for e in sorted((e for e in endpoints if in_plan(e)), key=lambda e: e["code"]):
+        row = row_of(ward_on(e, tree))
+        row["total_fm"] += 1
+        if e["converted_at"]:
+            row["converted"] += 1
+            day = converted_on(e)
+            if day and f"converted_{day[:4]}" in row:
+                row[f"converted_{day[:4]}"] += 1
+        else:
+            row["pending"].append(e["code"])
+        if e["code"] in year_of:
+            row[f"planned_{year_of[e['code']]}"] += 1
+    return sorted(rows.values(), key=lambda r: (r["ward"] is None, r["ward"] or ""))

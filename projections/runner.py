@@ -17,11 +17,12 @@ from typing import Any, Protocol
 
 from keng.domain.broadcast import FINAL_STATES
 from keng.projections.facts import Fact, facts_of
-from keng.projections.fold import Doc, Row, fold
+from keng.projections.fold import FORMAT, Doc, Row, fold
 
 # Documents kept between batches. Hot, small kinds (inventory, staff, the kpi counters) stay; finished broadcasts and
 # closed dispatches (large: every ack) are dropped at each commit, and everything else beyond the limit as well.
 CACHE_LIMIT = 20_000
+META = ("meta", "format")
 _FINISHED = frozenset(FINAL_STATES)
 
 
@@ -62,6 +63,7 @@ class Batch:
 
     def flush(self, position: int) -> None:
         docs: dict[tuple[str, str], Any] = {k: self.cache[k] for k in self.dirty}
+        docs[META] = {"format": FORMAT}  # which fold wrote these documents
         self.store.commit(docs, self.rows, position)
         self.dirty, self.rows = set(), []
         self._evict()

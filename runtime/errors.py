@@ -58,6 +58,7 @@ KINDS: dict[str, Titles] = {
     "expired": Titles("Broadcast expired", "Bản tin đã hết hạn"),
     "not-approved": Titles("Broadcast not approved", "Bản tin chưa được duyệt"),
     "unknown-area": Titles("Unknown area or endpoint", "Địa bàn hoặc thiết bị không tồn tại"),
+    "area-ended": Titles("Area no longer in force", "Địa bàn không còn hiệu lực"),
     "outside-jurisdiction": Titles("Outside the sender's jurisdiction", "Ngoài địa bàn được phép của bên gửi"),
     "integration-owns-alert": Titles("Not the alert's creator", "Không phải bên đã tạo cảnh báo"),
     "integration-owns-sender": Titles("Sender not owned", "Không phải người gửi CAP được cấp"),
@@ -112,6 +113,9 @@ RULES: dict[str, Entry] = {
     "expired-cannot-be-approved": Entry(409, "expired"),
     "nothing-dispatched-unapproved": Entry(409, "not-approved"),
     "unknown-area": Entry(422, "unknown-area"),
+    "area-ended": Entry(
+        422, "area-ended", "Mã địa bàn đã hết hiệu lực (sáp nhập, chia tách hoặc giải thể); dùng mã các đơn vị kế thừa"
+    ),
     "sign-in-locked": Entry(429, "locked-out", "Tài khoản tạm khóa do đăng nhập sai nhiều lần"),
     "cap-refused": Entry(*_CAP),
     "cap-unknown-area-code": Entry(*_CAP, "Bản tin CAP nêu mã địa bàn không tồn tại"),

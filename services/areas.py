@@ -90,8 +90,9 @@ class EndedUnit:
 class Move:
     """A residential group or an endpoint of an ended unit going to a successor; `how`: merged (the one successor),
     assigned (an explicit assignment), coordinates (the nearest successor centre), default (the default successor),
-    group (an endpoint following its residential group). `recorded` is False when the codes it names stay the same
-    (a successor that took the old unit's code), so no event is needed."""
+    group (an endpoint following its residential group). `recorded` is False for a residential group whose parent
+    code stays the same (a successor that took the old ward's code: `Area.move` records nothing then); an endpoint's
+    reassignment is always recorded (the reused code names a new unit)."""
 
     code: str
     from_code: str
@@ -632,10 +633,9 @@ class _Planner:
                                   assignments=self.assignments, used=self.used_assignments)  # fmt: skip
             if how == "merged" and old in self.dissolved:
                 how = "default"
-        recorded = endpoint.reassign(ward=target.code, group=group, effective=self.day, how=how, by=self.by)
+        endpoint.reassign(ward=target.code, group=group, effective=self.day, how=how, by=self.by)
         self.touch(endpoint)
-        self.plan.endpoints.append(Move(endpoint.code, old, old_name, target.code, target.name, how, group,
-                                        recorded=recorded))  # fmt: skip
+        self.plan.endpoints.append(Move(endpoint.code, old, old_name, target.code, target.name, how, group))
 
     # -- scopes -----------------------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ files say is the adapter's (adapters/mqtt/provision.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
@@ -18,7 +18,6 @@ from keng.adapters.mqtt.accounts import KENG_ACCOUNT, DevicePasswords, KengAccou
 from keng.adapters.mqtt.protocol import CLASS_OF_KIND
 from keng.adapters.mqtt.provision import BrokerOptions, DeviceGrant, Written, write_broker_files
 from keng.adapters.store.app import Keng
-from keng.domain.area import Area
 from keng.domain.errors import IllegalTransition
 from keng.projections.catalog import Catalog
 
@@ -55,10 +54,11 @@ def issue_credentials(app: Keng, passwords: DevicePasswords, *, code: str, by: s
     return Issued(endpoint.code, password, rotated)
 
 
-def device_grants(catalog: Catalog, issued: set[str]) -> list[DeviceGrant]:
+def device_grants(catalog: Catalog, issued: set[str], at: datetime | None = None) -> list[DeviceGrant]:
     """What each device with issued credentials may do, from the registry: every endpoint in service of a kind that
-    connects to the broker, with its areas (group, ward, district, city: the dispatcher's group topics)."""
-    parents = {a.code: a.parent for a in catalog.of_type(Area)}
+    connects to the broker, with its areas on the tree in force at `at` (default now: group, ward, then district
+    and city or province, the dispatcher's group topics)."""
+    parents = catalog.area_registry().in_force(at or datetime.now(UTC)).parents
     grants = []
     for e in catalog.endpoints():
         if e.code in issued and not e.decommissioned and e.connects_to_broker:
@@ -83,7 +83,7 @@ def broker_config(
     keng's own accounts, whose passwords are generated once and kept)."""
     catalog = Catalog().fold(app.read_events())
     hashes = passwords.hashes()
-    grants = device_grants(catalog, set(hashes))
+    grants = device_grants(catalog, set(hashes), now or app.clock())
     keng = {account: accounts.password(account) for account in KENG_ACCOUNTS}
     written = write_broker_files(options, grants, hashes, keng, now=now)
     log.info("broker.config_written", out=str(options.out), devices=len(grants), tls=options.tls is not None,

@@ -26,8 +26,9 @@ from keng.adapters.store.access import VerifiedInbound, jurisdiction_codes, reco
 from keng.adapters.store.app import Keng
 from keng.adapters.store.errors import DuplicateRecord, NotFound
 from keng.domain.access import Integration, integration_id
-from keng.domain.area import Area
-from keng.domain.errors import OutsideJurisdiction, UnknownArea
+from keng.domain.area_registry import AreaRegistry, AreaView, Structure
+from keng.domain.broadcast import Broadcast
+from keng.domain.errors import AreaEnded, OutsideJurisdiction, UnknownArea
 from keng.domain.feedback import DEFAULT_DUE_DAYS, Feedback
 from keng.domain.push import REPLY, Push
 from keng.domain.values import AreaLevel
@@ -48,35 +49,49 @@ def feedback_events() -> list[type]:
 # -- from the app ---------------------------------------------------------------------------------------------------
 
 
-def _km(a: Area, lat: float, lon: float) -> float:
+def _km(a: AreaView, lat: float, lon: float) -> float:
     assert a.lat is not None and a.lon is not None
     dy = (a.lat - lat) * 111.2
     dx = (a.lon - lon) * 111.2 * math.cos(math.radians(lat))
     return math.hypot(dx, dy)
 
 
+def _unknown(code: str, what: str, registry: AreaRegistry | None, at: datetime) -> UnknownArea:
+    """The refusal of a code that names no `what` in force: AreaEnded naming the successors when its unit has
+    ended (the registry knows), UnknownArea otherwise."""
+    if registry is not None:
+        try:
+            registry.resolve(code, said_at=at, now=at)
+        except AreaEnded as e:
+            return e
+        except UnknownArea:
+            pass
+    return UnknownArea(f"rule {UnknownArea.rule}: no {what} with code {code!r}")
+
+
 def resolve_place(
-    place: Mapping[str, Any], areas: list[Area], covered: frozenset[str]
+    place: Mapping[str, Any], tree: Structure, covered: frozenset[str], registry: AreaRegistry | None = None
 ) -> tuple[str | None, str | None]:
-    """(ward, group) of a place: a group's ward, a ward, or the nearest covered ward centre to coordinates (within
-    10 km); UnknownArea or OutsideJurisdiction for a code that is unknown or not the app's."""
-    index = {a.code: a for a in areas}
+    """(ward, group) of a place on `tree`, the area tree in force now (a message's codes are today's): a group's
+    ward, a ward, or the nearest covered ward centre to coordinates (within 10 km); UnknownArea (AreaEnded naming
+    the successors, given the `registry`) or OutsideJurisdiction for a code that is unknown or not the app's."""
+    index = tree.nodes
     ward: str | None = None
     group: str | None = None
     if place.get("group"):
         node = index.get(place["group"])
         if node is None or node.level != AreaLevel.GROUP.value:
-            raise UnknownArea(f"rule {UnknownArea.rule}: no residential group with code {place['group']!r}")
+            raise _unknown(place["group"], "residential group", registry if node is None else None, tree.at)
         group, ward = node.code, node.parent
     if place.get("ward"):
         node = index.get(place["ward"])
         if node is None or node.level != AreaLevel.WARD.value:
-            raise UnknownArea(f"rule {UnknownArea.rule}: no ward with code {place['ward']!r}")
+            raise _unknown(place["ward"], "ward", registry if node is None else None, tree.at)
         if ward is not None and ward != node.code:
             raise UnknownArea(f"rule {UnknownArea.rule}: group {group} is not in ward {node.code}")
         ward = node.code
     if ward is None and "lat" in place:
-        wards = [a for a in areas if a.level == AreaLevel.WARD.value and a.code in covered and a.lat is not None]
+        wards = [a for a in tree.of_level(AreaLevel.WARD.value) if a.code in covered and a.lat is not None]
         near = min(wards, key=lambda a: _km(a, place["lat"], place["lon"]), default=None)
         if near is not None and _km(near, place["lat"], place["lon"]) <= NEAREST_WARD_KM:
             ward = near.code
@@ -122,10 +137,11 @@ def accept_feedback(
 
 
 def _feedback(intake: Intake, keyed: VerifiedInbound, data: dict[str, Any], due_days: Mapping[str, int]) -> Feedback:
-    areas = intake.areas.get()
-    covered = jurisdiction_codes(keyed.integration.jurisdiction, areas)
+    registry = intake.areas.get()
+    tree = registry.in_force(intake.app.clock())
+    covered = jurisdiction_codes(keyed.integration.jurisdiction, tree)
     place = data.get("place") or {}
-    ward, group = resolve_place(place, areas, covered)
+    ward, group = resolve_place(place, tree, covered, registry)
     photo = None
     if data.get("photo"):
         raw = check_photo(data["photo"]["content_type"], data["photo"]["data"])
@@ -157,12 +173,12 @@ def accept_heard(intake: Intake, *, headers: Mapping[str, str], body: bytes, now
             return earlier
         data = parse_heard(body)
         item = intake.app.broadcast(UUID(data["broadcast_id"]))
-        areas = intake.areas.get()
-        covered = jurisdiction_codes(keyed.integration.jurisdiction, areas)
-        parents = {a.code: a.parent for a in areas}
-        if not any(_reaches(code, covered, parents) for code in item.scope):
+        registry = intake.areas.get()
+        tree = registry.in_force(intake.app.clock())
+        covered = jurisdiction_codes(keyed.integration.jurisdiction, tree)
+        if not any(_reaches(code, covered, tree.parents) for code in _scope_now(item, registry, tree)):
             raise NotFound(f"broadcast {item.id} not found")  # not the app's to confirm: as if unknown
-        ward, group = resolve_place(data.get("place") or {}, areas, covered)
+        ward, group = resolve_place(data.get("place") or {}, tree, covered, registry)
         outcome = {
             "broadcast_id": str(item.id),
             "message_id": keyed.verified.message_id,
@@ -178,6 +194,18 @@ def accept_heard(intake: Intake, *, headers: Mapping[str, str], body: bytes, now
             continue
         return Accepted(outcome, replayed=False, integration=keyed.integration)
     raise AssertionError("unreachable")
+
+
+def _scope_now(item: Broadcast, registry: AreaRegistry, tree: Structure) -> list[str]:
+    """The broadcast's scope codes (recorded as they were then) read on today's tree: a code of a unit that has
+    changed since stands for the codes that cover its ground now."""
+    out: list[str] = []
+    for code in item.scope:
+        try:
+            out.extend(registry.resolve(code, said_at=item.created_on, now=tree.at).codes)
+        except UnknownArea:
+            out.append(code)
+    return out
 
 
 def _reaches(code: str, covered: frozenset[str], parents: Mapping[str, str | None]) -> bool:

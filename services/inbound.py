@@ -43,7 +43,7 @@ from keng.adapters.store.access import VerifiedInbound, find_inbound, record_inb
 from keng.adapters.store.app import Keng
 from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord
 from keng.domain.access import Integration
-from keng.domain.area import Area
+from keng.domain.area_registry import AreaRegistry, AreaView, Structure
 from keng.domain.broadcast import Broadcast
 from keng.domain.cap import CapAlert
 from keng.domain.cap_mapping import CapPlan
@@ -94,7 +94,8 @@ class Intake:
 
     app: Keng
     secrets: SecretStore
-    areas: Cache[list[Area]]
+    areas: Cache[AreaRegistry]
+    """Every area unit ever recorded; targets are read on the tree in force at the app clock's now."""
     integrations: Cache[list[Integration]]
     committer: Committer
     data_dir: Path
@@ -150,8 +151,8 @@ def prepare_city_message(intake: Intake, *, headers: Mapping[str, str], body: by
     earlier = look_up(intake.app, CITY_SOURCE, keyed)
     if earlier is not None:
         return earlier
-    areas = intake.areas.get()
-    return _city_records(intake, keyed, parse_city_message(body), areas, {a.code: a for a in areas})
+    tree = _tree_now(intake)
+    return _city_records(intake, keyed, parse_city_message(body), tree, tree.nodes)
 
 
 def prepare_city_message_inline(
@@ -165,11 +166,10 @@ def prepare_city_message_inline(
     keyed = verify(intake, CITY_SOURCE, headers, body, now)
     try:
         fields = parse_city_message(body)
-        areas = intake.areas.get()
-        index = {a.code: a for a in areas}
-        if fields["target_endpoints"] or any(code not in index for code in fields["target_areas"]):
+        tree = _tree_now(intake)
+        if fields["target_endpoints"] or any(code not in tree for code in fields["target_areas"]):
             return NEEDS_STORE
-        return _city_records(intake, keyed, fields, areas, index)
+        return _city_records(intake, keyed, fields, tree, tree.nodes)
     except Exception:
         return NEEDS_STORE
 
@@ -196,11 +196,18 @@ async def accept_city_message(intake: Intake, *, headers: Mapping[str, str], bod
         return Accepted(step.inbound.outcome, replayed=False, integration=step.keyed.integration)
 
 
+def _tree_now(intake: Intake) -> Structure:
+    """The area tree in force at the app clock's now."""
+    return intake.areas.get().in_force(intake.app.clock())
+
+
 def _city_records(
-    intake: Intake, keyed: VerifiedInbound, fields: dict[str, Any], areas: list[Area], index: dict[str, Area]
+    intake: Intake, keyed: VerifiedInbound, fields: dict[str, Any], tree: Structure, index: Mapping[str, AreaView]
 ) -> Prepared:
-    """The broadcast a verified message creates (drafted, submitted, perhaps auto-approved) and its Inbound record."""
-    actor = keyed.actor(areas)
+    """The broadcast a verified message creates (drafted, submitted, perhaps auto-approved) and its Inbound record.
+    The payload carries no time of its own, so its target codes are read as of receipt: today's codes; a code whose
+    unit has ended is refused naming its successors (AreaEnded, from `scope_of`)."""
+    actor = keyed.actor(tree)
     ref = keyed.verified.message_id
     item = intake.app.prepare_broadcast(actor, source_kind=CITY_SOURCE, source_ref=ref, area_index=index, **fields)
     item.submit(by=actor)
@@ -245,7 +252,7 @@ def accept_cap_alert(intake: Intake, *, headers: Mapping[str, str], raw: bytes, 
 
 
 def _cap_changes(intake: Intake, keyed: VerifiedInbound, raw: bytes) -> PendingIngest:
-    actor = keyed.actor(intake.areas.get())
+    actor = keyed.actor(_tree_now(intake))
 
     def standing_order(alert: CapAlert, plan: CapPlan) -> str | None:
         info = next((i for i in alert.infos if i.language.lower().startswith("vi")), alert.infos[0])
@@ -280,4 +287,6 @@ def _cap_outcome(result: IngestResult) -> dict[str, Any]:
     }
     if result.warnings:  # doubtful but accepted (a resource refused on its own among them); kept in the Inbound record
         outcome["warnings"] = list(result.warnings)
+    if result.notes:  # area codes read as of the alert's `sent` as other codes today (a divided ward: its parts)
+        outcome["notes"] = list(result.notes)
     return outcome

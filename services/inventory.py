@@ -21,7 +21,7 @@ from keng.adapters.store.app import Keng
 from keng.domain.area import Area
 from keng.domain.authority import Visibility
 from keng.domain.endpoint import Endpoint
-from keng.domain.errors import UnknownArea
+from keng.domain.errors import AreaEnded, UnknownArea
 from keng.domain.ids import endpoint_id
 from keng.domain.programme import VIETNAM_TZ
 from keng.projections.catalog import Catalog
@@ -42,8 +42,12 @@ def load_rows(
     """Validate rows; store all of them in one transaction, or none and raise with every error. Returns the counts."""
 
     def existing_area(code: str) -> Area | None:
+        """The unit holding `code` now; None for a code nobody holds, AreaEnded (naming the successors) for one
+        whose unit has ended: a file's codes are today's."""
         try:
             return app.area(code)
+        except AreaEnded:
+            raise
         except UnknownArea:
             return None
 

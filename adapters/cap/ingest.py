@@ -80,6 +80,9 @@ class IngestResult:
     languages: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     """`path: message` of what was doubtful but accepted, a resource refused on its own among them."""
+    notes: tuple[str, ...] = ()
+    """`path: note` for each VN-DVHC code read, as of the alert's `sent`, as other codes in force now (recoded, or
+    divided: the parts of its area it targets)."""
 
 
 _DEFAULT_INDEX = PlaceIndex()
@@ -167,6 +170,8 @@ class PendingIngest:
         log.info("cap.ingested", key=r.key, action=r.action, broadcast_id=str(r.broadcast_id), actor=self.by)
         if r.warnings:
             log.warning("cap.warnings", key=r.key, warnings=list(r.warnings), actor=self.by)
+        if r.notes:
+            log.info("cap.areas_read_as_of_sent", key=r.key, notes=list(r.notes), actor=self.by)
 
 
 class _Run:
@@ -205,6 +210,7 @@ class _Run:
             audio=self.inline,
             languages=p.languages,
             warnings=tuple(f"{path}: {message}" for path, message in self.alert.warnings),
+            notes=p.notes,
         )
         by = self.actor if isinstance(self.actor, str) else self.actor.handle
         return PendingIngest(self.app, result, by, tuple(items) if save else (), created)
@@ -222,7 +228,7 @@ class _Run:
             priority=p.priority.value,
             target_areas=p.target_areas,
             target_endpoints=p.target_endpoints,
-            scope=self.app.scope_of(p.target_areas, p.target_endpoints),
+            scope=self.app.scope_of(p.target_areas, p.target_endpoints, self.juris.gazetteer.tree.nodes),
             schedule_at=p.schedule_at,
             expires_at=expires,
             drill=p.drill,
@@ -304,7 +310,10 @@ class _Run:
         for item in found.values():
             if self.integration:
                 self.integration.require_creator(item.drafted_by, f"broadcast {item.id} (alert/references)")
-            foreign = [code for code in item.scope if not self.juris.covers(code)]
+            # The broadcast's scope names the units of its time: read on today's tree, as the jurisdiction is.
+            said_at = item.created_on
+            now_codes = [c for code in item.scope for c in self.juris.gazetteer.codes_now(code, said_at=said_at)]
+            foreign = [code for code in dict.fromkeys(now_codes) if not self.juris.covers(code)]
             if foreign:
                 raise OutsideJurisdiction(
                     f"alert/references: broadcast {item.id} covers {', '.join(foreign)}, outside the sender's "

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets as _secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -18,7 +18,7 @@ from keng.adapters.store.app import Keng
 from keng.adapters.store.errors import NotFound
 from keng.domain.access import Integration, integration_id, token_id
 from keng.domain.actor import ExternalActor
-from keng.domain.area import Area
+from keng.domain.area_registry import AreaView
 from keng.domain.inbound import Inbound, inbound_id, legacy_inbound_id
 from keng.domain.values import Role
 
@@ -45,8 +45,9 @@ def token_record_id(token: str) -> UUID:
     return token_id(_sha256(token))
 
 
-def jurisdiction_codes(codes: list[str], areas: list[Area]) -> frozenset[str]:
-    """Area codes covered by a jurisdiction: each code, and for a district every ward registered under it."""
+def jurisdiction_codes(codes: list[str], areas: Iterable[AreaView]) -> frozenset[str]:
+    """Area codes covered by a jurisdiction: each code, and for a district (or a province) every ward under it.
+    `areas` are the units in force now (the tree of today: a jurisdiction names today's codes)."""
     covered = set(codes)
     covered |= {a.code for a in areas if a.level == "ward" and a.parent in covered}
     return frozenset(covered)
@@ -60,7 +61,7 @@ class VerifiedInbound:
     verified: Verified
     payload_sha256: str
 
-    def actor(self, areas: list[Area]) -> ExternalActor:
+    def actor(self, areas: Iterable[AreaView]) -> ExternalActor:
         """The integration as an actor: it drafts and submits within its jurisdiction."""
         return ExternalActor(
             name=self.integration.name,

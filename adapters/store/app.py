@@ -23,7 +23,7 @@ from keng.adapters.store.topics import StableTopicMapper, register_import_root, 
 from keng.adapters.store.transcoder import DateAsISO, OrjsonTranscoder
 from keng.domain.actor import Actor
 from keng.domain.area import AREA_EVENTS, Area
-from keng.domain.area_registry import AreaRegistry
+from keng.domain.area_registry import AreaRegistry, AreaView, Structure
 from keng.domain.authority import Visibility, visibility
 from keng.domain.broadcast import Broadcast
 from keng.domain.content import DEFAULT_LIMITS, ContentLimits, build_content
@@ -112,11 +112,11 @@ class Keng(Application[UUID]):
         """The staff member with this handle."""
         return self.load(Staff, staff_id(handle), f"staff member {handle!r}")
 
-    def visibility_of(self, member: Staff, areas: Sequence[Area] | None = None) -> Visibility:
-        """What a staff member may read (domain/authority.py); `areas` is the caller's cached area list, if any."""
-        known = self.area_registry().at(self.clock()).parents if areas is None else None
-        parents = known if known is not None else {a.code: a.parent for a in areas or ()}
-        return visibility(wards=member.wards, roles=member.roles, parents=parents)
+    def visibility_of(self, member: Staff, structure: Structure | None = None) -> Visibility:
+        """What a staff member may read (domain/authority.py), on the area tree in force now; `structure` is the
+        caller's cached tree of now, if any."""
+        tree = structure if structure is not None else self.area_registry().in_force(self.clock())
+        return visibility(wards=member.wards, roles=member.roles, parents=tree.parents)
 
     # -- areas and endpoints ---------------------------------------------------------------------------------------
 
@@ -139,8 +139,9 @@ class Keng(Application[UUID]):
 
     def area_of_level(self, code: str, level: AreaLevel) -> Area:
         """The unit with this code now if it is of this level (a ward, say), or UnknownArea."""
-        node = self.area(code)
-        current = node.period_at(self.clock())
+        now = self.clock()
+        node = self.area(code, now)
+        current = node.period_at(now)
         node_level = current.level if current else node.level
         if node_level != level.value:
             raise UnknownArea(f"rule {UnknownArea.rule}: {code!r} is a {node_level}, not a {level.value}")
@@ -161,14 +162,23 @@ class Keng(Application[UUID]):
         return self.load(Endpoint, endpoint_id(code), f"endpoint {code!r}")
 
     def scope_of(
-        self, areas: Sequence[str], endpoints: Sequence[str], index: Mapping[str, Area] | None = None
+        self, areas: Sequence[str], endpoints: Sequence[str], index: Mapping[str, AreaView] | None = None
     ) -> list[str]:
-        """The ward codes (or district/city codes, for wider targets) that a set of targets covers. `index` is an
-        optional in-memory map of areas by code (the hot path's cache); unknown codes are looked up in the store."""
+        """The ward codes (or district/city codes, for wider targets) that a set of targets covers, on the tree in
+        force now. `index` is an optional in-memory map of the units in force now by code (the hot path's cache);
+        other codes are looked up in the store (UnknownArea, or AreaEnded naming the successors of an ended unit)."""
         scope: set[str] = set()
+        now: datetime | None = None
         for code in areas:
-            node = index[code] if index is not None and code in index else self.area(code)
-            scope.add(node.parent if node.level == AreaLevel.GROUP.value and node.parent else node.code)
+            node = index.get(code) if index is not None else None
+            if node is not None:
+                level, parent = node.level, node.parent
+            else:
+                now = now or self.clock()
+                period = self.area(code, now).period_at(now)
+                assert period is not None  # area() answers with the unit holding the code at that instant
+                level, parent = period.level, period.parent
+            scope.add(parent if level == AreaLevel.GROUP.value and parent else code)
         for code in endpoints:
             try:
                 scope.add(self.endpoint(code).ward)
@@ -190,7 +200,7 @@ class Keng(Application[UUID]):
         target_endpoints: Sequence[str] = (),
         source_kind: str = "operator",
         source_ref: str | None = None,
-        area_index: Mapping[str, Area] | None = None,
+        area_index: Mapping[str, AreaView] | None = None,
         **content: Any,
     ) -> Broadcast:
         """A drafted (unsaved) broadcast, for callers that save it together with other records."""

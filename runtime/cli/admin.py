@@ -31,11 +31,15 @@ log = structlog.get_logger(__name__)
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the set-up and inspection commands."""
     p = sub.add_parser("init", help="create the data directory and store (with --sample: Bắc Từ Liêm sample)")
-    p.add_argument("--sample", action="store_true", help="load the sample district, its staff and endpoints")
     p.add_argument(
-        "--before-reform",
-        action="store_true",
-        help="with --sample: only its 2022 structure, without the 2025-07-01 reorganisation (see `keng area sync`)",
+        "--sample",
+        nargs="?",
+        const="today",
+        choices=("today", "2022"),
+        default=None,
+        metavar="2022",
+        help="load the sample district, its staff and endpoints: registered as in 2022, then the 2025-07-01 "
+        "reorganisation; `--sample 2022`: the 2022 structure only (`keng area sync` then previews the reform)",
     )
     p.set_defaults(handler=cmd_init)
 
@@ -98,8 +102,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    if args.before_reform and not args.sample:
-        raise CommandError("Thiếu --sample", "--before-reform goes with --sample; nothing was created", rule="usage")
     app = open_app(settings, create=True)
     where = locate_store(settings.store_url, settings.data_dir).display  # no password in what is printed
     if events := app.max_position():  # refused before anything is written: a second sample would be 700 errors
@@ -111,12 +113,12 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     bootstrap_admin(app)
     print(f"Kho dữ liệu sẵn sàng (store ready): {where}")
     if args.sample:
-        counts = install_sample(app, reorganise=not args.before_reform)
+        counts = install_sample(app, reorganise=args.sample != "2022")
         print(
             "Đã nạp địa bàn mẫu quận Bắc Từ Liêm (sample district loaded; groups and endpoints are GENERATED): "
             + ", ".join(f"{n} {k}" for k, n in counts.items())
         )
-        if args.before_reform:
+        if args.sample == "2022":
             print("Cơ cấu năm 2022, chưa sắp xếp (2022 structure): `keng area sync` previews the 2025-07-01 reform")
         else:
             wards = app.area_registry().at(app.clock()).of_level("ward")

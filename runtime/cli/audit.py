@@ -26,7 +26,7 @@ from keng.domain.values import require_aware
 from keng.projections.facts import facts_until
 from keng.projections.runner import run_facts
 from keng.runtime.bootstrap import open_app
-from keng.runtime.cli.args import digits
+from keng.runtime.cli.args import add_structure_options, digits
 from keng.runtime.cli.output import print_csv, print_json, show
 from keng.runtime.config import Settings
 from keng.runtime.reports import REPORTS, ReportOptions, build
@@ -62,6 +62,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, help="directory for the replayed store (default: a new temporary one)")
     p.add_argument("--report", dest="name", choices=REPORTS, default="board")
     p.add_argument("--state", help="board: e.g. submitted (pending approval)")
+    add_structure_options(p)
+    p.add_argument("--area", help="timeline: every unit that ever held this area code")
     p.add_argument("--json", action="store_true")
     p.add_argument("--csv", action="store_true")
     p.set_defaults(handler=cmd_replay, first=2022, last=2025, start=None, end=None, broadcast=None, staff=None)

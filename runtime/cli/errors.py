@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from keng.domain.errors import AreaEnded
 from keng.runtime.cli.output import CommandError
 from keng.runtime.errors import headline_for
 
@@ -18,6 +19,8 @@ class Failure(NamedTuple):
     headline: str
     detail: str
     rule: str | None
+    successors: tuple[str, ...] = ()
+    """For `area-ended`: the codes in force now that replace the one given (the detail names them too)."""
 
 
 def failure_of(error: BaseException) -> Failure | None:
@@ -25,7 +28,10 @@ def failure_of(error: BaseException) -> Failure | None:
     if isinstance(error, CommandError):
         return Failure(error.headline, error.detail, error.rule)
     headline = headline_for(error)
-    return None if headline is None else Failure(headline, str(error), getattr(error, "rule", None))
+    if headline is None:
+        return None
+    successors = error.successors if isinstance(error, AreaEnded) else ()
+    return Failure(headline, str(error), getattr(error, "rule", None), successors)
 
 
 def unexpected(error: BaseException) -> Failure:

@@ -164,7 +164,8 @@ def fail(args: argparse.Namespace, error: Exception, *, status: int = 1) -> int:
         structlog.get_logger(__name__).exception("command.crashed", command=args.command)
         failure, status = unexpected(error), 70
     if getattr(args, "json", False):
-        sys.stderr.write(orjson.dumps({**failure._asdict(), "command": args.command}).decode() + "\n")
+        report = {k: v for k, v in failure._asdict().items() if k != "successors" or failure.rule == "area-ended"}
+        sys.stderr.write(orjson.dumps({**report, "command": args.command}).decode() + "\n")
     else:
         report_error(f"lỗi: {failure.headline} — {failure.detail}", command=args.command)
     return status

@@ -77,7 +77,7 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_wards(args: argparse.Namespace, settings: Settings) -> int:
     app = open_app(settings, create=False)
-    wards = args.wards or sorted(a.code for a in app.areas() if a.level == "ward")
+    wards = args.wards or [a.code for a in app.area_registry().in_force(app.clock()).of_level("ward")]
     rows = programmes.ward_settings(app, programme_of(settings), wards)
     if args.json:
         print_json(rows)

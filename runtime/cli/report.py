@@ -1,5 +1,6 @@
 """`keng report ...`: the district's read models (auditor role and up): kpi, coverage, roadmap, drills, board,
-offline, timeline. Each prints a table, or `--json` / `--csv`."""
+offline, timeline. Each prints a table, or `--json` / `--csv`. `--structure DAY` counts the wards and groups in force
+on that day (e.g. 2025-06-30: the 13 wards of Bắc Từ Liêm; 2025-07-01: the wards that replaced them)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 from datetime import UTC, datetime
 
 from keng.runtime.bootstrap import open_app
-from keng.runtime.cli.args import digits
+from keng.runtime.cli.args import add_structure_options, digits
 from keng.runtime.cli.output import show
 from keng.runtime.config import Settings
 from keng.runtime.reports import REPORTS, YEARS, ReportOptions, build
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--broadcast", help="timeline: broadcast id")
     p.add_argument("--staff", help="timeline: staff handle")
     p.add_argument("--state", help="board: only broadcasts in this state")
+    add_structure_options(p)
+    p.add_argument("--area", help="timeline: every unit that ever held this area code")
     p.set_defaults(handler=cmd_report)
 
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from keng.domain.area import Area
+from keng.domain.area_registry import AreaView
 from keng.domain.endpoint import Endpoint
 from keng.domain.staff import Staff
 from keng.domain.values import AreaLevel
@@ -40,16 +40,16 @@ class TreeNode:
             yield from child.codes()
 
 
-def choosable_tree(areas: Sequence[Area], staff: Staff) -> list[TreeNode]:
-    """The areas `staff` may target, as trees: every root of the registered tree for district-wide staff; their own
-    wards (with their groups) for ward-scoped staff."""
+def choosable_tree(areas: Sequence[AreaView], staff: Staff) -> list[TreeNode]:
+    """The areas `staff` may target (`areas`: the units in force now), as trees: every root of the tree for
+    district-wide staff; their own wards (with their groups) for ward-scoped staff."""
     index = {a.code: a for a in areas}
-    children: dict[str, list[Area]] = {}
+    children: dict[str, list[AreaView]] = {}
     for a in areas:
         if a.parent is not None and a.parent in index:
             children.setdefault(a.parent, []).append(a)
 
-    def build(a: Area, depth: int = 0) -> TreeNode:
+    def build(a: AreaView, depth: int = 0) -> TreeNode:
         below = sorted(children.get(a.code, []), key=lambda c: c.code) if depth < 8 else []
         return TreeNode(a.code, a.name, a.level, tuple(build(c, depth + 1) for c in below))
 
@@ -113,7 +113,7 @@ def _selected(code: str, parents: tuple[str, ...], chosen: set[str]) -> bool:
     return code in chosen or any(p in chosen for p in parents)
 
 
-def area_map(tree: Sequence[TreeNode], areas: Sequence[Area], endpoints: Sequence[Endpoint],
+def area_map(tree: Sequence[TreeNode], areas: Sequence[AreaView], endpoints: Sequence[Endpoint],
              selected: Iterable[str]) -> AreaMap:  # fmt: skip
     """The map of the choosable areas (`tree`) and the endpoints in them, `selected` areas highlighted."""
     shown = {code for node in tree for code in node.codes()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from keng.domain.area import Area
+from keng.domain.area_registry import AreaView
 from keng.domain.broadcast import Broadcast
 from keng.domain.budgets import budget_ms
 from keng.domain.errors import DomainError
@@ -84,9 +84,10 @@ def four_eyes(b: Broadcast, handle: str) -> bool:
 
 
 class Names:
-    """How codes and handles read: areas by name, staff by name, values in Vietnamese."""
+    """How codes and handles read: areas by name (`areas`: the units in force at the instant the page shows), staff
+    by name, values in Vietnamese."""
 
-    def __init__(self, areas: Iterable[Area], staff: Iterable[Staff], tz: tzinfo) -> None:
+    def __init__(self, areas: Iterable[AreaView], staff: Iterable[Staff], tz: tzinfo) -> None:
         self.areas = {a.code: a for a in areas}
         self.staff = {s.handle: s.name for s in staff}
         self.tz = tz

@@ -407,7 +407,7 @@ def fleet_specs(app: Any, *, limit: int | None = None, wards: set[str] | None = 
     from keng.projections.catalog import Catalog
 
     catalog = Catalog().fold(app.read_events())
-    parents: dict[str, str | None] = {a.code: a.parent for a in catalog.areas()}
+    parents = catalog.area_registry().in_force(app.clock()).parents  # the group topics of the tree in force now
     specs = []
     for e in catalog.endpoints():
         if e.kind not in proto.CLASS_OF_KIND or e.decommissioned or (wards and e.ward not in wards):

@@ -23,14 +23,15 @@ from eventsourcing.domain import Aggregate
 from keng.adapters.mqtt import protocol as proto
 from keng.adapters.store.app import Clock, Keng
 from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord
-from keng.domain.area import Area
+from keng.domain.area import Area, day_start
+from keng.domain.area_registry import AreaRegistry
 from keng.domain.broadcast import AWAITING_RELEASE, Broadcast
 from keng.domain.dispatch import Dispatch, item_hashes, note_first_acks
 from keng.domain.display import board_resolution
 from keng.domain.endpoint import Endpoint
-from keng.domain.ids import area_id as _area_id
+from keng.domain.errors import UnknownArea
 from keng.domain.ids import endpoint_id as _endpoint_id
-from keng.domain.programme import Programme
+from keng.domain.programme import VIETNAM_TZ, Programme
 from keng.domain.records import Ack, BudgetVerdict, DispatchSummary
 from keng.domain.recurring import RecurringProgramme
 from keng.domain.values import BroadcastState, DispatchOutcome, Priority
@@ -74,7 +75,13 @@ class DispatchModel:
         self.first_at: dict[UUID, dict[str, datetime]] = {}
         self._next_materialise = datetime.min.replace(tzinfo=UTC)
         self._refused: set[tuple[str, datetime]] = set()  # programme occurrences the domain refused
-        self._chains: dict[str, list[str]] = {}  # area code -> its chain; cleared when any area changes
+        # area code -> its chain on the tree in force on `_chains_day`; read again when an area event is folded
+        # (the day is forgotten) or the day changes
+        self._chains: dict[str, list[str]] = {}
+        self._chains_day: str | None = None
+        self._parents: dict[str, str | None] = {}
+        self._registry = AreaRegistry(())
+        self._targets_at: dict[UUID, datetime] = {}  # broadcast id -> when its target areas were recorded
 
     def audio_url(self, key: str, expires_at: datetime) -> str:
         """Where devices fetch an asset: `<base>/<key>`, with a signed query valid until the broadcast expires."""
@@ -113,10 +120,12 @@ class DispatchModel:
     def _fold(self, event: Any, current: Aggregate | None) -> None:
         folded = self.aggs[event.originator_id] = event.mutate(current)
         if isinstance(folded, Area):
-            self._chains.clear()
+            self._chains_day = None  # the tree is read again at the next walk
         elif isinstance(folded, WardSchedule):
             self.programme = folded.applied_to(self.programme)
-        if isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
+        if isinstance(event, Broadcast.Drafted | Broadcast.Revised):
+            self._targets_at[event.originator_id] = event.timestamp
+        elif isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
             self.approved_at[event.originator_id] = event.timestamp
         elif isinstance(event, Dispatch.AcksRecorded):
             note_first_acks(self.first_at.setdefault(event.originator_id, {}), event.acks)
@@ -280,13 +289,14 @@ class DispatchModel:
             return False
 
     def ancestors(self, e: Endpoint) -> list[str]:
-        """Area codes an endpoint belongs to, nearest first (group, ward, district, city)."""
+        """Area codes an endpoint belongs to on today's tree, nearest first (group, ward, then district and city,
+        or province); see `_area_chain`."""
         return self._area_chain(e.group or e.ward)
 
     def resolve(self, b: Broadcast) -> dict[str, Target]:
         """Commandable endpoints reached by the broadcast's target areas and endpoints on its channels."""
         kinds = {k for ch in b.channels for k in proto.KINDS_OF_CHANNEL.get(ch, ())}
-        areas, codes = set(b.target_areas), set(b.target_endpoints)
+        areas, codes = self.target_areas(b), set(b.target_endpoints)
         out = {}
         for e in self.of_type(Endpoint):
             if e.kind in kinds and e.commandable and (e.code in codes or areas.intersection(self.ancestors(e))):
@@ -300,7 +310,7 @@ class DispatchModel:
             e = endpoints.get(code)
             if e is not None and e.kind in proto.CLASS_OF_KIND:
                 targets[code] = _target(e)
-        areas = set(b.target_areas)
+        areas = self.target_areas(b)
         top = [a for a in sorted(areas) if not areas.intersection(self._area_chain(a)[1:])]
         chains = {code: self.ancestors(endpoints[code]) for code in targets}
         direct = [code for code in targets if not areas.intersection(chains[code])]
@@ -340,15 +350,47 @@ class DispatchModel:
             play_s=duration * b.repeats,
         )
 
+    def target_areas(self, b: Broadcast) -> set[str]:
+        """The broadcast's target areas on the tree in force now. Its codes name the units that held them when they
+        were recorded (drafted or revised): one whose unit has changed since (recoded, divided, merged) stands for
+        the codes that cover its ground today, and a code reused since never reaches the unit that took it."""
+        today = self._tree_of_today()
+        # (an event's timestamp is the wall clock's: never later than the model's now, whatever the clock says)
+        said_at = min(self._targets_at.get(b.id, b.created_on), self.clock())
+        out: set[str] = set()
+        for code in b.target_areas:
+            then = self._registry.unit_at(code, said_at)
+            if then is not None and then is self._registry.unit_at(code, today):
+                out.add(code)
+                continue
+            try:
+                out.update(self._registry.resolve(code, said_at=said_at, now=today).codes)
+            except UnknownArea:
+                log.warning("dispatch.target_area_gone", broadcast_id=str(b.id), area=code)
+        return out
+
+    def _tree_of_today(self) -> datetime:
+        """Read the area tree in force today, once a day and again after an area event; returns the first instant
+        of today (changes take effect at 00:00 Vietnam time, so that tree holds all day)."""
+        day = self.clock().astimezone(VIETNAM_TZ).date().isoformat()
+        if day != self._chains_day:
+            self._chains.clear()
+            self._chains_day = day
+            self._registry = AreaRegistry(self.of_type(Area))
+            self._parents = self._registry.at(day_start(day)).parents
+        return day_start(day)
+
     def _area_chain(self, code: str) -> list[str]:
+        """`code` and the codes above it on the tree in force today, as `_tree_of_today` last read it (`resolve` and
+        `_plan` read it first, once per call rather than once per endpoint). A code reused by a later unit means
+        that unit from its first day: the walk never follows the code's first holder."""
         chain = self._chains.get(code)
         if chain is None:  # a release walks 10,000 endpoints up a few hundred areas: walk each area once
             chain = []
             current: str | None = code
-            while current:
+            while current is not None and current not in chain and len(chain) < 16:
                 chain.append(current)
-                node = self.aggs.get(_area_id(current))
-                current = node.parent if isinstance(node, Area) else None
+                current = self._parents.get(current)
             self._chains[code] = chain
         return chain
 

@@ -149,9 +149,18 @@ def _operator_paths() -> dict[str, Any]:
         "/api/v1/areas": {
             "get": {
                 "operationId": "listAreas",
-                "summary": "the area tree",
+                "summary": "the area tree in force now, or at the instant `at` (units as they were then)",
                 "security": _AUTH,
-                "responses": {**_ok({"type": "array", "items": _ref("Area")}), **_problems(401)},
+                "parameters": [
+                    {
+                        "name": "at",
+                        "in": "query",
+                        "description": "an instant (ISO 8601 date-time with a UTC offset) or a day (YYYY-MM-DD: the "
+                        "tree in force that day, from 00:00 Vietnam time); default now",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {**_ok({"type": "array", "items": _ref("Area")}), **_problems(400, 401)},
             }
         },
         "/api/v1/staff": {

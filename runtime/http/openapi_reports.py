@@ -15,15 +15,26 @@ _QUERY: dict[str, dict[str, Any]] = {
     "broadcast": {"type": "string", "format": "uuid", "description": "timeline of this broadcast"},
     "staff": {"type": "string", "description": "timeline of this staff handle (default: the caller)"},
     "state": {"type": "string", "description": "only broadcasts in this state, e.g. submitted"},
+    "structure": {
+        "type": "string",
+        "format": "date",
+        "description": "count the wards and groups in force on this day (default: today), e.g. 2025-06-30 for the "
+        "units before the 2025 reorganisation, 2025-07-01 for those after it",
+    },
+    "per": {"type": "string", "enum": ["year", "ward"], "description": "rows per year (default) or per ward"},
+    "area": {"type": "string", "description": "timeline of every unit that ever held this area code"},
 }
 _REPORTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "kpi": ("the district plan's targets: value, target (100% by 2025) and trend per quarter", ()),
-    "coverage": ("per residential group and ward: a working IP speaker? an e-board?", ()),
-    "roadmap": ("the FM -> IP conversion plan per year, with progress", ("from", "to")),
+    "kpi": (
+        "the district plan's targets: value on a structure, target (100% by 2025) judged, and trend per quarter",
+        ("structure",),
+    ),
+    "coverage": ("per residential group and ward on a structure: a working IP speaker? an e-board?", ("structure",)),
+    "roadmap": ("the FM -> IP conversion plan per year or per ward, with progress", ("from", "to", "per", "structure")),
     "drills": ("drill broadcasts: coverage and latency per ward, failed endpoints", ()),
     "board": ("every broadcast with state, approvals, source and renders, newest first", ("state",)),
     "offline": ("endpoints offline during a time window, and for how long", ("start", "end")),
-    "timeline": ("the audit timeline of a broadcast or a staff member", ("broadcast", "staff")),
+    "timeline": ("the audit timeline of a broadcast, a staff member or an area code", ("broadcast", "staff", "area")),
 }
 
 

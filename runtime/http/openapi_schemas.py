@@ -134,6 +134,10 @@ _PROBLEM = {
             "description": "every violation: by element path (invalid CAP), by JSON Pointer (a refused JSON body)",
             "items": record({"path": _STR, "message": _STR}),
         },
+        "successors": {
+            **strings(),
+            "description": "area-ended: the codes in force now that cover the ended unit's area (use these)",
+        },
     },
 }
 
@@ -178,6 +182,8 @@ SCHEMAS: dict[str, Any] = {
             "parent": nullable(_STR),
             "lat": nullable({"type": "number"}),
             "lon": nullable({"type": "number"}),
+            "valid_from": nullable({**_STR, "format": "date", "description": "first day (null: since always)"}),
+            "valid_to": nullable({**_STR, "format": "date", "description": "the day it ended (null: in force)"}),
         }
     ),
     "Staff": record(
@@ -202,7 +208,12 @@ SCHEMAS: dict[str, Any] = {
             "document_sha256": _STR,
             "languages": strings(),
             "warnings": strings(),
+            "notes": {
+                **strings(),
+                "description": "how area codes were read as of the alert's `sent`: a recoded or divided unit's "
+                "code and the codes in force now that it targets",
+            },
         },
-        optional=("warnings",),
+        optional=("warnings", "notes"),
     ),
 }

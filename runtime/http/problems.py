@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from keng.adapters.payload import PayloadError
+from keng.domain.errors import AreaEnded
 from keng.runtime.errors import entry_for, titles_of
 
 PROBLEM_TYPE = "application/problem+json"
@@ -34,6 +35,7 @@ class Problem(Exception):
         *,
         headline_vi: str | None = None,
         headers: Mapping[str, str] | None = None,
+        members: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -42,6 +44,7 @@ class Problem(Exception):
         self.errors = errors
         self.headline_vi = headline_vi
         self.headers = dict(headers or {})  # e.g. the Allow of a 405
+        self.members = dict(members or {})  # extension members of the kind (RFC 9457 §3.2), e.g. `successors`
 
     def response(self, language: str = LANGUAGES[0]) -> web.Response:
         """The problem document as a response, in `language` (one of LANGUAGES)."""
@@ -55,6 +58,7 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors  # every violation, by element path
+        body.update({k: v for k, v in self.members.items() if k not in body})
         response = web.Response(
             status=self.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE, headers=self.headers
         )
@@ -71,7 +75,8 @@ def problem_for(error: BaseException) -> Problem | None:
     if entry is None or entry.status is None:
         return None
     errors = getattr(error, "errors", None) if isinstance(error, PayloadError) else None
-    return Problem(entry.status, entry.kind, str(error), errors or None, headline_vi=entry.headline_vi)
+    members = {"successors": list(error.successors)} if isinstance(error, AreaEnded) else None
+    return Problem(entry.status, entry.kind, str(error), errors or None, headline_vi=entry.headline_vi, members=members)
 
 
 def preferred_language(accept_language: str | None) -> str:

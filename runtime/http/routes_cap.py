@@ -19,9 +19,10 @@ from keng.adapters.cap.errors import CapError, status_for
 from keng.adapters.cap.feeds import atom_feed, feed_item, is_current_public, json_feed
 from keng.adapters.cap.render import CAP_MEDIA_TYPE, broadcast_to_cap
 from keng.domain.cap_places import CapRefused
+from keng.domain.errors import AreaEnded
 from keng.domain.values import BroadcastState
 from keng.runtime.errors import headline_for
-from keng.runtime.http.problems import Problem
+from keng.runtime.http.problems import Problem, problem_for
 from keng.runtime.http.services import SERVICES, Services
 from keng.services.cap_documents import attach_recording, original_document
 from keng.services.inbound import CAP_SOURCE, accept_cap_alert
@@ -49,6 +50,9 @@ async def cap_ingest(request: web.Request) -> web.Response:
     except CapRefused as e:
         services.metrics.webhooks.labels(CAP_SOURCE, "refused").inc()
         raise Problem(422, "cap-refused", str(e), headline_vi=headline_for(e)) from None
+    except AreaEnded as e:  # a geocode whose unit had ended when the alert was sent: 422 naming its successors
+        services.metrics.webhooks.labels(CAP_SOURCE, "refused").inc()
+        raise problem_for(e) or e from None
     outcome, replayed = accepted.outcome, accepted.replayed
     services.metrics.webhooks.labels(CAP_SOURCE, "replayed" if replayed else "accepted").inc()
     if not replayed and outcome["broadcast_ids"]:
@@ -76,7 +80,7 @@ async def cap_document(request: web.Request) -> web.Response:
         original = original_document(services.app, services.settings.data_dir, item) if not cancelled else None
         if original is not None:
             return original
-        names = {a.code: a.name for a in services.area_cache.get()}
+        names = {a.code: a.name for a in services.area_cache.get().in_force(services.app.clock())}
         return broadcast_to_cap(item, area_names=names, base_url=services.public_url)
 
     # The document is sent as bytes in its own declared encoding (a kept original may be ISO-8859-1).
@@ -85,7 +89,7 @@ async def cap_document(request: web.Request) -> web.Response:
 
 def _current_items(services: Services) -> list[Any]:
     now = services.app.clock()
-    names = {a.code: a.name for a in services.area_cache.get()}
+    names = {a.code: a.name for a in services.area_cache.get().in_force(now)}
     return [
         feed_item(b, names) for b in services.catalog.current().broadcasts() if is_current_public(b, b.channels, now)
     ]

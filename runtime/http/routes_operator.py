@@ -9,7 +9,7 @@ reaches their wards).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +17,9 @@ from aiohttp import web
 
 from keng.adapters.city_source import parse_city_message
 from keng.adapters.payload import JsonSchemaCheck
+from keng.domain.area import day_start
 from keng.domain.broadcast import FINAL_STATES, LIVE_STATES
+from keng.domain.programme import VIETNAM_TZ
 from keng.domain.staff import Staff
 from keng.runtime.http.openapi_schemas import SCHEMAS
 from keng.runtime.http.problems import Problem
@@ -202,13 +204,46 @@ def equipment_handler(action: str) -> Callable[[web.Request], Awaitable[web.Resp
     return record_equipment
 
 
+def query_instant(request: web.Request, name: str) -> datetime | None:
+    """A query parameter naming an instant: an ISO 8601 time with a UTC offset, or a day (YYYY-MM-DD: its first
+    instant, 00:00 Vietnam time, when changes of that day take effect); 400 otherwise."""
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return day_start(date.fromisoformat(value).isoformat())
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Problem(
+            400, "bad-request", f"query parameter {name!r} must be an ISO 8601 time or a day, got {value[:40]!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise Problem(400, "bad-request", f"query parameter {name!r} needs a UTC offset, got {value[:40]!r}")
+    try:
+        parsed.astimezone(VIETNAM_TZ)  # the day it falls on in Vietnam must exist (not past year 9999)
+    except OverflowError:
+        raise Problem(400, "bad-request", f"query parameter {name!r} is out of range, got {value[:40]!r}") from None
+    return parsed
+
+
 async def list_areas(request: web.Request) -> web.Response:
     await current_staff(request)
     services = request.app[SERVICES]
-    items = await services.run(lambda: services.catalog.current().areas())
+    at = query_instant(request, "at")
+    items = await services.run(lambda: services.catalog.current().areas(at or services.app.clock()))
     return web.json_response(
         [
-            {"code": a.code, "name": a.name, "level": a.level, "parent": a.parent, "lat": a.lat, "lon": a.lon}
+            {
+                "code": a.code,
+                "name": a.name,
+                "level": a.level,
+                "parent": a.parent,
+                "lat": a.lat,
+                "lon": a.lon,
+                "valid_from": a.valid_from,
+                "valid_to": a.valid_to,
+            }
             for a in items
         ]
     )

@@ -1,7 +1,8 @@
 """`GET /api/v1/reports/{kpi|coverage|roadmap|drills|board|offline|timeline}` (auditor role and up): the same rows as
 `keng report NAME --json`, with query parameters named like the CLI options (`from`, `to`, `start`, `end`,
-`broadcast`, `staff`, `state`). The live read models are caught up to the newest event before each answer, on their
-own worker thread (never on the event loop, and never holding the threads of `Services.run`).
+`broadcast`, `staff`, `state`, `structure`, `per`, `area`). The live read models are caught up to the newest event
+before each answer, on their own worker thread (never on the event loop, and never holding the threads of
+`Services.run`).
 """
 
 from __future__ import annotations
@@ -15,23 +16,25 @@ import orjson
 from aiohttp import web
 
 from keng.adapters.readstore.store import ReadStore
+from keng.domain.area import check_code
+from keng.domain.errors import InvalidValue
 from keng.runtime.http.params import query_int
 from keng.runtime.http.problems import Problem
 from keng.runtime.http.routes_operator import current_staff
 from keng.runtime.http.services import SERVICES
-from keng.runtime.reports import REPORTS, YEARS, ReportOptions, build
+from keng.runtime.reports import PER, REPORTS, YEARS, ReportOptions, build, structure_day
 from keng.runtime.workers.readmodels import LiveReadModels, check_auditor
 
 READ_MODELS = web.AppKey("read_models", LiveReadModels)
 # Query parameters of each report (the CLI's option names).
 PARAMETERS: dict[str, tuple[str, ...]] = {
-    "kpi": (),
-    "coverage": (),
-    "roadmap": ("from", "to"),
+    "kpi": ("structure",),
+    "coverage": ("structure",),
+    "roadmap": ("from", "to", "per", "structure"),
     "drills": (),
     "board": ("state",),
     "offline": ("start", "end"),
-    "timeline": ("broadcast", "staff"),
+    "timeline": ("broadcast", "staff", "area"),
 }
 
 
@@ -64,6 +67,22 @@ def _broadcast(request: web.Request) -> str | None:
         ) from None
 
 
+def _checked(request: web.Request, name: str, check: Callable[[str], str]) -> str | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except InvalidValue as e:
+        raise Problem(400, "bad-request", f"query parameter {name!r}: {e}") from None
+
+
+def _per(value: str) -> str:
+    if value not in PER:
+        raise InvalidValue(f"{value[:20]!r} is not one of {', '.join(PER)}")
+    return value
+
+
 def options_of(request: web.Request, name: str, actor: str) -> ReportOptions:
     """The report's options from the query string (unknown parameters are refused, as the CLI refuses them)."""
     unknown = sorted(set(request.query) - set(PARAMETERS[name]))
@@ -73,7 +92,10 @@ def options_of(request: web.Request, name: str, actor: str) -> ReportOptions:
     q = request.query
     return ReportOptions(name=name, actor=actor, first=_year(request, "from", 2022), last=_year(request, "to", 2025),
                          start=_instant(request, "start"), end=_instant(request, "end"), broadcast=_broadcast(request),
-                         staff=q.get("staff"), state=q.get("state"))  # fmt: skip
+                         staff=q.get("staff"), state=q.get("state"),
+                         structure=_checked(request, "structure", structure_day),
+                         per=_checked(request, "per", _per) or "year",
+                         area=_checked(request, "area", check_code))  # fmt: skip
 
 
 def report_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:

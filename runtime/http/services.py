@@ -18,7 +18,8 @@ from keng.adapters.secrets import SecretStore
 from keng.adapters.store.app import Keng
 from keng.adapters.store.group_commit import GroupCommitter
 from keng.domain.access import Integration, integration_events
-from keng.domain.area import Area
+from keng.domain.area import AREA_EVENTS, Area
+from keng.domain.area_registry import AreaRegistry
 from keng.domain.authority import Visibility
 from keng.domain.staff import Staff
 from keng.domain.standing_orders import StandingOrder
@@ -78,7 +79,8 @@ class Services:
     max_body_bytes: int = 1_048_576
     wall_clock: Callable[[], float] = time.time
     catalog: LiveCatalog = field(init=False)
-    area_cache: TimedCache[list[Area]] = field(init=False)
+    area_cache: TimedCache[AreaRegistry] = field(init=False)
+    """Every area unit ever recorded (ask `.in_force(app.clock())` for the tree of now)."""
     integration_cache: TimedCache[list[Integration]] = field(init=False)
     committer: GroupCommitter = field(init=False)
     intake: Intake = field(init=False)
@@ -98,6 +100,7 @@ class Services:
         self.area_cache = TimedCache(self._fold_areas, 30.0)
         self.integration_cache = TimedCache(self._fold_integrations, self.cache_ttl_s)
         self._areas: dict[UUID, Area] = {}
+        self._registry: AreaRegistry | None = None
         self._integrations: dict[UUID, Integration] = {}
         self._area_position = self._integration_position = 0
         self.intake = Intake(
@@ -111,9 +114,12 @@ class Services:
         )
 
     # Each refresh reads only the events recorded since the previous one (a topic-filtered read from a position).
-    def _fold_areas(self) -> list[Area]:
-        self._area_position = self.app.fold_topics([Area.Registered], self._areas, since=self._area_position)
-        return list(self._areas.values())
+    def _fold_areas(self) -> AreaRegistry:
+        position = self.app.fold_topics(AREA_EVENTS, self._areas, since=self._area_position)
+        if self._registry is None or position != self._area_position:
+            self._registry = AreaRegistry(self._areas.values())
+        self._area_position = position
+        return self._registry
 
     def _fold_integrations(self) -> list[Integration]:
         self._integration_position = self.app.fold_topics(
@@ -123,7 +129,7 @@ class Services:
 
     def visibility_of(self, staff: Staff) -> Visibility:
         """What this staff member may read (domain/authority.py); may read the store, so call it off the loop."""
-        return self.app.visibility_of(staff, self.area_cache.get())
+        return self.app.visibility_of(staff, self.area_cache.get().in_force(self.app.clock()))
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run blocking store work off the event loop (the eventsourcing library is synchronous)."""

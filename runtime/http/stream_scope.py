@@ -3,8 +3,8 @@
 A broadcast's events are visible iff its scope is; a dispatch's iff its broadcast's; an endpoint's iff its ward is.
 The stream may carry thousands of events a second during a dispatch, so the facts the rule needs are learnt from the
 events as they pass (a broadcast's scope from Drafted and Revised, a dispatch's broadcast from Opened, an endpoint's
-ward from Registered), looked up in the store only for aggregates that began before the stream did, and the verdict
-is cached per broadcast and per endpoint. Blocking (it may read the store): call it off the event loop.
+ward from Registered and Reassigned), looked up in the store only for aggregates that began before the stream did,
+and the verdict is cached per broadcast and per endpoint. Blocking (it may read the store): call it off the event loop.
 """
 
 from __future__ import annotations
@@ -50,9 +50,13 @@ class StreamScope:
                 self._owners[event.originator_id] = event.broadcast_id
             return self._sees_broadcast(self._owner(event.originator_id))
         if aggregate == "Endpoint":
-            if name == "Registered":
-                self._wards[event.originator_id] = event.ward
-            return self._sees_endpoint(event.originator_id)
+            if name not in ("Registered", "Reassigned"):
+                return self._sees_endpoint(event.originator_id)
+            # A reassignment (a reorganisation of areas) is shown to the readers of the ward it leaves and enters.
+            before = name == "Reassigned" and self._sees_endpoint(event.originator_id)
+            self._wards[event.originator_id] = event.ward
+            self._verdicts.pop(event.originator_id, None)
+            return self._sees_endpoint(event.originator_id) or before
         return self.visibility.everything
 
     def _broadcast_event(self, event: Any, name: str) -> bool:

@@ -147,13 +147,13 @@ class Pusher:
         kinds = {KIND_OF_CHANNEL[c] for c in item.channels if c in KIND_OF_CHANNEL}
         if not kinds:
             return []
-        areas = self.app.areas()
-        parents = {a.code: a.parent for a in areas}
+        tree = self.app.area_registry().in_force(self.app.clock())  # jurisdictions name today's units
+        parents = tree.parents
         out = []
         for integration in integrations(self.app):
             if integration.kind not in kinds or not integration.report_url:
                 continue
-            wards = _reached_wards(item.scope, jurisdiction_codes(integration.jurisdiction, areas), parents)
+            wards = _reached_wards(item.scope, jurisdiction_codes(integration.jurisdiction, tree), parents)
             if wards or any(code in integration.jurisdiction for code in item.scope):
                 out.append((integration, wards))
         return out

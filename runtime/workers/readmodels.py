@@ -22,7 +22,8 @@ from keng.adapters.store.app import Keng
 from keng.domain.errors import NotAuthorised
 from keng.domain.staff import Staff
 from keng.domain.values import Role
-from keng.projections.runner import run_facts
+from keng.projections.fold import FORMAT
+from keng.projections.runner import META, run_facts
 
 # Events per read-model transaction when catching up or rebuilding: fewer, larger commits write each busy document
 # once per batch instead of once per few thousand events.
@@ -31,11 +32,17 @@ T = TypeVar("T")
 
 
 def live_store(app: Keng) -> ReadStore:
+    """The live read store; one folded by a keng whose documents had another format is emptied, so that the next
+    catch-up rebuilds it by replay."""
     db = SqlDb.of_app(app)
     if db.kind == "postgres":
-        return ReadStore(db)
-    events = Path(db.datastore.pool.db_name)
-    return ReadStore.sqlite_file(events.with_name(events.name + ".readmodels.db"))
+        store = ReadStore(db)
+    else:
+        events = Path(db.datastore.pool.db_name)
+        store = ReadStore.sqlite_file(events.with_name(events.name + ".readmodels.db"))
+    if store.position() and store.load(*META) != {"format": FORMAT}:
+        store.clear()
+    return store
 
 
 def events_table(app: Keng) -> str:

@@ -65,7 +65,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         unavailable("the mosquitto binary is not installed (apt-get install mosquitto)")
     root = tmp_path_factory.mktemp("console-site")
     home = keng_home(root / "data")
-    home.run("init", "--sample", "--before-reform")  # the pages' tests name the 2022 wards (00595, 00601, district 021)
+    home.run("init", "--sample", "2022")  # the pages' tests name the 2022 wards (00595, 00601, district 021)
     # A member of their own for the lock-out test, so that locking them out disturbs no other flow.
     home.run(
         "staff", "add", "khoa.bui", "--name", "Bùi Văn Khoa", "--role", "drafter", "--ward", "00595", "--as", "admin"

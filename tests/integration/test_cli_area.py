@@ -51,7 +51,7 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
 @pytest.fixture
 def sample_2022(cli: Cli) -> Iterator[Cli]:
     """The sample district as registered in 2022, without the reorganisation."""
-    out, _ = cli("init", "--sample", "--before-reform")
+    out, _ = cli("init", "--sample", "2022")
     assert "`keng area sync` previews the 2025-07-01 reform" in out
     yield cli
 
@@ -151,9 +151,10 @@ def test_sync_takes_assignments_from_a_file_and_refuses_a_bad_one(sample_2022: C
     assert cli.events() == before
 
 
-def test_before_reform_goes_with_sample(cli: Cli) -> None:
-    _, err = cli("init", "--before-reform", status=1)
-    assert "--before-reform goes with --sample; nothing was created" in err
+def test_init_sample_takes_only_2022_or_today(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as usage:
+        cli("init", "--sample", "2024")
+    assert usage.value.code == 2 and "invalid choice: '2024'" in capsys.readouterr().err
     assert not cli.data.exists()
 
 

@@ -231,7 +231,7 @@ def test_the_form_builds_the_api_body_in_the_display_zone() -> None:
 
 
 def test_the_tree_and_map_of_a_ward_drafter(app: Keng) -> None:
-    areas = app.areas()
+    areas = list(app.area_registry().in_force(app.clock()))
     tree = choosable_tree(areas, app.staff("tuan.do"))
     assert [n.code for n in tree] == ["00595"] and all(c.code.startswith("00595-") for c in tree[0].children)
     drawn = area_map(tree, areas, [], ["00595-T01"])

@@ -119,7 +119,7 @@ def _city_broadcast(app: Keng, secrets: SecretStore) -> UUID:
 
     integration = app.load(Integration, integration_id("city-source"), "integration")
     verified = VerifiedInbound(integration, Verified("city-77", int(time.time()), integration.secrets[0]), "0" * 64)
-    actor = verified.actor(app.areas())
+    actor = verified.actor(app.area_registry().in_force(app.clock()))
     item = app.prepare_broadcast(
         actor,
         source_kind="city-source",

@@ -77,7 +77,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     intake = Intake(
         app=app,
         secrets=store,
-        areas=TimedCache(app.areas, 30.0),
+        areas=TimedCache(app.area_registry, 30.0),
         integrations=TimedCache(lambda: integrations(app), 5.0),
         committer=committer,
         data_dir=tmp_path,
@@ -173,7 +173,7 @@ async def test_the_common_message_is_prepared_without_the_store_and_others_ask_f
     headers = signed(world.secrets["city-a"], "m-2", to_endpoint)
     assert isinstance(prepare_city_message(world.intake, headers=headers, body=to_endpoint, now=time.time()), Prepared)
     assert inline(orjson.dumps({**MESSAGE, "extra": 1})) is NEEDS_STORE  # a refusal may be a replay's: look it up
-    cold = replace(world.intake, areas=TimedCache(world.app.areas, 30.0))
+    cold = replace(world.intake, areas=TimedCache(world.app.area_registry, 30.0))
     assert inline(BODY, cold) is NEEDS_STORE
     assert world.app.max_position() == position  # preparing stores nothing
 

@@ -101,7 +101,7 @@ def _keng(data: Path, *argv: str) -> int:
 
 @pytest.fixture
 def data(tmp_path: Path) -> Iterator[Path]:
-    assert _keng(tmp_path, "init", "--sample", "--before-reform") == 0  # WARD is a 2022 code
+    assert _keng(tmp_path, "init", "--sample", "2022") == 0  # WARD is a 2022 code
     yield tmp_path
 
 

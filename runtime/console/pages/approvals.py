@@ -70,7 +70,7 @@ async def approvals(request: web.Request) -> web.Response:
             "queue": sorted(queue, key=lambda w: w.submitted_at),
             "mine": sorted(mine, key=lambda w: w.submitted_at),
             "ratify": sorted(ratify, key=lambda u: u.due or now),
-            "n": Names(services.area_cache.get(), catalog.staff(), services.settings.display_tz),
+            "n": Names(services.area_cache.get().in_force(now), catalog.staff(), services.settings.display_tz),
         }
 
     context = await services.run(read)

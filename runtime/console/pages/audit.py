@@ -58,10 +58,19 @@ EVENTS = {
     "Endpoint.Repaired": "Đã sửa",
     "Endpoint.ConvertedToIP": "Chuyển đổi sang IP",
     "Endpoint.Decommissioned": "Thanh lý",
+    "Endpoint.Reassigned": "Chuyển thiết bị sang địa bàn mới (sắp xếp đơn vị hành chính)",
     "Staff.Enrolled": "Thêm cán bộ",
     "Staff.RoleGranted": "Cấp vai trò",
     "Staff.RoleRevoked": "Thu hồi vai trò",
     "Staff.TrainingCompleted": "Hoàn thành tập huấn",
+    "Staff.ScopeCarriedOver": "Chuyển phạm vi phụ trách theo đơn vị mới",
+    "Area.Registered": "Đăng ký địa bàn",
+    "Area.Established": "Thành lập đơn vị hành chính",
+    "Area.Renamed": "Đổi tên đơn vị hành chính",
+    "Area.Recoded": "Đổi mã đơn vị hành chính",
+    "Area.Moved": "Chuyển đơn vị sang trực thuộc đơn vị khác",
+    "Area.Ended": "Chấm dứt đơn vị (sáp nhập, chia tách hoặc giải thể)",
+    "Integration.JurisdictionCarriedOver": "Chuyển phạm vi hệ thống tích hợp theo đơn vị mới",
 }
 
 

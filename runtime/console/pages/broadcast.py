@@ -64,7 +64,10 @@ async def load(request: web.Request, bid: UUID) -> Broadcast:
 async def names(request: web.Request) -> Names:
     services = request.app[SERVICES]
     catalog = await data.catalog(request)
-    return await services.run(lambda: Names(services.area_cache.get(), catalog.staff(), services.settings.display_tz))
+    at = data.now(request)
+    return await services.run(
+        lambda: Names(services.area_cache.get().in_force(at), catalog.staff(), services.settings.display_tz)
+    )
 
 
 def _delivery(bid: UUID) -> Any:

@@ -25,7 +25,7 @@ from aiohttp import web
 from keng.adapters.tts.render import Renderer
 from keng.domain.broadcast import REVISABLE_STATES, Broadcast, announced
 from keng.domain.content import MAX_REPEATS, MAX_TEXT, MAX_TITLE
-from keng.domain.errors import InvalidValue, UnknownArea
+from keng.domain.errors import AreaEnded, InvalidValue, UnknownArea
 from keng.domain.values import BroadcastState, Channel, Priority
 from keng.domain.vitext import TextRefused, prepare
 from keng.runtime.console import data
@@ -68,7 +68,7 @@ async def _form_page(request: web.Request, who: Person, form: ComposeForm, *, st
     catalog = await data.catalog(request)
 
     def build() -> dict[str, Any]:
-        areas = catalog.areas()
+        areas = catalog.areas(services.app.clock())  # a draft targets the units in force now
         tree = choosable_tree(areas, who.staff)
         offered = {code for node in tree for code in node.codes()}
         names = {a.code: a.name for a in areas}
@@ -146,6 +146,9 @@ async def compose_post(request: web.Request) -> web.StreamResponse:
 
 def _unknown_area(e: UnknownArea) -> FormInvalid:
     detail = str(e).split(": ", 1)[-1]
+    if isinstance(e, AreaEnded):
+        instead = ", ".join(e.successors) or "không có"
+        return FormInvalid("targets", f"Địa bàn nhận tin: mã khu vực đã hết hiệu lực, dùng mã {instead} ({detail}).")
     return FormInvalid("targets", f"Địa bàn nhận tin: mã khu vực không tồn tại ({detail}).")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from keng.adapters.readstore.store import ReadStore
-from keng.domain.area import Area
+from keng.domain.area_registry import AreaView
 from keng.domain.endpoint import Endpoint
 from keng.domain.ids import endpoint_id
 from keng.domain.values import EndpointKind
@@ -42,6 +42,7 @@ EVENTS_VI = {
     "Endpoint.Repaired": "Đã sửa chữa",
     "Endpoint.ConvertedToIP": "Chuyển đổi sang loa IP",
     "Endpoint.Decommissioned": "Thanh lý",
+    "Endpoint.Reassigned": "Chuyển sang địa bàn mới (sắp xếp đơn vị hành chính)",
 }
 REASONS_VI = {"last-will": "thiết bị ngắt kết nối đột ngột (last will)", "powered-off": "thiết bị tắt nguồn"}
 CSV_HEADER = ("Mã thiết bị", "Loại thiết bị", "Mã phường", "Tên phường", "Tổ dân phố", "Trạng thái hiện tại",
@@ -140,7 +141,7 @@ def window_of(params: Mapping[str, str], tz: tzinfo) -> Window | None:
     return Window(start, end)
 
 
-def area_name(code: str, areas: Mapping[str, Area]) -> str:
+def area_name(code: str, areas: Mapping[str, AreaView]) -> str:
     area = areas.get(code)
     if area is None:
         return code
@@ -177,7 +178,7 @@ def _tally(items: list[Device]) -> dict[str, Any]:
             "last_change": max(since) if since else None}  # fmt: skip
 
 
-def _rows(items: list[Device], key: str, areas: Mapping[str, Area]) -> list[dict[str, Any]]:
+def _rows(items: list[Device], key: str, areas: Mapping[str, AreaView]) -> list[dict[str, Any]]:
     groups: dict[str, list[Device]] = defaultdict(list)
     for d in items:
         groups[getattr(d, key) or "-"].append(d)
@@ -192,7 +193,8 @@ async def devices(request: web.Request) -> web.StreamResponse:
     params = query(request, ("ward", "kind", "status", "start", "end", "format"))
     catalog = await data.catalog(request)
     mine = await services.run(lambda: readable_endpoints(catalog, who.visibility))
-    areas = {a.code: a for a in await services.run(catalog.areas)}
+    at = data.now(request)
+    areas = {a.code: a for a in await services.run(lambda: catalog.areas(at))}
     wards = sorted({e.ward for e in mine})
     ward = choice(params, "ward", wards, "Phường")
     kind = choice(params, "kind", KINDS, "Loại thiết bị")
@@ -263,7 +265,7 @@ def _csv_href(window: Window | None, tz: tzinfo) -> str | None:
     return f"/console/devices?start={fields['start']}&end={fields['end']}&format=csv"
 
 
-def _csv(rows: list[dict[str, Any]], window: Window, areas: Mapping[str, Area], tz: tzinfo) -> web.Response:
+def _csv(rows: list[dict[str, Any]], window: Window, areas: Mapping[str, AreaView], tz: tzinfo) -> web.Response:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
@@ -298,7 +300,8 @@ async def device(request: web.Request) -> web.Response:
     e = catalog.aggregates.get(key)
     if not isinstance(e, Endpoint) or not who.visibility.sees((e.ward,)):
         raise web.HTTPNotFound(text=f"Không có thiết bị {code[:64]!r} trong phạm vi bạn được xem.")
-    areas = {a.code: a for a in await services.run(catalog.areas)}
+    at = data.now(request)
+    areas = {a.code: a for a in await services.run(lambda: catalog.areas(at))}
     found = await data.read_models(request, lambda r: _history(r, e.code, str(key)))
     doc = found["doc"] or {}
     events = [

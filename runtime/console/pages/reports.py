@@ -75,14 +75,19 @@ async def _report(request: web.Request, options: ReportOptions) -> list[dict[str
 
 
 def kpi_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """KPI rows with their Vietnamese name, whether met, and a chart."""
+    """KPI rows with their Vietnamese name, whether the target is met (judged as `projections.queries.kpis` does: at
+    the end of the target year once it is over), and a chart."""
     out = []
     for r in rows:
         name = KPI_NAMES.get(r["kpi"], r["kpi"])
         trend = {q: float(v) for q, v in r["trend"].items()}
-        out.append({**r, "name": name, "met": r["value"] >= r["target"], "trend_rows": sorted(trend.items()),
+        out.append({**r, "name": name, "met": _met(r), "trend_rows": sorted(trend.items()),
                     "chart": charts.kpi_chart(name, trend, float(r["target"]), int(r["target_year"]))})  # fmt: skip
     return out
+
+
+def _met(r: dict[str, Any]) -> bool:
+    return bool(r["met"]) if "met" in r else r["value"] >= r["target"]
 
 
 def drill_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -130,7 +135,7 @@ def kpi_columns(rows: list[dict[str, Any]]) -> list[Column]:
         ("Mẫu số", lambda r: _num(r["denominator"])),
         ("Mục tiêu (%)", lambda r: _num(r["target"])),
         ("Năm mục tiêu", lambda r: _num(r["target_year"])),
-        ("Đạt mục tiêu", lambda r: _yes(r["value"] >= r["target"])),
+        ("Đạt mục tiêu", lambda r: _yes(_met(r))),
     ]
     for q in quarters:
         cols.append((f"{charts.quarter_vi(q)} (%)", lambda r, q=q: _num(r["trend"].get(q))))  # type: ignore[misc]
