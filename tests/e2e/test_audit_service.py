@@ -72,7 +72,7 @@ def _flipped(state: bytes) -> bytes:
 def test_a_byte_changed_after_a_clean_stop_is_named_by_verify_without_any_manual_seal(store_home: KengHome) -> None:
     home = store_home
     token = home.run("token", "create", "--staff", "hung.tran").stdout.split()[0]
-    secret = home.run("integration", "add", "city-source", "--jurisdiction", "00598").stdout.split()[0]
+    secret = home.run("integration", "add", "city-source", "--jurisdiction", "01").stdout.split()[0]
     before = audit(home)
     assert before["ok"] and before["chained"] == before["events"] == before["unsealed"] > 700  # CLI writes: chained
     client = home.serve()
@@ -99,7 +99,7 @@ def test_a_byte_changed_after_a_clean_stop_is_named_by_verify_without_any_manual
 def test_the_running_service_signs_its_own_and_cli_writes_within_the_interval(home: KengHome) -> None:
     home.env["KENG_AUDIT_SEAL_INTERVAL_S"] = "1"
     home.run("init", "--sample")
-    secret = home.run("integration", "add", "city-source", "--jurisdiction", "00598").stdout.split()[0]
+    secret = home.run("integration", "add", "city-source", "--jurisdiction", "01").stdout.split()[0]
     client = home.serve("--no-dispatcher")
     for i in range(2):
         assert client.signed("/api/v1/hooks/city-source", BODY, secret, f"timer-{i}").status == 202

@@ -19,7 +19,7 @@ from tests.keng_process import KengHome
 def served(home: KengHome):  # type: ignore[no-untyped-def]
     home.run("init", "--sample")
     tokens = {h: home.run("token", "create", "--staff", h).stdout.split()[0] for h in ("lan.nguyen", "hung.tran")}
-    secret = home.run("integration", "add", "city-source", "--jurisdiction", "00598").stdout.split()[0]
+    secret = home.run("integration", "add", "city-source", "--jurisdiction", "01").stdout.split()[0]
     client = home.serve()
     assert home.proc is not None
     return client, tokens, secret, home.proc, home.log
