@@ -335,7 +335,9 @@ class Area(Aggregate):
 
     def move(self, parent: Area | None, *, level: str | None = None, effective: str | date, basis: str = "",
              by: str) -> None:  # fmt: skip
-        """Put the unit under another parent (a unit in force on `effective`), keeping or changing its level."""
+        """Put the unit under another parent (a unit in force on `effective`), keeping or changing its level.
+        Recorded even when the parent's code reads the same: a reused code (00613 Minh Khai -> 00613 Tây Tựu) names
+        a new unit, and the event says the unit now belongs to it."""
         day = self._require_change_on(effective, "moved")
         lvl = _check_place(level or self.level, parent)
         if parent is not None:
@@ -345,9 +347,7 @@ class Area(Aggregate):
             parent_code: str | None = where.code
         else:
             parent_code = None
-        if parent_code != self.parent or lvl.value != self.level:
-            self.trigger_event(self.Moved, parent=parent_code, level=lvl.value, effective=day, basis=_basis(basis),
-                               by=by)  # fmt: skip
+        self.trigger_event(self.Moved, parent=parent_code, level=lvl.value, effective=day, basis=_basis(basis), by=by)
 
     def end(self, how: str, *, successors: list[str], effective: str | date, basis: str = "", note: str = "",
             by: str) -> None:  # fmt: skip

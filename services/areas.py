@@ -90,9 +90,8 @@ class EndedUnit:
 class Move:
     """A residential group or an endpoint of an ended unit going to a successor; `how`: merged (the one successor),
     assigned (an explicit assignment), coordinates (the nearest successor centre), default (the default successor),
-    group (an endpoint following its residential group). `recorded` is False for a residential group whose parent
-    code stays the same (a successor that took the old ward's code: `Area.move` records nothing then); an endpoint's
-    reassignment is always recorded (the reused code names a new unit)."""
+    group (an endpoint following its residential group). A move is recorded even when the codes read the same (a
+    successor that took the old ward's code names a new unit)."""
 
     code: str
     from_code: str
@@ -101,7 +100,6 @@ class Move:
     to_name: str
     how: str
     group: str | None = None
-    recorded: bool = True
 
 
 @dataclass(frozen=True)
@@ -221,7 +219,7 @@ class ReorgPlan:
         section("Giải thể (dissolved)", (f"- {u.code} {u.name} -> {successors(u)}" for u in self.dissolved))
 
         def moved(m: Move) -> str:
-            same = "" if m.recorded else ", same code"
+            same = ", same code" if m.from_code == m.to_code else ""
             group = f", tổ {m.group}" if m.group else ""
             return f"{m.code}: {m.from_code} {m.from_name} -> {m.to_code} {m.to_name}{group} ({m.how}{same})"
 
@@ -597,7 +595,6 @@ class _Planner:
                 ward = self.ward_at_on.get(target.code)
                 if ward is None:
                     continue  # its successor could not be established: already reported
-                before = len(unit.pending_events)
                 try:
                     unit.move(ward, level="group", effective=self.day, basis=self.basis, by=self.by)
                 except DomainError as e:
@@ -605,9 +602,7 @@ class _Planner:
                     continue
                 self.touch(unit)
                 group_to[group.code] = target
-                recorded = len(unit.pending_events) > before
-                self.plan.groups.append(Move(group.code, old, old_name, target.code, target.name, how,
-                                             recorded=recorded))  # fmt: skip
+                self.plan.groups.append(Move(group.code, old, old_name, target.code, target.name, how))
         for endpoint in sorted(_all(self.app, Endpoint), key=lambda e: e.code):
             try:
                 self._move_endpoint(endpoint, group_to)
