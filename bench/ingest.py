@@ -30,7 +30,7 @@ BODY = orjson.dumps(
         "title": "Thông báo lịch tiêm chủng",
         "text": "Trạm y tế phường tổ chức tiêm chủng mở rộng vào sáng thứ Bảy, đề nghị phụ huynh đưa trẻ đến đúng giờ.",
         "priority": "normal",
-        "targets": {"areas": ["00595"]},
+        "targets": {"areas": ["00598"]},
     }
 )
 
@@ -160,7 +160,7 @@ def keng_ingest(rate: float, duration: float, store: str | None, **env_extra: st
             env["KENG_STORE"] = store
         subprocess.run([*keng, "init", "--sample"], env=env, check=True, capture_output=True)
         secret = subprocess.run(
-            [*keng, "integration", "add", "city-source", "--jurisdiction", "021"],
+            [*keng, "integration", "add", "city-source", "--jurisdiction", "01"],
             env=env,
             check=True,
             capture_output=True,

@@ -8,6 +8,7 @@ import csv
 from datetime import date, datetime, time
 from pathlib import Path
 
+from keng.domain.errors import UnknownArea
 from keng.domain.programme import VIETNAM_TZ
 from keng.domain.values import AreaLevel
 from keng.runtime.bootstrap import open_app
@@ -99,14 +100,26 @@ def cmd_area_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_area_show(args: argparse.Namespace, settings: Settings) -> int:
+    """The unit holding the code at the instant, and every unit that ever held it. A code that some unit held, but
+    none at that instant, shows its history and why (ended: with its successors); a code never held is an error."""
     app = open_app(settings, create=False)
-    unit = area_at(app, args.code, args.at)  # UnknownArea / AreaEnded (naming successors) when none holds it then
     history = area_history(app, args.code)
+    try:
+        unit: dict[str, object] = {**area_at(app, args.code, args.at), "in_force": True}
+    except UnknownArea as e:
+        if not history:
+            raise
+        unit = {"code": args.code, "in_force": False, "rule": e.rule, "detail": e.message,
+                "successors": list(getattr(e, "successors", ()))}  # fmt: skip
     if args.json:
         print_json({**unit, "history": history})
         return 0
-    print_table(["", ""], [[k, ", ".join(v) if isinstance(v, list) else ("" if v is None else v)]
-                           for k, v in unit.items()])  # fmt: skip
+    if unit["in_force"]:
+        print_table(["", ""], [[k, ", ".join(v) if isinstance(v, list) else ("" if v is None else v)]
+                               for k, v in unit.items() if k != "in_force"])  # fmt: skip
+    else:
+        when = (args.at or app.clock()).astimezone(VIETNAM_TZ).isoformat(timespec="minutes")
+        print(f"Không có đơn vị nào mang mã {args.code} lúc {when} (no unit holds the code then): {unit['detail']}")
     print(f"\nMọi đơn vị từng mang mã {args.code} (every unit that held the code):")
     print_table(HEADERS, [_row(r) for r in history])
     return 0

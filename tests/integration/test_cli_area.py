@@ -104,14 +104,17 @@ def test_show_and_list_answer_as_of_an_instant(sample_2022: Cli) -> None:
     out, _ = cli("area", "show", "00613")
     assert "Phường Tây Tựu" in out and "Mọi đơn vị từng mang mã 00613" in out and "Phường Minh Khai" in out
 
-    _, err = cli("area", "show", "00601", "--json", status=1)
-    refusal = orjson.loads(err.strip().splitlines()[-1])
-    assert refusal["rule"] == "area-ended"
-    assert "use its successors: 00091 (Phường Phú Thượng), 00602 (Phường Đông Ngạc)" in refusal["detail"]
+    ended = cli.json("area", "show", "00601")  # a code no unit holds now: its history, and why
+    assert ended["in_force"] is False and ended["rule"] == "area-ended"
+    assert "use its successors: 00091 (Phường Phú Thượng), 00602 (Phường Đông Ngạc)" in ended["detail"]
+    assert ended["successors"] == ["00091", "00602"]
+    assert [(h["name"], h["valid_to"]) for h in ended["history"]] == [("Phường Đông Ngạc", "2025-07-01")]
+    out, _ = cli("area", "show", "00601")
+    assert "Không có đơn vị nào mang mã 00601" in out and "Phường Đông Ngạc" in out
     _, err = cli("area", "show", "99999", status=1)
     assert "no area with code '99999'" in err and "Traceback" not in err
-    _, err = cli("area", "show", "00091", "--at", "2024-01-01", status=1)
-    assert "in force only from 2025-07-01" in err
+    later = cli.json("area", "show", "00091", "--at", "2024-01-01")
+    assert later["in_force"] is False and "in force only from 2025-07-01" in later["detail"]
 
     assert [a["code"] for a in cli.json("area", "list", "--level", "ward")] == NEW_WARDS
     old = cli.json("area", "list", "--level", "ward", "--at", "2025-06-30")
