@@ -4,8 +4,9 @@ Format (docs/district-file.md): one record per row with the columns
 
     record,code,name,parent,lat,lon,kind,technology,installed_on,condition,on,cost_vnd,detail
 
-`record` is `district`, `ward`, `group` or `endpoint`, or a lifecycle event of an endpoint: `fault`, `repair`,
-`convert`, `decommission` or `portal-live`. Areas name their parent's code (a district's parent may be empty).
+`record` is `city`, `district`, `ward`, `group` or `endpoint`, or a lifecycle event of an endpoint: `fault`, `repair`,
+`convert`, `decommission` or `portal-live`. Areas name their parent's code (a city has none, a district's parent may be
+empty; since the 2025 reform a ward's parent is its city/province, docs/areas.md).
 Endpoints name the ward or residential group they stand in as `parent`, and give `kind` (ip-speaker, fm-speaker,
 eboard, portal), `technology`, `installed_on` (YYYY-MM-DD) and `condition` (good, degraded, broken), and optionally
 `capabilities` (`;`-separated: a board's `display=WIDTHxHEIGHT` or `text-only`, domain/display.py). A lifecycle row
@@ -55,7 +56,7 @@ COLUMNS = (
     "cost_vnd",
     "detail",
 )
-AREA_RECORDS = ("district", "ward", "group")
+AREA_RECORDS = ("city", "district", "ward", "group")  # city: a province or centrally-run city
 # Lifecycle records: the endpoint action each records, and the columns each takes besides `record` and `code`.
 LIFECYCLE_RECORDS = {
     "fault": ("fault", ("on", "cost_vnd", "detail", "condition")),
@@ -234,7 +235,8 @@ def plan_load(
                 continue
             else:
                 raise DomainError(
-                    f"record {record!r} is not one of district, ward, group, endpoint, {', '.join(LIFECYCLE_RECORDS)}"
+                    f"record {record!r} is not one of city, district, ward, group, endpoint, "
+                    f"{', '.join(LIFECYCLE_RECORDS)}"
                 )
         except DomainError as e:
             plan.errors.append(f"{where}: {e.message}")
@@ -311,10 +313,10 @@ def _endpoint_row(row: Mapping[str, str], parent_area: Callable[[str], Area | No
         raise DomainError(f"endpoint's area {parent_code!r} is not registered (nor earlier in this file)")
     if parent.level == "group":
         ward, group = parent.parent or "", parent.code
-    elif parent.level in ("ward", "district"):
+    elif parent.level in ("ward", "district", "city"):
         ward, group = parent.code, None
     else:
-        raise DomainError(f"an endpoint stands in a ward, group or district, not a {parent.level}")
+        raise DomainError(f"an endpoint stands in a ward, group, district or city, not a {parent.level}")
     return Endpoint.register(
         code=row.get("code", ""),
         kind=row.get("kind", ""),

@@ -88,3 +88,31 @@ def test_a_boards_resolution_is_registered_from_the_file_and_checked(app: Keng, 
         load_district_file(app, bad, by="admin")
     assert "line 2: display resolution '800by480' is not WIDTHxHEIGHT" in str(refused.value)
     assert "line 3" in str(refused.value) and "capabilities" in str(refused.value)
+
+
+def test_a_file_of_todays_two_tier_structure_loads_wards_under_their_city(tmp_path: Path) -> None:
+    app = Keng(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "k.db")})
+    try:
+        bootstrap_admin(app)
+        path = tmp_path / "today.csv"
+        path.write_text(
+            "record,code,name,parent,lat,lon,kind\n"
+            "city,01,Thành phố Hà Nội,,21.0285,105.8542,\n"
+            "ward,00613,Phường Tây Tựu,01,21.0642,105.739,\n"
+            "group,00613-T01,Tổ dân phố số 1,00613,21.0651,105.7402,\n"
+            "endpoint,00613-T01-IP1,,00613-T01,21.0652,105.7403,ip-speaker\n"
+            "endpoint,01-LED1,,01,21.0286,105.8543,eboard\n",
+            encoding="utf-8",
+        )
+        assert load_district_file(app, path, by="admin") == {"city": 1, "ward": 1, "group": 1, "endpoint": 2}
+        tree = app.area_registry().at(app.clock())
+        assert tree.chain("00613-T01") == ["00613-T01", "00613", "01"]
+        assert app.endpoint("01-LED1").ward == "01"
+        bad = tmp_path / "bad.csv"
+        bad.write_text("record,code,name,parent\ncity,02,Tỉnh Hà Giang,01\nward,00614,Phường X,00613\n", "utf-8")
+        with pytest.raises(DistrictFileError) as refused:
+            load_district_file(app, bad, by="admin")
+        assert "a city has no parent area" in str(refused.value)
+        assert "a ward belongs to a district or city, not to ward 00613" in str(refused.value)
+    finally:
+        app.close()
