@@ -145,6 +145,22 @@ class ReorgPlan:
         return self.events == 0
 
     @property
+    def touched(self) -> set[str]:
+        """Every area code the plan changes or names: units established, renamed or ended (with their successors),
+        the wards groups and endpoints leave and join, and the scopes and jurisdictions before and after."""
+        codes: set[str] = set()
+        for n in self.new:
+            codes.update((n.code, *n.predecessors, *((n.parent,) if n.parent else ())))
+        codes.update(r.code for r in self.renamed)
+        for e in (*self.merged, *self.divided, *self.dissolved):
+            codes.update((e.code, *(s.code for s in e.successors)))
+        for m in (*self.groups, *self.endpoints):
+            codes.update((m.from_code, m.to_code))
+        for c in (*self.scopes, *self.jurisdictions):
+            codes.update((*c.before, *c.after))
+        return codes
+
+    @property
     def counts(self) -> dict[str, int]:
         return {
             "new": len(self.new),
@@ -754,14 +770,23 @@ def plan_reorganisation(
     if district_staff not in DISTRICT_STAFF:
         raise InvalidValue(f"district_staff must be one of {', '.join(DISTRICT_STAFF)}, not {district_staff!r}")
     day = today or app.clock().astimezone(VIETNAM_TZ).date()
-    return _Planner(app, official, by=by, assignments=assignments or {}, district_staff=district_staff,
+    plan = _Planner(app, official, by=by, assignments=assignments or {}, district_staff=district_staff,
                     today=day).run()  # fmt: skip
+    _require_scope(app, plan)
+    return plan
+
+
+def _require_scope(app: Keng, plan: ReorgPlan) -> None:
+    """An admin records a reorganisation only over units their scope covers, before and after (a ward-scoped admin
+    cannot end the district, nor move another ward's groups); `system` (the sample) acts everywhere."""
+    if plan.by != SYSTEM:
+        require_admin(app, plan.by)
+        app.staff(plan.by).require_scope(sorted(plan.touched), "record a reorganisation of areas")
 
 
 def apply_reorganisation(app: Keng, plan: ReorgPlan) -> ReorgPlan:
     """Record a plan in one transaction (an admin's or `system`'s); nothing is recorded for an empty plan."""
-    if plan.by != SYSTEM:
-        require_admin(app, plan.by)
+    _require_scope(app, plan)
     if plan.applied:
         raise InvalidValue("this reorganisation plan was already recorded")
     if not plan.empty:

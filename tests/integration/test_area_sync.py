@@ -21,7 +21,7 @@ from keng.domain.area import Area, day_start
 from keng.domain.area_registry import AreaRegistry, Structure
 from keng.domain.cap import Point
 from keng.domain.endpoint import Endpoint
-from keng.domain.errors import InvalidValue, NotAuthorised
+from keng.domain.errors import InvalidValue, NotAuthorised, OutOfScope
 from keng.domain.geo import distance_km
 from keng.domain.ids import endpoint_id
 from keng.projections.catalog import Catalog
@@ -204,6 +204,19 @@ def test_a_plan_with_problems_saves_nothing_and_names_each(app: Keng) -> None:
     with pytest.raises(NotAuthorised):
         plan_reorganisation(app, load_official(), by="lan")
     assert app.max_position() == before
+
+
+def test_a_ward_scoped_admin_cannot_reorganise_beyond_their_wards(app: Keng) -> None:
+    enrol_by_system(app, handle="ward.admin", name="Quản trị phường", roles=["admin"], wards=["00613"])
+    before = app.max_position()
+    with pytest.raises(OutOfScope, match="record a reorganisation of areas: outside their wards \\(00613\\): 00598"):
+        plan_reorganisation(app, load_official(), by="ward.admin")
+    plan = plan_reorganisation(app, load_official(), by="admin")  # district-wide: may record it
+    plan.by = "ward.admin"  # a plan carried to someone else's hands is checked again before anything is saved
+    with pytest.raises(OutOfScope):
+        apply_reorganisation(app, plan)
+    assert app.max_position() == before
+    assert "021" in plan.touched and {"00613", "00619", "00602"} <= plan.touched
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
