@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from functools import lru_cache
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -62,6 +63,7 @@ def check_effective(value: str | date, what: str = "effective date") -> str:
         raise InvalidValue(f"{what} {value!r} is not a calendar day (YYYY-MM-DD)") from None
 
 
+@lru_cache(maxsize=4096)
 def day_start(day: str) -> datetime:
     """The instant a change dated `day` takes effect: 00:00 Vietnam time."""
     return datetime.combine(date.fromisoformat(day), time(0), VIETNAM_TZ)

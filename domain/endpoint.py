@@ -19,7 +19,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 
 from keng.domain.actor import Actor
-from keng.domain.area import check_code, check_coordinates
+from keng.domain.area import check_code, check_coordinates, day_start
 from keng.domain.display import check_capabilities
 from keng.domain.errors import IllegalTransition, InvalidValue
 from keng.domain.ids import endpoint_id
@@ -180,6 +180,7 @@ class Endpoint(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.ward = self.ward
             aggregate.group = self.group
+            aggregate.placements.append((self.effective, self.ward, self.group))
 
     def __init__(
         self,
@@ -198,8 +199,9 @@ class Endpoint(Aggregate):
     ) -> None:
         self.code = code
         self.kind = kind
-        self.ward = ward
+        self.ward = ward  # the latest placement (a reassignment dated in the future included: see placement_at)
         self.group = group
+        self.placements: list[tuple[str | None, str, str | None]] = [(None, ward, group)]  # (from day, ward, group)
         self.technology = technology
         self.installed_on = installed_on
         self.condition = condition
@@ -264,6 +266,15 @@ class Endpoint(Aggregate):
         ward = check_code(ward, "ward code")
         group = check_code(group, "group code") if group else None
         self.trigger_event(self.Reassigned, ward=ward, group=group, effective=effective, how=how, by=by)
+
+    def placement_at(self, at: datetime) -> tuple[str, str | None]:
+        """The ward and residential group the endpoint belongs to at the instant `at`: a reassignment recorded ahead
+        of a reorganisation's date takes effect at 00:00 Vietnam time that day."""
+        ward, group = self.placements[0][1], self.placements[0][2]
+        for day, w, g in self.placements[1:]:
+            if day is None or day_start(day) <= at:
+                ward, group = w, g
+        return ward, group
 
     @property
     def commandable(self) -> bool:

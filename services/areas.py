@@ -156,8 +156,10 @@ class ReorgPlan:
             codes.update((e.code, *(s.code for s in e.successors)))
         for m in (*self.groups, *self.endpoints):
             codes.update((m.from_code, m.to_code))
-        for c in (*self.scopes, *self.jurisdictions):
-            codes.update((*c.before, *c.after))
+        for s in self.scopes:
+            codes.update((*s.before, *s.after))
+        for j in self.jurisdictions:
+            codes.update((*j.before, *j.after))
         return codes
 
     @property

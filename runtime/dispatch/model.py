@@ -288,31 +288,33 @@ class DispatchModel:
                     self.aggs[agg.id] = self.app.repository.get(agg.id)
             return False
 
-    def ancestors(self, e: Endpoint) -> list[str]:
+    def ancestors(self, e: Endpoint, now: datetime | None = None) -> list[str]:
         """Area codes an endpoint belongs to on today's tree, nearest first (group, ward, then district and city,
         or province); see `_area_chain`."""
-        return self._area_chain(e.group or e.ward)
+        ward, group = e.placement_at(now or self.clock())
+        return self._area_chain(group or ward)
 
     def resolve(self, b: Broadcast) -> dict[str, Target]:
         """Commandable endpoints reached by the broadcast's target areas and endpoints on its channels."""
         kinds = {k for ch in b.channels for k in proto.KINDS_OF_CHANNEL.get(ch, ())}
         areas, codes = self.target_areas(b), set(b.target_endpoints)
-        out = {}
+        out, now = {}, self.clock()
         for e in self.of_type(Endpoint):
-            if e.kind in kinds and e.commandable and (e.code in codes or areas.intersection(self.ancestors(e))):
-                out[e.code] = _target(e)
+            if e.kind in kinds and e.commandable and (e.code in codes or areas.intersection(self.ancestors(e, now))):
+                out[e.code] = _target(e, now)
         return out
 
     def _plan(self, b: Broadcast, d: Dispatch, resumed: bool = False) -> Plan:
         endpoints = {e.code: e for e in self.of_type(Endpoint)}
         targets: dict[str, Target] = {}
+        now = self.clock()
         for code in d.targets:
             e = endpoints.get(code)
             if e is not None and e.kind in proto.CLASS_OF_KIND:
-                targets[code] = _target(e)
+                targets[code] = _target(e, now)
         areas = self.target_areas(b)
         top = [a for a in sorted(areas) if not areas.intersection(self._area_chain(a)[1:])]
-        chains = {code: self.ancestors(endpoints[code]) for code in targets}
+        chains = {code: self.ancestors(endpoints[code], now) for code in targets}
         direct = [code for code in targets if not areas.intersection(chains[code])]
         groups = [
             self.topics.area(cls, a)
@@ -462,11 +464,12 @@ class DispatchModel:
         return self._save(d)
 
 
-def _target(e: Endpoint) -> Target:
-    """An endpoint as a dispatch target: its class, ward, whether it is on 3G/4G, and a board's resolution."""
+def _target(e: Endpoint, now: datetime) -> Target:
+    """An endpoint as a dispatch target: its class, its ward now, whether it is on 3G/4G, and a board's
+    resolution."""
     cls = proto.CLASS_OF_KIND[e.kind]
     display = board_resolution(e.technology, e.capabilities) if cls == proto.BOARD else None
-    return Target(e.code, cls, e.ward, "4g" in e.technology or "3g" in e.technology, display)
+    return Target(e.code, cls, e.placement_at(now)[0], "4g" in e.technology or "3g" in e.technology, display)
 
 
 def temporary_assets() -> Path:

@@ -119,3 +119,24 @@ def test_a_running_model_walks_the_new_tree_from_midnight(store: tuple[Keng, Clo
     model.step()
     assert targets_of(app, district) == SPEAKERS
     assert targets_of(app, city) == SPEAKERS | {"00602-IP9"}  # 00602 -> 01 on the tree of today
+
+
+def test_a_reassignment_recorded_ahead_places_the_endpoint_from_its_date(
+    store: tuple[Keng, Clock, dict[str, Any]],
+) -> None:
+    app, clock, old = store
+    clock.now = AFTER - timedelta(minutes=5)
+    loose = Endpoint.register(code="00613-IP9", kind="ip-speaker", ward="00613", group=None, technology="ip-4g",
+                              by="system")  # fmt: skip
+    app.save_new(loose, what="a speaker standing in old Minh Khai, in no group")
+    reorganise(app, old)
+    loose = app.endpoint("00613-IP9")
+    loose.reassign(ward="00602", group=None, effective="2025-07-01", how="coordinates", by="system")
+    app.save_changes(loose)
+    assert app.endpoint("00613-IP9").placement_at(clock.now) == ("00613", None)
+    minh_khai = send(app, ["00613"])  # on the eve: the speaker is still Minh Khai's
+    assert "00613-IP9" in reached(app, clock, minh_khai)[minh_khai]
+    clock.now = AFTER + timedelta(minutes=5)
+    dong_ngac, tay_tuu = send(app, ["00602"]), send(app, ["00613"])
+    found = reached(app, clock, dong_ngac, tay_tuu)
+    assert "00613-IP9" in found[dong_ngac] and "00613-IP9" not in found[tay_tuu]
