@@ -9,6 +9,7 @@ an older installation left wider, for the startup warning and `keng doctor`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -30,9 +31,14 @@ def private_dir(path: Path) -> Path:
 
 def touch_private(path: Path) -> None:
     """Create an empty file (mode 0600) unless one exists: SQLite then opens it and makes its -wal and -shm files
-    with the same mode."""
+    with the same mode. An existing file is not opened at all: closing any descriptor of an SQLite database drops
+    every POSIX lock this process holds on it (its open connections' too), and another process would then take
+    itself for the last one, checkpoint and delete the WAL under this one's feet (a corrupt database)."""
     private_dir(path.parent)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    if path.exists():
+        return
+    with contextlib.suppress(FileExistsError):  # made meanwhile by another process: it is theirs to open
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
 
 
 def write_private(path: Path, data: bytes, *, durable: bool = False) -> None:

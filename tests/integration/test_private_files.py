@@ -6,7 +6,10 @@ writers do not lean on it."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +83,25 @@ def test_loose_paths_names_wider_folders_and_files_and_tighten_clears_group_and_
     tighten(loose)
     assert loose_paths(tmp_path) == []
     assert mode(tmp_path / "cap" / "a.xml") == 0o600 and mode(tmp_path / "tool") == 0o700
+
+
+def test_opening_the_store_again_in_a_process_keeps_its_locks_so_another_process_never_removes_the_wal(
+    tmp_path: Path,
+) -> None:
+    """`keng serve` opens the store twice (the API's application, the workers'), and its render processes open it
+    too. Closing any descriptor of an SQLite file drops every POSIX lock the process holds on it: had the second
+    opening touched the existing file, another process closing its last connection would have taken itself for the
+    last one and checkpointed and deleted the WAL under the service (a corrupt database, seen once)."""
+    settings = load_settings(data_dir=str(tmp_path), environ={})
+    first = open_app(settings)
+    install_sample(first)  # the WAL holds frames; this connection holds its shared lock on the file
+    second = open_app(settings, create=False)
+    db = tmp_path / "keng.db"
+    probe = f"import sqlite3; c = sqlite3.connect({str(db)!r}); c.execute('select 1 from sqlite_master'); c.close()"
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
+    assert (tmp_path / "keng.db-wal").exists()  # the other process saw this one still there
+    assert first.max_position() == second.max_position() > 0
+    first.close()
+    second.close()
+    with sqlite3.connect(db) as check:
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
