@@ -7,7 +7,11 @@ rejected as the other ends. Rules (each refusal names its rule):
 - nothing is dispatched without an approval of its current revision;
 - cancel works from every live state (and a cancel after dispatch asks for `stop` to be sent);
 - an expired broadcast cannot be approved or dispatched;
-- every command needs a scope covering the current targets and any new ones (domain/authority.py).
+- every command needs a scope covering the current targets and any new ones (domain/authority.py);
+- a revision's speaker audio is rendered once: a render worker claims it first (`claim_render`, a lease saved with the
+  aggregate's optimistic concurrency, so that of two concurrent claimers one is refused by the store), a second
+  worker is refused while that lease runs and may take over once it has ended (the first one died), and a worker
+  records its audio only while the claim is its own and no audio of that revision is recorded yet.
 """
 
 from __future__ import annotations
@@ -22,10 +26,16 @@ from keng.domain.actor import Actor, integration_of
 from keng.domain.authority import cancel_role, require_authority
 from keng.domain.content import Content
 from keng.domain.dispatch import dispatch_id
-from keng.domain.errors import ExpiredBroadcast, IllegalTransition, NotApproved, SelfApprovalRefused
+from keng.domain.errors import (
+    ExpiredBroadcast,
+    IllegalTransition,
+    NotApproved,
+    RenderClaimRefused,
+    SelfApprovalRefused,
+)
 from keng.domain.ids import sourced_broadcast_id
-from keng.domain.records import Approval, DispatchSummary, Render, RenderFailure
-from keng.domain.values import BroadcastState, Role, SourceKind, clean_text, parse_enum
+from keng.domain.records import Approval, DispatchSummary, Render, RenderClaim, RenderFailure
+from keng.domain.values import BroadcastState, Priority, Role, SourceKind, clean_text, parse_enum
 
 DRILL_NOTICE = "Đây là bản tin diễn tập."
 
@@ -43,6 +53,10 @@ REVISABLE_STATES = tuple(s for s in LIVE_STATES if s is not BroadcastState.DISPA
 RATIFIABLE_STATES = (*LIVE_STATES, BroadcastState.COMPLETED, BroadcastState.EXPIRED)
 # Approved and not yet on air: what the dispatcher releases.
 AWAITING_RELEASE = (BroadcastState.APPROVED, BroadcastState.SCHEDULED)
+# Rendered ahead of its approval once submitted (a draft may still change), and while on air (for its repeats).
+RENDERABLE_STATES = tuple(s for s in LIVE_STATES if s is not BroadcastState.DRAFT)
+SPEAKER = "speaker"
+PRIORITY_VALUES = frozenset(p.value for p in Priority)
 
 
 def state_after_revision(state: str) -> BroadcastState:
@@ -52,6 +66,8 @@ def state_after_revision(state: str) -> BroadcastState:
 
 class Broadcast(Aggregate):
     """One piece of content with its targets, channels, schedule and expiry, and its approval history."""
+
+    render_claim: RenderClaim | None = None  # the latest claim on rendering (any revision); see `claim_render`
 
     class Drafted(Aggregate.Created):
         title: str
@@ -222,6 +238,16 @@ class Broadcast(Aggregate):
                 RenderFailure(channel=self.channel, engine=self.engine, reason=self.reason, revision=aggregate.revision)
             )
 
+    class RenderClaimed(Aggregate.Event):
+        """A render worker took on the speaker audio of `revision` until `lease_until` (then another may take over)."""
+
+        worker: str
+        revision: int
+        lease_until: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.render_claim = RenderClaim(worker=self.worker, revision=self.revision, until=self.lease_until)
+
     CONTENT_FIELDS = frozenset(Content.__dataclass_fields__)
 
     def __init__(
@@ -265,6 +291,7 @@ class Broadcast(Aggregate):
         self.dispatches: list[UUID] = []
         self.renders: list[Render] = []
         self.render_failures: list[RenderFailure] = []
+        self.render_claim = None
         self.end_reason: str | None = None
 
     # -- commands -------------------------------------------------------------------------------------------------
@@ -428,6 +455,71 @@ class Broadcast(Aggregate):
         self.trigger_event(self.Expired)
         return True
 
+    # -- rendering ------------------------------------------------------------------------------------------------
+
+    @property
+    def needs_render(self) -> bool:
+        """A submitted (or later, still live) broadcast for speakers with neither speaker audio nor a recorded render
+        failure for its current revision."""
+        if self.state not in RENDERABLE_STATES or SPEAKER not in self.channels:
+            return False
+        if any(r["channel"] == SPEAKER and r["revision"] == self.revision for r in self.renders):
+            return False
+        return not any(f.get("revision", self.revision) == self.revision for f in self.render_failures)
+
+    @property
+    def current_render_claim(self) -> RenderClaim | None:
+        """The claim on rendering the current revision (None: none, or one on an earlier revision)."""
+        claim = self.render_claim
+        return claim if claim is not None and claim["revision"] == self.revision else None
+
+    def render_claimed_elsewhere(self, worker: str, now: datetime) -> bool:
+        """True while another worker's claim on the current revision runs (its lease has not ended at `now`)."""
+        claim = self.current_render_claim
+        return claim is not None and claim["worker"] != worker and now < claim["until"]
+
+    @property
+    def render_order(self) -> tuple[int, datetime]:
+        """Which broadcast a render worker takes first: emergencies, then priority items, then normal ones; within a
+        class, the oldest."""
+        rank = Priority(self.priority).rank if self.priority in PRIORITY_VALUES else len(PRIORITY_VALUES)
+        return rank, self.created_on
+
+    def claim_render(self, *, worker: str, now: datetime, lease: timedelta) -> None:
+        """Take on rendering the current revision's speaker audio until `now + lease`. Refused when there is nothing to
+        render, or while another worker's lease runs; a worker's own claim is renewed (a render process restarted in
+        its slot carries on), and a lease that has ended may be taken over. Saved with the aggregate's version, so of
+        two workers that claim at once the store refuses the second."""
+        name = clean_text(worker, "render worker", max_len=200)
+        if lease <= timedelta(0):
+            raise RenderClaimRefused(f"rule {RenderClaimRefused.rule}: a render lease must be positive, not {lease}")
+        if not self.needs_render:
+            raise RenderClaimRefused(
+                f"rule {RenderClaimRefused.rule}: revision {self.revision} has nothing left to render "
+                f"(a {self.state} broadcast, its audio or its failure recorded, or no speakers)"
+            )
+        claim = self.current_render_claim
+        if claim is not None and self.render_claimed_elsewhere(name, now):
+            raise RenderClaimRefused(
+                f"rule {RenderClaimRefused.rule}: {claim['worker']} renders revision {self.revision} until "
+                f"{claim['until'].isoformat()}"
+            )
+        self.trigger_event(self.RenderClaimed, worker=name, revision=self.revision, lease_until=now + lease)
+
+    def _require_own_claim(self, worker: str) -> None:
+        """A claimer records its outcome only while the current revision's claim is its own and nothing is recorded
+        for that revision yet (a revision, a takeover after its lease ended, or the dispatcher's own render came
+        first)."""
+        claim = self.current_render_claim
+        if claim is None or claim["worker"] != worker:
+            holder = f"{claim['worker']} holds the claim" if claim else "no claim on it is current"
+            why = f"{worker} cannot record a render of revision {self.revision}: {holder}"
+            raise RenderClaimRefused(f"rule {RenderClaimRefused.rule}: {why}")
+        if not self.needs_render:
+            raise RenderClaimRefused(
+                f"rule {RenderClaimRefused.rule}: revision {self.revision} has its render recorded already"
+            )
+
     def record_render(
         self,
         *,
@@ -436,8 +528,13 @@ class Broadcast(Aggregate):
         duration_s: float | None,
         engine: str,
         content_sha256: str | None = None,
+        worker: str | None = None,
     ) -> None:
-        """Record that content was rendered for a channel: the asset's address, and the SHA-256 of its bytes."""
+        """Record that content was rendered for a channel: the asset's address, and the SHA-256 of its bytes. A render
+        worker names itself (`worker`) and is held to its claim (`claim_render`); `keng render` and the dispatcher's
+        own render on the dispatch path record without one."""
+        if worker is not None:
+            self._require_own_claim(worker)
         self.trigger_event(
             self.Rendered,
             channel=channel,
@@ -447,8 +544,11 @@ class Broadcast(Aggregate):
             content_sha256=content_sha256,
         )
 
-    def record_render_failure(self, *, channel: str, engine: str, reason: str) -> None:
-        """Record that an engine failed to render; the broadcast itself stays intact."""
+    def record_render_failure(self, *, channel: str, engine: str, reason: str, worker: str | None = None) -> None:
+        """Record that an engine failed to render; the broadcast itself stays intact. A render worker names itself and
+        is held to its claim, as for `record_render`."""
+        if worker is not None:
+            self._require_own_claim(worker)
         self.trigger_event(
             self.RenderFailed,
             channel=channel,
@@ -504,3 +604,10 @@ STATE_AFTER: dict[type[Aggregate.Event], BroadcastState] = {
     Broadcast.Cancelled: BroadcastState.CANCELLED,
     Broadcast.Expired: BroadcastState.EXPIRED,
 }
+
+# Every event of a broadcast: what a follower that needs only broadcasts reads from the log (a topic-filtered read).
+BROADCAST_EVENTS: tuple[type[Aggregate.Event], ...] = tuple(
+    v
+    for name, v in vars(Broadcast).items()
+    if isinstance(v, type) and issubclass(v, Aggregate.Event) and name not in ("Event", "Created")
+)

@@ -25,6 +25,13 @@ class IllegalTransition(DomainError):
     rule = "illegal-transition"
 
 
+class RenderClaimRefused(IllegalTransition):
+    """A revision's speaker audio is rendered once: by the worker whose claim (lease) on it is current, never by a
+    second one while that lease runs, and never again once it is recorded."""
+
+    rule = "render-claimed-once"
+
+
 class SelfApprovalRefused(DomainError):
     """Four-eyes rule: whoever drafted or revised a broadcast may not approve it."""
 

@@ -1,5 +1,5 @@
-"""The shapes of the records that cross module borders: acks, approvals, renders, render failures, dispatch items,
-dispatch summaries.
+"""The shapes of the records that cross module borders: acks, approvals, renders, render failures, render claims,
+dispatch items, dispatch summaries.
 
 They are TypedDicts, not classes, because they are what the events store (an ack and a summary are event attributes;
 an approval, a render and a render failure are built from one event's attributes and shown as JSON by the API): the
@@ -75,6 +75,14 @@ class Render(TypedDict):
     duration_s: float | None
     engine: str
     revision: int
+
+
+class RenderClaim(TypedDict):
+    """A render worker's claim on a revision's speaker audio, until its lease ends (domain/broadcast.py)."""
+
+    worker: str
+    revision: int
+    until: datetime
 
 
 class RenderFailure(TypedDict):

@@ -286,45 +286,49 @@ def build_pusher(settings: Settings, app: Keng) -> Pusher:
 
 def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context running the dispatcher (with an embedded broker when none is configured), the delivery
-    reporter, the push worker and the render worker beside the HTTP service: started with it, cancelled and
-    awaited on shutdown. They share their own store connection."""
+    reporter, the push worker and the render processes beside the HTTP service: started with it, cancelled and
+    awaited on shutdown. The workers in this process share their own store connection; each render process has its
+    own."""
 
     async def context(_: web.Application) -> AsyncIterator[None]:
         from keng.adapters.secrets import SecretStore
         from keng.runtime.dispatch.content import ItemContent
         from keng.runtime.dispatch.metrics import DispatcherCollector, observe_closed
-        from keng.runtime.workers.renderer import run_renderer  # the audio stack loads only in the serving process
+        from keng.runtime.workers.render_pool import RenderPool
         from keng.runtime.workers.reporter import Reporter
 
         async with broker_for(settings) as (broker, embedded):
             store = open_app(settings, create=False)
-            renderer = build_renderer()
             options = delivery_options(settings)
-            # The dispatcher renders what is missing with the render worker's renderer and voice (the same files).
-            content = ItemContent(options["assets_dir"], renderer=renderer, config=render_config(settings, "espeak"))
+            # Nothing renders in this process: the render processes make every submitted broadcast's audio at a lower
+            # priority, and the dispatcher's own render process (as in `keng dispatch run`) makes what is still
+            # missing at release (an emergency approved before its audio), so it does not render ahead itself.
             dispatcher = build_dispatcher(
                 store,
                 broker,
                 topics=topics_of(settings),
                 programme=programme_of(settings),
                 budgets=settings.latency_budgets,
-                content=content,
+                content=ItemContent(
+                    options["assets_dir"], log_format=settings.log_format, log_level=settings.log_level
+                ),
+                prepare_ahead=False,
                 **options,
                 on_closed=lambda live, _summary: observe_closed(metrics, live),
                 freeze_gc=True,
             )
             collector = DispatcherCollector(dispatcher)
             metrics.registry.register(collector)
-            # The render worker speaks with the embedded voice, whatever KENG_TTS_ENGINE says (`keng render` uses it):
-            # audio ready within milliseconds of submission, on any machine.
+            # The render processes speak with the embedded voice, whatever KENG_TTS_ENGINE says (`keng render` uses
+            # it): audio ready within milliseconds of submission, on any machine.
+            renders = RenderPool(settings)
             tasks = [
                 asyncio.create_task(dispatcher.run(), name="keng-dispatcher"),
-                asyncio.create_task(
-                    run_renderer(store, renderer, render_config(settings, "espeak")), name="keng-render"
-                ),
                 asyncio.create_task(Reporter(store, SecretStore(settings.data_dir)).run(), name="keng-reports"),
                 asyncio.create_task(build_pusher(settings, store).run(), name="keng-pushes"),
             ]
+            if renders.size:
+                tasks.append(asyncio.create_task(renders.run(), name="keng-render-pool"))
             log.info(
                 "dispatcher.started",
                 broker=broker.display,
@@ -340,7 +344,6 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 metrics.registry.unregister(collector)
-                renderer.close()
                 store.close()
 
     return context

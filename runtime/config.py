@@ -56,6 +56,11 @@ class Settings:
     public_url: str | None = None  # --public-url: the base URL devices reach the service at (audio links)
     max_body_bytes: int = 1_048_576  # serve --max-body
     feedback_due: str = ""  # KENG_FEEDBACK_DUE_DAYS, e.g. security=1,other=14 (domain/feedback.py has the defaults)
+    # The render processes of `keng serve` (runtime/workers/render_pool.py, docs/tts.md "Rendering processes"):
+    render_processes: int = 1  # KENG_RENDER_PROCESSES: how many (0: this service renders nothing ahead)
+    render_queue: int = 64  # KENG_RENDER_QUEUE: broadcasts each holds, most urgent first; the rest wait in the log
+    render_nice: int = 10  # KENG_RENDER_NICE: added to their rendering threads' niceness (0..19): HTTP goes first
+    render_lease_s: float = 60.0  # KENG_RENDER_LEASE_S: a render claim's lease; then another may take over
 
     @property
     def standing_orders_path(self) -> Path:
@@ -105,7 +110,16 @@ def load_settings(
         ratify_within=timedelta(minutes=_positive(env, "KENG_RATIFY_WITHIN_MIN", 30.0, most=10_080.0, unit="minutes")),
         feedback_due=_feedback_due(env),
         latency_budgets=_budgets(env),
+        render_processes=_whole(env, "KENG_RENDER_PROCESSES", 1, hi=64),
+        render_queue=_whole(env, "KENG_RENDER_QUEUE", 64, lo=1, hi=100_000),
+        render_nice=_whole(env, "KENG_RENDER_NICE", 10, hi=19),
+        render_lease_s=_positive(env, "KENG_RENDER_LEASE_S", 60.0, most=86_400.0, unit="seconds"),
     )
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, *, lo: int = 0, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    return parse_digits(raw, name, lo=lo, hi=hi) if raw else default
 
 
 def _feedback_due(env: Mapping[str, str]) -> str:

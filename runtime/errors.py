@@ -97,6 +97,7 @@ RULES: dict[str, Entry] = {
     "invalid-value": Entry(422, "invalid-value"),
     "sender-owned-once": Entry(422, "invalid-value", "Người gửi CAP này đã thuộc về một bên tích hợp khác"),
     "illegal-transition": Entry(409, "illegal-transition"),
+    "render-claimed-once": Entry(409, "illegal-transition", "Âm thanh của bản tin này đang hoặc đã được tạo"),
     "approver-is-not-drafter": Entry(403, "self-approval", "Người soạn hoặc sửa bản tin không được tự duyệt"),
     "role-required": Entry(403, "forbidden"),
     "approver-area-scope": Entry(403, "forbidden", "Ngoài phạm vi địa bàn được giao"),

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
 
 from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
 from keng.adapters.store.topics import StableTopicMapper, register_import_root, stored_topic
@@ -239,21 +239,35 @@ class Keng(Application[UUID]):
         self.fold_topics(event_classes, found, since=0)
         return found
 
-    def fold_topics(self, event_classes: Sequence[type], into: dict[UUID, Any], *, since: int) -> int:
-        """Fold the events of these classes recorded after position `since` into `into` (states by id); returns
-        the position read up to, so that the next call reads only what is new."""
-        topics = [stored_topic(c) for c in event_classes]
+    def fold_topics(
+        self, event_classes: Sequence[type], into: dict[UUID, Any], *, since: int, touched: set[UUID] | None = None
+    ) -> int:
+        """Fold the events of these classes recorded after position `since` into `into` (states by id), noting the ids
+        they changed in `touched` when given; returns the position read up to, so that the next call reads only what
+        is new."""
         top = self.max_position()
-        start = since + 1
-        while start <= top:
-            batch = self.recorder.select_notifications(start=start, limit=1000, stop=top, topics=topics)
-            if not batch:
-                break
-            for n in batch:
-                event: Any = self.mapper.to_domain_event(n)
-                into[event.originator_id] = event.mutate(into.get(event.originator_id))
-            start = batch[-1].id + 1
+        for n in self.notifications_of(event_classes, since=since, upto=top):
+            event: Any = self.mapper.to_domain_event(n)
+            into[event.originator_id] = event.mutate(into.get(event.originator_id))
+            if touched is not None:
+                touched.add(event.originator_id)
         return max(top, since)
+
+    def notifications_of(
+        self, event_classes: Sequence[type], *, since: int, upto: int, page: int = 1000
+    ) -> Iterator[Notification]:
+        """The stored notifications of these event classes after position `since` and up to `upto` (a position read
+        with `max_position()`), in order, undecoded. A follower then carries on from `upto`, not from its last match:
+        reading on from the last match would scan the whole log since then on every call, for topics that seldom
+        come (a delivery report, a push), which grows with the log."""
+        topics = [stored_topic(c) for c in event_classes]
+        start = since + 1
+        while start <= upto:
+            batch = self.recorder.select_notifications(start=start, limit=page, stop=upto, topics=topics)
+            yield from batch
+            if len(batch) < page:
+                return
+            start = batch[-1].id + 1
 
     def areas(self) -> list[Area]:
         """Every area unit ever recorded, current or ended, with its dated history."""

@@ -46,6 +46,7 @@ EVENT_LABELS = {
     "Expired": "Hết hạn",
     "Rendered": "Tạo nội dung phát",
     "RenderFailed": "Tạo nội dung phát bị lỗi",
+    "RenderClaimed": "Nhận việc tạo âm thanh",
 }
 _TOKENS = re.compile(r"\s+|[^\s]+")
 
@@ -188,6 +189,8 @@ def history(events: Iterable[Any], describe: Describe, *, until: datetime | None
             entry.detail = describe("channel", data.get("channel")) + (
                 f" – {data.get('reason')}" if name == "RenderFailed" else f" ({data.get('engine')})"
             )
+        elif name == "RenderClaimed":
+            entry.detail = f"tiến trình {data.get('worker')}"
         elif name == "Scheduled":
             entry.detail = ", ".join(describe("schedule_at", s) for s in data.get("slots") or ())
         out.append(entry)

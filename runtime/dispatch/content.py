@@ -93,9 +93,14 @@ def _espeak(assets_dir: str) -> tuple[Any, Any]:
     return renderer, config
 
 
-def _follow_parent(parent: int) -> None:
-    """The render process's initializer: end it when the dispatcher that started it is gone (even SIGKILLed)."""
+def _follow_parent(parent: int, log_format: str = "auto", log_level: str = "info") -> None:
+    """The render process's initializer: log as the dispatcher does (JSON lines on stderr in production), and end the
+    process when the dispatcher that started it is gone (even SIGKILLed)."""
     import time
+
+    from keng.runtime.logs import configure_logging
+
+    configure_logging(log_format, log_level)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -207,8 +212,17 @@ class ItemContent:
     its own. Given a `renderer` and its `config`, audio renders in this process with them; otherwise in the render
     process (espeak-ng, voice `vi`, the render worker's settings, so the same files)."""
 
-    def __init__(self, assets_dir: Path, *, renderer: Any | None = None, config: Any | None = None) -> None:
+    def __init__(
+        self,
+        assets_dir: Path,
+        *,
+        renderer: Any | None = None,
+        config: Any | None = None,
+        log_format: str = "auto",
+        log_level: str = "info",
+    ) -> None:
         self.assets_dir = assets_dir
+        self._log = (log_format, log_level)  # the render process's logging (runtime/logs.py)
         self.boards_dir = assets_dir / "boards"
         self._renderer, self._config = renderer, config
         self._audio = _Memo()
@@ -228,7 +242,7 @@ class ItemContent:
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_follow_parent,
-                    initargs=(os.getpid(),),
+                    initargs=(os.getpid(), *self._log),
                 )
             return self._pool
 

@@ -55,7 +55,9 @@ class Dispatcher:
 
     What the commands carry is made by `content` (runtime/dispatch/content.py; built on `assets_dir`, where the HTTP
     service finds the files, when not given): the audio for speakers and the board pages, before the first publish.
-    Board pages are served at `board_base` (default: beside `audio_base`)."""
+    Board pages are served at `board_base` (default: beside `audio_base`). With `prepare_ahead` (the default) a
+    submitted broadcast's files are made before its approval; `keng serve` turns that off, its render processes make
+    the audio at a lower OS priority (runtime/workers/render_pool.py)."""
 
     def __init__(
         self,
@@ -80,6 +82,7 @@ class Dispatcher:
         on_closed: OnClosed | None = None,
         freeze_gc: bool = False,
         budgets: Mapping[str, int] | None = None,
+        prepare_ahead: bool = True,
     ) -> None:
         self.clock = clock
         self.poll_s = poll_s
@@ -98,6 +101,7 @@ class Dispatcher:
             topics=topics,
             content=content,
             board_base=board_base,
+            prepare_ahead=prepare_ahead,
         )
         self.metrics: Counter[str] = Counter()
         self.budgets = dict(budgets or {})

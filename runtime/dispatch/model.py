@@ -58,8 +58,10 @@ class DispatchModel:
         topics: proto.Topics = proto.DEFAULT_TOPICS,
         content: ItemContent | None = None,
         board_base: str | None = None,
+        prepare_ahead: bool = True,
     ) -> None:
         self.app = app
+        self.prepare_ahead = prepare_ahead  # off where render processes make submitted broadcasts' audio (keng serve)
         self.topics = topics
         self.base_programme = self.programme = programme
         self.clock = clock
@@ -143,6 +145,8 @@ class DispatchModel:
 
     def _prepare(self, broadcast_id: UUID) -> None:
         """A broadcast was submitted: make its files ahead of the approval (in the background; nothing recorded)."""
+        if not self.prepare_ahead:
+            return
         b = self.aggs.get(broadcast_id)
         if isinstance(b, Broadcast) and b.state in (*AWAITING_RELEASE, BroadcastState.SUBMITTED):
             targets = self.resolve(b).values()

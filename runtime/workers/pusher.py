@@ -34,7 +34,6 @@ from keng.adapters.secrets import SecretStore
 from keng.adapters.store.access import jurisdiction_codes, webhook_headers
 from keng.adapters.store.app import Keng
 from keng.adapters.store.errors import DuplicateRecord, NotFound
-from keng.adapters.store.topics import stored_topic
 from keng.domain.access import Integration
 from keng.domain.broadcast import Broadcast
 from keng.domain.push import BULLETIN, PUSH_EVENTS, WITHDRAWN, Push, PushStatus
@@ -96,35 +95,29 @@ class Pusher:
 
     def refresh(self) -> None:
         """Bring the pushes up to date (only new events; those this worker recorded itself are already applied)."""
-        topics = [stored_topic(c) for c in PUSH_EVENTS]
-        while True:
-            batch = self.app.recorder.select_notifications(start=self.push_position + 1, limit=1000, topics=topics)
-            if not batch:
-                return
-            for note in batch:
-                event: Any = self.app.mapper.to_domain_event(note)
-                current = self.pushes.get(event.originator_id)
-                if current is None or event.originator_version > current.version:
-                    self.pushes[event.originator_id] = event.mutate(current)
-                self.push_position = note.id
+        top = self.app.max_position()
+        for note in self.app.notifications_of(PUSH_EVENTS, since=self.push_position, upto=top):
+            event: Any = self.app.mapper.to_domain_event(note)
+            current = self.pushes.get(event.originator_id)
+            if current is None or event.originator_version > current.version:
+                self.pushes[event.originator_id] = event.mutate(current)
+            self.push_position = note.id
+        self.push_position = max(self.push_position, top)  # read up to here: the next call starts after it
 
     def queue_new(self, now: datetime | None = None) -> int:
         """Queue pushes for newly approved bulletins, withdraw those of ended ones; returns how many were queued."""
         now = now or datetime.now(UTC)
         self.refresh()
-        topics = [stored_topic(c) for c in (*APPROVED, *ENDED)]
-        while True:
-            batch = self.app.recorder.select_notifications(start=self.position + 1, limit=500, topics=topics)
-            if not batch:
-                break
-            for note in batch:
-                event: Any = self.app.mapper.to_domain_event(note)
-                if isinstance(event, APPROVED):
-                    self.waiting.setdefault(event.originator_id, now)
-                else:
-                    self.waiting.pop(event.originator_id, None)
-                    self._withdraw(event.originator_id, getattr(event, "reason", "") or type(event).__name__, now)
-                self.position = note.id
+        top = self.app.max_position()
+        for note in self.app.notifications_of((*APPROVED, *ENDED), since=self.position, upto=top, page=500):
+            event: Any = self.app.mapper.to_domain_event(note)
+            if isinstance(event, APPROVED):
+                self.waiting.setdefault(event.originator_id, now)
+            else:
+                self.waiting.pop(event.originator_id, None)
+                self._withdraw(event.originator_id, getattr(event, "reason", "") or type(event).__name__, now)
+            self.position = note.id
+        self.position = max(self.position, top)
         queued = 0
         for bid, since in list(self.waiting.items()):
             item = self.app.broadcast(bid)

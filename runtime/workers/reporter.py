@@ -25,8 +25,7 @@ from keng.adapters.outbound import FetchPolicy, post_json
 from keng.adapters.secrets import SecretStore
 from keng.adapters.store.access import find_inbound, webhook_headers
 from keng.adapters.store.app import Keng
-from keng.adapters.store.errors import DuplicateRecord, NotFound
-from keng.adapters.store.topics import stored_topic
+from keng.adapters.store.errors import ConcurrencyConflict, DuplicateRecord, NotFound
 from keng.domain.access import Integration, integration_id
 from keng.domain.actor import integration_of
 from keng.domain.broadcast import STATE_AFTER
@@ -35,6 +34,7 @@ from keng.domain.report import DeliveryReport, backoff_s, report_id
 log = structlog.get_logger(__name__)
 SOURCE = "city-source"
 FINAL = {event: str(state) for event, state in STATE_AFTER.items() if state.is_final}  # the event that ended it
+REPORT_EVENTS = (DeliveryReport.Queued, DeliveryReport.AttemptFailed, DeliveryReport.Delivered)
 
 
 class Reporter:
@@ -51,20 +51,20 @@ class Reporter:
     ) -> None:
         self.app, self.secrets, self.poll_s, self.timeout_s = app, secrets, poll_s, timeout_s
         self.backoff_base_s = backoff_base_s
-        self.position = 0
+        self.position = 0  # final broadcast events read up to here
+        self.reports: dict[Any, DeliveryReport] = {}  # undelivered reports, folded from the log
+        self.report_position = 0
 
     def queue_new(self) -> int:
         """Queue reports for broadcasts that ended since the last call; returns how many were queued."""
-        topics = [stored_topic(cls) for cls in FINAL]
+        top = self.app.max_position()
         queued = 0
-        while True:
-            batch = self.app.recorder.select_notifications(start=self.position + 1, limit=500, topics=topics)
-            if not batch:
-                return queued
-            for note in batch:
-                event: Any = self.app.mapper.to_domain_event(note)
-                queued += self._queue_for(event.originator_id, FINAL[type(event)], getattr(event, "summary", {}))
-                self.position = note.id
+        for note in self.app.notifications_of(tuple(FINAL), since=self.position, upto=top, page=500):
+            event: Any = self.app.mapper.to_domain_event(note)
+            queued += self._queue_for(event.originator_id, FINAL[type(event)], getattr(event, "summary", {}))
+            self.position = note.id
+        self.position = max(self.position, top)  # read up to here: the next call starts after it
+        return queued
 
     def _queue_for(self, broadcast_id: Any, outcome: str, summary: dict[str, Any]) -> int:
         item = self.app.broadcast(broadcast_id)
@@ -103,13 +103,21 @@ class Reporter:
         return 1
 
     def due(self, now: datetime) -> list[DeliveryReport]:
-        """Undelivered reports whose next attempt is due."""
-        found = self.app.aggregates_of(DeliveryReport.Queued, DeliveryReport.AttemptFailed, DeliveryReport.Delivered)
+        """Undelivered reports whose next attempt is due (the reports folded from what is new in the log since the
+        last call: a delivered one is forgotten, nothing follows it)."""
+        top = self.app.max_position()
+        for note in self.app.notifications_of(REPORT_EVENTS, since=self.report_position, upto=top):
+            event: Any = self.app.mapper.to_domain_event(note)
+            current = self.reports.get(event.originator_id)
+            if current is None or event.originator_version > current.version:  # this worker's own are applied
+                self.reports[event.originator_id] = event.mutate(current)
+        self.report_position = max(self.report_position, top)
+        for rid in [rid for rid, r in self.reports.items() if r.delivered]:
+            del self.reports[rid]
         return [
             r
-            for r in found.values()
-            if not r.delivered
-            and (r.attempts == 0 or (now - r.modified_on).total_seconds() >= backoff_s(r.attempts, self.backoff_base_s))
+            for r in self.reports.values()
+            if r.attempts == 0 or (now - r.modified_on).total_seconds() >= backoff_s(r.attempts, self.backoff_base_s)
         ]
 
     def signed_headers(self, report: DeliveryReport, body: bytes) -> tuple[dict[str, str] | None, frozenset[str]]:
@@ -133,7 +141,16 @@ class Reporter:
             report.mark_delivered(int(outcome[1]))
         else:
             report.attempt_failed(str(outcome[1]))
-        self.app.save_changes(report)
+        try:
+            self.app.save_changes(report)
+        except ConcurrencyConflict:  # another service's reporter recorded an attempt first: its record stands
+            self.reports[report.id] = self.app.repository.get(report.id)
+            log.warning("report.attempt_not_recorded", report_id=str(report.id), reason="recorded elsewhere first")
+            return
+        except Exception:  # not saved: the reports held are read again from the log next time, as stored
+            self.reports.clear()
+            self.report_position = 0
+            raise
         log.info(
             "report.attempt", report_id=str(report.id), delivered=outcome[0], detail=outcome[1], attempt=report.attempts
         )

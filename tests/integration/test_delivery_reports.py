@@ -132,3 +132,30 @@ def _city_broadcast(app: Keng, secrets: SecretStore) -> UUID:
     item.submit(by=actor)
     app.save_new(record_inbound("city-source", verified, {"broadcast_id": str(item.id)}), item, what="test")
     return item.id
+
+
+def test_a_poll_reads_only_what_is_new_in_the_log_not_everything_since_the_last_report(
+    sample_app: Keng, tmp_path: Path
+) -> None:
+    """The reporter (and the push worker) poll every second for topics that seldom come. Each poll reads on from the
+    newest position it saw, not from its last match: reading on from the last match rescanned the whole log every
+    second, a cost that grew with the log (12 ms a poll at 48,000 events on the development machine, five such reads
+    a second in `keng serve`)."""
+    from keng.runtime.workers.pusher import Pusher
+
+    secrets = SecretStore(tmp_path)
+    reporter, pusher = Reporter(sample_app, secrets), Pusher(sample_app, secrets)
+    for n in range(3):  # events no report or push follows
+        broadcasts.draft(
+            sample_app, by="lan.nguyen", title=f"Tin {n}", text="Thông báo.", priority="normal", target_areas=["00595"]
+        )
+    assert reporter.queue_new() == 0 and reporter.due(datetime.now(UTC)) == []
+    pusher.queue_new()
+    top = sample_app.max_position()
+    assert reporter.position == reporter.report_position == pusher.position == pusher.push_position == top
+    bid = broadcasts.draft(
+        sample_app, by="lan.nguyen", title="Tin", text="Thông báo.", priority="normal", target_areas=["00595"]
+    )
+    broadcasts.cancel(sample_app, bid, by="lan.nguyen", reason="nhầm")  # a final event after the positions read
+    reporter.queue_new()
+    assert reporter.position == sample_app.max_position() > top

@@ -29,8 +29,13 @@ def test_every_documented_variable_lands_in_the_settings(tmp_path: Path) -> None
         "KENG_MQTT_KEY": str(tmp_path / "me.key"),
         "KENG_TOPIC_ROOT": "hanoi/btl/keng",
         "KENG_BROKER_LISTEN": "0.0.0.0:11883",
+        "KENG_RENDER_PROCESSES": "3",
+        "KENG_RENDER_QUEUE": "16",
+        "KENG_RENDER_NICE": "5",
+        "KENG_RENDER_LEASE_S": "12.5",
     }
     s = load_settings(environ=env)
+    assert (s.render_processes, s.render_queue, s.render_nice, s.render_lease_s) == (3, 16, 5, 12.5)
     assert (s.mqtt_ca, s.mqtt_cert, s.mqtt_key) == (tmp_path / "ca.pem", tmp_path / "me.pem", tmp_path / "me.key")
     assert (s.topic_root, s.broker_listen) == ("hanoi/btl/keng", ("0.0.0.0", 11883))
     assert (s.data_dir, s.broker_url, s.tts_engine) == (tmp_path, "mqtt://u:p@broker:1884", "coqui")
@@ -44,6 +49,7 @@ def test_defaults_without_environment(tmp_path: Path) -> None:
     assert (s.broker_url, s.tts_engine, s.tts_model, s.slots, s.public_url) == (None, "espeak", None, None, None)
     assert s.standing_orders_path == tmp_path / "standing-orders.json"
     assert s.ratify_within == timedelta(minutes=30) and s.max_body_bytes == 1_048_576
+    assert (s.render_processes, s.render_queue, s.render_nice, s.render_lease_s) == (1, 64, 10, 60.0)
     assert (s.topic_root, s.broker_listen, s.mqtt_ca, s.mqtt_cert, s.mqtt_key) == (
         "keng/v1",
         ("127.0.0.1", 1883),
@@ -78,6 +84,11 @@ def test_a_commands_options_override_only_what_they_set(tmp_path: Path) -> None:
         ("KENG_BROKER_LISTEN", "localhost:99999", "KENG_BROKER_LISTEN must be between 0 and 65535"),
         ("KENG_BROKER_LISTEN", "[::1]:1883", "KENG_BROKER_LISTEN must be HOST:PORT with an IPv4"),
         ("KENG_BROKER_LISTEN", "a b:1883", "is not a host name"),
+        ("KENG_RENDER_PROCESSES", "-1", "KENG_RENDER_PROCESSES must be a whole number"),
+        ("KENG_RENDER_PROCESSES", "65", "KENG_RENDER_PROCESSES must be between 0 and 64"),
+        ("KENG_RENDER_QUEUE", "0", "KENG_RENDER_QUEUE must be between 1 and 100000"),
+        ("KENG_RENDER_NICE", "20", "KENG_RENDER_NICE must be between 0 and 19"),
+        ("KENG_RENDER_LEASE_S", "0", "KENG_RENDER_LEASE_S must be more than 0"),
     ],
 )
 def test_a_malformed_variable_is_refused_with_its_name(name: str, value: str, message: str) -> None:

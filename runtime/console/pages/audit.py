@@ -46,6 +46,7 @@ EVENTS = {
     "Broadcast.Expired": "Hết hạn",
     "Broadcast.Rendered": "Đã tạo âm thanh/hình",
     "Broadcast.RenderFailed": "Tạo âm thanh/hình lỗi",
+    "Broadcast.RenderClaimed": "Nhận việc tạo âm thanh",
     "Dispatch.Opened": "Mở đợt phát",
     "Dispatch.ItemSent": "Chốt nội dung gửi thiết bị",
     "Dispatch.AcksRecorded": "Ghi nhận phản hồi thiết bị",
