@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from keng.adapters.mqtt.wire import WireLink
     from keng.adapters.tts.render import RenderConfig, Renderer
     from keng.runtime.dispatch.dispatcher import Dispatcher
+    from keng.runtime.dispatch.partitions import Partitions
     from keng.runtime.http.metrics import Metrics
     from keng.runtime.http.services import Services
     from keng.runtime.workers.pusher import Pusher
@@ -215,6 +216,17 @@ def mqtt_links(
     return MqttLink(broker, client_id=client_id), inbound
 
 
+def partitions_of(settings: Settings, app: Keng) -> Partitions:
+    """This worker's share of the dispatch work: slots leased in the store's database, so that any number of workers
+    (`keng serve`, `keng dispatch run`) on one store share it and take over from one that stops
+    (runtime/dispatch/partitions.py)."""
+    from keng.adapters.store.leases import Leases
+    from keng.runtime.dispatch.partitions import Partitions, worker_name
+
+    leases = Leases.of(app, worker=worker_name(), slots=settings.partitions, ttl_s=settings.lease_ttl_s)
+    return Partitions(leases)
+
+
 def build_dispatcher(
     app: Keng, broker: BrokerAddress, *, client_id: str | None = None, topics: Topics | None = None, **options: Any
 ) -> Dispatcher:
@@ -268,7 +280,7 @@ def build_services(settings: Settings, app: Keng) -> Services:
     )
 
 
-def build_pusher(settings: Settings, app: Keng) -> Pusher:
+def build_pusher(settings: Settings, app: Keng, *, active: Callable[[], bool] = lambda: True) -> Pusher:
     """The push worker: bulletins to portals and the app, replies to feedback (runtime/workers/pusher.py)."""
     from keng.adapters.audio_links import AudioLinks
     from keng.adapters.secrets import SecretStore
@@ -281,6 +293,7 @@ def build_pusher(settings: Settings, app: Keng) -> Pusher:
         SecretStore(settings.data_dir),
         assets_dir=settings.data_dir / "assets",
         audio_url=lambda key, expires_at: f"{base}/{key}?{links.query(key, expires_at)}",
+        active=active,
     )
 
 
@@ -316,6 +329,7 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
                 **options,
                 on_closed=lambda live, _summary: observe_closed(metrics, live),
                 freeze_gc=True,
+                partitions=(partitions := partitions_of(settings, store)),
             )
             collector = DispatcherCollector(dispatcher)
             metrics.registry.register(collector)
@@ -324,8 +338,14 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
             renders = RenderPool(settings)
             tasks = [
                 asyncio.create_task(dispatcher.run(), name="keng-dispatcher"),
-                asyncio.create_task(Reporter(store, SecretStore(settings.data_dir)).run(), name="keng-reports"),
-                asyncio.create_task(build_pusher(settings, store).run(), name="keng-pushes"),
+                # one worker (the leader, slot 0's holder) sends the reports and pushes
+                asyncio.create_task(
+                    Reporter(store, SecretStore(settings.data_dir), active=lambda: partitions.leader).run(),
+                    name="keng-reports",
+                ),
+                asyncio.create_task(
+                    build_pusher(settings, store, active=lambda: partitions.leader).run(), name="keng-pushes"
+                ),
             ]
             if renders.size:
                 tasks.append(asyncio.create_task(renders.run(), name="keng-render-pool"))
@@ -335,6 +355,7 @@ def delivery_context(settings: Settings, metrics: Metrics) -> Callable[[web.Appl
                 embedded=embedded,
                 client_id=dispatcher.client_id,
                 topic_root=settings.topic_root,
+                worker=partitions.worker,
             )
             try:
                 yield

@@ -61,6 +61,9 @@ class Settings:
     render_queue: int = 64  # KENG_RENDER_QUEUE: broadcasts each holds, most urgent first; the rest wait in the log
     render_nice: int = 10  # KENG_RENDER_NICE: added to their rendering threads' niceness (0..19): HTTP goes first
     render_lease_s: float = 60.0  # KENG_RENDER_LEASE_S: a render claim's lease; then another may take over
+    # Several workers on one store (runtime/dispatch/partitions.py, docs/deploy.md):
+    partitions: int = 64  # KENG_PARTITIONS: slots the dispatch work is cut into (the same on every worker)
+    lease_ttl_s: float = 3.0  # KENG_LEASE_TTL_S: a worker's slots are taken over this long after it last renewed
 
     @property
     def standing_orders_path(self) -> Path:
@@ -114,7 +117,16 @@ def load_settings(
         render_queue=_whole(env, "KENG_RENDER_QUEUE", 64, lo=1, hi=100_000),
         render_nice=_whole(env, "KENG_RENDER_NICE", 10, hi=19),
         render_lease_s=_positive(env, "KENG_RENDER_LEASE_S", 60.0, most=86_400.0, unit="seconds"),
+        partitions=_whole(env, "KENG_PARTITIONS", 64, lo=1, hi=4096),
+        lease_ttl_s=_lease_ttl(env),
     )
+
+
+def _lease_ttl(env: Mapping[str, str]) -> float:
+    ttl = _positive(env, "KENG_LEASE_TTL_S", 3.0, most=300.0, unit="seconds")
+    if ttl < 1.0:  # the leases are renewed every 0.5 s and dropped 0.75 s before they expire
+        raise InvalidValue(f"KENG_LEASE_TTL_S must be at least 1 second, got {ttl:g}")
+    return ttl
 
 
 def _whole(env: Mapping[str, str], name: str, default: int, *, lo: int = 0, hi: int) -> int:

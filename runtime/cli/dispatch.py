@@ -26,6 +26,7 @@ from keng.runtime.bootstrap import (
     build_dispatcher,
     delivery_options,
     open_app,
+    partitions_of,
     programme_of,
     topics_of,
     warn_loose_permissions,
@@ -145,6 +146,7 @@ def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
                 settle_s=settings.settle_s,
                 budgets=settings.latency_budgets,
                 freeze_gc=True,
+                partitions=partitions_of(settings, app),
                 **delivery_options(settings),
             )
             await _dispatch_until_signalled(dispatcher, broker)

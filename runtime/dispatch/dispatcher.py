@@ -32,6 +32,7 @@ from keng.runtime.dispatch.intake import AckBarrier, Intake, Notice
 from keng.runtime.dispatch.live import LiveDispatch, RetryPolicy
 from keng.runtime.dispatch.model import Arm, Cancel, Deliver, DispatchModel, Known, Plan
 from keng.runtime.dispatch.outbox import Outbox, Outgoing, Rates
+from keng.runtime.dispatch.partitions import Partitions
 from keng.runtime.process import freeze_long_lived
 
 log = structlog.get_logger(__name__)
@@ -83,6 +84,7 @@ class Dispatcher:
         freeze_gc: bool = False,
         budgets: Mapping[str, int] | None = None,
         prepare_ahead: bool = True,
+        partitions: Partitions | None = None,
     ) -> None:
         self.clock = clock
         self.poll_s = poll_s
@@ -103,6 +105,12 @@ class Dispatcher:
             board_base=board_base,
             prepare_ahead=prepare_ahead,
         )
+        # Several workers on one store share the work by leased slots (runtime/dispatch/partitions.py); alone, one
+        # owns everything.
+        self.partitions = partitions or Partitions()
+        self.model.owns = self.partitions.owns
+        self.model.leads = lambda: self.partitions.leader
+        self.caught_up = asyncio.Event()
         self.metrics: Counter[str] = Counter()
         self.budgets = dict(budgets or {})
         self.verdicts: Counter[tuple[str, str]] = Counter()  # (priority, met | breached)
@@ -137,7 +145,13 @@ class Dispatcher:
         await self.intake_link.connected.wait()
         await self._store(self.model.content.warm)  # the voice and the board font, before the first emergency
         self.outbox.start()
-        for coro in (self._follow(), self._record_acks(), self._record_statuses(), self._retry_loop()):
+        for coro in (
+            self._follow(),
+            self._record_acks(),
+            self._record_statuses(),
+            self._retry_loop(),
+            self._hold_leases(),
+        ):
             self._tasks.append(asyncio.create_task(coro))
         try:
             # A worker that fails stops the dispatcher (a swallowed failure is an alert that never sounded);
@@ -178,13 +192,50 @@ class Dispatcher:
             reactions = await self._store(self.model.step)
             for reaction in reactions:
                 self._apply(reaction)
-            if self.model.caught_up and not self.ready.is_set():
+            if self.model.caught_up:
+                self.caught_up.set()
+            if self.model.caught_up and self.partitions.first_tick.is_set() and not self.ready.is_set():
                 if self.freeze_gc:
                     freeze_long_lived()  # the folded log: every endpoint, area and open dispatch
                 self.ready.set()
-                log.info("dispatcher.ready", position=self.model.position, live=len(self.live))
+                log.info(
+                    "dispatcher.ready",
+                    position=self.model.position,
+                    live=len(self.live),
+                    worker=self.partitions.worker,
+                    slots=len(self.partitions.owned),
+                )
             if not reactions:
                 await asyncio.sleep(self.poll_s)
+
+    async def _hold_leases(self) -> None:
+        """Once the log is caught up: hold this worker's slots (nothing without leases)."""
+        await self.caught_up.wait()
+        await self.partitions.run(self._repartitioned)
+
+    async def _repartitioned(self, gained: frozenset[int], dropped: frozenset[int]) -> None:
+        """Let go of the dispatches of dropped slots at once (their new owner resumes them from the log), then take
+        over the broadcasts of gained ones from the log, and record the statuses of their endpoints as last heard."""
+        for live in list(self.live.values()):
+            if self.partitions.slot(live.plan.partition) in dropped and not live.closing:
+                self.outbox.drop(live.plan.broadcast_id)
+                self.live.pop(live.plan.dispatch_id, None)
+                self.outbox.forget(live.plan.dispatch_id)
+                self.intake.forget(live.plan.dispatch_id)
+                self.metrics["dispatches_handed_over"] += 1
+                log.info("dispatch.handed_over", dispatch_id=live.plan.dispatch_id, worker=self.partitions.worker)
+        if not gained:
+            return
+        reactions = await self._store(self.model.reconcile, lambda key: self.partitions.slot(key) in gained)
+        for reaction in reactions:
+            self._apply(reaction)
+        heard = {c: ("online" if on else "offline", "") for c, on in self.online.items() if on is not None}
+        if heard:
+            await self._store(self.model.record_statuses, heard)
+        taken = sum(isinstance(r, Deliver) for r in reactions)
+        if taken:
+            self.metrics["dispatches_taken_over"] += taken
+            log.info("dispatch.taken_over", dispatches=taken, slots=len(gained), worker=self.partitions.worker)
 
     def _apply(self, reaction: Known | Deliver | Arm | Cancel) -> None:
         if isinstance(reaction, Known):
@@ -217,7 +268,7 @@ class Dispatcher:
     # -- delivery --------------------------------------------------------------------------------------------------
 
     def _deliver(self, plan: Plan) -> None:
-        if plan.dispatch_id in self.live:
+        if plan.dispatch_id in self.live or not self.partitions.owns(plan.partition):
             return
         live = LiveDispatch(plan, self.retry, time.monotonic())
         self.live[plan.dispatch_id] = live
@@ -338,7 +389,7 @@ class Dispatcher:
         await self.ready.wait()  # messages wait in the bounded queue until the log is caught up
         while True:
             batch, barriers = self.intake.split_barriers(await self.intake.drain(self.intake.acks))
-            by_dispatch = self.intake.sort_acks(batch, self.live, self.known, self.closed)
+            by_dispatch = self.intake.sort_acks(batch, self.live, self.known, _NotLiveHere(self))
             if by_dispatch:
                 refused = await self._store(self.model.record_acks, by_dispatch)
                 self.metrics["acks_recorded"] += sum(len(a) for a in by_dispatch.values()) - refused
@@ -401,3 +452,16 @@ class Dispatcher:
                 live.mark_resent(code, time.monotonic())
                 self._send_to(live, code)
                 self.metrics["commands_sent_on_reconnect"] += 1
+
+
+class _NotLiveHere:
+    """Dispatches an ack may name that are not live here without anything being wrong: closed ones (a late re-ack),
+    and, with several workers, those another worker delivers (every worker hears every ack)."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.closed = dispatcher.closed
+        self.model = dispatcher.model
+        self.shared = dispatcher.partitions.leases is not None
+
+    def __contains__(self, dispatch_id: object) -> bool:
+        return dispatch_id in self.closed or (self.shared and self.model.knows_dispatch(dispatch_id))

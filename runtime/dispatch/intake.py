@@ -10,7 +10,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,7 +131,7 @@ class Intake:
         return [m for m in batch if m[0] != self.barrier_topic], tokens
 
     def sort_acks(
-        self, batch: list[Message], live: Mapping[str, LiveDispatch], known: Collection[str], closed: Collection[str]
+        self, batch: list[Message], live: Mapping[str, LiveDispatch], known: Collection[str], closed: Container[str]
     ) -> dict[str, list[Ack]]:
         """The acks of a batch that move an endpoint forward, by dispatch id; the rest are counted."""
         by_dispatch: dict[str, list[Ack]] = {}

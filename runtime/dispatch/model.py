@@ -37,6 +37,7 @@ from keng.domain.recurring import RecurringProgramme
 from keng.domain.values import BroadcastState, DispatchOutcome, Priority
 from keng.domain.ward_schedule import WardSchedule
 from keng.runtime.dispatch.content import ItemContent, ItemParts
+from keng.runtime.dispatch.partitions import partition_key
 from keng.runtime.dispatch.plan import Arm, Cancel, Deliver, Known, Plan, Reaction, Target, play_commands
 from keng.runtime.dispatch.programmes import occurrences_due
 
@@ -84,6 +85,10 @@ class DispatchModel:
         self._parents: dict[str, str | None] = {}
         self._registry = AreaRegistry(())
         self._targets_at: dict[UUID, datetime] = {}  # broadcast id -> when its target areas were recorded
+        # Whose work is this (runtime/dispatch/partitions.py): a partition key -> this worker's now; the leader makes
+        # the programmes' occurrences. A lone dispatcher owns everything.
+        self.owns: Callable[[str], bool] = lambda key: True
+        self.leads: Callable[[], bool] = lambda: True
 
     def audio_url(self, key: str, expires_at: datetime) -> str:
         """Where devices fetch an asset: `<base>/<key>`, with a signed query valid until the broadcast expires."""
@@ -114,7 +119,7 @@ class DispatchModel:
         if not self.caught_up and len(notifications) < limit:
             self.caught_up = True
             reactions.extend(self.reconcile())
-        if self.caught_up and not notifications and self.clock() >= self._next_materialise:
+        if self.caught_up and not notifications and self.clock() >= self._next_materialise and self.leads():
             self._next_materialise = self.clock() + timedelta(seconds=1)
             self.materialise()
         return reactions
@@ -132,7 +137,14 @@ class DispatchModel:
         elif isinstance(event, Dispatch.AcksRecorded):
             note_first_acks(self.first_at.setdefault(event.originator_id, {}), event.acks)
 
+    def mine(self, b: Aggregate | None) -> bool:
+        """Whether a broadcast's dispatches are this worker's (its partition's slot is held here)."""
+        return isinstance(b, Broadcast) and self.owns(partition_key(b.scope))
+
     def _react(self, event: Any) -> list[Reaction]:
+        folded = self.aggs.get(event.originator_id)
+        if isinstance(folded, Broadcast) and not self.mine(folded):
+            return []  # another worker's (an endpoint's registration below concerns every worker)
         if isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
             return self.release(event.originator_id)
         if isinstance(event, Broadcast.Cancelled):
@@ -156,14 +168,19 @@ class DispatchModel:
                 resolutions={t.display for t in targets if t.display},
             )
 
-    def reconcile(self) -> list[Reaction]:
-        """After a (re)start: every endpoint, and every broadcast that still needs the dispatcher."""
-        out: list[Reaction] = [
-            Known(e.code, e.online, proto.CLASS_OF_KIND.get(e.kind, ""))
-            for e in self.of_type(Endpoint)
-            if e.commandable
-        ]
+    def reconcile(self, slots: Callable[[str], bool] | None = None) -> list[Reaction]:
+        """After a (re)start: every endpoint, and every broadcast of this worker's that still needs the dispatcher.
+        With `slots` (partition keys -> just gained): only those broadcasts, taken over from the log."""
+        out: list[Reaction] = []
+        if slots is None:
+            out = [
+                Known(e.code, e.online, proto.CLASS_OF_KIND.get(e.kind, ""))
+                for e in self.of_type(Endpoint)
+                if e.commandable
+            ]
         for b in self.of_type(Broadcast):
+            if not self.mine(b) or (slots is not None and not slots(partition_key(b.scope))):
+                continue
             if b.state in AWAITING_RELEASE:
                 out.extend(self.release(b.id))
             elif b.state == BroadcastState.DISPATCHING:
@@ -173,6 +190,13 @@ class DispatchModel:
             elif b.state == BroadcastState.CANCELLED and self._open_plans(b.id):
                 out.append(Cancel(b.id, self._open_plans(b.id)))
         return out
+
+    def knows_dispatch(self, dispatch_id: object) -> bool:
+        """Whether the log holds this dispatch (read from the loop thread: one dict lookup)."""
+        try:
+            return isinstance(self.aggs.get(UUID(str(dispatch_id))), Dispatch)
+        except ValueError:
+            return False
 
     def of_type(self, kind: type[Any]) -> list[Any]:
         """Folded aggregates of one type."""
@@ -195,6 +219,8 @@ class DispatchModel:
         """Open the next dispatch wave of an approved broadcast when its time has come; otherwise schedule it and arm
         a timer. Expired broadcasts are marked expired and never sent. After a wave opens, the next one is armed."""
         b = self.app.broadcast(broadcast_id)
+        if not self.mine(b):
+            return []  # its slot went to another worker meanwhile (a timer armed before the handover)
         now = self.clock()
         between = b.state == BroadcastState.DISPATCHING and len(b.dispatches) < b.waves
         if (b.state not in AWAITING_RELEASE and not between) or not b.is_approved:
@@ -339,6 +365,7 @@ class DispatchModel:
         return Plan(
             dispatch_id=str(d.id),
             broadcast_id=str(b.id),
+            partition=partition_key(b.scope),
             priority=b.priority,
             rank=Priority(b.priority).rank,
             expires_at=b.expires_at,
@@ -420,10 +447,11 @@ class DispatchModel:
     def record_statuses(self, changes: dict[str, tuple[str, str]]) -> list[str]:
         """Turn status messages into Endpoint transitions (only real changes are events); one transaction."""
         changed = []
+        now = self.clock()
         for code, (state, detail) in changes.items():
             e = self.aggs.get(_endpoint_id(code))
-            if not isinstance(e, Endpoint) or e.decommissioned:
-                continue
+            if not isinstance(e, Endpoint) or e.decommissioned or not self.owns(e.placement_at(now)[0] or code):
+                continue  # (another worker records the endpoints of the wards it holds)
             if (state == "online" and e.came_online()) or (state == "offline" and e.went_offline(detail or "offline")):
                 changed.append(e)
             elif state == "fault" and e.condition == "good":

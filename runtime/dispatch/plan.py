@@ -64,6 +64,7 @@ class Plan:
     retries: int = 0
     resumed: bool = False
     play_s: float = 0.0
+    partition: str = ""  # the broadcast's partition key (runtime/dispatch/partitions.py): whose work it is
 
     @property
     def classes(self) -> set[str]:

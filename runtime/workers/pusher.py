@@ -80,7 +80,9 @@ class Pusher:
         rate_per_s: float = 5.0,
         render_wait_s: float = 10.0,
         concurrency: int = 16,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
+        self.active = active  # whether this worker sends now (one of several: the leader)
         self.app, self.secrets, self.assets_dir, self.audio_url = app, secrets, assets_dir, audio_url
         self.poll_s, self.timeout_s, self.backoff_base_s = poll_s, timeout_s, backoff_base_s
         self.rate_per_s, self.render_wait_s = rate_per_s, render_wait_s
@@ -310,6 +312,9 @@ class Pusher:
     async def run(self) -> None:
         """Until cancelled."""
         while True:
+            if not self.active():  # another worker pushes (runtime/dispatch/partitions.py, the leader)
+                await asyncio.sleep(self.poll_s)
+                continue
             try:
                 await self.step()
             except asyncio.CancelledError:

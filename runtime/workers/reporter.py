@@ -15,6 +15,7 @@ vetted destination).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +49,9 @@ class Reporter:
         poll_s: float = 1.0,
         timeout_s: float = 10.0,
         backoff_base_s: float = 2.0,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
+        self.active = active  # whether this worker sends now (one of several: the leader)
         self.app, self.secrets, self.poll_s, self.timeout_s = app, secrets, poll_s, timeout_s
         self.backoff_base_s = backoff_base_s
         self.position = 0  # final broadcast events read up to here
@@ -158,6 +161,9 @@ class Reporter:
     async def run(self) -> None:
         """Queue and send until cancelled."""
         while True:
+            if not self.active():  # another worker sends them (runtime/dispatch/partitions.py, the leader)
+                await asyncio.sleep(self.poll_s)
+                continue
             await asyncio.to_thread(self.queue_new)
             for report in await asyncio.to_thread(self.due, datetime.now(UTC)):
                 await self.send(report)
