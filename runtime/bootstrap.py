@@ -374,12 +374,14 @@ def build_http_app(settings: Settings, *, dispatcher: bool = True) -> tuple[web.
     """The HTTP service over the store of the settings, with the audit sealer and (unless another process dispatches)
     the delivery workers in its cleanup contexts; returns it and the application to close after it stopped."""
     from keng.runtime.http.app import create_app
+    from keng.runtime.workers.readmodels import follower_context
     from keng.runtime.workers.sealer import sealer_context
 
     app = open_app(settings, create=False)
     services = build_services(settings, app)
     web_app = create_app(services)
     web_app.cleanup_ctx.insert(0, sealer_context(app, settings))  # first in, so its final checkpoint comes last
+    web_app.cleanup_ctx.append(follower_context(services.read_models))  # PostgreSQL: fold as others write
     if dispatcher:
         web_app.cleanup_ctx.append(delivery_context(settings, services.metrics))
     return web_app, app

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import structlog
 from eventsourcing.persistence import IntegrityError
 
 from keng.adapters.readstore.source import FactSource
@@ -28,6 +29,7 @@ from keng.projections.runner import META, run_facts
 # Events per read-model transaction when catching up or rebuilding: fewer, larger commits write each busy document
 # once per batch instead of once per few thousand events.
 REBUILD_BATCH = 20_000
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
@@ -104,6 +106,78 @@ class LiveReadModels:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+
+
+class LogFollower:
+    """Keeps the live read models following the log as events are recorded, by any process: on PostgreSQL through
+    the library's subscription (LISTEN/NOTIFY on the events table's channel), so that an API replica whose neighbours
+    write answers its next query with nothing left to fold. Queries still catch up first (read-your-writes within a
+    process); this only moves the folding off the query path. On SQLite (one machine, one service) it does nothing.
+
+    The subscription wakes it; each wake folds everything recorded so far (one catch-up, however many events), and
+    notifications it has already folded are skipped. A lost connection is retried after a pause."""
+
+    RETRY_S = 2.0
+
+    def __init__(self, models: LiveReadModels) -> None:
+        self.models = models
+        self.position = 0
+        self.folds = 0
+        self._stop = threading.Event()
+        self._subscription: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        return SqlDb.of_app(self.models.app).kind == "postgres"
+
+    def start(self) -> None:
+        if self.active and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="read-models-follower", daemon=True)
+            self._thread.start()
+
+    def _fold(self) -> None:
+        self.position = self.models.query(lambda store: store.position())
+        self.folds += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._fold()
+                with self.models.app.recorder.subscribe(gt=self.position) as subscription:
+                    self._subscription = subscription
+                    if self._stop.is_set():
+                        return
+                    for notification in subscription:
+                        if notification.id > self.position:
+                            self._fold()
+            except Exception as e:
+                if self._stop.is_set():
+                    return
+                log.warning("readmodels.follow_failed", error=f"{type(e).__name__}: {e}", retry_in_s=self.RETRY_S)
+            self._stop.wait(self.RETRY_S)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._subscription is not None:
+            self._subscription.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+
+def follower_context(models: LiveReadModels) -> Callable[[Any], AsyncIterator[None]]:
+    """A cleanup context running a `LogFollower` beside the HTTP service."""
+
+    async def context(_: Any) -> AsyncIterator[None]:
+        follower = LogFollower(models)
+        follower.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(follower.stop)
+
+    return context
 
 
 def check_auditor(member: Staff) -> None:
