@@ -199,6 +199,33 @@ class Leases:
             return {_first(row): _second(row) for row in c.fetchall()}
 
 
+@dataclass(frozen=True)
+class WorkerSeen:
+    """A live worker as the lease tables show it: when it started and last renewed (seconds ago), its slots."""
+
+    worker: str
+    started_s_ago: float
+    seen_s_ago: float
+    slots: tuple[int, ...]
+
+
+def workers_seen(leases: Leases) -> list[WorkerSeen]:
+    """Every worker seen within the lease time, in start order, with the slots it holds (`keng dispatch workers`)."""
+    db, now = leases.db, leases.now
+    with db.transaction(commit=False) as c:
+        db.execute(
+            c,
+            f"SELECT worker, {now} - started AS up, {now} - seen AS quiet FROM {db.table(WORKERS)} "
+            f"WHERE seen >= {now} - ? ORDER BY started, worker",
+            (leases.ttl_s,),
+        )
+        rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in c.fetchall()]
+    held: dict[str, list[int]] = {}
+    for slot, holder in sorted(leases.holders().items()):
+        held.setdefault(holder, []).append(slot)
+    return [WorkerSeen(str(w), float(a), float(b), tuple(held.get(str(w), []))) for w, a, b in rows]
+
+
 def _first(row: object) -> int:
     if isinstance(row, dict):
         return int(next(iter(row.values())))

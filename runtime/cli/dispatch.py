@@ -16,6 +16,7 @@ import os
 import signal
 from typing import Any
 
+import orjson
 import structlog
 
 from keng.adapters.mqtt.broker import BrokerAddress
@@ -74,6 +75,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "once every endpoint that answered is done (default: keep it open until expiry)",
     )
     p.set_defaults(handler=cmd_dispatch_run)
+    p = verbs.add_parser(
+        "workers", help="the workers sharing this store's dispatch work: when each last renewed, the slots it holds"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(handler=cmd_dispatch_workers)
 
     p = sub.add_parser("simulate", help="a simulated fleet of the store's endpoints, obeying device protocol v1")
     p.add_argument("--devices", type=int, default=None, help="how many endpoints (default: all in the store)")
@@ -123,6 +129,41 @@ async def _dispatch_until_signalled(dispatcher: Dispatcher, broker: BrokerAddres
         t.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await t
+
+
+def cmd_dispatch_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """List the live workers (docs/dispatch.md, Several workers on one store)."""
+    from keng.adapters.store.leases import Leases, workers_seen
+
+    app = open_app(settings, create=False)
+    try:
+        leases = Leases.of(app, worker="keng-cli", slots=settings.partitions, ttl_s=settings.lease_ttl_s)
+        leases.ensure()
+        seen = workers_seen(leases)
+    finally:
+        app.close()
+    held = sum(len(w.slots) for w in seen)
+    if args.json:
+        rows = [
+            {
+                "worker": w.worker,
+                "started_s_ago": round(w.started_s_ago, 1),
+                "seen_s_ago": round(w.seen_s_ago, 2),
+                "slots": list(w.slots),
+            }
+            for w in seen
+        ]
+        print(orjson.dumps({"partitions": settings.partitions, "held": held, "workers": rows}).decode())
+        return 0
+    if not seen:
+        print(f"Không có tiến trình phát nào đang chạy (no worker holds any of the {settings.partitions} slots)")
+        return 0
+    print(f"{len(seen)} worker(s), {held}/{settings.partitions} slots held:")
+    for w in seen:
+        print(f"  {w.worker}  slots={len(w.slots):<4} renewed {w.seen_s_ago:.1f} s ago, up {w.started_s_ago:.0f} s")
+    if held < settings.partitions:
+        print(f"  {settings.partitions - held} slot(s) free: taken at the workers' next tick, or after a lease expires")
+    return 0
 
 
 def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:

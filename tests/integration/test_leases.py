@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from keng.adapters.store.app import Keng
-from keng.adapters.store.leases import Leases, shares, slot_of
+from keng.adapters.store.leases import Leases, shares, slot_of, workers_seen
 
 SLOTS = 16
 
@@ -109,3 +109,16 @@ def test_many_workers_cover_every_slot_once(make_app: Callable[..., Keng], count
     seen = holders(*workers)
     assert sorted(seen) == list(range(SLOTS))
     assert sorted(len(w.held) for w in workers) == sorted(shares([w.worker for w in workers], SLOTS).values())
+
+
+def test_the_workers_seen_are_listed_in_start_order_with_their_slots(make_app: Callable[..., Keng]) -> None:
+    app = make_app()
+    a = Leases.of(app, worker="a", slots=SLOTS, ttl_s=5.0)
+    b = Leases.of(app, worker="b", slots=SLOTS, ttl_s=5.0)
+    a.ensure()
+    assert workers_seen(a) == []
+    settle([a, b])
+    seen = workers_seen(a)
+    assert [w.worker for w in seen] == ["a", "b"]
+    assert [set(w.slots) for w in seen] == [set(a.held), set(b.held)]
+    assert all(0 <= w.seen_s_ago < 5.0 and w.started_s_ago >= w.seen_s_ago for w in seen)

@@ -27,6 +27,7 @@ from tests.integration.conftest import Mosquitto
 from tests.integration.harness import Harness
 
 pytestmark = pytest.mark.mqtt
+KENG = [sys.executable, "-m", "keng.runtime.cli"]
 PARTITIONS = 64
 TTL_S = 2.0
 
@@ -40,9 +41,7 @@ class Worker:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "keng.runtime.cli",
+                    *KENG,
                     "--data",
                     str(h.data_dir),
                     "--store",
@@ -129,6 +128,16 @@ async def test_two_workers_share_the_wards_and_one_killed_mid_dispatch_is_taken_
         # both hold half the slots once the first has given back its surplus
         await h.until(lambda: Counter(leases.holders().values()) == {a.worker_id: 32, b.worker_id: 32}, timeout=20)
         owner_of = {s: (a if w == a.worker_id else b) for s, w in leases.holders().items()}
+        listed = subprocess.run(
+            [*KENG, "--data", str(h.data_dir), "--store", h.store_url, "dispatch", "workers", "--json"],
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "KENG_PARTITIONS": str(PARTITIONS), "KENG_LEASE_TTL_S": str(TTL_S)},
+        )
+        assert listed.returncode == 0, listed.stderr
+        shown = orjson.loads(listed.stdout)
+        assert shown["held"] == PARTITIONS
+        assert {w["worker"]: len(w["slots"]) for w in shown["workers"]} == {a.worker_id: 32, b.worker_id: 32}
 
         # 1. one emergency per ward: each dispatched by exactly one worker, the holder of its ward's slot
         first = one_per_ward(h, wards)
