@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing as mp
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,7 @@ from keng.adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
 from keng.adapters.mqtt.topics import Topics
 from keng.adapters.mqtt.wire import WireLink
 from keng.adapters.store.app import Keng
-from keng.adapters.store.config import locate_store
+from keng.adapters.store.config import connect_kwargs, locate_store
 from keng.runtime.process import freeze_long_lived
 from keng.services.access import SYSTEM, enrol_by_system
 from keng.services.inventory import bootstrap_admin, load_rows
@@ -34,10 +39,12 @@ MOSQUITTO_CONF = (
 PER_GROUP = 20
 
 
-def district(n: int) -> tuple[str, Keng]:
-    """A store with the 13 sample wards and `n` generated IP loudspeakers (20 per residential group)."""
-    data = Path(tempfile.mkdtemp(prefix="keng-bench-"))
-    url = f"sqlite:///{data / 'keng.db'}"
+def district(n: int, url: str | None = None, data: Path | None = None) -> tuple[str, Keng]:
+    """A store with the 13 sample wards and `n` generated IP loudspeakers (20 per residential group, the groups
+    spread over the wards in turn): an SQLite file in `data` (default: a new temporary directory), or the empty
+    store at `url`."""
+    data = data or Path(tempfile.mkdtemp(prefix="keng-bench-"))
+    url = url or f"sqlite:///{data / 'keng.db'}"
     app = Keng(env=locate_store(url, data).env)
     bootstrap_admin(app)
     rows: list[dict[str, Any]] = [{"record": "district", "code": "021", "name": "Quận Bắc Từ Liêm"}]
@@ -64,6 +71,31 @@ def district(n: int) -> tuple[str, Keng]:
         if m["handle"] in ("lan.nguyen", "hung.tran"):
             enrol_by_system(app, **m)
     return url, app
+
+
+def district_wards(n: int) -> list[str]:
+    """The codes of the wards that hold `district(n)`'s loudspeakers."""
+    wards = sample_district.wards()
+    return sorted({wards[g % len(wards)]["code"] for g in range((n + PER_GROUP - 1) // PER_GROUP)})
+
+
+@contextlib.contextmanager
+def fresh(store: str | None, data: Path) -> Iterator[str]:
+    """An empty store for one run: an SQLite file in `data`, or a new schema on the PostgreSQL server of `store`
+    (dropped afterwards)."""
+    if store is None:
+        yield f"sqlite:///{data / 'keng.db'}"
+        return
+    import psycopg
+
+    params, schema = connect_kwargs(locate_store(store, data)), f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(**params, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield store.split("?")[0] + f"?schema={schema}"
+    finally:
+        with psycopg.connect(**params, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def cli(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
@@ -236,3 +268,158 @@ async def stop_all(
             proc.wait()
     if broker:
         broker.terminate()
+
+
+# -- signed city-source webhooks, open loop (bench/ingest.py, bench/soak.py) -------------------------------------
+
+HOOK_PATH = "/api/v1/hooks/city-source"
+HOOK_TEXT = "Trạm y tế phường tổ chức tiêm chủng mở rộng vào sáng thứ Bảy, đề nghị phụ huynh đưa trẻ đến đúng giờ."
+
+
+def hook_body(prefix: str, i: int, distinct: bool, area: str = "00598") -> bytes:
+    """The webhook body of request `i`, a normal bulletin to `area`: the same bulletin each time, or (`distinct`) one
+    of its own, so that each broadcast needs a render of its own."""
+    text = f"Bản tin số {i} ({prefix}): {HOOK_TEXT}" if distinct else HOOK_TEXT
+    return orjson.dumps(
+        {"title": "Thông báo lịch tiêm chủng", "text": text, "priority": "normal", "targets": {"areas": [area]}}
+    )
+
+
+def hook_request(secret: str | None, message_id: str, timestamp: int, body: bytes) -> bytes:
+    """One whole HTTP/1.1 request for the city-source webhook, signed (standard-webhooks headers) unless `secret` is
+    None (the bare baseline)."""
+    from keng.adapters.signing import sign
+
+    headers = f"POST {HOOK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    if secret:
+        headers += f"webhook-id: {message_id}\r\nwebhook-timestamp: {timestamp}\r\n"
+        headers += f"webhook-signature: {sign(secret, message_id, timestamp, body)}\r\n"
+    return (headers + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _pct(values: list[float], p: float) -> float:
+    """The p-quantile of sorted seconds, in ms."""
+    return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 2) if values else 0.0
+
+
+async def open_loop(
+    port: int,
+    rate: float,
+    duration: float,
+    request_of: Callable[[int], bytes],
+    *,
+    connections: int = 64,
+    timeout_s: float | None = None,
+    window_s: float | None = None,
+) -> dict[str, Any]:
+    """Open-loop load: request i (`request_of(i)`, called when it is due) is due at start + i/rate; its latency runs
+    from that moment to the end of its response, so queueing in the client counts against the server (no coordinated
+    omission). Sent over `connections` keep-alive connections with a minimal HTTP/1.1 client, so that the load
+    generator takes as little as possible of the cores it shares with the server. A non-2xx answer is an error; so is
+    a request without an answer within `timeout_s` or a broken connection (the connection is then opened again).
+    With `window_s`, also the count and p99 of the requests due in each window of that many seconds."""
+    total = int(rate * duration)
+    queue: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
+    latencies: list[float] = []
+    windows: dict[int, list[float]] = defaultdict(list)
+    statuses: dict[int, int] = {}
+    failures = {"errors": 0, "timeouts": 0, "broken": 0}
+    start = 0.0
+
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        return int(head[9:12])
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while (item := await queue.get()) is not None:
+            due, i = item
+            try:
+                async with asyncio.timeout(timeout_s):
+                    status = await exchange(reader, writer, request_of(i))
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError, ValueError) as e:
+                failures["errors"] += 1
+                failures["timeouts" if isinstance(e, TimeoutError) else "broken"] += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            statuses[status] = statuses.get(status, 0) + 1
+            if not 200 <= status < 300:
+                failures["errors"] += 1
+                continue
+            latency = time.perf_counter() - due
+            latencies.append(latency)
+            if window_s:
+                windows[int((due - start) // window_s)].append(latency)
+        writer.close()
+
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    start = time.perf_counter()
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((due, i))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    result: dict[str, Any] = {
+        "sent": total,
+        "ok": len(latencies),
+        **failures,
+        "per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": _pct(latencies, 0.50),
+        "p99_ms": _pct(latencies, 0.99),
+        "max_ms": _pct(latencies, 1.0),
+        "statuses": statuses,
+    }
+    if window_s:
+        result["windows"] = (
+            [{"ok": len(w), "p99_ms": _pct(sorted(w), 0.99)} for w in (windows[k] for k in range(max(windows) + 1))]
+            if windows
+            else []
+        )
+    return result
+
+
+def _child(fn: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    out.put(fn(*args))
+
+
+class InProcess:
+    """`fn(*args)` in a spawned process of its own (a load generator, off the measuring process's interpreter); its
+    return value comes back through a queue."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        ctx = mp.get_context("spawn")
+        self.queue: Any = ctx.Queue()
+        self.proc = ctx.Process(target=_child, args=(fn, args, self.queue))
+        self.proc.start()
+
+    def result(self, timeout: float) -> Any:
+        value = self.queue.get(timeout=timeout)
+        self.proc.join()
+        return value
