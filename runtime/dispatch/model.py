@@ -50,6 +50,21 @@ FOLDED = tuple(
     for kind in (Area, Broadcast, Dispatch, Endpoint, RecurringProgramme, WardSchedule)
     for root in ("", "keng.")
 )
+# Forgetting (DispatchModel.forget): how often, and how long a broadcast waiting for its approval stays in memory
+# unchanged; the events that bring a forgotten broadcast back (the ones the dispatcher acts on).
+FORGET_EVERY = timedelta(seconds=10)
+IDLE_PENDING = timedelta(seconds=60)
+PENDING = (BroadcastState.DRAFT, BroadcastState.SUBMITTED)
+RECALLED_BY = tuple(
+    ":" + stored_topic(kind).partition(":")[2]
+    for kind in (
+        Broadcast.Approved,
+        Broadcast.AutoApproved,
+        Broadcast.Cancelled,
+        Broadcast.Revised,
+        Broadcast.SubmittedForApproval,
+    )
+)
 __all__ = ["Arm", "Cancel", "Deliver", "DispatchModel", "Known", "Plan", "Reaction", "Target"]
 
 
@@ -93,6 +108,10 @@ class DispatchModel:
         self._parents: dict[str, str | None] = {}
         self._registry = AreaRegistry(())
         self._targets_at: dict[UUID, datetime] = {}  # broadcast id -> when its target areas were recorded
+        self._drafted_on: dict[UUID, datetime] = {}  # broadcast id -> its Drafted event's time, until forgotten
+        self._next_forget = datetime.min.replace(tzinfo=UTC)
+        self.forgotten = 0  # aggregates let go (`forget`)
+        self.recalled = 0  # forgotten ones fetched again because they mattered again
         # Whose work is this (runtime/dispatch/partitions.py): a partition key -> this worker's now; the leader makes
         # the programmes' occurrences. A lone dispatcher owns everything.
         self.owns: Callable[[str], bool] = lambda key: True
@@ -119,7 +138,14 @@ class DispatchModel:
                 self.position = n.id
                 continue
             oid = n.originator_id
-            current = self.aggs.get(oid if isinstance(oid, UUID) else UUID(oid))
+            oid = oid if isinstance(oid, UUID) else UUID(oid)
+            current = self.aggs.get(oid)
+            if current is None and n.originator_version > 1:  # forgotten (`forget`): back only if it matters again
+                if not n.topic.endswith(RECALLED_BY):
+                    self.position = n.id
+                    continue
+                current = self.aggs[oid] = self.app.repository.get(oid, version=n.originator_version - 1)
+                self.recalled += 1
             # Our own writes (1,000 acks an event during a dispatch) are applied already: skip them undecoded.
             if current is None or n.originator_version > current.version:
                 event = self.app.mapper.to_domain_event(n)
@@ -133,7 +159,34 @@ class DispatchModel:
         if self.caught_up and not notifications and self.clock() >= self._next_materialise and self.leads():
             self._next_materialise = self.clock() + timedelta(seconds=1)
             self.materialise()
+        if self.clock() >= self._next_forget:
+            self._next_forget = self.clock() + FORGET_EVERY
+            self.forget()
         return reactions
+
+    def forget(self) -> int:
+        """Let go of what no longer needs the dispatcher, so that its memory is bounded by what is live, not by the
+        log's history: broadcasts in a final state with every dispatch closed (and those dispatches), and
+        broadcasts waiting for an approval that have not changed for `IDLE_PENDING` (fetched again from the store
+        when approved, revised, submitted or cancelled). Returns how many aggregates were let go."""
+        now = self.clock()
+        gone: list[UUID] = []
+        for b in self.of_type(Broadcast):
+            dispatches = [self.aggs.get(d) for d in b.dispatches]
+            if b.state.is_final and not any(isinstance(d, Dispatch) and not d.closed for d in dispatches):
+                gone.append(b.id)
+                gone.extend(d.id for d in dispatches if isinstance(d, Dispatch))
+            elif b.state in PENDING and not b.dispatches and now - b.modified_on >= IDLE_PENDING:
+                gone.append(b.id)
+        for oid in gone:
+            self.aggs.pop(oid, None)
+            self.approved_at.pop(oid, None)
+            self.first_at.pop(oid, None)
+            drafted = self._drafted_on.pop(oid, None)
+            if drafted is not None and self._targets_at.get(oid) == drafted:
+                self._targets_at.pop(oid)  # never revised: its creation time, read when recalled, says the same
+        self.forgotten += len(gone)
+        return len(gone)
 
     def _fold(self, event: Any, current: Aggregate | None) -> None:
         folded = self.aggs[event.originator_id] = event.mutate(current)
@@ -143,6 +196,8 @@ class DispatchModel:
             self.programme = folded.applied_to(self.programme)
         if isinstance(event, Broadcast.Drafted | Broadcast.Revised):
             self._targets_at[event.originator_id] = event.timestamp
+            if isinstance(event, Broadcast.Drafted):
+                self._drafted_on[event.originator_id] = event.timestamp
         elif isinstance(event, Broadcast.Approved | Broadcast.AutoApproved):
             self.approved_at[event.originator_id] = event.timestamp
         elif isinstance(event, Dispatch.AcksRecorded):
