@@ -33,15 +33,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 import structlog
 
 from keng.adapters.store.app import Keng
-from keng.adapters.store.errors import ConcurrencyConflict
-from keng.domain.broadcast import BROADCAST_EVENTS, Broadcast
+from keng.adapters.store.errors import ConcurrencyConflict, NotFound
+from keng.domain.broadcast import BROADCAST_EVENTS, STATE_AFTER, Broadcast
 from keng.domain.errors import RenderClaimRefused
+from keng.domain.values import BroadcastState
 
 if TYPE_CHECKING:
     from keng.adapters.tts.base import Synthesizer, TTSConfig
@@ -136,14 +137,40 @@ class RenderFollower:
 
     def catch_up(self) -> int:
         """Fold the broadcast events recorded since the last call and offer each broadcast they changed; returns how
-        many changed."""
+        many changed. A broadcast that needs no audio is then forgotten (`states` holds only those that need it, so
+        the process's memory follows the live backlog, not the log's history); should a later event bring it back
+        (a revision, say), it is read again as stored, and an event that ends it is passed over."""
         touched: set[UUID] = set()
-        self.position = self.app.fold_topics(BROADCAST_EVENTS, self.states, since=self.position, touched=touched)
+        top = self.app.max_position()
+        for note in self.app.notifications_of(BROADCAST_EVENTS, since=self.position, upto=top):
+            event: Any = self.app.mapper.to_domain_event(note)
+            bid = event.originator_id
+            current = self.states.get(bid)
+            if current is None and event.originator_version > 1:  # forgotten (or drafted before this process began)
+                if STATE_AFTER.get(type(event), BroadcastState.DRAFT).is_final:
+                    continue  # it ends here: it never needs audio again
+                current = self._reload(bid)
+                if current is None:
+                    continue
+            if current is None or event.originator_version > current.version:  # a reloaded one may hold it already
+                current = event.mutate(current)
+            self.states[bid] = current
+            touched.add(bid)
+        self.position = max(top, self.position)
         if touched:
             now = self.app.clock()
             for b in sorted((self.states[i] for i in touched), key=_order):
                 self._consider(b.id, now)
+            for bid in touched:
+                if not self.states[bid].needs_render:
+                    del self.states[bid]
         return len(touched)
+
+    def _reload(self, bid: UUID) -> Broadcast | None:
+        try:
+            return self.app.broadcast(bid)
+        except NotFound:
+            return None
 
     def backlog(self) -> int:
         """How many broadcasts need audio (in the queue or waiting in the log)."""
