@@ -14,6 +14,10 @@ resolution, fetches the image over HTTP, checks the SHA-256 of the bytes, shows 
 that hash; a text-only board, or one whose image cannot be fetched or does not match, shows the text and
 acknowledges `displayed` with the text's SHA-256 (counted in `fallbacks`). It acknowledges `cleared` when a `clear`
 takes the bulletin off, or at its expiry. An `ack-refused` notice from keng is logged and counted (`refusals`).
+
+A device's memory is bounded by what is live: its de-duplication entries (and the dispatches a stop ended) are
+forgotten `FORGET_AFTER` past their dispatch's expiry (a resend comes no later: keng sends nothing expired), its journal
+keeps the last `JOURNAL_KEEP` entries, and `plays` is one count per dispatch.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import asyncio
 import contextlib
 import hashlib
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -41,6 +45,9 @@ from keng.domain.values import AckState
 log = structlog.get_logger(__name__)
 Fetch = Callable[[str], Awaitable[bytes]]
 FETCH_TIMEOUT_S = 10.0
+JOURNAL_KEEP = 64  # a device's journal: its last entries (what tests read)
+FORGET_AFTER = timedelta(minutes=5)  # a dispatch's de-duplication entries outlive its expiry by this much
+PRUNE_EVERY_S = 30.0  # how often (loop time) a device looks for dispatches to forget
 
 
 def device_will(code: str, topics: Topics = DEFAULT_TOPICS) -> WireWill:
@@ -112,12 +119,14 @@ class SimDevice:
         self.current: Command | None = None
         self.play_timer: asyncio.TimerHandle | None = None  # a timer, not a task: 10,000 of them start at once
         self.waiting: list[Command] = []
-        self.journal: list[tuple[str, str, float]] = []  # (what, dispatch, loop time) for tests
+        self.journal: deque[tuple[str, str, float]] = deque(maxlen=JOURNAL_KEEP)  # (what, dispatch, loop time)
         self.plays: Counter[str] = Counter()
         self.shown: dict[tuple[str, int], tuple[str, asyncio.TimerHandle | None]] = {}  # a board's: hash, clear timer
         self.stopped: set[str] = set()  # dispatches a stop or clear ended
         self.fallbacks = 0  # a board showed the text: its image could not be fetched or did not match
         self.refusals: Counter[str] = Counter()  # keng's `ack-refused` notices, by reason
+        self.expiries: dict[str, datetime] = {}  # dispatch -> the latest expiry its commands carried
+        self._pruned_at = float("-inf")
         self.fetch: Fetch | None = None  # set by the fleet: GET a URL, the body (raises on failure)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -198,6 +207,7 @@ class SimDevice:
         except (proto.ProtocolError, KeyError, TypeError, ValueError):
             return
         now = asyncio.get_running_loop().time()
+        self._note_expiry(key[0], msg.get("expires_at"), now)
         if op in ("stop", "clear"):
             if key not in self.seen:
                 self.seen[key] = ("stopped", "", "")
@@ -251,6 +261,35 @@ class SimDevice:
         else:
             self.waiting.append(cmd)
             self.waiting.sort(key=lambda c: c.rank)
+
+    def _note_expiry(self, dispatch: str, raw: object, now: float) -> None:
+        """Now and then forget the dispatches long expired; remember until when this one can send."""
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            self.forget_expired(datetime.now(UTC))
+        try:
+            expires_at = datetime.fromisoformat(str(raw))
+        except ValueError:
+            expires_at = datetime.now(UTC)  # none given: kept FORGET_AFTER from now
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        known = self.expiries.get(dispatch)
+        if known is None or expires_at > known:
+            self.expiries[dispatch] = expires_at
+
+    def forget_expired(self, wall: datetime) -> None:
+        """Forget the de-duplication entries of dispatches that expired more than FORGET_AFTER before `wall` (one
+        still playing, waiting or shown is kept)."""
+        live = {c.dispatch for c in self.waiting} | {k[0] for k in self.shown}
+        if self.current is not None:
+            live.add(self.current.dispatch)
+        gone = {d for d, at in self.expiries.items() if at + FORGET_AFTER <= wall and d not in live}
+        if not gone:
+            return
+        self.seen = {k: v for k, v in self.seen.items() if k[0] not in gone}
+        self.stopped -= gone
+        for dispatch in gone:
+            del self.expiries[dispatch]
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

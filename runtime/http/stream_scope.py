@@ -4,18 +4,58 @@ A broadcast's events are visible iff its scope is; a dispatch's iff its broadcas
 The stream may carry thousands of events a second during a dispatch, so the facts the rule needs are learnt from the
 events as they pass (a broadcast's scope from Drafted and Revised, a dispatch's broadcast from Opened, an endpoint's
 ward from Registered and Reassigned), looked up in the store only for aggregates that began before the stream did,
-and the verdict is cached per broadcast and per endpoint. Blocking (it may read the store): call it off the event loop.
+and the verdict is cached per broadcast and per endpoint. Each of these memories holds the `KEEP` most recently used
+entries (a stream lives for hours and sees every broadcast): one forgotten is read again from the store when an event
+of it comes by. Blocking (it may read the store): call it off the event loop.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from keng.adapters.store.app import Keng
 from keng.adapters.store.errors import NotFound
 from keng.domain.authority import Visibility
 from keng.domain.endpoint import Endpoint
+
+K = TypeVar("K")
+V = TypeVar("V")
+KEEP = 2048  # entries in each memory of a stream's scope
+
+
+class Recent(Generic[K, V]):
+    """A map that holds the `size` most recently used entries, forgetting the least recently used beyond them."""
+
+    def __init__(self, size: int = KEEP) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> V:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value
+
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 def _kind(event: Any) -> tuple[str, str]:
@@ -26,13 +66,13 @@ def _kind(event: Any) -> tuple[str, str]:
 class StreamScope:
     """The events one reader may see; `visibility` can change while the stream runs (a role granted or revoked)."""
 
-    def __init__(self, app: Keng, visibility: Visibility) -> None:
+    def __init__(self, app: Keng, visibility: Visibility, *, keep: int = KEEP) -> None:
         self.app = app
         self.visibility = visibility
-        self._scopes: dict[UUID, frozenset[str]] = {}  # broadcast -> scope
-        self._owners: dict[UUID, UUID] = {}  # dispatch -> broadcast
-        self._wards: dict[UUID, str] = {}  # endpoint -> ward
-        self._verdicts: dict[UUID, bool] = {}  # broadcast or endpoint -> visible
+        self._scopes: Recent[UUID, frozenset[str]] = Recent(keep)  # broadcast -> scope
+        self._owners: Recent[UUID, UUID] = Recent(keep)  # dispatch -> broadcast
+        self._wards: Recent[UUID, str] = Recent(keep)  # endpoint -> ward
+        self._verdicts: Recent[UUID, bool] = Recent(keep)  # broadcast or endpoint -> visible
 
     def update(self, visibility: Visibility) -> None:
         """Apply a new reading scope (cached verdicts are dropped when it changed)."""
@@ -47,15 +87,15 @@ class StreamScope:
             return self._broadcast_event(event, name)
         if aggregate == "Dispatch":
             if name == "Opened":
-                self._owners[event.originator_id] = event.broadcast_id
+                self._owners.put(event.originator_id, event.broadcast_id)
             return self._sees_broadcast(self._owner(event.originator_id))
         if aggregate == "Endpoint":
             if name not in ("Registered", "Reassigned"):
                 return self._sees_endpoint(event.originator_id)
             # A reassignment (a reorganisation of areas) is shown to the readers of the ward it leaves and enters.
             before = name == "Reassigned" and self._sees_endpoint(event.originator_id)
-            self._wards[event.originator_id] = event.ward
-            self._verdicts.pop(event.originator_id, None)
+            self._wards.put(event.originator_id, event.ward)
+            self._verdicts.pop(event.originator_id)
             return self._sees_endpoint(event.originator_id) or before
         return self.visibility.everything
 
@@ -65,8 +105,8 @@ class StreamScope:
             return self._sees_broadcast(bid)
         # A revision is shown to those who saw the broadcast before it as well as to those who see it now.
         before = name == "Revised" and self._sees_broadcast(bid)
-        self._scopes[bid] = frozenset(event.scope)
-        self._verdicts.pop(bid, None)
+        self._scopes.put(bid, frozenset(event.scope))
+        self._verdicts.pop(bid)
         return self._sees_broadcast(bid) or before
 
     def _sees_broadcast(self, bid: UUID | None) -> bool:
@@ -76,7 +116,7 @@ class StreamScope:
             return False
         verdict = self._verdicts.get(bid)
         if verdict is None:
-            verdict = self._verdicts[bid] = self.visibility.sees(self._scope(bid))
+            verdict = self._verdicts.put(bid, self.visibility.sees(self._scope(bid)))
         return verdict
 
     def _sees_endpoint(self, eid: UUID) -> bool:
@@ -87,17 +127,17 @@ class StreamScope:
             ward = self._wards.get(eid)
             if ward is None:
                 try:
-                    ward = self._wards[eid] = self.app.load(Endpoint, eid, "endpoint").ward
+                    ward = self._wards.put(eid, self.app.load(Endpoint, eid, "endpoint").ward)
                 except NotFound:
                     return False
-            verdict = self._verdicts[eid] = self.visibility.sees((ward,))
+            verdict = self._verdicts.put(eid, self.visibility.sees((ward,)))
         return verdict
 
     def _scope(self, bid: UUID) -> frozenset[str]:
         scope = self._scopes.get(bid)
         if scope is None:
             try:
-                scope = self._scopes[bid] = frozenset(self.app.broadcast(bid).scope)
+                scope = self._scopes.put(bid, frozenset(self.app.broadcast(bid).scope))
             except NotFound:
                 return frozenset()
         return scope
@@ -108,5 +148,5 @@ class StreamScope:
             first = next(iter(self.app.events.get(did, lte=1)), None)  # Opened names the broadcast
             if first is None:
                 return None
-            owner = self._owners[did] = first.broadcast_id  # type: ignore[attr-defined]
+            owner = self._owners.put(did, first.broadcast_id)  # type: ignore[attr-defined]
         return owner

@@ -11,6 +11,10 @@ retries).
 - Each push is retried with capped exponential backoff until a 2xx or its expiry (the bulletin's); each target is
   throttled (`asyncio-throttle`), and every attempt is an event (domain/push.py).
 
+The worker holds the pushes that can still matter: open ones, and a delivered bulletin until its broadcast ends (it
+is then followed by a withdrawal) or, at the latest, `KEEP_DELIVERED` past the bulletin's expiry; the others are
+forgotten once closed, so that its memory follows what is live, not the log's history.
+
 The URL is an admin's, yet it goes through the outbound guard (adapters/outbound.py): a loopback or private address
 needs its host on the integration's fetch allowlist, and redirects are not followed.
 """
@@ -46,6 +50,12 @@ APPROVED = (Broadcast.Approved, Broadcast.AutoApproved)
 ENDED = (Broadcast.Cancelled, Broadcast.Expired, Broadcast.Rejected)
 KIND_OF_CHANNEL = {Channel.PORTAL.value: "portal", Channel.APP.value: "app"}
 WITHDRAWAL_TTL = timedelta(days=1)
+KEEP_DELIVERED = timedelta(hours=1)  # a delivered bulletin is kept this long past its expiry (for its withdrawal)
+
+
+def past(push: Push, now: datetime) -> bool:
+    """True once a push's expiry is KEEP_DELIVERED behind `now` (never for one without an expiry)."""
+    return push.expires_at is not None and now >= push.expires_at + KEEP_DELIVERED
 
 
 def _reached_wards(scope: Iterable[str], covered: frozenset[str], parents: dict[str, str | None]) -> list[str]:
@@ -101,7 +111,9 @@ class Pusher:
         for note in self.app.notifications_of(PUSH_EVENTS, since=self.push_position, upto=top):
             event: Any = self.app.mapper.to_domain_event(note)
             current = self.pushes.get(event.originator_id)
-            if current is None or event.originator_version > current.version:
+            if current is None and event.originator_version > 1:
+                pass  # a push forgotten once closed: nothing that follows matters here
+            elif current is None or event.originator_version > current.version:
                 self.pushes[event.originator_id] = event.mutate(current)
             self.push_position = note.id
         self.push_position = max(self.push_position, top)  # read up to here: the next call starts after it
@@ -213,6 +225,8 @@ class Pusher:
 
     def _withdraw(self, bid: UUID, reason: str, now: datetime) -> None:
         for push in [p for p in self.pushes.values() if p.subject == str(bid) and p.kind == BULLETIN]:
+            if push.status == PushStatus.DELIVERED or not push.open:
+                del self.pushes[push.id]  # done with: its withdrawal notice, if any, is a push of its own
             if push.open:
                 push.withdraw(reason)
                 self.app.save_changes(push)
@@ -258,7 +272,16 @@ class Pusher:
                 push.attempts, self.backoff_base_s
             ):
                 out.append(push)
+        self.forget_closed(now)
         return out
+
+    def forget_closed(self, now: datetime) -> None:
+        """Forget the pushes that can no longer matter: closed ones, but a delivered bulletin, which is withdrawn
+        when its broadcast ends, until KEEP_DELIVERED past its expiry."""
+        for push in list(self.pushes.values()):
+            if push.open or (push.kind == BULLETIN and push.status == PushStatus.DELIVERED and not past(push, now)):
+                continue
+            del self.pushes[push.id]
 
     def signed_headers(self, push: Push, body: bytes) -> tuple[dict[str, str] | None, frozenset[str]]:
         """The signed headers (None: no active secret) and the target's fetch allowlist."""

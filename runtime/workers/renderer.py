@@ -28,20 +28,21 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 import structlog
 
 from keng.adapters.store.app import Keng
-from keng.adapters.store.errors import ConcurrencyConflict
-from keng.domain.broadcast import BROADCAST_EVENTS, Broadcast
+from keng.adapters.store.errors import ConcurrencyConflict, NotFound
+from keng.domain.broadcast import BROADCAST_EVENTS, STATE_AFTER, Broadcast
 from keng.domain.errors import RenderClaimRefused
+from keng.domain.values import BroadcastState
 
 if TYPE_CHECKING:
     from keng.adapters.tts.base import Synthesizer, TTSConfig
@@ -125,11 +126,18 @@ class RenderQueue:
 
 
 class RenderFollower:
-    """The broadcasts' current states, folded from the log, and the queue of those this worker may render next."""
+    """The broadcasts' current states, folded from the log, and the queue of those this worker may render next.
+
+    Its memory follows the backlog, not the log's history: `states` holds the broadcasts in the queue and those
+    another worker holds (until their lease ends), `waiting` only the render order of those that need audio but that
+    the queue let go (a backlog of thousands of webhooks' bulletins); the others are forgotten. A broadcast forgotten
+    or waiting is read again from the store when an event of it comes (a revision, say) or its turn comes; an event
+    that ends it is passed over."""
 
     def __init__(self, app: Keng, worker: str, queue_size: int) -> None:
         self.app, self.worker = app, worker
         self.states: dict[UUID, Broadcast] = {}
+        self.waiting: dict[UUID, Key] = {}
         self.position = 0
         self.queue = RenderQueue(queue_size)
         self._leased: dict[UUID, datetime] = {}  # broadcasts another worker holds, until its lease ends
@@ -138,16 +146,52 @@ class RenderFollower:
         """Fold the broadcast events recorded since the last call and offer each broadcast they changed; returns how
         many changed."""
         touched: set[UUID] = set()
-        self.position = self.app.fold_topics(BROADCAST_EVENTS, self.states, since=self.position, touched=touched)
+        top = self.app.max_position()
+        for note in self.app.notifications_of(BROADCAST_EVENTS, since=self.position, upto=top):
+            event: Any = self.app.mapper.to_domain_event(note)
+            bid = event.originator_id
+            current = self.states.get(bid)
+            if current is None and event.originator_version > 1:  # forgotten or waiting (or drafted before we began)
+                if STATE_AFTER.get(type(event), BroadcastState.DRAFT).is_final:
+                    self.waiting.pop(bid, None)
+                    continue  # it ends here: it never needs audio again
+                current = self._reload(bid)
+                if current is None:
+                    continue
+            if current is None or event.originator_version > current.version:  # a reloaded one may hold it already
+                current = event.mutate(current)
+            self.states[bid] = current
+            self.waiting.pop(bid, None)
+            touched.add(bid)
+        self.position = max(top, self.position)
         if touched:
             now = self.app.clock()
             for b in sorted((self.states[i] for i in touched), key=_order):
                 self._consider(b.id, now)
+            self._forget()
         return len(touched)
+
+    def _forget(self) -> None:
+        """Keep in `states` only what the queue holds and what another worker holds; of the others, note the render
+        order of those that need audio in `waiting`."""
+        for bid, b in list(self.states.items()):
+            needed = b.needs_render
+            if needed and (bid in self.queue or bid in self._leased):
+                continue
+            del self.states[bid]  # a stale entry of the queue is passed over when popped
+            if needed:
+                self.waiting[bid] = b.render_order
+                self.queue.overflowed = True  # taken up again once the queue has drained
+
+    def _reload(self, bid: UUID) -> Broadcast | None:
+        try:
+            return self.app.broadcast(bid)
+        except NotFound:
+            return None
 
     def backlog(self) -> int:
         """How many broadcasts need audio (in the queue or waiting in the log)."""
-        return sum(1 for b in self.states.values() if b.needs_render)
+        return sum(1 for b in self.states.values() if b.needs_render) + len(self.waiting)
 
     def _consider(self, bid: UUID, now: datetime) -> None:
         b = self.states.get(bid)
@@ -161,10 +205,10 @@ class RenderFollower:
         self._leased.pop(bid, None)
         self.queue.offer(b.render_order, bid)
 
-    def next(self) -> Broadcast | None:
-        """The most urgent broadcast that needs audio and that no other worker holds (None: nothing to do now).
-        Claims whose lease has ended come back; when the queue has drained after letting some go, it is filled
-        again from the folded states."""
+    def next(self, taken: Collection[UUID] = ()) -> Broadcast | None:
+        """The most urgent broadcast that needs audio and that no other worker holds (None: nothing to do now), other
+        than those `taken` (a batch's so far). Claims whose lease has ended come back; when the queue has drained
+        after letting some go, it is filled again from the folded states and those waiting."""
         now = self.app.clock()
         for leased, until in list(self._leased.items()):
             if until <= now:
@@ -173,11 +217,21 @@ class RenderFollower:
             if not self.queue and self.queue.overflowed:
                 self.queue.overflowed = False
                 for waiting in sorted((b for b in self.states.values() if b.needs_render), key=_order):
-                    self._consider(waiting.id, now)
+                    if waiting.id not in taken:
+                        self._consider(waiting.id, now)
+                for key, waiting_id in sorted((key, i) for i, key in self.waiting.items()):
+                    self.queue.offer(key, waiting_id)  # read again from the store when its turn comes
             bid = self.queue.pop()
             if bid is None:
                 return None
+            if bid in taken:
+                continue
             b = self.states.get(bid)
+            if b is None and bid in self.waiting:
+                del self.waiting[bid]
+                b = self._reload(bid)
+                if b is not None and b.needs_render:
+                    self.states[bid] = b
             if b is None or not b.needs_render:
                 continue
             if b.render_claimed_elsewhere(self.worker, now):
@@ -195,7 +249,7 @@ class RenderFollower:
             return []
         batch, size = [first], len(first.announced_text)
         while len(batch) < most:
-            b = self.next()
+            b = self.next(taken={x.id for x in batch})
             if b is None:
                 break
             if b.render_order[0] != first.render_order[0] or size + len(b.announced_text) > chars:

@@ -26,7 +26,7 @@ from keng.adapters.store.app import Keng
 from keng.domain.push import BULLETIN, REPLY, WITHDRAWN, Push
 from keng.runtime.config import load_settings
 from keng.runtime.http.services import Services
-from keng.runtime.workers.pusher import Pusher
+from keng.runtime.workers.pusher import KEEP_DELIVERED, Pusher
 from keng.services import broadcasts
 from keng.services.access import add_integration, issue_token
 from keng.services.pushes import push_summary, pushes_of
@@ -268,6 +268,37 @@ async def test_a_push_still_failing_is_withdrawn_on_cancel_and_never_sent_again(
         assert len(app_backend.received) == 1
         (push,) = pushes_of(sample_app, str(bid))
         assert (push.status, push.attempts, push.target_kind) == ("withdrawn", 1, "app")
+
+
+async def test_the_pusher_holds_only_the_pushes_that_can_still_matter(sample_app: Keng, secrets: SecretStore) -> None:
+    async with receiver() as portal:
+        add_integration(
+            sample_app,
+            secrets,
+            name="portal-00595",
+            kind="portal",
+            jurisdiction=["00595"],
+            by="admin",
+            report_url=portal.url,
+            fetch_hosts=["127.0.0.1"],
+        )
+        ids = [await _approved(sample_app) for _ in range(6)]
+        pusher = Pusher(sample_app, secrets, backoff_base_s=0.05)
+        await pusher.step()
+        assert len(portal.received) == 6 and len(pusher.pushes) == 6  # delivered: kept for their withdrawal
+        for bid in ids[:4]:
+            broadcasts.cancel(sample_app, bid, by="hung.tran", reason="nhầm lịch")
+        await pusher.step()  # the four withdrawals are sent
+        await pusher.step()  # and, delivered, forgotten
+        assert [orjson.loads(b)["type"] for _, b in portal.received].count(WITHDRAWN) == 4
+        live = {p.id for p in pushes_of(sample_app, str(ids[4])) + pushes_of(sample_app, str(ids[5]))}
+        assert set(pusher.pushes) == live
+        restarted = Pusher(sample_app, secrets, backoff_base_s=0.05)  # from the log: the same two
+        await restarted.step()
+        assert set(restarted.pushes) == live and len(portal.received) == 10  # nothing sent again
+        expiry = max(p.expires_at for p in pusher.pushes.values() if p.expires_at is not None)
+        pusher.forget_closed(expiry + KEEP_DELIVERED)
+        assert pusher.pushes == {}
 
 
 async def test_pushes_stop_at_the_bulletins_expiry(sample_app: Keng, secrets: SecretStore) -> None:

@@ -32,7 +32,7 @@ from keng.domain.broadcast import Broadcast
 from keng.runtime.bootstrap import render_config
 from keng.runtime.config import Settings, load_settings
 from keng.runtime.workers.render_pool import RenderPool
-from keng.runtime.workers.renderer import serve_renders
+from keng.runtime.workers.renderer import RenderFollower, _claim, _record, serve_renders
 from keng.services import broadcasts
 from keng.services.inventory import install_sample
 
@@ -178,6 +178,40 @@ def test_a_worker_renders_emergencies_first_and_works_through_a_backlog_larger_t
     order = [e.originator_id for e in speaker_renders(app)]
     assert order == [emergency, urgent, *normal]  # by class, then the oldest first
     assert worker.outcomes == Counter(rendered=10)
+
+
+def test_a_follower_holds_only_the_broadcasts_that_still_need_audio(make_app: Callable[..., Keng]) -> None:
+    """A render process's memory follows its backlog, not the log: a broadcast rendered, or ended, is forgotten; one
+    that needs audio again (a revision) is read again from the store."""
+    app = make_app()
+    install_sample(app, reorganise=False)
+    ids = [submit(app, n=n) for n in range(30)]
+    follower = RenderFollower(make_app(), "w1", queue_size=8)
+    assert follower.catch_up() == 30 and len(follower.states) == 8  # the queue's: the others wait in the log
+    assert set(follower.states) | set(follower.waiting) == set(ids)
+    done, cancelled, live = ids[:20], ids[20:25], ids[25:]
+    lease = timedelta(seconds=60)
+    for bid in done:  # claimed and recorded as the worker does it, with audio made up
+        assert [b.id for b in _claim(app, [bid], worker="w1", lease=lease)] == [bid]
+        assert _record(app, {bid: ("ok", "k" * 64, "3.0", "espeak", "ab" * 32)}, worker="w1") == {bid: "rendered"}
+    for bid in cancelled:
+        broadcasts.cancel(app, bid, by="lan.nguyen", reason="thử nghiệm")
+    follower.catch_up()
+    assert set(follower.states) | set(follower.waiting) == set(live)
+    assert follower.backlog() == 5
+    broadcasts.revise(app, done[0], by="lan.nguyen", text=TEXT.format(n=999))  # a new revision: no audio for it yet
+    assert follower.catch_up() == 1
+    assert set(follower.states) | set(follower.waiting) == {*live, done[0]} and follower.states[done[0]].needs_render
+    assert follower.states[done[0]].revision == app.broadcast(done[0]).revision
+    assert {b.id for b in follower.next_batch(most=16, chars=10**6)} == {*live, done[0]}
+    # Of a backlog larger than its queue, a follower holds the states of the queued ones and the others' order only.
+    small = RenderFollower(make_app(), "w2", queue_size=3)
+    small.catch_up()
+    assert set(small.states) == set(small.queue.ids()) == {*live[:2], done[0]}  # the oldest of those that need audio
+    assert set(small.waiting) == set(live[2:]) and small.backlog() == 6
+    batch = small.next_batch(most=16, chars=10**6)  # the queued ones, then those waiting, read again from the store
+    assert [b.id for b in batch] == [done[0], *live] and batch[0].revision == 1
+    assert small.waiting == {}
 
 
 # -- render processes ---------------------------------------------------------------------------------------------

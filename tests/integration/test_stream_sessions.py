@@ -236,3 +236,22 @@ def test_dispatch_and_device_events_follow_their_broadcast_and_ward_with_or_with
     assert [looked_up.admits(e) for e, _ in later] == [ok for _, ok in later]
     auditor = StreamScope(app, app.visibility_of(app.staff("mai.le")))
     assert all(auditor.admits(e) for e in events)
+
+
+def test_a_streams_scope_remembers_a_bounded_number_of_broadcasts_and_reads_a_forgotten_one_again(
+    sample_app: Keng,
+) -> None:
+    app = sample_app
+    start = app.max_position()
+    draft = {"title": "Thông báo", "text": "Nội dung.", "priority": "normal"}
+    mine = [broadcasts.draft(app, by="tuan.do", target_areas=[WARD_A], **draft) for _ in range(15)]
+    others = [broadcasts.draft(app, by="lan.nguyen", target_areas=[WARD_B], **draft) for _ in range(15)]
+    scope = StreamScope(app, app.visibility_of(app.staff("tuan.do")), keep=8)
+    events = [e for _, e in app.read_events(start)]
+    assert [scope.admits(e) for e in events] == [e.originator_id in mine for e in events]
+    assert max(len(scope._scopes), len(scope._verdicts), len(scope._owners), len(scope._wards)) <= 8
+    later = app.max_position()
+    for bid in (mine[0], others[0]):  # long forgotten by this stream: their scopes are read again from the store
+        broadcasts.submit(app, bid, by="tuan.do" if bid == mine[0] else "lan.nguyen")
+    assert [scope.admits(e) for _, e in app.read_events(later)] == [True, False]
+    assert len(scope._scopes) <= 8
