@@ -15,27 +15,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import fanout
-from bench.common import report
+from bench.common import fresh, report
 from bench.ingest import keng_ingest
 from keng.adapters.audit import chain
 from keng.adapters.store import postgres as store_postgres
 from keng.adapters.store import sqlite as store_sqlite
 from keng.adapters.store.app import Keng
-from keng.adapters.store.config import connect_kwargs, locate_store, without_chain
+from keng.adapters.store.config import locate_store, without_chain
 from keng.domain.delivery import percentile
 from keng.domain.staff import Staff
 
@@ -83,24 +80,6 @@ def writes(store: str | None, chained: bool, per_transaction: int, transactions:
         "p99_ms": percentile(times, 99) or 0.0,
         "chain_us_per_tx": round(timed.seconds / transactions * 1e6, 1),
     }
-
-
-@contextlib.contextmanager
-def fresh(store: str | None, data: Path) -> Iterator[str]:
-    """An empty store for one run: an SQLite file in `data`, or a new schema on the PostgreSQL server of `store`."""
-    if store is None:
-        yield f"sqlite:///{data / 'keng.db'}"
-        return
-    import psycopg
-
-    params, schema = connect_kwargs(locate_store(store, data)), f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(**params, autocommit=True) as conn:  # type: ignore[arg-type]
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield store.split("?")[0] + f"?schema={schema}"
-    finally:
-        with psycopg.connect(**params, autocommit=True) as conn:  # type: ignore[arg-type]
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _save(app: Keng, per_transaction: int, transactions: int, times: list[float]) -> float:

@@ -1,15 +1,21 @@
-"""Shared set-up for the benchmarks: a generated district of N loudspeakers, brokers, the fleet, an ack observer."""
+"""Shared set-up for the benchmarks: a generated district of N loudspeakers, fresh stores, brokers, the fleet, an ack
+observer, and signed city-source webhooks at a steady rate from a separate process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing as mp
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,7 @@ from keng.adapters.mqtt.broker import BrokerAddress, free_port, parse_broker_url
 from keng.adapters.mqtt.topics import Topics
 from keng.adapters.mqtt.wire import WireLink
 from keng.adapters.store.app import Keng
-from keng.adapters.store.config import locate_store
+from keng.adapters.store.config import connect_kwargs, locate_store
 from keng.runtime.process import freeze_long_lived
 from keng.services.access import SYSTEM, enrol_by_system
 from keng.services.inventory import bootstrap_admin, load_rows
@@ -34,17 +40,24 @@ MOSQUITTO_CONF = (
 PER_GROUP = 20
 
 
-def district(n: int) -> tuple[str, Keng]:
-    """A store with the 13 sample wards and `n` generated IP loudspeakers (20 per residential group)."""
-    data = Path(tempfile.mkdtemp(prefix="keng-bench-"))
-    url = f"sqlite:///{data / 'keng.db'}"
+def district(
+    n: int, *, wards: int | None = None, store: str | None = None, data: Path | None = None
+) -> tuple[str, Keng]:
+    """A store with the 13 sample wards (or `wards` generated ones, `W000`, `W001` ...) and `n` generated IP
+    loudspeakers (20 per residential group, the groups dealt over the wards in turn); SQLite in a new temporary
+    directory unless `store` (a URL) is given, its data directory `data`."""
+    data = data or Path(tempfile.mkdtemp(prefix="keng-bench-"))
+    url = store or f"sqlite:///{data / 'keng.db'}"
     app = Keng(env=locate_store(url, data).env)
     bootstrap_admin(app)
     rows: list[dict[str, Any]] = [{"record": "district", "code": "021", "name": "Quận Bắc Từ Liêm"}]
-    wards = sample_district.wards()
-    rows += [{"record": "ward", "parent": "021", "code": w["code"], "name": w["name"]} for w in wards]
+    if wards is None:
+        units = sample_district.wards()
+    else:
+        units = [{"code": f"W{i:03d}", "name": f"Phường {i + 1}"} for i in range(wards)]
+    rows += [{"record": "ward", "parent": "021", "code": w["code"], "name": w["name"]} for w in units]
     for i in range(n):
-        ward = wards[(i // PER_GROUP) % len(wards)]["code"]
+        ward = units[(i // PER_GROUP) % len(units)]["code"]
         group = f"{ward}-G{i // PER_GROUP:04d}"
         if i % PER_GROUP == 0:
             rows.append({"record": "group", "parent": ward, "code": group, "name": f"Tổ {i // PER_GROUP}"})
@@ -64,6 +77,25 @@ def district(n: int) -> tuple[str, Keng]:
         if m["handle"] in ("lan.nguyen", "hung.tran"):
             enrol_by_system(app, **m)
     return url, app
+
+
+@contextlib.contextmanager
+def fresh(store: str | None, data: Path) -> Iterator[str]:
+    """An empty store for one run: an SQLite file in `data`, or a new schema on the PostgreSQL server of `store`
+    (dropped afterwards)."""
+    if store is None:
+        yield f"sqlite:///{data / 'keng.db'}"
+        return
+    import psycopg
+
+    params, schema = connect_kwargs(locate_store(store, data)), f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(**params, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield store.split("?")[0] + f"?schema={schema}"
+    finally:
+        with psycopg.connect(**params, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def cli(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
@@ -236,3 +268,176 @@ async def stop_all(
             proc.wait()
     if broker:
         broker.terminate()
+
+
+# -- signed city-source webhooks at a steady rate (bench/ingest.py, bench/capacity.py) ----------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+KENG = [sys.executable, "-m", "keng.runtime.cli"]
+WEBHOOK_PATH = "/api/v1/hooks/city-source"
+TEXT = "Trạm y tế phường tổ chức tiêm chủng mở rộng vào sáng thứ Bảy, đề nghị phụ huynh đưa trẻ đến đúng giờ."
+AREA = "00598"  # a ward of the sample district (`keng init --sample`)
+
+
+def body_of(prefix: str, i: int, distinct: bool, area: str = AREA) -> bytes:
+    """The webhook body of request `i`: the same bulletin each time, or (`distinct`) one of its own, so that each
+    broadcast needs a render of its own."""
+    text = f"Bản tin số {i} ({prefix}): {TEXT}" if distinct else TEXT
+    return orjson.dumps(
+        {"title": "Thông báo lịch tiêm chủng", "text": text, "priority": "normal", "targets": {"areas": [area]}}
+    )
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def keng_env(data: Path | str, store: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of the `keng` processes a benchmark starts: its data directory (and store), warnings only as
+    JSON, keng as this checkout has it (ahead of any installed copy), an embedded broker (where one starts) on a free
+    port."""
+    env = {
+        **os.environ,
+        "KENG_DATA": str(data),
+        "KENG_LOG_LEVEL": os.environ.get("KENG_BENCH_LOG_LEVEL", "warning"),
+        "KENG_LOG_FORMAT": "json",
+        "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
+        "KENG_BROKER_LISTEN": "127.0.0.1:0",
+        **extra,
+    }
+    if store:
+        env["KENG_STORE"] = store
+    return env
+
+
+def add_city_source(env: dict[str, str], jurisdiction: str) -> str:
+    """`keng integration add city-source`: its signing secret."""
+    return subprocess.run(
+        [*KENG, "integration", "add", "city-source", "--jurisdiction", jurisdiction],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[0]
+
+
+async def webhook_load(
+    ports: Sequence[int],
+    secret: str | None,
+    rate: float,
+    duration: float,
+    prefix: str,
+    distinct: bool = False,
+    area: str = AREA,
+) -> dict[str, Any]:
+    """Open-loop load: request i is due at start + i/rate; its latency runs from that moment to the end of its
+    response, so queueing in the client counts against the server (no coordinated omission). Requests are built and
+    signed before the clock starts, and sent over 64 keep-alive connections with a minimal HTTP/1.1 client, so that
+    the load generator takes as little as possible of the 2 cores it shares with the server. With several `ports`
+    (replicas), the connections are dealt over them in turn and each takes the next due request when it is free, as
+    a load balancer with least-outstanding-requests would."""
+    from keng.adapters.signing import sign
+
+    total = int(rate * duration)
+    ts = int(time.time())
+    requests = []
+    for i in range(total):
+        body = body_of(prefix, i, distinct, area)
+        headers = f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        if secret:
+            mid = f"{prefix}-{i}"
+            headers += f"webhook-id: {mid}\r\nwebhook-timestamp: {ts}\r\n"
+            headers += f"webhook-signature: {sign(secret, mid, ts, body)}\r\n"
+        requests.append((headers + f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+    queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    per_port: dict[int, int] = {}
+    errors = 0
+
+    async def connection(port: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while (item := await queue.get()) is not None:
+            due, request = item
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            statuses[status] = statuses.get(status, 0) + 1
+            per_port[port] = per_port.get(port, 0) + 1
+            if status >= 300:
+                errors += 1
+            else:
+                latencies.append(time.perf_counter() - due)
+        writer.close()
+
+    workers = [asyncio.create_task(connection(ports[i % len(ports)])) for i in range(64)]
+    start = time.perf_counter()
+    for i, request in enumerate(requests):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((due, request))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
+
+    return {
+        "sent": total,
+        "ok": len(latencies),
+        "errors": errors,
+        "per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": pct(1.0),
+        "statuses": statuses,
+        "per_replica": [per_port.get(p, 0) for p in ports],
+    }
+
+
+def _load_process(
+    ports: Sequence[int],
+    secret: str | None,
+    rate: float,
+    duration: float,
+    prefix: str,
+    distinct: bool,
+    area: str,
+    out: Any,
+) -> None:
+    out.put(asyncio.run(webhook_load(ports, secret, rate, duration, prefix, distinct, area)))
+
+
+def run_load(
+    ports: int | Sequence[int],
+    secret: str | None,
+    rate: float,
+    duration: float,
+    prefix: str,
+    distinct: bool = False,
+    area: str = AREA,
+) -> dict[str, Any]:
+    """`webhook_load` from a separate process (so the load generator never shares an event loop or a GIL with what it
+    measures); `ports`: one service, or replicas to spread the load over."""
+    ctx = mp.get_context("spawn")
+    queue: Any = ctx.Queue()
+    targets = [ports] if isinstance(ports, int) else list(ports)
+    proc = ctx.Process(target=_load_process, args=(targets, secret, rate, duration, prefix, distinct, area, queue))
+    proc.start()
+    result: dict[str, Any] = queue.get(timeout=duration * 4 + 120)
+    proc.join()
+    return result

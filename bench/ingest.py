@@ -19,144 +19,20 @@ the API-only run sustains: the output says which).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing as mp
-import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-TEXT = "Trạm y tế phường tổ chức tiêm chủng mở rộng vào sáng thứ Bảy, đề nghị phụ huynh đưa trẻ đến đúng giờ."
-BODY = orjson.dumps(
-    {"title": "Thông báo lịch tiêm chủng", "text": TEXT, "priority": "normal", "targets": {"areas": ["00598"]}}
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import KENG, add_city_source, free_port, keng_env, run_load, wait_port
+
 TARGET_P99_MS = 50.0
 TARGET_RATIO = 0.9
-
-
-def body_of(prefix: str, i: int, distinct: bool) -> bytes:
-    """The webhook body of request `i`: the same bulletin each time, or (`distinct`) one of its own, so that each
-    broadcast needs a render of its own."""
-    if not distinct:
-        return BODY
-    text = f"Bản tin số {i} ({prefix}): {TEXT}"
-    return orjson.dumps(
-        {"title": "Thông báo lịch tiêm chủng", "text": text, "priority": "normal", "targets": {"areas": ["00598"]}}
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-async def _load(
-    port: int, secret: str | None, rate: float, duration: float, prefix: str, distinct: bool = False
-) -> dict[str, Any]:
-    """Open-loop load: request i is due at start + i/rate; its latency runs from that moment to the end of its
-    response, so queueing in the client counts against the server (no coordinated omission). Requests are built and
-    signed before the clock starts, and sent over 64 keep-alive connections with a minimal HTTP/1.1 client, so that
-    the load generator takes as little as possible of the 2 cores it shares with the server."""
-    from keng.adapters.signing import sign
-
-    total = int(rate * duration)
-    ts = int(time.time())
-    requests = []
-    for i in range(total):
-        body = body_of(prefix, i, distinct)
-        headers = "POST /api/v1/hooks/city-source HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        if secret:
-            mid = f"{prefix}-{i}"
-            headers += f"webhook-id: {mid}\r\nwebhook-timestamp: {ts}\r\n"
-            headers += f"webhook-signature: {sign(secret, mid, ts, body)}\r\n"
-        requests.append((headers + f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
-    queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors = 0
-
-    async def connection() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while (item := await queue.get()) is not None:
-            due, request = item
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
-            statuses[status] = statuses.get(status, 0) + 1
-            if status >= 300:
-                errors += 1
-            else:
-                latencies.append(time.perf_counter() - due)
-        writer.close()
-
-    workers = [asyncio.create_task(connection()) for _ in range(64)]
-    start = time.perf_counter()
-    for i, request in enumerate(requests):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((due, request))
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
-    elapsed = time.perf_counter() - start
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
-
-    return {
-        "sent": total,
-        "ok": len(latencies),
-        "errors": errors,
-        "per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "max_ms": pct(1.0),
-        "statuses": statuses,
-    }
-
-
-def _load_process(
-    port: int, secret: str | None, rate: float, duration: float, prefix: str, distinct: bool, out: Any
-) -> None:
-    sys.path.insert(0, str(ROOT))
-    out.put(asyncio.run(_load(port, secret, rate, duration, prefix, distinct)))
-
-
-def run_load(
-    port: int, secret: str | None, rate: float, duration: float, prefix: str, distinct: bool = False
-) -> dict[str, Any]:
-    queue: Any = mp.get_context("spawn").Queue()
-    proc = mp.get_context("spawn").Process(
-        target=_load_process, args=(port, secret, rate, duration, prefix, distinct, queue)
-    )
-    proc.start()
-    result: dict[str, Any] = queue.get(timeout=duration * 4 + 120)
-    proc.join()
-    return result
 
 
 BARE = """
@@ -195,33 +71,16 @@ def keng_ingest(
     """`keng serve --no-dispatcher` (or, `full`, the whole `keng serve`: dispatcher, render processes, workers) over
     a fresh data directory (and `store`), loaded open-loop; its figures (`full`: with the render backlog and the
     renders done when the load ended)."""
-    keng = [sys.executable, "-m", "keng.runtime.cli"]
     with tempfile.TemporaryDirectory(prefix="keng-bench-") as tmp:
-        env = {
-            **os.environ,
-            "KENG_DATA": tmp,
-            "KENG_LOG_LEVEL": "warning",
-            "KENG_LOG_FORMAT": "json",
-            # keng as this checkout has it, ahead of any installed copy
-            "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
-            "KENG_BROKER_LISTEN": "127.0.0.1:0",  # the full service's embedded broker, on a free port
-            **env_extra,
-        }
-        if store:
-            env["KENG_STORE"] = store
-        subprocess.run([*keng, "init", "--sample"], env=env, check=True, capture_output=True)
-        secret = subprocess.run(
-            [*keng, "integration", "add", "city-source", "--jurisdiction", "01"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.split()[0]
+        # the full service's embedded broker listens on a free port (keng_env)
+        env = keng_env(tmp, store, KENG_LOG_LEVEL="warning", **env_extra)
+        subprocess.run([*KENG, "init", "--sample"], env=env, check=True, capture_output=True)
+        secret = add_city_source(env, "01")
         port = free_port()
         # API-only: the ingest path alone, the dispatcher, render and report workers off (--no-dispatcher). Full:
         # everything `keng serve` runs, a render for every distinct bulletin among it.
         server = subprocess.Popen(
-            [*keng, "serve", *([] if full else ["--no-dispatcher"]), "--port", str(port)],
+            [*KENG, "serve", *([] if full else ["--no-dispatcher"]), "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
