@@ -63,7 +63,6 @@ from bench.common import (
     cpu_s,
     district,
     drain,
-    free_port,
     fresh,
     keng_env,
     run_load,
@@ -71,6 +70,7 @@ from bench.common import (
     wait_line,
     wait_online,
 )
+from keng.adapters.mqtt.broker import free_port
 from keng.adapters.readstore.sql import SqlDb
 from keng.adapters.store.app import Keng
 from keng.adapters.store.leases import Leases, shares, slot_of
@@ -361,7 +361,12 @@ def table(one: dict[str, Any], two: dict[str, Any]) -> list[tuple[str, Any, Any,
         row("dispatch: first-ack p99 (ms)", "first_ack_p99_ms", d1, d2),
         row("dispatch: workers' CPU per round (s)", "workers_cpu_s", d1, d2),
         ("dispatch: played of targeted", f"{d1['played']}/{d1['targeted']}", f"{d2['played']}/{d2['targeted']}", ""),
-        ("wards per worker", *("/".join(map(str, c["wards_per_worker"])) for c in (one, two)), ""),
+        (
+            "wards per worker",
+            "/".join(map(str, one["wards_per_worker"])),
+            "/".join(map(str, two["wards_per_worker"])),
+            "",
+        ),
     ]
 
 

@@ -29,7 +29,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import KENG, add_city_source, free_port, keng_env, run_load, wait_port
+from bench.common import KENG, add_city_source, keng_env, run_load, wait_port
+from keng.adapters.mqtt.broker import free_port
 
 TARGET_P99_MS = 50.0
 TARGET_RATIO = 0.9
