@@ -1,4 +1,5 @@
-"""Shared set-up for the benchmarks: a generated district of N loudspeakers, brokers, the fleet, an ack observer."""
+"""Shared set-up for the benchmarks: a generated district of N loudspeakers, fresh stores, brokers, the fleet, an ack
+observer, and signed city-source webhooks open-loop from a separate process."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,19 +40,26 @@ MOSQUITTO_CONF = (
 PER_GROUP = 20
 
 
-def district(n: int, url: str | None = None, data: Path | None = None) -> tuple[str, Keng]:
-    """A store with the 13 sample wards and `n` generated IP loudspeakers (20 per residential group, the groups
-    spread over the wards in turn): an SQLite file in `data` (default: a new temporary directory), or the empty
-    store at `url`."""
+def _wards(wards: int | None) -> list[dict[str, str]]:
+    """The 13 sample wards, or `wards` generated ones (`W000`, `W001` ...)."""
+    if wards is None:
+        return sample_district.wards()
+    return [{"code": f"W{i:03d}", "name": f"Phường {i + 1}"} for i in range(wards)]
+
+
+def district(n: int, url: str | None = None, data: Path | None = None, *, wards: int | None = None) -> tuple[str, Keng]:
+    """A store with the 13 sample wards (or `wards` generated ones, `W000`, `W001` ...) and `n` generated IP
+    loudspeakers (20 per residential group, the groups spread over the wards in turn): an SQLite file in `data`
+    (default: a new temporary directory), or the empty store at `url`."""
     data = data or Path(tempfile.mkdtemp(prefix="keng-bench-"))
     url = url or f"sqlite:///{data / 'keng.db'}"
     app = Keng(env=locate_store(url, data).env)
     bootstrap_admin(app)
     rows: list[dict[str, Any]] = [{"record": "district", "code": "021", "name": "Quận Bắc Từ Liêm"}]
-    wards = sample_district.wards()
-    rows += [{"record": "ward", "parent": "021", "code": w["code"], "name": w["name"]} for w in wards]
+    units = _wards(wards)
+    rows += [{"record": "ward", "parent": "021", "code": w["code"], "name": w["name"]} for w in units]
     for i in range(n):
-        ward = wards[(i // PER_GROUP) % len(wards)]["code"]
+        ward = units[(i // PER_GROUP) % len(units)]["code"]
         group = f"{ward}-G{i // PER_GROUP:04d}"
         if i % PER_GROUP == 0:
             rows.append({"record": "group", "parent": ward, "code": group, "name": f"Tổ {i // PER_GROUP}"})
@@ -73,10 +81,10 @@ def district(n: int, url: str | None = None, data: Path | None = None) -> tuple[
     return url, app
 
 
-def district_wards(n: int) -> list[str]:
-    """The codes of the wards that hold `district(n)`'s loudspeakers."""
-    wards = sample_district.wards()
-    return sorted({wards[g % len(wards)]["code"] for g in range((n + PER_GROUP - 1) // PER_GROUP)})
+def district_wards(n: int, wards: int | None = None) -> list[str]:
+    """The codes of the wards that hold `district(n, wards=wards)`'s loudspeakers."""
+    units = _wards(wards)
+    return sorted({units[g % len(units)]["code"] for g in range((n + PER_GROUP - 1) // PER_GROUP)})
 
 
 @contextlib.contextmanager
@@ -270,13 +278,17 @@ async def stop_all(
         broker.terminate()
 
 
-# -- signed city-source webhooks, open loop (bench/ingest.py, bench/soak.py) -------------------------------------
+# -- signed city-source webhooks, open loop (bench/ingest.py, bench/soak.py, bench/capacity.py) --------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+KENG = [sys.executable, "-m", "keng.runtime.cli"]
 
 HOOK_PATH = "/api/v1/hooks/city-source"
+HOOK_AREA = "00598"  # a ward of the sample district (`keng init --sample`)
 HOOK_TEXT = "Trạm y tế phường tổ chức tiêm chủng mở rộng vào sáng thứ Bảy, đề nghị phụ huynh đưa trẻ đến đúng giờ."
 
 
-def hook_body(prefix: str, i: int, distinct: bool, area: str = "00598") -> bytes:
+def hook_body(prefix: str, i: int, distinct: bool, area: str = HOOK_AREA) -> bytes:
     """The webhook body of request `i`, a normal bulletin to `area`: the same bulletin each time, or (`distinct`) one
     of its own, so that each broadcast needs a render of its own."""
     text = f"Bản tin số {i} ({prefix}): {HOOK_TEXT}" if distinct else HOOK_TEXT
@@ -297,10 +309,7 @@ def hook_request(secret: str | None, message_id: str, timestamp: int, body: byte
     return (headers + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_tcp_port = free_port  # a free TCP port on the loopback interface
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -313,13 +322,42 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def keng_env(data: Path | str, store: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of the `keng` processes a benchmark starts: its data directory (and store), warnings only as
+    JSON, keng as this checkout has it (ahead of any installed copy), an embedded broker (where one starts) on a free
+    port."""
+    env = {
+        **os.environ,
+        "KENG_DATA": str(data),
+        "KENG_LOG_LEVEL": os.environ.get("KENG_BENCH_LOG_LEVEL", "warning"),
+        "KENG_LOG_FORMAT": "json",
+        "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
+        "KENG_BROKER_LISTEN": "127.0.0.1:0",
+        **extra,
+    }
+    if store:
+        env["KENG_STORE"] = store
+    return env
+
+
+def add_city_source(env: dict[str, str], jurisdiction: str) -> str:
+    """`keng integration add city-source`: its signing secret."""
+    return subprocess.run(
+        [*KENG, "integration", "add", "city-source", "--jurisdiction", jurisdiction],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[0]
+
+
 def _pct(values: list[float], p: float) -> float:
     """The p-quantile of sorted seconds, in ms."""
     return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 2) if values else 0.0
 
 
 async def open_loop(
-    port: int,
+    port: int | Sequence[int],
     rate: float,
     duration: float,
     request_of: Callable[[int], bytes],
@@ -333,7 +371,11 @@ async def open_loop(
     omission). Sent over `connections` keep-alive connections with a minimal HTTP/1.1 client, so that the load
     generator takes as little as possible of the cores it shares with the server. A non-2xx answer is an error; so is
     a request without an answer within `timeout_s` or a broken connection (the connection is then opened again).
-    With `window_s`, also the count and p99 of the requests due in each window of that many seconds."""
+    With `window_s`, also the count and p99 of the requests due in each window of that many seconds. With several
+    ports (replicas), the connections are dealt over them in turn and each takes the next due request when it is free,
+    as a load balancer with least-outstanding-requests would; the result then also counts the answers per replica."""
+    ports = [port] if isinstance(port, int) else list(port)
+    per_port: dict[int, int] = {}
     total = int(rate * duration)
     queue: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
     latencies: list[float] = []
@@ -349,7 +391,7 @@ async def open_loop(
         await reader.readexactly(length)
         return int(head[9:12])
 
-    async def connection() -> None:
+    async def connection(port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while (item := await queue.get()) is not None:
             due, i = item
@@ -363,6 +405,7 @@ async def open_loop(
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 continue
             statuses[status] = statuses.get(status, 0) + 1
+            per_port[port] = per_port.get(port, 0) + 1
             if not 200 <= status < 300:
                 failures["errors"] += 1
                 continue
@@ -372,7 +415,7 @@ async def open_loop(
                 windows[int((due - start) // window_s)].append(latency)
         writer.close()
 
-    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    workers = [asyncio.create_task(connection(ports[i % len(ports)])) for i in range(connections)]
     start = time.perf_counter()
     for i in range(total):
         due = start + i / rate
@@ -395,6 +438,8 @@ async def open_loop(
         "max_ms": _pct(latencies, 1.0),
         "statuses": statuses,
     }
+    if not isinstance(port, int):
+        result["per_replica"] = [per_port.get(p, 0) for p in ports]
     if window_s:
         result["windows"] = (
             [{"ok": len(w), "p99_ms": _pct(sorted(w), 0.99)} for w in (windows[k] for k in range(max(windows) + 1))]
@@ -423,3 +468,45 @@ class InProcess:
         value = self.queue.get(timeout=timeout)
         self.proc.join()
         return value
+
+
+async def signed_load(
+    port: int | Sequence[int],
+    secret: str | None,
+    rate: float,
+    duration: float,
+    prefix: str,
+    distinct: bool = False,
+    area: str = HOOK_AREA,
+) -> dict[str, Any]:
+    """`open_loop` of city-source webhooks to `area`, its requests built and signed before the clock starts (each
+    with a webhook id of its own), so that the load generator takes as little as possible of the cores it shares
+    with the server."""
+    ts = int(time.time())
+    requests = [
+        hook_request(secret, f"{prefix}-{i}", ts, hook_body(prefix, i, distinct, area))
+        for i in range(int(rate * duration))
+    ]
+    return await open_loop(port, rate, duration, requests.__getitem__)
+
+
+def _signed_load_process(*args: Any) -> Any:
+    return asyncio.run(signed_load(*args))
+
+
+def run_load(
+    port: int | Sequence[int],
+    secret: str | None,
+    rate: float,
+    duration: float,
+    prefix: str,
+    distinct: bool = False,
+    area: str = HOOK_AREA,
+) -> dict[str, Any]:
+    """`signed_load` from a separate process (so the load generator never shares an event loop or a GIL with what it
+    measures); `port`: one service, or replicas to spread the load over."""
+    ports = port if isinstance(port, int) else list(port)
+    result: dict[str, Any] = InProcess(
+        _signed_load_process, ports, secret, rate, duration, prefix, distinct, area
+    ).result(duration * 4 + 120)
+    return result

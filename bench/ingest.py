@@ -19,12 +19,9 @@ the API-only run sustains: the output says which).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,38 +29,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import InProcess, free_tcp_port, hook_body, hook_request, open_loop, wait_port
+from bench.common import KENG, add_city_source, free_tcp_port, keng_env, run_load, wait_port
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_P99_MS = 50.0
 TARGET_RATIO = 0.9
-
-
-async def _load(
-    port: int, secret: str | None, rate: float, duration: float, prefix: str, distinct: bool = False
-) -> dict[str, Any]:
-    """bench/common.py's open-loop load, its requests built and signed before the clock starts (each with a webhook
-    id of its own), so that the load generator takes as little as possible of the 2 cores it shares with the
-    server."""
-    ts = int(time.time())
-    requests = [
-        hook_request(secret, f"{prefix}-{i}", ts, hook_body(prefix, i, distinct)) for i in range(int(rate * duration))
-    ]
-    return await open_loop(port, rate, duration, requests.__getitem__)
-
-
-def _load_process(port: int, secret: str | None, rate: float, duration: float, prefix: str, distinct: bool) -> Any:
-    return asyncio.run(_load(port, secret, rate, duration, prefix, distinct))
-
-
-def run_load(
-    port: int, secret: str | None, rate: float, duration: float, prefix: str, distinct: bool = False
-) -> dict[str, Any]:
-    """The load from a separate process."""
-    result: dict[str, Any] = InProcess(_load_process, port, secret, rate, duration, prefix, distinct).result(
-        duration * 4 + 120
-    )
-    return result
 
 
 BARE = """
@@ -102,33 +71,16 @@ def keng_ingest(
     """`keng serve --no-dispatcher` (or, `full`, the whole `keng serve`: dispatcher, render processes, workers) over
     a fresh data directory (and `store`), loaded open-loop; its figures (`full`: with the render backlog and the
     renders done when the load ended)."""
-    keng = [sys.executable, "-m", "keng.runtime.cli"]
     with tempfile.TemporaryDirectory(prefix="keng-bench-") as tmp:
-        env = {
-            **os.environ,
-            "KENG_DATA": tmp,
-            "KENG_LOG_LEVEL": "warning",
-            "KENG_LOG_FORMAT": "json",
-            # keng as this checkout has it, ahead of any installed copy
-            "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p),
-            "KENG_BROKER_LISTEN": "127.0.0.1:0",  # the full service's embedded broker, on a free port
-            **env_extra,
-        }
-        if store:
-            env["KENG_STORE"] = store
-        subprocess.run([*keng, "init", "--sample"], env=env, check=True, capture_output=True)
-        secret = subprocess.run(
-            [*keng, "integration", "add", "city-source", "--jurisdiction", "01"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.split()[0]
+        # the full service's embedded broker listens on a free port (keng_env)
+        env = keng_env(tmp, store, KENG_LOG_LEVEL="warning", **env_extra)
+        subprocess.run([*KENG, "init", "--sample"], env=env, check=True, capture_output=True)
+        secret = add_city_source(env, "01")
         port = free_tcp_port()
         # API-only: the ingest path alone, the dispatcher, render and report workers off (--no-dispatcher). Full:
         # everything `keng serve` runs, a render for every distinct bulletin among it.
         server = subprocess.Popen(
-            [*keng, "serve", *([] if full else ["--no-dispatcher"]), "--port", str(port)],
+            [*KENG, "serve", *([] if full else ["--no-dispatcher"]), "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
