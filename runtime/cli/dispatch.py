@@ -19,12 +19,15 @@ from typing import Any
 import orjson
 import structlog
 
+from keng.adapters.aio import cancel_and_wait
 from keng.adapters.mqtt.broker import BrokerAddress
 from keng.adapters.mqtt.topics import TopicRootError, check_root
+from keng.adapters.secrets import SecretStore
 from keng.runtime.bootstrap import (
     broker_for,
     broker_of,
     build_dispatcher,
+    build_pusher,
     delivery_options,
     open_app,
     partitions_of,
@@ -38,6 +41,7 @@ from keng.runtime.config import Settings
 from keng.runtime.demo.simulator import DeviceSpec, Fleet, FleetOptions, fleet_specs
 from keng.runtime.dispatch.dispatcher import Dispatcher
 from keng.runtime.process import freeze_long_lived
+from keng.runtime.workers.reporter import Reporter
 from keng.runtime.workers.sealer import sealer_for, sealing
 
 log = structlog.get_logger(__name__)
@@ -187,10 +191,21 @@ def cmd_dispatch_run(args: argparse.Namespace, settings: Settings) -> int:
                 settle_s=settings.settle_s,
                 budgets=settings.latency_budgets,
                 freeze_gc=True,
-                partitions=partitions_of(settings, app),
+                partitions=(partitions := partitions_of(settings, app)),
                 **delivery_options(settings),
             )
-            await _dispatch_until_signalled(dispatcher, broker)
+            # as in `keng serve`: the leader of the workers on this store (slot 0's holder) sends the delivery reports
+            # and the pushes, whichever kind of worker it is
+            senders = [
+                asyncio.create_task(
+                    Reporter(app, SecretStore(settings.data_dir), active=lambda: partitions.leader).run()
+                ),
+                asyncio.create_task(build_pusher(settings, app, active=lambda: partitions.leader).run()),
+            ]
+            try:
+                await _dispatch_until_signalled(dispatcher, broker)
+            finally:
+                await cancel_and_wait(senders)
 
     async def main() -> None:
         async with sealing(sealer_for(app, settings)):  # the dispatcher may be the only writer (serve --no-dispatcher)

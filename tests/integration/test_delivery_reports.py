@@ -4,6 +4,9 @@ until a 2xx, every attempt recorded. The receiver is a real HTTP server on a loo
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,3 +162,52 @@ def test_a_poll_reads_only_what_is_new_in_the_log_not_everything_since_the_last_
     broadcasts.cancel(sample_app, bid, by="lan.nguyen", reason="nhầm")  # a final event after the positions read
     reporter.queue_new()
     assert reporter.position == sample_app.max_position() > top
+
+
+async def test_a_dispatch_run_worker_holding_the_lead_sends_the_reports(
+    sample_app: Keng, store_url: str, tmp_path: Path
+) -> None:
+    """`keng dispatch run` is a worker like `keng serve`: alone on the store it holds slot 0, the lead, and so sends
+    the delivery reports (docs/dispatch.md, Several workers on one store)."""
+    received: list[bytes] = []
+
+    async def city(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.Response(status=200)
+
+    receiver = web.Application()
+    receiver.router.add_post("/reports", city)
+    runner = web.AppRunner(receiver)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    secrets = SecretStore(tmp_path)
+    add_integration(
+        sample_app,
+        secrets,
+        name="city-source",
+        kind="city-source",
+        jurisdiction=["021"],
+        by="admin",
+        report_url=f"http://127.0.0.1:{port}/reports",
+        fetch_hosts=["127.0.0.1"],
+    )
+    bid = _city_broadcast(sample_app, secrets)
+    broadcasts.cancel(sample_app, bid, by="hung.tran", reason="trùng lặp")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "keng.runtime.cli", "--data", str(tmp_path), "--store", store_url,
+         "dispatch", "run", "--embedded-port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not received and time.monotonic() < deadline and worker.poll() is None:
+            await asyncio.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(worker.communicate, timeout=30)
+        await runner.cleanup()
+    assert len(received) == 1, err.decode()[-3000:]
+    report = orjson.loads(received[0])
+    assert (report["outcome"], report["broadcast_id"]) == ("cancelled", str(bid))
