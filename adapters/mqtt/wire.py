@@ -45,6 +45,7 @@ PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
 MAX_INFLIGHT = 1000  # unacknowledged publishes kept for resend; the oldest is dropped (and counted) beyond this
 MAX_BACKOFF_S = 5.0
 CONNECT_TIMEOUT_S = 10.0  # a node that does not answer (a host down, a partition) is given up for the next one
+SUBACK_TIMEOUT_S = 10.0  # a broker silent this long after a SUBSCRIBE (or the SUBACK before) is given up
 _TLS_REFUSED: set[str] = set()  # brokers whose certificate a device refused: logged as an error once per process
 
 
@@ -241,21 +242,28 @@ class WireLink:
 
     async def run(self) -> None:
         """Connect, subscribe, serve; on a lost connection wait (0.25 s, doubling, capped) and reconnect, to the next
-        node of a cluster (the wait grows once every node has failed in a row)."""
+        node of a cluster (the wait grows once every node has failed in a row). A node of a cluster that closes a
+        connection it served is tried once more first (then the next): it is usually up (NATS closes the connections
+        of QoS 1 publishers it cannot store for, while its stream elects a leader), and moving on would split the
+        clients that share its list (the dispatcher's two links) over two nodes for no gain. A connection that went
+        silent (a timeout) moves on at once."""
         backoff = 0.25
         nodes = self.broker.nodes
         index = failed = 0
         while not self._closing:
             self.node = node = nodes[index]
+            again = False  # try this node once more before the next one
+            connects = self.connects
             try:
                 await self._session(node)
                 backoff = 0.25
             except (OSError, WireError, TimeoutError) as e:
                 if self._closing:
                     break
-                if self.connected.is_set():  # it had connected: the wait starts again from the shortest
+                if self.connects > connects:  # it had connected: the wait starts again from the shortest
                     backoff, failed = 0.25, 0
-                wait = backoff if failed + 1 >= len(nodes) else NEXT_NODE_S
+                    again = len(nodes) > 1 and not isinstance(e, TimeoutError)  # closed by a node that was up
+                wait = backoff if again or failed + 1 >= len(nodes) else NEXT_NODE_S
                 refused = is_tls_refusal(e)
                 if refused is not None:
                     self.tls_refusals += 1
@@ -274,13 +282,17 @@ class WireLink:
                     )
             finally:
                 self._teardown()
-            if not self._closing:
-                index, failed = (index + 1) % len(nodes), failed + 1
-                if failed >= len(nodes):  # every node failed in a row (a single broker: each failure)
-                    await asyncio.sleep(backoff)
-                    backoff, failed = min(backoff * 2, self.max_backoff_s), 0
-                else:
-                    await asyncio.sleep(NEXT_NODE_S)  # the next node of the cluster, at once
+            if self._closing:
+                break
+            if again:
+                await asyncio.sleep(backoff)
+                continue
+            index, failed = (index + 1) % len(nodes), failed + 1
+            if failed >= len(nodes):  # every node failed in a row (a single broker: each failure)
+                await asyncio.sleep(backoff)
+                backoff, failed = min(backoff * 2, self.max_backoff_s), 0
+            else:
+                await asyncio.sleep(NEXT_NODE_S)  # the next node of the cluster, at once
 
     async def _session(self, node: BrokerAddress) -> None:
         loop = asyncio.get_running_loop()
@@ -318,15 +330,26 @@ class WireLink:
         """SUBSCRIBE to every topic filter, and again to those the SUBACK refused (return code 0x80: NATS server
         answers so when it cannot make the JetStream consumer of a QoS 1 subscription, while its cluster elects
         leaders), after a pause that doubles up to `max_backoff_s`, until the broker has granted them all: a
-        connection is `connected` only once it hears everything it subscribed to."""
+        connection is `connected` only once it hears everything it subscribed to.
+
+        Each filter goes in a SUBSCRIBE of its own (all written at once) and each SUBACK is awaited in turn for up to
+        `SUBACK_TIMEOUT_S` after the one before: a broker that makes the subscriptions one after the other (NATS: a
+        replicated JetStream consumer each, up to 4 s apiece while its cluster recovers) is given up on only when it
+        stops answering, not while it works through them. Giving up on one that is still working would leave it
+        finishing a session that the next node then has to take over and undo, for every device at once."""
         topics, pause = self.subscriptions, 0.5
         while topics:
-            pid = self._packet_id()
-            suback = self._expect(SUBACK << 16 | pid)
-            self._write(subscribe_packet(pid, topics, self.subscribe_qos))
-            body = await asyncio.wait_for(self._race(suback, conn), 10)
-            codes = body[2:]
-            topics = tuple(t for i, t in enumerate(topics) if i >= len(codes) or codes[i] & 0x80)
+            pending = []
+            for topic in topics:
+                pid = self._packet_id()
+                pending.append((topic, self._expect(SUBACK << 16 | pid)))
+                self._write(subscribe_packet(pid, (topic,), self.subscribe_qos))
+            refused = []
+            for topic, suback in pending:
+                body = await asyncio.wait_for(self._race(suback, conn), SUBACK_TIMEOUT_S)
+                if len(body) < 3 or body[2] & 0x80:
+                    refused.append(topic)
+            topics = tuple(refused)
             if topics:
                 self.refused_subscriptions += len(topics)
                 (log.warning if self.announce else log.debug)(
