@@ -20,6 +20,7 @@ from typing import Protocol
 
 import aiomqtt
 import structlog
+from paho.mqtt import client as mqtt_client
 from paho.mqtt.properties import Properties
 
 from keng.adapters.aio import cancel_and_wait
@@ -109,12 +110,18 @@ class MqttLink:
 
     async def run(self) -> None:
         """Connect, subscribe, deliver messages; on any MQTT error wait (0.25 s, doubling, capped) and reconnect, to
-        the next node of a cluster (the wait grows once every node has failed in a row)."""
+        the next node of a cluster (the wait grows once every node has failed in a row). A node of a cluster that
+        closes a connection it served is tried once more first (then the next), as WireLink does: it is usually up
+        (NATS closes the connections of QoS 1 publishers it cannot store for, while its stream elects a leader), and
+        moving on would split the dispatcher's two links over two nodes. A connection that went silent (keepalive,
+        an operation's timeout) moves on at once."""
         backoff = 0.25
         nodes = self.broker.nodes
         index = failed = 0
         while not self._closing:
             self.node = node = nodes[index]
+            again = False  # try this node once more before the next one
+            connects = self.connects
             try:
                 async with self._make_client(node) as client:
                     await self._subscribe(client, node)
@@ -133,7 +140,9 @@ class MqttLink:
             except aiomqtt.MqttError as e:
                 if self._closing:
                     break
-                wait = backoff if failed + 1 >= len(nodes) else NEXT_NODE_S
+                # a node that served this connection and closed it is probably up: try it once more first
+                again = self.connects > connects and len(nodes) > 1 and not _went_silent(e)
+                wait = backoff if again or failed + 1 >= len(nodes) else NEXT_NODE_S
                 refused = is_tls_refusal(e)
                 if refused is not None:
                     log.error(
@@ -150,13 +159,17 @@ class MqttLink:
                 self.connected.clear()
                 if self._lost is not None and not self._lost.done():
                     self._lost.set_result(None)  # publishes waiting for a PUBACK on it are sent again
-            if not self._closing:
-                index, failed = (index + 1) % len(nodes), failed + 1
-                if failed >= len(nodes):  # every node failed in a row (a single broker: each failure)
-                    await asyncio.sleep(backoff)
-                    backoff, failed = min(backoff * 2, self.max_backoff_s), 0
-                else:
-                    await asyncio.sleep(NEXT_NODE_S)  # the next node of the cluster, at once
+            if self._closing:
+                break
+            if again:
+                await asyncio.sleep(backoff)
+                continue
+            index, failed = (index + 1) % len(nodes), failed + 1
+            if failed >= len(nodes):  # every node failed in a row (a single broker: each failure)
+                await asyncio.sleep(backoff)
+                backoff, failed = min(backoff * 2, self.max_backoff_s), 0
+            else:
+                await asyncio.sleep(NEXT_NODE_S)  # the next node of the cluster, at once
 
     async def _subscribe(self, client: aiomqtt.Client, node: BrokerAddress) -> None:
         """Subscribe to every topic filter, and again to those the broker refused (a failure reason code: NATS server
@@ -221,8 +234,10 @@ class MqttLink:
                 await sent
                 return True
             except aiomqtt.MqttError:
-                if self._client is client:
-                    self.connected.clear()
+                # Sent again: on the next connection (`run` clears `connected` when this one ends), or on this one when
+                # it is still up (a PUBACK later than the timeout: NATS stores a QoS 1 message in a replicated stream
+                # first, which waits while the stream elects a leader). Clearing `connected` here would stop every
+                # publish until the connection happened to drop.
                 await asyncio.sleep(0.05)
             except asyncio.CancelledError:
                 sent.cancel()
@@ -236,3 +251,12 @@ class MqttLink:
         if self._task is not None:
             await cancel_and_wait([self._task])
             self._task = None
+
+
+def _went_silent(error: aiomqtt.MqttError) -> bool:
+    """Whether a connection ended because the broker stopped answering (paho's keepalive, an operation's timeout)
+    rather than because it was closed."""
+    cause = error.__cause__
+    if isinstance(cause, aiomqtt.MqttCodeError) and cause.rc == mqtt_client.MQTT_ERR_KEEPALIVE:
+        return True
+    return "timed out" in str(error)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -223,6 +224,76 @@ async def test_links_take_the_first_node_that_answers_and_fall_over_to_the_next(
         await until(lambda: to_reader == [b"one", b"two"])
         assert await reader.publish("u/1", b"three")  # the writer's subscription is back too
         await until(lambda: to_writer == [b"three"])
+    finally:
+        await reader.close()
+        await writer.close()
+
+
+async def test_a_node_that_closes_a_connection_it_served_is_tried_again_before_the_next(
+    two_brokers: tuple[Mosquitto, Mosquitto],
+) -> None:
+    """A node that ends a connection while it stays up is tried once more before the next node, so the links stay
+    where they were (NATS closes the connections of QoS 1 publishers on every node while its message stream elects a
+    leader; here another client takes each link's client id over, which mosquitto answers by closing the link's
+    connection)."""
+    a, b = two_brokers
+    address = parse_broker_url(f"mqtt://127.0.0.1:{a.port},mqtt://127.0.0.1:{b.port}")
+    to_reader: list[bytes] = []
+    reader = WireLink(
+        address, client_id="test-reader", subscriptions=("t/#",), on_message=lambda _t, p: to_reader.append(p)
+    )
+    writer = MqttLink(address, client_id="test-writer")
+    reader.start()
+    writer.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(reader.connected.wait(), writer.connected.wait()), 15)
+        assert reader.node.port == writer.node.port == a.port
+        for link in (reader, writer):
+            intruder = WireLink(BrokerAddress("127.0.0.1", a.port), client_id=link.client_id)
+            intruder.start()
+            await asyncio.wait_for(intruder.connected.wait(), 10)
+            await intruder.close()
+        await until(
+            lambda: reader.connected.is_set() and writer.connected.is_set() and reader.connects == 2 == writer.connects
+        )
+        assert reader.node.port == writer.node.port == a.port  # not b: a never went away
+        assert await writer.publish("t/1", b"one")
+        await until(lambda: to_reader == [b"one"])
+    finally:
+        await reader.close()
+        await writer.close()
+
+
+async def test_a_late_puback_on_a_live_connection_does_not_stop_publishing(
+    two_brokers: tuple[Mosquitto, Mosquitto],
+) -> None:
+    """A PUBACK later than the publish timeout (10 s) on a connection that stays up is no lost connection: the
+    message is sent again on it, and the publishes after it go out. (NATS acknowledges a QoS 1 message once its
+    replicated stream has stored it, which waits while the stream elects a leader: the dispatcher's link used to
+    stop publishing there until its connection happened to drop.) The broker is stopped (SIGSTOP) for longer than
+    the timeout, well within the keepalive."""
+    broker, _ = two_brokers
+    got: list[bytes] = []
+    reader = WireLink(
+        broker.address, client_id="test-reader", subscriptions=("t/#",), on_message=lambda _t, p: got.append(p)
+    )
+    writer = MqttLink(broker.address, client_id="test-writer")
+    reader.start()
+    writer.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(reader.connected.wait(), writer.connected.wait()), 15)
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            first = asyncio.create_task(writer.publish("t/1", b"one"))
+            await asyncio.sleep(11.0)
+            assert not first.done()
+        finally:
+            broker.proc.send_signal(signal.SIGCONT)
+        assert await asyncio.wait_for(first, 10)
+        assert await asyncio.wait_for(writer.publish("t/2", b"two"), 5)
+        await until(lambda: b"one" in got and b"two" in got)
+        assert writer.connects == 1 == reader.connects  # the same connections throughout
     finally:
         await reader.close()
         await writer.close()
