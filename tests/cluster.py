@@ -1,4 +1,5 @@
-"""A real broker cluster for tests: three NATS servers with MQTT over clustered JetStream, on free ports.
+"""A real broker cluster for tests: three NATS servers with MQTT over clustered JetStream, on free ports (below the
+kernel's ephemeral range: `listen_port`).
 
 Each node has a client port, a cluster (route) port, an MQTT port, an HTTP monitoring port and a store directory of
 its own; every node lists the routes of all three (a route to itself is ignored). The MQTT streams are made with three
@@ -18,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -68,16 +71,36 @@ def nats_server_binary() -> str | None:
     return shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin:/usr/local/sbin:/sbin")
 
 
+def listen_port() -> int:
+    """A free port below the kernel's ephemeral range, which no outgoing connection can take as its own port while a
+    node is down (a restarted node must get its ports back: its peers' routes and the clients' URLs name them); one
+    from `free_port` where the range leaves no room below it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    rng = random.SystemRandom()
+    for _ in range(100 if low > 12_000 else 0):
+        port = rng.randrange(10_000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return free_port()
+
+
 @dataclass
 class NatsNode:
     """One server of the cluster: its ports, files and process."""
 
     name: str
     folder: Path
-    client: int = field(default_factory=free_port)
-    route: int = field(default_factory=free_port)
-    mqtt: int = field(default_factory=free_port)
-    http: int = field(default_factory=free_port)
+    client: int = field(default_factory=listen_port)
+    route: int = field(default_factory=listen_port)
+    mqtt: int = field(default_factory=listen_port)
+    http: int = field(default_factory=listen_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -115,7 +138,13 @@ class NatsCluster:
     ) -> None:
         self.binary = binary
         self.excuse = excuse
-        self.nodes = [NatsNode(f"n{i + 1}", workdir / f"n{i + 1}") for i in range(size)]
+        self.workdir, self.size, self.consumer_memory = workdir, size, consumer_memory
+        self.nodes: list[NatsNode] = []
+        self._configure()
+
+    def _configure(self) -> None:
+        """Free ports for every node, and its configuration file."""
+        self.nodes = [NatsNode(f"n{i + 1}", self.workdir / f"n{i + 1}") for i in range(self.size)]
         routes = ",\n".join(f"    nats-route://127.0.0.1:{n.route}" for n in self.nodes)
         for node in self.nodes:
             node.folder.mkdir(parents=True, exist_ok=True)
@@ -129,8 +158,8 @@ class NatsCluster:
                     route=node.route,
                     routes=routes,
                     mqtt=node.mqtt,
-                    replicas=min(3, size),
-                    mqtt_extra="  consumer_memory_storage: true\n" if consumer_memory else "",
+                    replicas=min(3, self.size),
+                    mqtt_extra="  consumer_memory_storage: true\n" if self.consumer_memory else "",
                 )
             )
 
@@ -152,11 +181,23 @@ class NatsCluster:
                 [self.binary, "-c", str(node.conf)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
 
-    async def start(self, timeout_s: float = 60.0) -> None:
-        """Start every node and wait until the cluster serves MQTT on each."""
-        for node in self.nodes:
-            self._spawn(node)
-        await self.wait_ready(timeout_s)
+    async def start(self, timeout_s: float = 60.0, attempts: int = 3) -> None:
+        """Start every node and wait until the cluster serves MQTT on each. A port taken between `free_port` and the
+        node's bind (by then an outgoing connection's, such as another node's first route dial, can hold it) starts
+        the whole cluster again on other ports."""
+        for attempt in range(1, attempts + 1):
+            for node in self.nodes:
+                self._spawn(node)
+            try:
+                await self.wait_ready(timeout_s)
+                return
+            except RuntimeError:
+                if attempt == attempts or not any(_lost_its_port(node) for node in self.nodes):
+                    raise
+            self.close()
+            for node in self.nodes:  # its log, and a JetStream store that knows peers of the cluster given up
+                shutil.rmtree(node.folder, ignore_errors=True)
+            self._configure()
 
     async def kill(self, i: int) -> None:
         """SIGKILL node i (no goodbye to its clients, no last wills sent) and wait for it to be gone."""
@@ -214,7 +255,7 @@ class NatsCluster:
             problem = await asyncio.to_thread(self._cluster_problem, up)
             if problem is None:
                 break
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or any(not n.running for n in up):  # an exited node does not come back
                 raise RuntimeError(f"the NATS cluster did not form within {timeout_s:.0f} s: {problem}\n{self.tails()}")
             await asyncio.sleep(0.2)
         for k, node in enumerate(up):
@@ -283,3 +324,10 @@ class NatsCluster:
             text = node.log.read_text(errors="replace").splitlines()[-lines:] if node.log.exists() else []
             out.append(f"--- {node.name} ({'up' if node.running else 'down'}) ---\n" + "\n".join(text))
         return "\n".join(out)
+
+
+def _lost_its_port(node: NatsNode) -> bool:
+    """Whether the node exited because one of its ports was taken."""
+    if node.running or not node.log.exists():
+        return False
+    return "address already in use" in node.log.read_text(errors="replace")
