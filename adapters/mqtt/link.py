@@ -22,6 +22,7 @@ import aiomqtt
 import structlog
 from paho.mqtt import client as mqtt_client
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from keng.adapters.aio import cancel_and_wait
 from keng.adapters.mqtt.broker import NEXT_NODE_S, BrokerAddress, is_tls_refusal, tls_refusal_fields
@@ -256,7 +257,9 @@ class MqttLink:
 def _went_silent(error: aiomqtt.MqttError) -> bool:
     """Whether a connection ended because the broker stopped answering (paho's keepalive, an operation's timeout)
     rather than because it was closed."""
-    cause = error.__cause__
-    if isinstance(cause, aiomqtt.MqttCodeError) and cause.rc == mqtt_client.MQTT_ERR_KEEPALIVE:
-        return True
-    return "timed out" in str(error)
+    rc = getattr(error.__cause__, "rc", None)  # aiomqtt's MqttCodeError: paho's reason for the disconnect
+    if isinstance(rc, ReasonCode):
+        keepalive = rc.getName() == "Keep alive timeout"  # what paho reports for MQTT_ERR_KEEPALIVE (callback API 2)
+    else:
+        keepalive = rc == mqtt_client.MQTT_ERR_KEEPALIVE
+    return keepalive or "timed out" in str(error)
