@@ -7,8 +7,8 @@ messages go to a callback that must not block: the dispatcher's callback puts th
 
 A broker cluster (an address with several nodes, adapters/mqtt/broker.py) is served one node at a time: the link
 connects to the first node that answers, in the order listed, and when its connection fails or drops it tries the
-next one (subscribing again there); the backoff grows only once every node has failed in a row. With one node this
-is the reconnect loop it always was.
+next one (subscribing again there), except that a node which closed a connection it served is tried once more first;
+the backoff grows only once every node has failed in a row. With one node this is the reconnect loop it always was.
 """
 
 from __future__ import annotations

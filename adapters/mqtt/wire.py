@@ -21,7 +21,8 @@ stay in flight until the PUBACK and are resent on reconnect. It speaks only what
 read the expiry from the payload), with the embedded broker and with NATS server's MQTT.
 
 A broker cluster (an address with several nodes) is served as MqttLink serves it: the first node that answers, the
-next one when the connection fails or drops (subscribing again, and sending again what is still in flight there).
+next one when the connection fails or drops (subscribing again, and sending again what is still in flight there), the
+same one once more first when it closed a connection it had served.
 """
 
 from __future__ import annotations
