@@ -6,9 +6,10 @@ its own; every node lists the routes of all three (a route to itself is ignored)
 replicas (`stream_replicas`: NATS would otherwise size them from the routes it counts), and the JetStream consumers of
 QoS 1 subscriptions keep their state in memory (`consumer_memory_storage`, still replicated on three nodes: keng's
 devices use clean sessions, whose consumers live only as long as the connection). `start()` returns once the routes
-are up on every node, JetStream has a meta leader, and an MQTT message published on each node has reached a subscriber
-on another, which also makes the MQTT streams. `kill(i)` (SIGKILL) or `stop(i)` (SIGTERM) takes a node down,
-`restart(i)` brings it back on the same ports and store, and waits until it serves MQTT again.
+are up on every node, JetStream has a meta leader and is current on every node, and an MQTT message published on each
+node has reached a subscriber on another, which also makes the MQTT streams. `kill(i)` (SIGKILL) or `stop(i)`
+(SIGTERM) takes a node down, `restart(i)` brings it back on the same ports and store, and waits until it has caught
+up and serves MQTT again.
 
 The configuration written here is the one docs/broker.md shows ("Broker clusters"). The binary is `nats-server` on
 PATH or in /usr/sbin (Debian's package), or KENG_TEST_NATS_SERVER.
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -207,8 +209,9 @@ class NatsCluster:
         """Stop node i cleanly (SIGTERM)."""
         await self._end(self.nodes[i], signal.SIGTERM)
 
-    async def restart(self, i: int, timeout_s: float = 60.0) -> None:
-        """Start node i again (same ports and store) and wait until the whole cluster serves MQTT again."""
+    async def restart(self, i: int, timeout_s: float = 120.0) -> None:
+        """Start node i again (same ports and store) and wait until it has caught up (hundreds of replicated consumers,
+        on a busy 2-core machine: up to a minute) and the whole cluster serves MQTT again."""
         node = self.nodes[i]
         if node.running:
             await self.stop(i)
@@ -247,8 +250,9 @@ class NatsCluster:
     # -- readiness -----------------------------------------------------------------------------------------------
 
     async def wait_ready(self, timeout_s: float = 60.0) -> None:
-        """Until every running node routes to the others, JetStream has a meta leader, and MQTT messages go from
-        each running node to a subscriber on another."""
+        """Until every running node routes to the others, JetStream has a meta leader, every node says it is healthy
+        (`/healthz`: its JetStream streams and consumers are current, which a restarted node takes a while to catch
+        up on), and MQTT messages go from each running node to a subscriber on another."""
         deadline = time.monotonic() + timeout_s
         up = [n for n in self.nodes if n.running]
         while True:
@@ -282,6 +286,14 @@ class NatsCluster:
             meta = jsz.get("meta_cluster") or {}
             if not meta.get("leader"):
                 return f"{node.name} knows no JetStream meta leader yet"
+            try:
+                health = node.monitor("/healthz")
+            except urllib.error.HTTPError as e:  # 503 until its JetStream streams and consumers are current
+                return f"{node.name} is not healthy yet: {e.read()[:300].decode(errors='replace')}"
+            except OSError as e:
+                return f"{node.name} does not answer on its monitoring port ({e})"
+            if health.get("status") != "ok":
+                return f"{node.name} is not healthy yet: {health}"
         return None
 
     async def _round_trip(self, sender: NatsNode, receiver: NatsNode) -> None:

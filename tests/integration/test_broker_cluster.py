@@ -104,11 +104,13 @@ async def test_a_node_killed_mid_dispatch_loses_nothing_and_every_device_plays_o
     await cluster.kill(killed)
     assert not site.h.closed(bid)
 
-    # on a shared 2-core machine (docs/broker.md, "What it tolerates"): 1 to 12 s when the dispatcher's node dies, 45
-    # to 65 s when 167 devices must come back through the other nodes (NATS deletes and makes their four replicated
-    # QoS 1 consumers each, again), about 45 s when the dead node led NATS's message stream and threw every device
-    # off; 180 s is about three times that, for a CI machine busy with the rest of the suite
-    await site.h.until(lambda: site.h.closed(bid), timeout=180)
+    # On a shared 2-core machine (docs/broker.md, "What it tolerates"): 1 to 12 s when the dispatcher's node dies and
+    # held no leader NATS needs, 45 to 65 s when 167 devices must come back through the other nodes (NATS deletes and
+    # makes their four replicated QoS 1 consumers each), and 45 to 115 s when the dead node led NATS's session or
+    # message stream (every client on every node is thrown off until another leader is elected, and the whole fleet
+    # comes back at once). Which leaders the victim holds is NATS's choice, so either case can take the worst: 240 s is
+    # about twice the worst seen, for a CI machine busy with the rest of the suite.
+    await site.h.until(lambda: site.h.closed(bid), timeout=240)
     d = site.h.dispatch_of(bid)
     assert d is not None and d.summary["outcome"] == "complete", (d and d.summary, cluster.tails())
     assert d.summary["targeted"] == d.summary["played"] == n_devices, d.summary
