@@ -231,13 +231,15 @@ def build_dispatcher(
     app: Keng, broker: BrokerAddress, *, client_id: str | None = None, topics: Topics | None = None, **options: Any
 ) -> Dispatcher:
     """A dispatcher on the real MQTT links to `broker` under `topics` (default `keng/v1`), with a client id of this
-    process's own unless one is given; `options` are the Dispatcher's own (programme, settle_s ...)."""
+    process's own unless one is given; `options` are the Dispatcher's own (programme, settle_s ...). On a broker
+    cluster (several nodes) an offline status does not hold resends back (Dispatcher `offline_stops_resends`)."""
     from keng.adapters.mqtt.topics import DEFAULT_TOPICS
     from keng.runtime.dispatch.dispatcher import Dispatcher
 
     client_id = client_id or client_id_for()
     topics = topics or DEFAULT_TOPICS
     link, inbound = mqtt_links(broker, client_id, topics)
+    options.setdefault("offline_stops_resends", not broker.others)  # a cluster's statuses can arrive out of order
     return Dispatcher(app, link=link, inbound=inbound, client_id=client_id, topics=topics, **options)
 
 

@@ -38,7 +38,7 @@ class Settings:
     max_expiry_days: int = 30  # a broadcast expires at most this many days after it is accepted
     audit_chain: bool = True  # KENG_AUDIT_CHAIN=off: a benchmark's baseline only, never production
     audit_seal_interval_s: float = 60.0  # KENG_AUDIT_SEAL_INTERVAL_S: longest wait of an event for its checkpoint
-    broker_url: str | None = None  # --broker / KENG_MQTT; None: an embedded broker where a command may start one
+    broker_url: str | None = None  # --broker / KENG_MQTT (URLs separated by commas: a cluster); None: embedded
     mqtt_ca: Path | None = None  # KENG_MQTT_CA: CA bundle verifying an mqtts:// broker (None: the system's store)
     mqtt_cert: Path | None = None  # KENG_MQTT_CERT: client certificate for an mqtts:// broker
     mqtt_key: Path | None = None  # KENG_MQTT_KEY: its key (None: in the certificate's file)

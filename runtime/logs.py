@@ -103,8 +103,17 @@ def configure_logging(
         *([TRACEBACKS] if use_json else []),  # the console renderer prints tracebacks itself
     ]
     numeric = logging.getLevelName(level.upper())
+    # The chain goes into the list instance structlog already holds, not a new one: a logger cached under an earlier
+    # set-up (`cache_logger_on_first_use`) keeps a reference to that list, and must follow this one (and structlog's
+    # `capture_logs`, which fills the same instance) rather than the chain it was first used with.
+    chain: list[structlog.typing.Processor] = [limiter, *shared, renderer]
+    processors = structlog.get_config()["processors"]
+    if isinstance(processors, list):
+        processors[:] = chain
+    else:  # someone configured a tuple: no logger can share it anyway
+        processors = chain
     structlog.configure(
-        processors=[limiter, *shared, renderer],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,

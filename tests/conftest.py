@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from keng.adapters.mqtt.topics import DEFAULT_ROOT
 from keng.adapters.store.app import Keng
 from keng.adapters.store.config import locate_store
 from keng.adapters.tts.render import Renderer
+from tests.cluster import NatsCluster, nats_server_binary
 from tests.contract import Taps
 from tests.integration.conftest import Mosquitto, no_broker
 
@@ -67,7 +70,7 @@ def postgres_url() -> Iterator[str]:
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     env = locate_store(POSTGRES_URL, Path(".")).env
-    params = {
+    params: dict[str, Any] = {
         "dbname": env["POSTGRES_DBNAME"],
         "host": env["POSTGRES_HOST"],
         "port": int(env["POSTGRES_PORT"]),
@@ -172,3 +175,30 @@ def mosquitto(tmp_path: Path, contract_tap: Taps) -> Iterator[Mosquitto]:
     contract_tap.attach(broker.address)
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+async def nats_cluster(tmp_path: Path, contract_tap: Taps) -> AsyncIterator[NatsCluster]:
+    """A fresh three-node NATS cluster (MQTT over clustered JetStream, tests/cluster.py) on free ports, its traffic
+    checked against the device protocol's contract by a tap on the last node (tests that take nodes down take the
+    others). Without nats-server it skips, except in CI (CI=true), where it fails."""
+    binary = nats_server_binary()
+    if binary is None:
+        configured = os.environ.get("KENG_TEST_NATS_SERVER")
+        no_broker(
+            f"KENG_TEST_NATS_SERVER={configured} is not a file"
+            if configured
+            else "nats-server is not installed (apt-get install nats-server, or set KENG_TEST_NATS_SERVER)"
+        )
+    assert binary is not None
+    cluster = NatsCluster(tmp_path / "nats", binary, excuse=contract_tap.excuse)
+    try:
+        try:
+            await cluster.start()
+        except RuntimeError as e:
+            no_broker(str(e))
+        # keng's root only: on NATS 2.9 `#` also matches the server's own `$JS/...` traffic (thousands of messages)
+        await contract_tap.attach_async(cluster.node_address(len(cluster.nodes) - 1), topic=f"{DEFAULT_ROOT}/#")
+        yield cluster
+    finally:
+        cluster.close()

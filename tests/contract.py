@@ -8,9 +8,9 @@ to the class it is for (`x-keng-class`). Barrier markers (`<root>/ack/~<client i
 (channel `ackBarrier`), never checked as device traffic. An empty payload on a status topic clears a retained
 status (MQTT), and is not a message.
 
-`Taps` (the `contract_tap` fixture, tests/conftest.py) subscribes to `#` on each broker a test uses, with a client of
-its own, and at teardown fails the test naming the first message that breaks the contract. A test that publishes
-invalid messages on purpose excuses them (`contract_tap.excuse(topic, payload)`).
+`Taps` (the `contract_tap` fixture, tests/conftest.py) subscribes to `#` (or a topic filter it is given) on each broker
+a test uses, with a client of its own, and at teardown fails the test naming the first message that breaks the
+contract. A test that publishes invalid messages on purpose excuses them (`contract_tap.excuse(topic, payload)`).
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ class Tap:
     """A client of its own subscribed to `#` on one broker, recording (topic, payload) of every message it sees."""
 
     address: BrokerAddress
+    topic: str = "#"
     seen: list[tuple[str, bytes]] = field(default_factory=list)
     subscribed: threading.Event = field(default_factory=threading.Event)
 
@@ -177,7 +178,7 @@ class Tap:
                 certfile=str(self.address.cert_file) if self.address.cert_file else None,
                 keyfile=str(self.address.key_file) if self.address.key_file else None,
             )
-        self.client.reconnect_delay_set(0.1, 1)
+        self.client.reconnect_delay_set(0.1, 1)  # type: ignore[arg-type]  # seconds: paho takes a float
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
@@ -186,12 +187,14 @@ class Tap:
 
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not reason.is_failure:
-            client.subscribe("#", qos=1)  # again after a broker restart: the session is clean
+            client.subscribe(self.topic, qos=1)  # again after a broker restart: the session is clean
 
     def _on_subscribe(self, *_: Any) -> None:
         self.subscribed.set()
 
     def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        if message.topic.startswith("$"):
+            return  # the broker's own topics (MQTT 4.7.2; NATS server 2.9 lets `#` match its `$JS/...` API)
         self.seen.append((message.topic, bytes(message.payload)))
 
     def close(self) -> None:
@@ -206,16 +209,17 @@ class Taps:
         self.taps: list[Tap] = []
         self.excused: set[tuple[str, bytes]] = set()
 
-    def attach(self, address: BrokerAddress, timeout_s: float = 10.0) -> Tap:
-        """Tap a broker in another thread or process (mosquitto), once the subscription is in place."""
-        tap = self._tap(address)
+    def attach(self, address: BrokerAddress, timeout_s: float = 10.0, topic: str = "#") -> Tap:
+        """Tap a broker in another thread or process (mosquitto), once the subscription (`topic`) is in place."""
+        tap = self._tap(address, topic)
         if not tap.subscribed.wait(timeout_s):
             raise RuntimeError(f"the contract tap could not subscribe at {address.display}")
         return tap
 
-    async def attach_async(self, address: BrokerAddress, timeout_s: float = 10.0) -> Tap:
-        """Tap a broker that runs in this event loop (the embedded one): wait without blocking the loop."""
-        tap = self._tap(address)
+    async def attach_async(self, address: BrokerAddress, timeout_s: float = 10.0, topic: str = "#") -> Tap:
+        """Tap a broker that runs in this event loop (the embedded one), or one that must not be kept waiting: wait
+        without blocking the loop."""
+        tap = self._tap(address, topic)
         deadline = time.monotonic() + timeout_s
         while not tap.subscribed.is_set():
             if time.monotonic() > deadline:
@@ -223,8 +227,8 @@ class Taps:
             await asyncio.sleep(0.02)
         return tap
 
-    def _tap(self, address: BrokerAddress) -> Tap:
-        tap = Tap(address)
+    def _tap(self, address: BrokerAddress, topic: str = "#") -> Tap:
+        tap = Tap(address, topic)
         self.taps.append(tap)
         return tap
 

@@ -1,5 +1,6 @@
-"""Which broker to use: a URL (`mqtt://user:pass@host:port`, or `mqtts://...` over TLS, e.g. mosquitto) or an embedded
-amqtt broker.
+"""Which broker to use: a URL (`mqtt://user:pass@host:port`, or `mqtts://...` over TLS, e.g. mosquitto), several URLs
+separated by commas (the nodes of a broker cluster: same credentials, TLS files and MQTT version; docs/broker.md "Broker
+clusters"), or an embedded amqtt broker.
 
 The embedded broker (amqtt, pure Python, MQTT 3.1.1) starts in-process when no broker URL is configured, so that the
 README's run command needs no system package. It is for demos and small sites: MQTT 3.1.1 has no message-expiry
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import socket
 import ssl
 from dataclasses import dataclass, replace
@@ -26,6 +28,7 @@ class BrokerConfigError(ValueError):
 SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}  # scheme -> TLS
 DEFAULT_PORTS = {False: 1883, True: 8883}
 QUERY_KEYS = ("v", "ca", "cert", "key")
+NEXT_NODE_S = 0.05  # a link's pause before the next node of a cluster (its backoff applies once every node failed)
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class BrokerAddress:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    others: tuple[tuple[str, int], ...] = ()  # a cluster's other nodes (host, port), in the order they were listed
 
     @property
     def scheme(self) -> str:
@@ -50,14 +54,38 @@ class BrokerAddress:
         return "mqtts" if self.tls else "mqtt"
 
     @property
+    def nodes(self) -> tuple[BrokerAddress, ...]:
+        """Each node of the cluster as an address of its own (no `others`), the first listed first; a single broker is
+        its only node."""
+        if not self.others:
+            return (self,)
+        first = replace(self, others=())
+        return (first, *(replace(first, host=host, port=port) for host, port in self.others))
+
+    def rotated(self, start: int) -> BrokerAddress:
+        """The same cluster listed from node `start` (modulo the number of nodes) on: a client of it tries that node
+        first and falls over to the ones after it (a fleet spreads its devices over the nodes so)."""
+        if not self.others:
+            return self
+        pairs = [(node.host, node.port) for node in self.nodes]
+        k = start % len(pairs)
+        (host, port), *others = pairs[k:] + pairs[:k]
+        return replace(self, host=host, port=port, others=tuple(others))
+
+    @property
     def display(self) -> str:
-        """For logs and banners: never includes the password (nor anything else but the user name and the host)."""
+        """For logs and banners: never includes the password (nor anything else but the user name and the host); a
+        cluster's nodes separated by commas."""
+        if self.others:
+            return ",".join(node.display for node in self.nodes)
         user = f"{quote(self.username, safe='')}@" if self.username else ""
         return f"{self.scheme}://{user}{_host(self.host)}:{self.port}"
 
     def url(self) -> str:
         """The whole URL, password included, that `parse_broker_url` reads back (for a child process's settings or
-        `--broker`; never for a log)."""
+        `--broker`; never for a log); a cluster's URLs separated by commas."""
+        if self.others:
+            return ",".join(node.url() for node in self.nodes)
         auth = ""
         if self.username is not None:
             auth = quote(self.username, safe="")
@@ -97,9 +125,65 @@ def parse_broker_url(url: str) -> BrokerAddress:
     """`mqtt://[user[:password]@]host[:port]` (port 1883 by default) or `mqtts://...` (TLS, port 8883 by default),
     with the query parameters `v=3` (a broker without MQTT 5), and for mqtts `ca=PATH` (the CA bundle that verifies
     the broker; default: the system's trust store), `cert=PATH&key=PATH` (a client certificate). Files are checked
-    when the TLS context is made (`BrokerAddress.ssl_context`)."""
+    when the TLS context is made (`BrokerAddress.ssl_context`).
+
+    Several such URLs separated by commas are the nodes of one broker cluster, tried in that order: they must agree
+    on everything but the host and port (scheme, user, password, `v=`, TLS files), and name no node twice."""
+    pieces = _split_urls(url)
+    if len(pieces) == 1:
+        return _parse_one(pieces[0])
+    nodes = [_parse_one(piece) for piece in pieces]
+    first = nodes[0]
+    seen = {(first.host, first.port)}
+    for i, node in enumerate(nodes[1:], start=2):
+        differs = [label for name, label in _CLUSTER_SAME.items() if getattr(node, name) != getattr(first, name)]
+        if differs:
+            raise BrokerConfigError(
+                f"broker URL {i} of {len(nodes)} differs from the first in {', '.join(differs)}: the nodes of a "
+                "cluster take the same scheme, credentials, v= and TLS files (only host and port differ)"
+            )
+        if (node.host, node.port) in seen:
+            raise BrokerConfigError(f"broker node {_host(node.host)}:{node.port} is listed twice")
+        seen.add((node.host, node.port))
+    return replace(first, others=tuple((node.host, node.port) for node in nodes[1:]))
+
+
+_SCHEME_START = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
+_CLUSTER_SAME = {  # what every node of a cluster shares: field -> how the URL says it
+    "tls": "scheme",
+    "username": "user",
+    "password": "password",
+    "mqtt5": "v=",
+    "ca_file": "ca=",
+    "cert_file": "cert=",
+    "key_file": "key=",
+}
+
+
+def _split_urls(text: str) -> list[str]:
+    """The URLs of a comma-separated list; a comma that no scheme follows stays inside its URL (a password, a file
+    name), so that a one-URL setting reads as it always did."""
+    pieces: list[str] = []
+    for piece in text.split(","):
+        if pieces and not _SCHEME_START.match(piece):
+            pieces[-1] += "," + piece
+        else:
+            pieces.append(piece)
+    return [piece.strip() for piece in pieces]
+
+
+def _parse_one(url: str) -> BrokerAddress:
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
+    except ValueError as e:
+        raise BrokerConfigError(f"broker URL is malformed: {e}") from None
+    where = parts.netloc.rpartition("@")[2]
+    if "," in where:
+        raise BrokerConfigError(
+            f"broker URL host {where!r} holds a comma: the nodes of a cluster are whole URLs separated by commas "
+            "(mqtt://a:1883,mqtt://b:1883)"
+        )
+    try:
         port = parts.port
     except ValueError as e:
         raise BrokerConfigError(f"broker URL is malformed: {e}") from None

@@ -18,7 +18,11 @@ stay in flight until the PUBACK and are resent on reconnect. It speaks only what
 (with a retained last will), SUBSCRIBE, PUBLISH/PUBACK at QoS 0/1, PINGREQ, DISCONNECT, over TCP or, for an
 `mqtts://` broker, TLS (asyncio's, with the address's verifying context: CA and host name, as MqttLink). MQTT
 3.1.1 works with mosquitto (which strips MQTT 5 properties such as the message expiry for 3.1.1 subscribers; devices
-read the expiry from the payload) and with the embedded broker.
+read the expiry from the payload), with the embedded broker and with NATS server's MQTT.
+
+A broker cluster (an address with several nodes) is served as MqttLink serves it: the first node that answers, the
+next one when the connection fails or drops (subscribing again, and sending again what is still in flight there), the
+same one once more first when it closed a connection it had served.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from keng.adapters.mqtt.broker import BrokerAddress, is_tls_refusal, tls_refusal_fields
+from keng.adapters.mqtt.broker import NEXT_NODE_S, BrokerAddress, is_tls_refusal, tls_refusal_fields
 from keng.adapters.mqtt.protocol import HEARTBEAT_S, QOS
 
 log = structlog.get_logger(__name__)
@@ -41,6 +45,8 @@ CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK = 1, 2, 3, 4, 8, 9
 PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
 MAX_INFLIGHT = 1000  # unacknowledged publishes kept for resend; the oldest is dropped (and counted) beyond this
 MAX_BACKOFF_S = 5.0
+CONNECT_TIMEOUT_S = 10.0  # a node that does not answer (a host down, a partition) is given up for the next one
+SUBACK_TIMEOUT_S = 10.0  # a broker silent this long after a SUBSCRIBE (or the SUBACK before) is given up
 _TLS_REFUSED: set[str] = set()  # brokers whose certificate a device refused: logged as an error once per process
 
 
@@ -215,8 +221,10 @@ class WireLink:
         self.max_backoff_s = max_backoff_s
         self.connected = asyncio.Event()
         self.connects = 0
+        self.node = broker.nodes[0]  # the node it is connected to, or tries next
         self.dropped_inflight = 0
         self.tls_refusals = 0  # handshakes that refused the broker's certificate
+        self.refused_subscriptions = 0  # topic filters a SUBACK refused (subscribed again until granted)
         self._conn: _Connection | None = None
         self._inflight: dict[int, bytes] = {}
         self._topics: dict[str, bytes] = {}
@@ -234,69 +242,126 @@ class WireLink:
         return self._task
 
     async def run(self) -> None:
-        """Connect, subscribe, serve; on a lost connection wait (0.25 s, doubling, capped) and reconnect."""
+        """Connect, subscribe, serve; on a lost connection wait (0.25 s, doubling, capped) and reconnect, to the next
+        node of a cluster (the wait grows once every node has failed in a row). A node of a cluster that closes a
+        connection it served is tried once more first (then the next): it is usually up (NATS closes the connections
+        of QoS 1 publishers it cannot store for, while its stream elects a leader), and moving on would split the
+        clients that share its list (the dispatcher's two links) over two nodes for no gain. A connection that went
+        silent (a timeout) moves on at once."""
         backoff = 0.25
+        nodes = self.broker.nodes
+        index = failed = 0
         while not self._closing:
+            self.node = node = nodes[index]
+            again = False  # try this node once more before the next one
+            connects = self.connects
             try:
-                await self._session()
+                await self._session(node)
                 backoff = 0.25
             except (OSError, WireError, TimeoutError) as e:
                 if self._closing:
                     break
+                if self.connects > connects:  # it had connected: the wait starts again from the shortest
+                    backoff, failed = 0.25, 0
+                    again = len(nodes) > 1 and not isinstance(e, TimeoutError)  # closed by a node that was up
+                wait = backoff if again or failed + 1 >= len(nodes) else NEXT_NODE_S
                 refused = is_tls_refusal(e)
                 if refused is not None:
                     self.tls_refusals += 1
-                    first = self.broker.display not in _TLS_REFUSED
-                    _TLS_REFUSED.add(self.broker.display)
+                    first = node.display not in _TLS_REFUSED
+                    _TLS_REFUSED.add(node.display)
                     (log.error if self.announce or first else log.debug)(
                         "mqtt.tls_refused",
                         client_id=self.client_id,
-                        retry_in_s=backoff,
-                        **tls_refusal_fields(self.broker, refused),
+                        retry_in_s=wait,
+                        **tls_refusal_fields(node, refused),
                     )
                 else:
+                    fields = {"broker": node.display} if len(nodes) > 1 else {}
                     (log.warning if self.announce else log.debug)(
-                        "mqtt.disconnected", client_id=self.client_id, error=str(e), retry_in_s=backoff
+                        "mqtt.disconnected", client_id=self.client_id, error=str(e), retry_in_s=wait, **fields
                     )
             finally:
                 self._teardown()
-            if not self._closing:
+            if self._closing:
+                break
+            if again:
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            index, failed = (index + 1) % len(nodes), failed + 1
+            if failed >= len(nodes):  # every node failed in a row (a single broker: each failure)
+                await asyncio.sleep(backoff)
+                backoff, failed = min(backoff * 2, self.max_backoff_s), 0
+            else:
+                await asyncio.sleep(NEXT_NODE_S)  # the next node of the cluster, at once
 
-    async def _session(self) -> None:
+    async def _session(self, node: BrokerAddress) -> None:
         loop = asyncio.get_running_loop()
-        b = self.broker
-        context = b.ssl_context()
-        _, conn = await loop.create_connection(
-            lambda: _Connection(self),
-            b.host,
-            b.port,
-            ssl=context,
-            server_hostname=b.host if context is not None else None,
-            ssl_handshake_timeout=10 if context is not None else None,
+        context = node.ssl_context()
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: _Connection(self),
+                node.host,
+                node.port,
+                ssl=context,
+                server_hostname=node.host if context is not None else None,
+                ssl_handshake_timeout=10 if context is not None else None,
+            ),
+            CONNECT_TIMEOUT_S,
         )
         self._conn = conn
         connack = self._expect(CONNACK << 16)
-        self._write(connect_packet(self.client_id, self.keepalive, self.will, b.username, b.password))
+        self._write(connect_packet(self.client_id, self.keepalive, self.will, node.username, node.password))
         body = await asyncio.wait_for(self._race(connack, conn), 10)
         if len(body) < 2 or body[1] != 0:
             raise WireError(f"connection refused (return code {body[1] if len(body) > 1 else '?'})")
-        if self.subscriptions:
-            pid = self._packet_id()
-            suback = self._expect(SUBACK << 16 | pid)
-            self._write(subscribe_packet(pid, self.subscriptions, self.subscribe_qos))
-            await asyncio.wait_for(self._race(suback, conn), 10)
+        self._schedule_ping()
+        await self._subscribe(conn, node)
         self.connects += 1
         if self.announce and self.connects > 1:
-            log.info("mqtt.reconnected", client_id=self.client_id, broker=self.broker.display)
+            log.info("mqtt.reconnected", client_id=self.client_id, broker=node.display)
         for packet in self._inflight.values():  # QoS 1: resend what the broker never acknowledged, marked DUP
             self._write(bytes([packet[0] | 0x08]) + packet[1:])
-        self._schedule_ping()
         self.connected.set()
         if self.on_connect is not None:
             await self.on_connect(self)
         await conn.lost
+
+    async def _subscribe(self, conn: _Connection, node: BrokerAddress) -> None:
+        """SUBSCRIBE to every topic filter, and again to those the SUBACK refused (return code 0x80: NATS server
+        answers so when it cannot make the JetStream consumer of a QoS 1 subscription, while its cluster elects
+        leaders), after a pause that doubles up to `max_backoff_s`, until the broker has granted them all: a
+        connection is `connected` only once it hears everything it subscribed to.
+
+        Each filter goes in a SUBSCRIBE of its own (all written at once) and each SUBACK is awaited in turn for up to
+        `SUBACK_TIMEOUT_S` after the one before: a broker that makes the subscriptions one after the other (NATS: a
+        replicated JetStream consumer each, up to 4 s apiece while its cluster recovers) is given up on only when it
+        stops answering, not while it works through them. Giving up on one that is still working would leave it
+        finishing a session that the next node then has to take over and undo, for every device at once."""
+        topics, pause = self.subscriptions, 0.5
+        while topics:
+            pending = []
+            for topic in topics:
+                pid = self._packet_id()
+                pending.append((topic, self._expect(SUBACK << 16 | pid)))
+                self._write(subscribe_packet(pid, (topic,), self.subscribe_qos))
+            refused = []
+            for topic, suback in pending:
+                body = await asyncio.wait_for(self._race(suback, conn), SUBACK_TIMEOUT_S)
+                if len(body) < 3 or body[2] & 0x80:
+                    refused.append(topic)
+            topics = tuple(refused)
+            if topics:
+                self.refused_subscriptions += len(topics)
+                (log.warning if self.announce else log.debug)(
+                    "mqtt.subscription_refused",
+                    client_id=self.client_id,
+                    broker=node.display,
+                    topics=list(topics),
+                    retry_in_s=pause,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.max_backoff_s)
 
     async def _race(self, future: asyncio.Future[bytes], conn: _Connection) -> bytes:
         waiting: set[asyncio.Future[Any]] = {future, conn.lost}

@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--broker",
         default=None,
-        help="mqtt://user:pass@host:port or mqtts://...?ca=PATH (default $KENG_MQTT, else embedded)",
+        help="mqtt://user:pass@host:port or mqtts://...?ca=PATH, several separated by commas for a broker cluster "
+        "(default $KENG_MQTT, else embedded)",
     )
     p.add_argument(
         "--embedded-port",
@@ -87,7 +88,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("simulate", help="a simulated fleet of the store's endpoints, obeying device protocol v1")
     p.add_argument("--devices", type=int, default=None, help="how many endpoints (default: all in the store)")
-    p.add_argument("--broker", default=None, help="mqtt[s]://host:port (default $KENG_MQTT or mqtt://127.0.0.1:1883)")
+    p.add_argument(
+        "--broker",
+        default=None,
+        help="mqtt[s]://host:port, several separated by commas for a broker cluster: the devices spread over its nodes "
+        "(default $KENG_MQTT or mqtt://127.0.0.1:1883)",
+    )
     p.add_argument("--topic-root", type=topic_root, default=None, help="topic root (default $KENG_TOPIC_ROOT, keng/v1)")
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: 1 per 2,500 devices)")
     p.add_argument("--offline-rate", type=float, default=0.0, help="share of devices that start offline")

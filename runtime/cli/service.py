@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--broker",
         default=None,
-        help="MQTT broker URL, mqtt://... or mqtts://...?ca=PATH (default: $KENG_MQTT, else an embedded broker "
-        "on $KENG_BROKER_LISTEN, default 127.0.0.1:1883)",
+        help="MQTT broker URL, mqtt://... or mqtts://...?ca=PATH, several separated by commas for a broker cluster "
+        "(default: $KENG_MQTT, else an embedded broker on $KENG_BROKER_LISTEN, default 127.0.0.1:1883)",
     )
     p.add_argument("--slots", default=None, help="programme slots for normal items, e.g. 05:30-06:30,17:00-18:00")
     p.add_argument("--quiet", default=None, help="quiet hours, e.g. 22:00-05:00 or none (default: the sample's)")

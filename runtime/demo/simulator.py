@@ -6,7 +6,8 @@ SHA-256 of what it played, or `failed` with a reason), de-duplicates by (dispatc
 plays twice (it re-acknowledges what it did, with the hash of what it played, which recovers lost acks), interrupts
 lower-priority playback for a more urgent command and resumes the interrupted item afterwards if it has not expired,
 never plays expired content, and can drop offline and come back. `run_processes` spreads a fleet over several
-processes (runtime/cli/dispatch.py).
+processes (runtime/cli/dispatch.py); on a broker cluster (several URLs) a fleet spreads its devices over the nodes, each
+falling over to the next node when its own goes away.
 
 A speaker plays the command's audio file and reports its `audio.sha256` (a command without audio: it speaks the text
 and reports the SHA-256 of the text). A board behaves as a real one: it takes the `board.variants` entry of its own
@@ -97,6 +98,7 @@ class FleetOptions:
     connect_concurrency: int = 200
     drill_mode_rate: float = 1.0  # share of devices in drill mode (they play exercises; the others decline them)
     topic_root: str = DEFAULT_ROOT  # the installation's (KENG_TOPIC_ROOT, `keng simulate --topic-root`)
+    spread: bool = True  # on a broker cluster, device i starts at node i mod n (else every device at the first)
 
 
 class SimDevice:
@@ -411,8 +413,12 @@ class Fleet:
         rng = random.Random(self.options.seed)
         gate = asyncio.Semaphore(self.options.connect_concurrency)
         topics = Topics(self.options.topic_root)
+        spread = self.options.spread
         self.devices = {
-            s.code: SimDevice(s, self.broker, self.options, random.Random(rng.random()), topics) for s in self.specs
+            s.code: SimDevice(
+                s, self.broker.rotated(i) if spread else self.broker, self.options, random.Random(rng.random()), topics
+            )
+            for i, s in enumerate(self.specs)
         }
         for device in self.devices.values():
             device.fetch = self.fetch

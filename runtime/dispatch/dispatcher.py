@@ -52,7 +52,8 @@ class Dispatcher:
     drops both alike, and the device's ack is recovered end to end (resend -> re-ack); QoS 0 spares the broker 30,000
     PUBACKs while the fleet is being served (docs/dispatch.md). `client_id` names the ack-barrier topic; pass the
     outbound link's. `topics` are the installation's (KENG_TOPIC_ROOT): everything it publishes and reads lies under
-    their root.
+    their root. On a broker cluster (`offline_stops_resends=False`, which `build_dispatcher` sets for an address with
+    several nodes) an endpoint whose status says offline is still sent resends: docs/broker.md, Broker clusters.
 
     What the commands carry is made by `content` (runtime/dispatch/content.py; built on `assets_dir`, where the HTTP
     service finds the files, when not given): the audio for speakers and the board pages, before the first publish.
@@ -85,6 +86,7 @@ class Dispatcher:
         budgets: Mapping[str, int] | None = None,
         prepare_ahead: bool = True,
         partitions: Partitions | None = None,
+        offline_stops_resends: bool = True,
     ) -> None:
         self.clock = clock
         self.poll_s = poll_s
@@ -128,6 +130,10 @@ class Dispatcher:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.on_progress, self.on_closed = on_progress, on_closed
         self.freeze_gc = freeze_gc  # a process of its own (dispatch run, serve): see _follow
+        # False on a broker cluster: a node that was slow or cut off can publish a device's last will after the device
+        # announced itself online through another node, so there an offline status does not hold resends back (they
+        # go on at the capped backoff; a device truly away just misses them, and is caught up when it comes back).
+        self.offline_stops_resends = offline_stops_resends
         self.ready = asyncio.Event()
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keng-store")
         self._tasks: list[asyncio.Task[Any]] = []
@@ -314,7 +320,7 @@ class Dispatcher:
                 if now >= live.plan.expires_at:
                     await self._close(live, DispatchOutcome.EXPIRED)
                     continue
-                due = live.due_retries(mono, lambda c: self.online.get(c) is not False, self.barrier.read_at)
+                due = live.due_retries(mono, self._reachable, self.barrier.read_at)
                 if live.held_back:
                     self.barrier.request()
                 for code in due:
@@ -324,6 +330,11 @@ class Dispatcher:
                     live.plan.retries += 1
                     await self._store(self.model.record_retries, live.plan.dispatch_id, due)
                 self._maybe_close(live)
+
+    def _reachable(self, code: str) -> bool:
+        """Whether a resend to this endpoint can reach it: not while its status says offline (on a single broker;
+        see `offline_stops_resends`)."""
+        return self.online.get(code) is not False or not self.offline_stops_resends
 
     def _maybe_close(self, live: LiveDispatch) -> None:
         did = live.plan.dispatch_id

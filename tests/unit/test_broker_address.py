@@ -150,3 +150,76 @@ def test_a_bad_topic_root_is_refused(root: str) -> None:
 def test_good_topic_roots() -> None:
     for root in ("keng/v1", "keng", "vn/hanoi/btl/keng/v1", "test_1.keng-2"):
         assert check_root(root) == root
+
+
+def test_several_urls_are_the_nodes_of_one_cluster_tried_in_order() -> None:
+    a = parse_broker_url("mqtt://keng:s,cret@n1:1884?v=3, mqtt://keng:s,cret@n2:1885?v=3,mqtt://keng:s,cret@n3?v=3")
+    assert (a.host, a.port, a.password, a.mqtt5) == ("n1", 1884, "s,cret", False)  # a comma inside a URL stays there
+    assert a.others == (("n2", 1885), ("n3", 1883))
+    assert [(n.host, n.port, n.others) for n in a.nodes] == [("n1", 1884, ()), ("n2", 1885, ()), ("n3", 1883, ())]
+    assert all(n.password == "s,cret" and not n.mqtt5 for n in a.nodes)
+    assert a.display == "mqtt://keng@n1:1884,mqtt://keng@n2:1885,mqtt://keng@n3:1883"
+    assert "s,cret" not in a.display
+    assert [n.host for n in a.rotated(1).nodes] == ["n2", "n3", "n1"]
+    assert [n.host for n in a.rotated(5).nodes] == ["n3", "n1", "n2"] and a.rotated(3) == a
+    tls = parse_broker_url("mqtts://n1,mqtts://n2").with_tls_files(Path("ca.pem"))
+    assert tls.others == (("n2", 8883),) and all(n.ca_file == Path("ca.pem") for n in tls.nodes)
+
+
+def test_one_url_is_one_broker_as_it_always_was() -> None:
+    one = parse_broker_url(" mqtt://user:pa,ss@broker.example:1884?v=3 ")
+    assert one == BrokerAddress("broker.example", 1884, username="user", password="pa,ss", mqtt5=False)
+    assert one.others == () and one.nodes == (one,) and one.rotated(2) is one
+    assert one.display == "mqtt://user@broker.example:1884" and parse_broker_url(one.url()) == one
+
+
+@given(
+    nodes=st.lists(
+        st.tuples(st.sampled_from(["n1.example", "10.0.0.2", "::1", "broker"]), st.integers(1, 65535)),
+        min_size=1,
+        max_size=5,
+        unique=True,
+    ),
+    user=st.none() | st.text(min_size=1, max_size=12),
+    password=st.none() | st.text(max_size=12),
+    tls=st.booleans(),
+    mqtt5=st.booleans(),
+)
+def test_a_cluster_url_reads_back_as_the_same_address(
+    nodes: list[tuple[str, int]], user: str | None, password: str | None, tls: bool, mqtt5: bool
+) -> None:
+    (host, port), *others = nodes
+    address = BrokerAddress(
+        host,
+        port,
+        username=user,
+        password=password if user is not None else None,
+        mqtt5=mqtt5,
+        tls=tls,
+        ca_file=Path("/etc/keng/ca.pem") if tls else None,
+        others=tuple(others),
+    )
+    assert parse_broker_url(address.url()) == address
+    assert [(n.host, n.port) for n in address.nodes] == nodes
+    for k in range(len(nodes)):
+        assert parse_broker_url(address.rotated(k).url()) == address.rotated(k)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mqtt://a:1883,b:1884", "holds a comma: .* whole URLs separated by commas"),
+        ("mqtt://a:1883,", "holds a comma"),
+        ("mqtt://a,mqtt://b,mqtt://a", "node a:1883 is listed twice"),
+        ("mqtt://a,mqtts://b", "URL 2 of 2 differs from the first in scheme"),
+        ("mqtt://u:p@a,mqtt://u:q@b", "differs from the first in password"),
+        ("mqtt://u@a,mqtt://b", "differs from the first in user:"),
+        ("mqtt://a?v=3,mqtt://b,mqtt://c?v=3", "URL 2 of 3 differs from the first in v="),
+        ("mqtts://a?ca=x.pem,mqtts://b?ca=y.pem", "differs from the first in ca="),
+        ("mqtt://a,http://b", "unsupported broker URL scheme 'http'"),
+        ("mqtt://a,mqtt://b:99999", "broker URL is malformed"),
+    ],
+)
+def test_a_bad_cluster_url_is_named(url: str, message: str) -> None:
+    with pytest.raises(BrokerConfigError, match=message):
+        parse_broker_url(url)
