@@ -34,10 +34,11 @@ MOSQUITTO_CONF = (
 PER_GROUP = 20
 
 
-def district(n: int) -> tuple[str, Keng]:
-    """A store with the 13 sample wards and `n` generated IP loudspeakers (20 per residential group)."""
-    data = Path(tempfile.mkdtemp(prefix="keng-bench-"))
-    url = f"sqlite:///{data / 'keng.db'}"
+def district(n: int, url: str | None = None) -> tuple[str, Keng]:
+    """A store with the 13 sample wards and `n` generated IP loudspeakers (20 per residential group): a new SQLite
+    file, or the store at `url` (an empty PostgreSQL database, say)."""
+    data = Path(tempfile.mkdtemp(prefix="keng-bench-")) if url is None else Path(tempfile.gettempdir())
+    url = url or f"sqlite:///{data / 'keng.db'}"
     app = Keng(env=locate_store(url, data).env)
     bootstrap_admin(app)
     rows: list[dict[str, Any]] = [{"record": "district", "code": "021", "name": "Quận Bắc Từ Liêm"}]
