@@ -13,8 +13,9 @@ device: by default one per ward (`--scope wards`: their slots are spread over bo
 to the whole district (`--scope district`: one worker delivers it). A first such wave, not counted, goes out and
 closes before (each worker makes the bulletin's audio once and keeps it, so that the counted wave opens on both at
 once, as on workers that have run a while). At a random moment mid-dispatch of the counted wave (seeded: `--seed`;
-`--fault-after`, in seconds after its last dispatch opened, within the devices' playback of --play-scale) it injects
-ONE fault, the kinds of `--faults` taken in turn:
+`--fault-after`: seconds after the command of its last dispatch reached a device, within the devices' playback of
+--play-scale; what is open then and who delivers it are read from the workers' logs, not the store, which this
+process reads on a thread a busy machine can hold back) it injects ONE fault, the kinds of `--faults` taken in turn:
 
 - `kill`: SIGKILL of one worker, drawn among those delivering a dispatch of the wave then (the other takes its slots
   over when their leases expire and resumes its dispatches from the log);
@@ -47,7 +48,7 @@ longer (late plays), and counts, per run and in total:
   7. at the end, a slot not held by a live worker (a dead worker's slots must be taken over, a cut-off one's given
      back or taken over, and every one of the 64 held).
 - the takeover time: from the fault to when every dispatch it hit is being delivered again. The dispatches a fault
-  hits: the open ones of the killed or cut-off worker (by the slot holders of the lease table at the fault), or
+  hits: the open ones of the killed or cut-off worker (the one that logged `dispatch.delivering` for them), or
   every open one of the wave for a broker or PostgreSQL restart. For each, the first of these after the fault: an
   ack recorded that a device sent after the fault, the dispatch's close, or a worker other than a killed one logging
   `dispatch.delivering` for it resumed from the log. `takeover_s` of a run is the latest over its dispatches (None
@@ -88,13 +89,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import district, report
 from keng.adapters.readstore.sql import SqlDb
 from keng.adapters.store.app import Keng
-from keng.adapters.store.leases import Leases, slot_of
+from keng.adapters.store.leases import Leases
 from keng.domain.delivery import percentile
 from keng.domain.dispatch import Dispatch
 from keng.domain.endpoint import Endpoint
 from keng.runtime.config import load_settings
 from keng.runtime.demo.simulator import Fleet, FleetOptions, fleet_specs
-from keng.runtime.dispatch.partitions import partition_key
 from keng.services import broadcasts
 from tests.servers import Mosquitto, Netns, TempPostgres, netns_problem, postgres_problem
 
@@ -396,53 +396,43 @@ class Run:
         await self.until(lambda: len(self._dispatches(warm)) == len(warm), 60, "the warm-up wave opened")
         warm_dispatches = set(self._dispatches(warm))
         await self.until(lambda: warm_dispatches <= self._closed(), args.expiry_s, "the warm-up wave closed")
-        approved = now_utc()
+        warm_ids = {str(d) for d in warm_dispatches}
+        loop = asyncio.get_running_loop()
+        approved = loop.time()
         bids = await self.store(self._approve)
-        partition_of = {bid: partition_key((await self.store(self.app.broadcast, bid)).scope) for bid in bids}
-        await self.until(lambda: len(self._dispatches(bids)) == len(bids), 60, "dispatch opened for each broadcast")
-        opened = self._dispatches(bids)
-        dispatch_broadcast = {did: e.broadcast_id for did, e in opened.items()}
-        wave_open = max(e.timestamp for e in opened.values())  # when its last dispatch was recorded open
+
+        # The moment of the fault is taken from what the devices (in this loop) received and what the workers logged,
+        # not from the store, which this process reads on a thread that a busy machine may hold back by seconds.
+        reached = await self._wave_reached(warm_ids, len(bids), 60)
+        wave_at = max(reached.values())  # the command of every dispatch of the wave has reached a device
         lo, hi = args.fault_after
-        due = wave_open + timedelta(seconds=self.rng.uniform(lo, hi))
-        await asyncio.sleep(max(0.0, (due - now_utc()).total_seconds()))  # (the follower may have seen it late)
+        await asyncio.sleep(max(0.0, wave_at + self.rng.uniform(lo, hi) - loop.time()))
 
         # the fault
-        holders = await self.store(self._holders)
-        closed = self._closed()
-        open_now = [d for d in opened if d not in closed]
-        by_worker = {w.worker_id: w for w in self.workers}
-        owner = {
-            d: by_worker.get(holders.get(slot_of(partition_of[b], self.settings.partitions), ""))
-            for d, b in dispatch_broadcast.items()
-        }
+        owner, closed = await asyncio.to_thread(self._from_logs)
+        open_now = [d for d in reached if d not in closed]
+        delivering = [w for w in self.workers if any(owner.get(d) is w for d in open_now)]
         victim: Worker | None = None
-        affected = list(open_now)
-        fault_at = now_utc()
-        delivering = [w for w in self.workers if any(owner[d] is w for d in open_now)]
+        fault_loop, fault_at = loop.time(), now_utc()
         if self.kind == "kill":
             victim = self.rng.choice(delivering or self.workers)
-            fault_at = now_utc()
+            fault_loop, fault_at = loop.time(), now_utc()
             victim.kill()
         elif self.kind == "broker":
             assert self.broker is not None
-            fault_at = now_utc()
             await asyncio.to_thread(self.broker.restart)
         elif self.kind == "postgres":
             assert self.pg is not None
-            fault_at = now_utc()
             await asyncio.to_thread(self.pg.restart, "immediate")
         elif self.kind == "partition":
             victim = self.rng.choice(delivering or self.workers)
             assert victim.netns is not None
-            fault_at = now_utc()
+            fault_loop, fault_at = loop.time(), now_utc()
             await asyncio.to_thread(victim.netns.cut)
-        if victim is not None:
-            affected = [d for d in open_now if owner[d] is victim]
+        affected = [UUID(d) for d in open_now if victim is None or owner.get(d) is victim]
         self.log(
-            f"fault {self.kind} {(fault_at - wave_open).total_seconds():.2f} s after the wave opened (it opened "
-            f"{(wave_open - approved).total_seconds():.2f} s after the approval); open {len(open_now)} of "
-            f"{len(opened)}; "
+            f"fault {self.kind} {fault_loop - wave_at:.2f} s after the wave reached the devices "
+            f"({wave_at - approved:.2f} s after the approval); open {len(open_now)} of {len(reached)}; "
             f"hit {len(affected)}" + (f"; victim {victim.name}" if victim else "")
         )
         if self.kind == "partition" and victim is not None and victim.netns is not None:
@@ -450,13 +440,47 @@ class Run:
             await asyncio.to_thread(victim.netns.heal)
 
         # until every dispatch of the wave is closed (or expired, and a margin), then late plays
+        wave = {UUID(d) for d in reached}
         deadline = time.monotonic() + args.expiry_s + 30
-        while time.monotonic() < deadline and not set(opened) <= self._closed():
+        while time.monotonic() < deadline and not wave <= self._closed():
             await asyncio.sleep(0.2)
+        await self.until(lambda: len(self._dispatches(bids)) == len(bids), 30, "the store's openings read")
+        opened = self._dispatches(bids)
+        dispatch_broadcast = {did: e.broadcast_id for did, e in opened.items()}
         await asyncio.sleep(args.linger_s)
         if self.kind in ("kill", "partition"):
             await self.until(lambda: self._slots_held() == "", 3 * self.settings.lease_ttl_s + 10, "slots all held")
         self.assess(opened, dispatch_broadcast, affected, victim, fault_at)
+
+    async def _wave_reached(self, known: set[str], n: int, timeout: float) -> dict[str, float]:
+        """Dispatch id -> the loop time its command first reached a device, once `n` dispatches not `known` have."""
+        assert self.fleet is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            first: dict[str, float] = {}
+            for device in self.fleet.devices.values():
+                for what, did, at in device.journal:
+                    if what == "received" and did not in known and at < first.get(did, float("inf")):
+                        first[did] = at
+            if len(first) >= n:
+                return first
+            if loop.time() > deadline:
+                raise TimeoutError(f"{len(first)} of {n} dispatches reached a device within {timeout:.0f} s")
+            await asyncio.sleep(0.02)
+
+    def _from_logs(self) -> tuple[dict[str, Worker], set[str]]:
+        """By the workers' logs: who delivers each dispatch (`dispatch.delivering`: before a fault, one worker each),
+        and which are closed (`dispatch.closed`)."""
+        owner: dict[str, Worker] = {}
+        closed: set[str] = set()
+        for w in self.workers:
+            for r in w.records():
+                if r.get("event") == "dispatch.delivering":
+                    owner[str(r.get("dispatch_id"))] = w
+                elif r.get("event") == "dispatch.closed":
+                    closed.add(str(r.get("dispatch_id")))
+        return owner, closed
 
     def _slots_held(self) -> str:
         """'' when every slot is held by a live worker, else what is wrong."""
@@ -675,7 +699,7 @@ if __name__ == "__main__":
         "--fault-after",
         type=window,
         default=(0.2, 2.0),
-        help="LO,HI: seconds after every dispatch of the wave has opened (default 0.2,2.0)",
+        help="LO,HI: seconds after every dispatch of the wave has reached a device (default 0.2,2.0)",
     )
     parser.add_argument("--partition-s", type=float, default=6.0, help="how long the link is cut (default 6)")
     parser.add_argument(

@@ -196,13 +196,13 @@ def netns_problem() -> str | None:
 
 class Netns:
     """A network namespace joined to this host by a veth pair: the host end `host_ip`, the namespace's `ns_ip` (a /30
-    of 10.231/16 picked from this process's id and `index`). A process started with `prefix` runs inside and reaches
-    this host's servers at `host_ip` only; `cut()` takes the host end down, so that everything it sends or is sent is
-    silently lost (its TCP connections hang, as behind a failed switch); `heal()` brings it back and the connections
-    carry on where they were."""
+    of 10.231/16 picked from this process's id and `index`, below 64). A process started with `prefix` runs inside
+    and reaches this host's servers at `host_ip` only; `cut()` takes the host end down, so that everything it sends or
+    is sent is silently lost (its TCP connections hang, as behind a failed switch); `heal()` brings it back and the
+    connections carry on where they were."""
 
     def __init__(self, index: int = 0) -> None:
-        n = (os.getpid() * 4 + index) % 16384
+        n = (os.getpid() % 256) * 64 + index % 64  # distinct per process (its id mod 256) and index (below 64)
         self.name = f"keng-f{os.getpid()}-{index}"
         self.host_if, self.ns_if = f"kfh{n}", f"kfn{n}"
         self.host_ip, self.ns_ip = f"10.231.{n // 64}.{(n % 64) * 4 + 1}", f"10.231.{n // 64}.{(n % 64) * 4 + 2}"
