@@ -13,9 +13,10 @@ device: by default one per ward (`--scope wards`: their slots are spread over bo
 to the whole district (`--scope district`: one worker delivers it). A first such wave, not counted, goes out and
 closes before (each worker makes the bulletin's audio once and keeps it, so that the counted wave opens on both at
 once, as on workers that have run a while). At a random moment mid-dispatch of the counted wave (seeded: `--seed`;
-`--fault-after`: seconds after the command of its last dispatch reached a device, within the devices' playback of
---play-scale; what is open then and who delivers it are read from the workers' logs, not the store, which this
-process reads on a thread a busy machine can hold back) it injects ONE fault, the kinds of `--faults` taken in turn:
+`--fault-at LO,HI`: a share of the devices' playback, --play-scale of the bulletin's length and repeats, counted from
+when the command of its last dispatch reached a device; what is open then and who delivers it are read from the
+devices and the workers' logs, not the store, which this process reads on a thread a busy machine can hold back) it
+injects ONE fault, the kinds of `--faults` taken in turn:
 
 - `kill`: SIGKILL of one worker, drawn among those delivering a dispatch of the wave then (the other takes its slots
   over when their leases expire and resumes its dispatches from the log);
@@ -251,6 +252,8 @@ class Run:
         self.workers: list[Worker] = []
         self.leases: Leases | None = None
         self.out = Outcome(kind)
+        self.keep = False  # set on a harness failure: the run's folder is kept with its diagnosis
+        self.playback = 0.0
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faults-store")
         self.settings = load_settings()
 
@@ -383,9 +386,46 @@ class Run:
         except Exception as e:
             self.out.unexpected.append(f"harness: {type(e).__name__}: {e}")
             self.log(f"failed: {type(e).__name__}: {e}")
+            self.keep = True
+            try:
+                await asyncio.to_thread(self.diagnose)
+            except Exception as d:
+                print(f"run {self.index}: no diagnosis ({type(d).__name__}: {d})", file=sys.stderr)
         finally:
             await self.teardown()
         return self.out
+
+    def diagnose(self) -> None:
+        """After a harness failure: what the store, the workers' logs and the devices say about every dispatch not
+        closed, into diagnosis.txt in the run's folder (kept)."""
+        lines = [f"workers: {[(w.name, w.worker_id, w.proc.poll()) for w in self.workers]}"]
+        lines.append(f"slot holders: {sorted(Counter(self._holders().values()).items())}")
+        events = self.follower.snapshot() if self.follower else []
+        owner, closed_by_log = self._from_logs()
+        closed = self._closed()
+        states: dict[UUID, dict[str, str]] = {}
+        for e in events:
+            if isinstance(e, Dispatch.AcksRecorded):
+                for ack in e.acks:
+                    states.setdefault(e.originator_id, {})[ack["endpoint"]] = ack["state"]
+        for e in events:
+            if not isinstance(e, Dispatch.Opened) or e.originator_id in closed:
+                continue
+            did = e.originator_id
+            final = Counter(states.get(did, {}).values())
+            lines.append(
+                f"dispatch {did} (broadcast {e.broadcast_id}) open in the store; delivered by "
+                f"{owner[str(did)].name if str(did) in owner else None}; closed by the log: "
+                f"{str(did) in closed_by_log}; {len(e.targets)} targets; recorded states {dict(final)}"
+            )
+            for code in e.targets:
+                device = self.fleet.devices.get(code) if self.fleet else None
+                state = states.get(did, {}).get(code)
+                if state not in ("played", "displayed"):
+                    plays = device.plays.get(str(did), 0) if device else None
+                    journal = [j for j in device.journal if j[1] in ("", str(did))] if device else None
+                    lines.append(f"  {code}: recorded {state}, plays {plays}, journal {journal}")
+        (self.root / "diagnosis.txt").write_text("\n".join(lines) + "\n")
 
     async def wave_and_fault(self) -> None:
         assert self.app is not None and self.fleet is not None and self.follower is not None
@@ -404,9 +444,11 @@ class Run:
         # The moment of the fault is taken from what the devices (in this loop) received and what the workers logged,
         # not from the store, which this process reads on a thread that a busy machine may hold back by seconds.
         reached = await self._wave_reached(warm_ids, len(bids), 60)
-        wave_at = max(reached.values())  # the command of every dispatch of the wave has reached a device
-        lo, hi = args.fault_after
-        await asyncio.sleep(max(0.0, wave_at + self.rng.uniform(lo, hi) - loop.time()))
+        last = max(reached, key=lambda d: reached[d])
+        wave_at = reached[last]  # the command of every dispatch of the wave has reached a device
+        playback = self.playback = self._playback(last)
+        lo, hi = args.fault_at
+        await asyncio.sleep(max(0.0, wave_at + self.rng.uniform(lo, hi) * playback - loop.time()))
 
         # the fault
         owner, closed = await asyncio.to_thread(self._from_logs)
@@ -468,6 +510,15 @@ class Run:
             if loop.time() > deadline:
                 raise TimeoutError(f"{len(first)} of {n} dispatches reached a device within {timeout:.0f} s")
             await asyncio.sleep(0.02)
+
+    def _playback(self, dispatch: str) -> float:
+        """How long a device plays the dispatch's item (seconds; its repeats included)."""
+        assert self.fleet is not None
+        for device in self.fleet.devices.values():
+            for command in [*([device.current] if device.current else []), *device.waiting]:
+                if command.dispatch == dispatch:
+                    return command.seconds
+        raise RuntimeError(f"no device is playing dispatch {dispatch} or has it queued")
 
     def _from_logs(self) -> tuple[dict[str, Worker], set[str]]:
         """By the workers' logs: who delivers each dispatch (`dispatch.delivering`: before a fault, one worker each),
@@ -595,6 +646,7 @@ class Run:
             "open_at_fault": len(set(opened) - closed_before),
             "hit": len(affected),
             "taken_over_logs": len(taken),
+            "playback_s": round(self.playback, 2),
             "targets": sum(len(t) for t in targets.values()),
         }
 
@@ -613,7 +665,7 @@ class Run:
             await asyncio.to_thread(self.pg.remove)
         for ns in self.netns:
             ns.remove()
-        if self.args.keep:
+        if self.args.keep or self.keep:
             print(f"run {self.index}: files kept in {self.root}", file=sys.stderr)
         else:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -696,10 +748,10 @@ if __name__ == "__main__":
     parser.add_argument("--faults", default=",".join(FAULTS), help=f"kinds taken in turn (default {','.join(FAULTS)})")
     parser.add_argument("--scope", choices=("wards", "district"), default="wards")
     parser.add_argument(
-        "--fault-after",
+        "--fault-at",
         type=window,
-        default=(0.2, 2.0),
-        help="LO,HI: seconds after every dispatch of the wave has reached a device (default 0.2,2.0)",
+        default=(0.1, 0.7),
+        help="LO,HI: shares of the devices' playback, from when the wave's last dispatch reached one (default 0.1,0.7)",
     )
     parser.add_argument("--partition-s", type=float, default=6.0, help="how long the link is cut (default 6)")
     parser.add_argument(

@@ -38,7 +38,7 @@ def test_no_play_is_lost_or_repeated_and_nothing_unexpected_happens_under_each_f
     done = subprocess.run(
         [
             sys.executable, str(ROOT / "bench" / "faults.py"), "--runs", str(len(kinds)), "--devices", "100",
-            "--faults", ",".join(kinds), "--seed", "3", "--fault-after", "0.2,1.2", "--partition-s", "4",
+            "--faults", ",".join(kinds), "--seed", "3", "--fault-at", "0.1,0.5", "--partition-s", "4",
             "--linger-s", "1.5", "--json",
         ],
         cwd=ROOT, capture_output=True, timeout=400, check=False,
