@@ -37,7 +37,10 @@ longer (late plays), and counts, per run and in total:
   reconnect at once), so every targeted device must play.
 - `duplicated`: (device, dispatch) pairs where the device played the dispatch more than once (the simulator's
   `plays`; a device plays each (dispatch, seq) once, so a second play means a second item or seq was sent).
-- `unexpected`: events no rule of the protocol explains, each counted once and named in `unexpected_detail`:
+- `unexpected`: events no rule of the protocol explains, each counted once and named in `unexpected_detail`
+  (and a failure of the harness itself, such as a wave that never closes: its folder is then kept, with a diagnosis):
+  0. a dispatch of the first wave (no fault) not closed complete with every target played, or played other than once
+     by a target;
   1. a broadcast of the wave with a number of `Dispatch.Opened` other than one (an emergency is one wave);
   2. an ack recorded (`Dispatch.AcksRecorded`) for an endpoint the dispatch does not target;
   3. a device that played a dispatch it is not a target of;
@@ -436,6 +439,7 @@ class Run:
         await self.until(lambda: len(self._dispatches(warm)) == len(warm), 60, "the warm-up wave opened")
         warm_dispatches = set(self._dispatches(warm))
         await self.until(lambda: warm_dispatches <= self._closed(), args.expiry_s, "the warm-up wave closed")
+        self._check_warm_up(warm_dispatches)
         warm_ids = {str(d) for d in warm_dispatches}
         loop = asyncio.get_running_loop()
         approved = loop.time()
@@ -493,6 +497,19 @@ class Run:
         if self.kind in ("kill", "partition"):
             await self.until(lambda: self._slots_held() == "", 3 * self.settings.lease_ttl_s + 10, "slots all held")
         self.assess(opened, dispatch_broadcast, affected, victim, fault_at)
+
+    def _check_warm_up(self, dispatches: set[UUID]) -> None:
+        """The first wave had no fault: every dispatch of it closed complete, every target played it once."""
+        assert self.follower is not None and self.fleet is not None
+        for e in self.follower.snapshot():
+            if isinstance(e, Dispatch.Closed) and e.originator_id in dispatches:
+                s = e.summary
+                if s.get("outcome") != "complete" or s.get("played") != s.get("targeted"):
+                    self.out.unexpected.append(f"warm-up dispatch {e.originator_id}: closed {s}")
+            elif isinstance(e, Dispatch.Opened) and e.originator_id in dispatches:
+                plays = Counter(self.fleet.devices[c].plays.get(str(e.originator_id), 0) for c in e.targets)
+                if set(plays) != {1}:
+                    self.out.unexpected.append(f"warm-up dispatch {e.originator_id}: plays per device {dict(plays)}")
 
     async def _wave_reached(self, known: set[str], n: int, timeout: float) -> dict[str, float]:
         """Dispatch id -> the loop time its command first reached a device, once `n` dispatches not `known` have."""

@@ -3,10 +3,11 @@ workers run it): a dispatch the previous holder opened that this worker had not 
 delivered, resumed, once it reads the opening; a dispatch of a slot it does not hold, or one it opened itself, is
 not delivered twice; one already closed by then is not delivered at all.
 
-Found by bench/faults.py: `reconcile` on the gained slot saw the broadcast as approved (its last folded state),
-`release` read the store, found the broadcast dispatching with its one wave out, and returned nothing; folding the
-opening afterwards reacted to nothing either, so the dispatch stayed open, undelivered, until the store was read from
-the start again."""
+Found reading the takeover path after a bench/faults.py run on a loaded machine whose first wave never closed (that
+run's cause is not proven to be this): `reconcile` on the gained slot saw the broadcast as approved (its last folded
+state), `release` read the store, found the broadcast dispatching with its one wave out, and returned nothing;
+folding the opening afterwards reacted to nothing either, so the dispatch stayed open, undelivered, until a worker
+read the store from the start again."""
 
 from __future__ import annotations
 
