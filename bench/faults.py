@@ -45,7 +45,8 @@ longer (late plays), and counts, per run and in total:
   2. an ack recorded (`Dispatch.AcksRecorded`) for an endpoint the dispatch does not target;
   3. a device that played a dispatch it is not a target of;
   4. a dispatch of the wave not closed by its expiry plus the margin, closed more than once, closed with an outcome
-     other than `complete`, or closed with `played` != `targeted` or `online` != `targeted` (every target is online);
+     other than `complete`, closed with `played` != `targeted` or `online` != `targeted` (every target is online),
+     or closed while the acks recorded for it (`Dispatch.AcksRecorded`) show `played` for fewer than every target;
   5. a worker process that exited on its own (not the one SIGKILLed);
   6. an ERROR or CRITICAL log line of a worker (a line that is not JSON, a Python traceback, counts too; not what
      the children of a SIGKILLed worker print after its death: multiprocessing's resource tracker warns);
@@ -617,6 +618,12 @@ class Run:
                 unexpected.append(
                     f"dispatch {did}: closed {s.get('outcome')} with played {s.get('played')}, "
                     f"online {s.get('online')} of {len(want)} targets"
+                )
+            recorded = {a["endpoint"] for e in events if isinstance(e, Dispatch.AcksRecorded) and e.originator_id == did
+                        for a in e.acks if a["state"] in ("played", "displayed")}  # fmt: skip
+            if recorded != want:
+                unexpected.append(
+                    f"dispatch {did}: closed, but `played` recorded for {len(recorded & want)} of {len(want)} targets"
                 )
         # 5. workers that exited on their own; 6. error lines
         for w in self.workers:
