@@ -23,6 +23,7 @@ from keng.adapters.tts.render import Renderer
 from tests.cluster import NatsCluster, nats_server_binary
 from tests.contract import Taps
 from tests.integration.conftest import Mosquitto, no_broker
+from tests.servers import TempPostgres, postgres_problem
 
 POSTGRES_URL = os.environ.get("KENG_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -83,6 +84,23 @@ def postgres_url() -> Iterator[str]:
     yield f"{POSTGRES_URL}?schema={schema}"
     with psycopg.connect(**params) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def temp_postgres() -> Iterator[TempPostgres]:
+    """A PostgreSQL server of the test's own (tests/servers.py), to stop, crash and restart at will; removed at the
+    end. Without PostgreSQL's server binaries it is skipped with the reason, except in CI."""
+    problem = postgres_problem()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI=true but {problem}")
+        pytest.skip(problem)
+    server = TempPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -132,6 +132,7 @@ class DispatchModel:
     def step(self, limit: int = 5000) -> list[Reaction]:
         """Fold the next events; return reactions (after the first catch-up, which ends in `reconcile`)."""
         reactions: list[Reaction] = []
+        opened: list[UUID] = []  # dispatches another worker opened, read now
         notifications = self.app.recorder.select_notifications(start=self.position + 1, limit=limit)
         for n in notifications:
             if not n.topic.startswith(FOLDED):  # staff, integrations, inbound messages, reports ...: not needed here
@@ -152,7 +153,10 @@ class DispatchModel:
                 self._fold(event, current)
                 if self.caught_up:
                     reactions.extend(self._react(event))
+                    if isinstance(event, Dispatch.Opened):
+                        opened.append(event.originator_id)
             self.position = n.id
+        reactions.extend(self._taken_before_read(opened))
         if not self.caught_up and len(notifications) < limit:
             self.caught_up = True
             reactions.extend(self.reconcile())
@@ -187,6 +191,21 @@ class DispatchModel:
                 self._targets_at.pop(oid)  # never revised: its creation time, read when recalled, says the same
         self.forgotten += len(gone)
         return len(gone)
+
+    def _taken_before_read(self, opened: list[UUID]) -> list[Reaction]:
+        """Dispatches another worker opened that are this worker's to deliver, still open once what was read with
+        their opening is folded. A dispatch is opened by the holder of its slot; read here as this worker's, the slot
+        changed hands after the opening and before this worker read it (it took the slot over while behind the
+        log): `reconcile` found the broadcast released then, with nothing to deliver, so it is delivered now,
+        resumed. (The dispatcher delivers a dispatch once: one live here already is left as it is.)"""
+        out: list[Reaction] = []
+        for did in opened:
+            d = self.aggs.get(did)
+            b = self.aggs.get(d.broadcast_id) if isinstance(d, Dispatch) else None
+            if isinstance(d, Dispatch) and not d.closed and isinstance(b, Broadcast) and self.mine(b):
+                log.info("dispatch.opened_elsewhere_taken", dispatch_id=str(did), broadcast_id=str(b.id))
+                out.append(Deliver(self._plan(b, d, resumed=True)))
+        return out
 
     def _fold(self, event: Any, current: Aggregate | None) -> None:
         folded = self.aggs[event.originator_id] = event.mutate(current)

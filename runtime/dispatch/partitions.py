@@ -68,13 +68,19 @@ class Partitions:
         return slot_of(key, self.slots) if self.leases else 0
 
     def owns(self, key: str) -> bool:
-        """Whether the work of a partition key is this worker's now."""
-        return self.leases is None or slot_of(key, self.slots) in self.owned
+        """Whether the work of a partition key is this worker's now: its slot is held and its lease still runs.
+        Checked here, not only by the ticking loop: a process that was paused (starved of CPU, a long collection, a
+        stopped machine) must not act on slots another worker may hold by now in the moment before that loop runs
+        again and drops them."""
+        return self.leases is None or (slot_of(key, self.slots) in self.owned and self._valid())
 
     @property
     def leader(self) -> bool:
         """The holder of slot 0 makes what only one worker may make (programme occurrences, reports, pushes)."""
-        return 0 in self.owned
+        return 0 in self.owned and (self.leases is None or self._valid())
+
+    def _valid(self) -> bool:
+        return time.monotonic() < self._valid_until
 
     async def _call(self, fn: Callable[..., Tick], *args: object) -> Tick:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
@@ -135,7 +141,14 @@ class Partitions:
                         await self._expire(on_change)
                 else:
                     pending = None
-                    self._valid_until = submitted + leases.ttl_s - self.margin_s  # renewed no earlier
+                    valid_until = submitted + leases.ttl_s - self.margin_s  # renewed no earlier
+                    if self.owned and not self._valid():
+                        # Paused past the lease (the timeout above never fired): what came in meanwhile was not
+                        # worked on (`owns`), so the slots are dropped here and gained again, worked on from the log.
+                        await self._expire(on_change)
+                    if time.monotonic() >= valid_until:
+                        continue  # an answer too old to act on (its renewal may have run out already): tick again
+                    self._valid_until = valid_until
                     await self._apply(tick, on_change)
                 await asyncio.sleep(max(0.0, self.tick_s - (time.monotonic() - started)))
         finally:

@@ -64,15 +64,24 @@ class Sealer:
         """Seal when due; returns the events newly covered."""
         return self.seal() if self.due() else 0
 
-    async def run(self, poll_s: float = 1.0) -> None:
-        """Poll until cancelled. A failed round (the database busy or briefly unreachable) is logged and retried at
-        the next poll: the events stay linked, and only their checkpoint waits."""
+    async def run(self, poll_s: float = 1.0, patience_s: float = 30.0) -> None:
+        """Poll until cancelled. A failed round (the database busy or briefly unreachable: a restart, a failover) is
+        logged as a warning and retried at the next poll: the events stay linked, and only their checkpoint waits.
+        Rounds that have kept failing for `patience_s` are logged as errors, with the exception."""
+        failing_since: float | None = None
         while True:
             await asyncio.sleep(poll_s)
             try:
                 await asyncio.to_thread(self.step)
-            except Exception:
-                log.exception("audit.checkpoint_failed", retry_in_s=poll_s)
+            except Exception as e:
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since >= patience_s:
+                    log.exception("audit.checkpoint_failed", retry_in_s=poll_s, failing_s=round(now - failing_since, 1))
+                else:
+                    log.warning("audit.checkpoint_failed", retry_in_s=poll_s, error=f"{type(e).__name__}: {e}"[:500])
+            else:
+                failing_since = None
 
 
 def sealer_for(app: Keng, settings: Settings) -> Sealer:

@@ -10,27 +10,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from keng.adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, free_port, parse_broker_url
+from keng.adapters.mqtt.broker import BrokerAddress, EmbeddedBroker, parse_broker_url
 from tests.contract import Taps
+from tests.servers import Mosquitto
+from tests.servers import listening as _listening
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SYSTEM_MQTT = os.environ.get("KENG_TEST_MQTT", "mqtt://127.0.0.1:1883")
-MOSQUITTO_CONF = """listener {port} 127.0.0.1
-allow_anonymous true
-max_queued_messages 100000
-max_inflight_messages 0
-persistence false
-"""
 
 
 def no_broker(reason: str) -> None:
@@ -38,53 +31,6 @@ def no_broker(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
-
-
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-class Mosquitto:
-    """A mosquitto process owned by one test; `restart()` keeps the port. With `log`, what it logs (connections
-    included) goes to that file."""
-
-    def __init__(self, workdir: Path, log: Path | None = None) -> None:
-        self.port = free_port()
-        self.conf = workdir / "mosquitto.conf"
-        logging = "log_dest stderr\nconnection_messages true\nlog_timestamp false\n" if log is not None else ""
-        self.conf.write_text(MOSQUITTO_CONF.format(port=self.port) + self.listener_conf() + logging)
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def listener_conf(self) -> str:
-        return ""
-
-    @property
-    def address(self) -> BrokerAddress:
-        return BrokerAddress("127.0.0.1", self.port)
-
-    def start(self) -> None:
-        with open(self.log or os.devnull, "ab") as out:
-            self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not _listening("127.0.0.1", self.port):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto did not start on port {self.port}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 class TlsMosquitto(Mosquitto):

@@ -1,9 +1,11 @@
 """The chain is extended in the transaction that records the events, on SQLite and PostgreSQL: every committed event
 has its link, a refused save leaves none, events written without the chain are linked by the next chained write,
-writer processes running at once never fork it, and the sealer signs on its timer and every N events."""
+writer processes running at once never fork it, and the sealer signs on its timer and every N events; while the
+database is away it warns and retries, and only a failure that lasts is an error."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import time
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from keng.adapters.audit.chain import iter_chain, seal
 from keng.adapters.audit.keys import Signer, load_or_create
@@ -23,6 +26,7 @@ from keng.adapters.store.errors import DuplicateRecord
 from keng.runtime.workers.readmodels import events_table
 from keng.runtime.workers.sealer import Sealer
 from keng.services.access import enrol_by_system
+from tests.servers import TempPostgres
 
 WRITERS, EACH = 3, 40
 
@@ -132,6 +136,46 @@ def test_the_sealer_signs_after_its_interval_or_as_soon_as_every_n_events_wait(m
     assert sealer.step() == 10
     report = check(app, signer)
     assert report.ok and report.unsealed == 0 and report.sealed == 13 and report.checkpoints == 3
+
+
+async def test_the_sealer_warns_while_the_database_is_away_and_errs_only_when_it_stays_away(
+    temp_postgres: TempPostgres, tmp_path: Path
+) -> None:
+    app, signer = Keng(env=locate_store(temp_postgres.url(), tmp_path).env), Signer.generate()
+    sealer = Sealer(app, signer, interval_s=0)
+    enrol(app, "a0")
+
+    def failures(since: int = 0) -> list[str]:
+        return [r["log_level"] for r in logs[since:] if r["event"] == "audit.checkpoint_failed"]
+
+    async def until(predicate: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            await asyncio.sleep(0.05)
+
+    with capture_logs() as logs:
+        task = asyncio.create_task(sealer.run(poll_s=0.05, patience_s=1.0))
+        try:
+            await until(lambda: check(app, signer).unsealed == 0)
+            await asyncio.to_thread(temp_postgres.stop, "immediate")  # a crash: every connection cut
+            # (a round blocks up to the store's 5 s connect timeout once the pool has no connection left)
+            await until(lambda: "error" in failures())
+            await asyncio.to_thread(temp_postgres.start)
+            await asyncio.to_thread(enrol, app, "a1")
+            await until(lambda: check(app, signer).unsealed == 0)  # sealing again once the server is back
+            back = len(logs)
+            await asyncio.to_thread(temp_postgres.stop, "immediate")  # away again
+            await until(lambda: bool(failures(back)))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            app.close()
+        away = failures()[: len(failures()) - len(failures(back))]
+        first_error = away.index("error")
+        assert first_error > 0 and set(away[:first_error]) == {"warning"}, away  # warnings while it was brief
+        assert set(away[first_error:]) == {"error"}, away
+        assert set(failures(back)) == {"warning"}  # a new outage starts with warnings again
 
 
 def _open(store_url: str, data: str, start: Any) -> None:

@@ -1,9 +1,11 @@
 """Work leases in the store's database (adapters/store/leases.py), on SQLite and PostgreSQL, with real connections:
 every slot held by exactly one worker, a join rebalances without two ever holding one slot, a worker that stops
-renewing is taken over once its lease expires, and a clean stop hands over at once."""
+renewing is taken over once its lease expires, and a clean stop hands over at once; a worker whose process was
+paused past its lease acts on none of its slots until it has renewed them, then works on them from the log again."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -11,6 +13,7 @@ import pytest
 
 from keng.adapters.store.app import Keng
 from keng.adapters.store.leases import Leases, shares, slot_of, workers_seen
+from keng.runtime.dispatch.partitions import Partitions
 
 SLOTS = 16
 
@@ -122,3 +125,35 @@ def test_the_workers_seen_are_listed_in_start_order_with_their_slots(make_app: C
     assert [w.worker for w in seen] == ["a", "b"]
     assert [set(w.slots) for w in seen] == [set(a.held), set(b.held)]
     assert all(0 <= w.seen_s_ago < 5.0 and w.started_s_ago >= w.seen_s_ago for w in seen)
+
+
+async def test_a_worker_paused_past_its_lease_acts_on_no_slot_until_it_has_renewed_them(
+    make_app: Callable[..., Keng],
+) -> None:
+    partitions = Partitions(Leases.of(make_app(), worker="w", slots=SLOTS, ttl_s=1.0), tick_s=0.1, margin_s=0.25)
+    changes: list[tuple[frozenset[int], frozenset[int]]] = []
+
+    async def on_change(gained: frozenset[int], dropped: frozenset[int]) -> None:
+        changes.append((gained, dropped))
+
+    async def until(predicate: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 20
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(partitions.run(on_change))
+    try:
+        await until(lambda: len(partitions.owned) == SLOTS)
+        assert partitions.owns("00598") and partitions.leader
+        changes.clear()
+        time.sleep(1.0)  # the whole process paused (starved, collecting): the ticking loop cannot run either
+        # what runs first after the pause must not act on slots that another worker may have taken by now
+        assert not partitions.owns("00598") and not partitions.leader
+        await until(lambda: partitions.owns("00598"))
+        # the slots were dropped and gained again: the caller works on them from the log (what came in meanwhile)
+        everything = frozenset(range(SLOTS))
+        assert changes == [(frozenset(), everything), (everything, frozenset())], changes
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
