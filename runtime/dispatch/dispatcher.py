@@ -401,13 +401,14 @@ class Dispatcher:
         while True:
             batch, barriers = self.intake.split_barriers(await self.intake.drain(self.intake.acks))
             by_dispatch = self.intake.sort_acks(batch, self.live, self.known, _NotLiveHere(self))
+            unrecorded: set[str] = set()
             if by_dispatch:
-                refused = await self._store(self.model.record_acks, by_dispatch)
+                refused, unrecorded = await self._store(self.model.record_acks, by_dispatch)
                 self.metrics["acks_recorded"] += sum(len(a) for a in by_dispatch.values()) - refused
                 self.metrics["ack_batches_recorded"] += 1
             for did, acks in by_dispatch.items():
                 live = self.live.get(did)
-                if live is None:
+                if live is None or did in unrecorded:  # (not written: its summary must not claim them)
                     continue
                 live.apply(acks)
                 if self.on_progress:

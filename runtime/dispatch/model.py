@@ -514,8 +514,10 @@ class DispatchModel:
 
     # -- recording what devices said -----------------------------------------------------------------------------
 
-    def record_acks(self, by_dispatch: dict[str, list[Ack]]) -> int:
-        """Record one batch: one AcksRecorded per dispatch, all in one transaction. Returns acks refused."""
+    def record_acks(self, by_dispatch: dict[str, list[Ack]]) -> tuple[int, set[str]]:
+        """Record one batch: one AcksRecorded per dispatch, all in one transaction. Returns the acks refused and the
+        dispatches whose acks were not written (another writer changed one first: the batch is not recorded, and
+        the caller must not count those acks as known; the devices are asked again and their re-acks recorded)."""
         changed, refused = [], 0
         for did, acks in by_dispatch.items():
             d = self.aggs.get(UUID(did))
@@ -524,10 +526,11 @@ class DispatchModel:
                 continue
             refused += len(d.record_acks(acks))
             changed.append(d)
-            note_first_acks(self.first_at.setdefault(d.id, {}), acks)
         if changed and not self._save(*changed):
-            return refused + sum(len(a) for a in by_dispatch.values())
-        return refused
+            return sum(len(a) for a in by_dispatch.values()), {str(d.id) for d in changed}
+        for d in changed:
+            note_first_acks(self.first_at.setdefault(d.id, {}), by_dispatch[str(d.id)])
+        return refused, set()
 
     def record_statuses(self, changes: dict[str, tuple[str, str]]) -> list[str]:
         """Turn status messages into Endpoint transitions (only real changes are events); one transaction."""
