@@ -1,5 +1,6 @@
-"""MQTT brokers for integration tests: a mosquitto started by the test on a free port (with a temporary config),
-the embedded amqtt broker, and the configured one (KENG_TEST_MQTT, default mqtt://127.0.0.1:1883).
+"""MQTT brokers for integration tests: a mosquitto started by the test on a free port (with a temporary config;
+tests/servers.py, where bench/faults.py finds it too), the embedded amqtt broker, and the configured one
+(KENG_TEST_MQTT, default mqtt://127.0.0.1:1883).
 
 The `mosquitto`, `tls_mosquitto` and `embedded` fixtures are tapped: every message on them is checked against
 docs/asyncapi.json (tests/contract.py, the `contract_tap` fixture). Without a broker the `mqtt` tests are skipped
