@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from datetime import datetime
 from pathlib import Path
 
-from keng.adapters.private_files import private_dir
+from keng.adapters.private_files import create_once
 
 FILENAME = "audio-links.key"
 
@@ -29,13 +28,11 @@ class AudioLinks:
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> AudioLinks:
-        """Load the key from the data directory, creating it (mode 0600) the first time."""
+        """Load the key from the data directory, creating it (mode 0600) the first time: by one of several processes
+        starting at once, and read by all of them."""
         path = data_dir / FILENAME
         if not path.exists():
-            private_dir(data_dir)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(32))
+            create_once(path, secrets.token_bytes(32))
         return cls(path.read_bytes())
 
     def _mac(self, key: str, expires: int) -> str:

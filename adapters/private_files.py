@@ -59,6 +59,28 @@ def write_private(path: Path, data: bytes, *, durable: bool = False) -> None:
         raise
 
 
+def create_once(path: Path, data: bytes) -> None:
+    """Make `path` (mode 0600) with `data` unless it exists. Processes that start at once on a new data directory
+    (two workers) agree on one content and none sees it half-written: it is written whole to a temporary file that is
+    then linked into place (the link fails when the file exists: the first one made stays, and every caller reads
+    that one)."""
+    if path.exists():
+        return
+    private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):  # another process's came first
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class LoosePath:
     """A directory or file that group or others may use; `wanted` is its mode with those bits cleared."""

@@ -8,14 +8,13 @@ the public key) off the machine, because they are what proves a key was later re
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from keng.adapters.private_files import private_dir
+from keng.adapters.private_files import create_once
 
 KEY_FILE = "audit-key.pem"
 
@@ -51,19 +50,15 @@ def verify_signature(public: bytes, message: bytes, signature: bytes) -> bool:
 
 
 def load_or_create(data_dir: Path) -> Signer:
-    """The district key from the data directory, created (0600) on first use."""
+    """The district key from the data directory, created (0600) on first use: by one of several processes starting
+    at once, and read by all of them (adapters/private_files.py `create_once`)."""
     path = data_dir / KEY_FILE
-    if path.exists():
-        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(private, Ed25519PrivateKey):
-            raise ValueError(f"{path} does not hold an Ed25519 private key")
-        return Signer(private)
-    private_dir(data_dir)
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    if not path.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        create_once(path, pem)
+    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key")
     return Signer(private)

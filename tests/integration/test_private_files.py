@@ -1,7 +1,8 @@
 """Every writer under the data directory makes private files by itself (0700 folders, 0600 files), whatever the
 process umask: the event store with its -wal and -shm, read models, secrets, the audio link key, audio assets and
 received CAP documents. The `keng` command sets umask 0o077 too; these run under a permissive 0o022 to prove the
-writers do not lean on it."""
+writers do not lean on it. Processes that start at once on a new data directory (two workers) agree on one audit
+key and one audio link key: none fails, none reads a half-written one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ import pytest
 
 from keng.adapters.audio_links import AudioLinks
 from keng.adapters.audio_store import AudioStore
+from keng.adapters.audit.keys import load_or_create
 from keng.adapters.private_files import loose_paths, tighten
 from keng.adapters.secrets import SecretStore
 from keng.adapters.tts.base import Audio
@@ -105,3 +109,31 @@ def test_opening_the_store_again_in_a_process_keeps_its_locks_so_another_process
     second.close()
     with sqlite3.connect(db) as check:
         assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+FAR = datetime(2099, 1, 1, tzinfo=UTC)
+
+
+def _start(data: Path, start: threading.Barrier, found: list[tuple[bytes, str]], failed: list[BaseException]) -> None:
+    """One process starting on the data directory: its audit key and its audio link key (a query signed with it)."""
+    start.wait(30)
+    try:
+        found.append((load_or_create(data).public, AudioLinks.in_data_dir(data).query("a", FAR)))
+    except BaseException as e:
+        failed.append(e)
+
+
+def test_starting_at_once_on_a_new_data_directory_every_starter_gets_the_same_keys(tmp_path: Path) -> None:
+    # (found by bench/faults.py: of two workers started together, one failed with FileExistsError on the audit key)
+    for round_ in range(20):
+        data, start = tmp_path / f"data-{round_}", threading.Barrier(6)
+        found: list[tuple[bytes, str]] = []
+        failed: list[BaseException] = []
+        threads = [threading.Thread(target=_start, args=(data, start, found, failed)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not failed, failed  # none found a key file half-written, none failed on one made meanwhile
+        assert len(found) == 6 and len(set(found)) == 1
+        assert mode(data / "audit-key.pem") == 0o600 and not [p for p in data.iterdir() if p.name.startswith(".")]
