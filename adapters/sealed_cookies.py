@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
-from keng.adapters.private_files import private_dir, write_private
+from keng.adapters.private_files import create_once
 
 MAX_COOKIE_BYTES = 4000
 
@@ -32,13 +32,9 @@ class CookieSealer:
     def _key(self) -> Fernet:
         with self._lock:
             if self._fernet is None:
-                try:
-                    key = self.path.read_bytes().strip()
-                except FileNotFoundError:
-                    key = Fernet.generate_key()
-                    private_dir(self.path.parent)
-                    write_private(self.path, key, durable=True)
-                self._fernet = Fernet(key)
+                # made by one of several `keng serve` starting at once, read by all: one key for every worker
+                create_once(self.path, Fernet.generate_key())
+                self._fernet = Fernet(self.path.read_bytes().strip())
             return self._fernet
 
     def seal(self, value: dict[str, Any]) -> str:

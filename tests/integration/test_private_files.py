@@ -2,7 +2,7 @@
 process umask: the event store with its -wal and -shm, read models, secrets, the audio link key, audio assets and
 received CAP documents. The `keng` command sets umask 0o077 too; these run under a permissive 0o022 to prove the
 writers do not lean on it. Processes that start at once on a new data directory (two workers) agree on one audit
-key and one audio link key: none fails, none reads a half-written one."""
+key, one audio link key and one console session key: none fails, none reads a half-written one."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from keng.adapters.audio_links import AudioLinks
 from keng.adapters.audio_store import AudioStore
 from keng.adapters.audit.keys import load_or_create
 from keng.adapters.private_files import loose_paths, tighten
+from keng.adapters.sealed_cookies import CookieSealer
 from keng.adapters.secrets import SecretStore
 from keng.adapters.tts.base import Audio
 from keng.runtime.bootstrap import open_app
@@ -114,11 +115,17 @@ def test_opening_the_store_again_in_a_process_keeps_its_locks_so_another_process
 FAR = datetime(2099, 1, 1, tzinfo=UTC)
 
 
-def _start(data: Path, start: threading.Barrier, found: list[tuple[bytes, str]], failed: list[BaseException]) -> None:
-    """One process starting on the data directory: its audit key and its audio link key (a query signed with it)."""
+Keys = tuple[bytes, str, bool]
+
+
+def _start(data: Path, start: threading.Barrier, found: list[Keys], failed: list[BaseException]) -> None:
+    """One process starting on the data directory: its audit key, its audio link key (a query signed with it) and its
+    console session key (whether it opens a cookie sealed with the key on disk)."""
     start.wait(30)
     try:
-        found.append((load_or_create(data).public, AudioLinks.in_data_dir(data).query("a", FAR)))
+        signer, links, cookies = load_or_create(data), AudioLinks.in_data_dir(data), CookieSealer(data)
+        sealed = cookies.seal({"h": "lan"})
+        found.append((signer.public, links.query("a", FAR), CookieSealer(data).open(sealed, max_age_s=60) is not None))
     except BaseException as e:
         failed.append(e)
 
@@ -127,7 +134,7 @@ def test_starting_at_once_on_a_new_data_directory_every_starter_gets_the_same_ke
     # (found by bench/faults.py: of two workers started together, one failed with FileExistsError on the audit key)
     for round_ in range(20):
         data, start = tmp_path / f"data-{round_}", threading.Barrier(6)
-        found: list[tuple[bytes, str]] = []
+        found: list[Keys] = []
         failed: list[BaseException] = []
         threads = [threading.Thread(target=_start, args=(data, start, found, failed)) for _ in range(6)]
         for t in threads:
