@@ -65,6 +65,14 @@ RECALLED_BY = tuple(
         Broadcast.SubmittedForApproval,
     )
 )
+# Where nothing renders ahead (keng serve: its render processes make a submitted broadcast's audio), a broadcast is
+# not read until it matters: its creation is passed over undecoded, and its submission brings nothing back, as for a
+# forgotten one. A busy service drafts a broadcast for every inbound message; decoding each on the serving process
+# cost the HTTP path its latency (docs/tts.md, Ingest beside rendering).
+LAZY_CREATED = (":" + stored_topic(Broadcast.Drafted).partition(":")[2],)
+RECALLED_BY_WITHOUT_AHEAD = tuple(
+    t for t in RECALLED_BY if t != ":" + stored_topic(Broadcast.SubmittedForApproval).partition(":")[2]
+)
 __all__ = ["Arm", "Cancel", "Deliver", "DispatchModel", "Known", "Plan", "Reaction", "Target"]
 
 
@@ -86,6 +94,8 @@ class DispatchModel:
     ) -> None:
         self.app = app
         self.prepare_ahead = prepare_ahead  # off where render processes make submitted broadcasts' audio (keng serve)
+        self._lazy_created = () if prepare_ahead else LAZY_CREATED
+        self._recalled_by = RECALLED_BY if prepare_ahead else RECALLED_BY_WITHOUT_AHEAD
         self.topics = topics
         self.base_programme = self.programme = programme
         self.clock = clock
@@ -141,8 +151,9 @@ class DispatchModel:
             oid = n.originator_id
             oid = oid if isinstance(oid, UUID) else UUID(oid)
             current = self.aggs.get(oid)
-            if current is None and n.originator_version > 1:  # forgotten (`forget`): back only if it matters again
-                if not n.topic.endswith(RECALLED_BY):
+            # forgotten (`forget`) or not read yet (LAZY_CREATED): back only once it matters
+            if current is None and (n.originator_version > 1 or n.topic.endswith(self._lazy_created)):
+                if not n.topic.endswith(self._recalled_by):
                     self.position = n.id
                     continue
                 current = self.aggs[oid] = self.app.repository.get(oid, version=n.originator_version - 1)

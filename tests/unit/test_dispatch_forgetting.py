@@ -99,3 +99,26 @@ def test_a_finished_broadcast_is_let_go_with_its_closed_dispatch(store: Keng) ->
     # a later ratification or any other event of a finished broadcast leaves it forgotten
     model.step()
     assert model.recalled == 0
+
+
+def test_where_nothing_renders_ahead_a_broadcast_is_not_read_until_it_is_approved(store: Keng) -> None:
+    # keng serve's dispatcher (its render processes make submitted broadcasts' audio): a drafted and submitted
+    # broadcast is passed over undecoded, so inbound traffic costs the serving process next to nothing
+    clock = Clock()
+    model = DispatchModel(store, programme=ALWAYS_OPEN, clock=clock, audio_base="http://x/audio", prepare_ahead=False)
+    model.step()
+    pending = submitted(store, 20)
+    model.step()
+    assert held(model, Broadcast) == 0 and model.recalled == 0
+
+    broadcasts.approve(store, pending[3], by="hung.tran")
+    delivered = [r for r in model.step() if isinstance(r, Deliver)]
+    assert [UUID(d.plan.broadcast_id) for d in delivered] == [pending[3]]
+    assert model.recalled == 1 and held(model, Broadcast) == 1
+    # one revised after it was submitted is read whole (its revision names new targets) and still waits
+    broadcasts.revise(store, pending[5], by="lan.nguyen", title="Thông báo sửa")
+    assert model.step() == [] and held(model, Broadcast) == 2
+    # the dispatcher that renders ahead (keng dispatch run) reads every broadcast as it is drafted
+    ahead = DispatchModel(store, programme=ALWAYS_OPEN, clock=clock, audio_base="http://x/audio")
+    ahead.step()
+    assert held(ahead, Broadcast) == 20
