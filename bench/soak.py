@@ -14,8 +14,9 @@ simulator's 60 s). For `--minutes`, at once:
 - signed city-source webhooks, open loop at `--webhook-rate` per second from a separate process (bench/common.py's
   client), each a bulletin of its own (so each broadcast needs a render), signed when it is sent;
 - every `--dispatch-every` seconds a drill broadcast (emergency and normal in turn) to every ward that holds the
-  fleet, drafted, submitted and approved over the HTTP API by two staff members; it must close `complete` with every
-  device's `played` (the dispatch's summary, read from the store) within `--dispatch-timeout` seconds;
+  fleet, drafted, submitted and approved over the HTTP API by two staff members, expiring `--drill-expiry` seconds
+  after its draft (default 120: a drill is over in minutes); it must close `complete` with every device's `played`
+  (the dispatch's summary, read from the store) within `--dispatch-timeout` seconds;
 - `--streams` clients of `GET /api/v1/stream`, reconnecting with Last-Event-ID as a browser does; each must carry
   every dispatch's `Dispatch.Closed`.
 
@@ -44,7 +45,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -227,6 +228,7 @@ class Dispatches:
         self.api, self.app, self.wards = api, app, wards
         self.drafter, self.approver = tokens
         self.every, self.timeout, self.mode = args.dispatch_every, args.dispatch_timeout, args.priority
+        self.expiry = timedelta(seconds=args.drill_expiry)
         self.runs: list[DispatchRun] = []
         self.store = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soak-store")
 
@@ -254,6 +256,8 @@ class Dispatches:
                 "priority": item.priority,
                 "targets": {"areas": self.wards},
                 "drill": True,
+                # a drill is over in minutes; the devices keep a dispatch's de-duplication entries until it expires
+                "expires_at": (datetime.now(UTC) + self.expiry).isoformat(),
             }
             view = await self.api.call("POST", "/api/v1/broadcasts", self.drafter, body)
             item.broadcast_id = view["id"]
@@ -701,6 +705,9 @@ def main() -> None:
     parser.add_argument("--webhook-rate", type=float, default=100.0, help="signed webhooks per second (default 100)")
     parser.add_argument("--dispatch-every", type=float, default=10.0, help="seconds between dispatches (default 10)")
     parser.add_argument("--dispatch-timeout", type=float, default=60.0, help="approval -> closed, at most (s)")
+    parser.add_argument(
+        "--drill-expiry", type=float, default=120.0, help="each drill broadcast expires this long after its draft (s)"
+    )
     parser.add_argument("--priority", choices=("mixed", "emergency", "normal"), default="mixed")
     parser.add_argument("--streams", type=int, default=20, help="SSE clients of /api/v1/stream (default 20)")
     parser.add_argument("--timeout", type=float, default=10.0, help="a webhook unanswered this long is an error (s)")

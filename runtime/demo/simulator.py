@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import sys
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,9 @@ log = structlog.get_logger(__name__)
 Fetch = Callable[[str], Awaitable[bytes]]
 FETCH_TIMEOUT_S = 10.0
 JOURNAL_KEEP = 64  # a device's journal: its last entries (what tests read)
-FORGET_AFTER = timedelta(minutes=5)  # a dispatch's de-duplication entries outlive its expiry by this much
+# A dispatch's de-duplication entries outlive its expiry by this much (a copy that comes later is refused for its
+# expiry anyway: the margin covers a clock a little behind keng's).
+FORGET_AFTER = timedelta(minutes=1)
 PRUNE_EVERY_S = 30.0  # how often (loop time) a device looks for dispatches to forget
 
 
@@ -205,7 +208,8 @@ class SimDevice:
             if op == proto.ACK_REFUSED_OP:
                 self._refused(msg)
                 return
-            key = (str(msg["dispatch"]), int(msg["seq"]))
+            # one string for a dispatch's id across the whole fleet, not one a device (interned)
+            key = (sys.intern(str(msg["dispatch"])), int(msg["seq"]))
         except (proto.ProtocolError, KeyError, TypeError, ValueError):
             return
         now = asyncio.get_running_loop().time()
@@ -224,7 +228,9 @@ class SimDevice:
         audio = msg.get("audio")
         text = str(msg.get("text", ""))
         # A speaker plays the file; without one it speaks the text and reports the text's hash.
-        played = str(audio["sha256"]) if isinstance(audio, dict) and audio.get("url") else proto.text_sha256(text)
+        played = sys.intern(
+            str(audio["sha256"]) if isinstance(audio, dict) and audio.get("url") else proto.text_sha256(text)
+        )
         seconds = float(audio.get("duration_s") or 1) if isinstance(audio, dict) else len(text) / 14.0
         cmd = Command(
             key[0],
@@ -292,6 +298,7 @@ class SimDevice:
         self.stopped -= gone
         for dispatch in gone:
             del self.expiries[dispatch]
+            self.plays.pop(dispatch, None)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
@@ -51,6 +51,21 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 Key = tuple[int, datetime]  # Broadcast.render_order
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROS = timedelta(microseconds=1)
+_RANK_SHIFT = 56  # microseconds since 1970 fit below it until the year 4253
+
+
+def _packed(key: Key) -> int:
+    """A render order as one int that sorts as the order does (a backlog of tens of thousands is held as these)."""
+    rank, at = key
+    return rank << _RANK_SHIFT | (at - _EPOCH) // _MICROS
+
+
+def _unpacked(packed: int) -> Key:
+    return packed >> _RANK_SHIFT, _EPOCH + (packed & ((1 << _RANK_SHIFT) - 1)) * _MICROS
+
+
 T = TypeVar("T")
 MAX_BATCH = 16  # broadcasts claimed (and recorded) in one transaction
 BATCH_CHARS = 4000  # and their texts together: about a second of espeak-ng work, so each batch's audio is soon recorded
@@ -137,7 +152,9 @@ class RenderFollower:
     def __init__(self, app: Keng, worker: str, queue_size: int) -> None:
         self.app, self.worker = app, worker
         self.states: dict[UUID, Broadcast] = {}
-        self.waiting: dict[UUID, Key] = {}
+        # the backlog the queue let go: the id's int -> its packed render order (about half the memory of UUIDs and
+        # tuples: a soak at 100 bulletins/s with a few renders/s waits on tens of thousands)
+        self._waiting: dict[int, int] = {}
         self.position = 0
         self.queue = RenderQueue(queue_size)
         self._leased: dict[UUID, datetime] = {}  # broadcasts another worker holds, until its lease ends
@@ -153,7 +170,7 @@ class RenderFollower:
             current = self.states.get(bid)
             if current is None and event.originator_version > 1:  # forgotten or waiting (or drafted before we began)
                 if STATE_AFTER.get(type(event), BroadcastState.DRAFT).is_final:
-                    self.waiting.pop(bid, None)
+                    self._waiting.pop(bid.int, None)
                     continue  # it ends here: it never needs audio again
                 current = self._reload(bid)
                 if current is None:
@@ -161,7 +178,7 @@ class RenderFollower:
             if current is None or event.originator_version > current.version:  # a reloaded one may hold it already
                 current = event.mutate(current)
             self.states[bid] = current
-            self.waiting.pop(bid, None)
+            self._waiting.pop(bid.int, None)
             touched.add(bid)
         self.position = max(top, self.position)
         if touched:
@@ -180,7 +197,7 @@ class RenderFollower:
                 continue
             del self.states[bid]  # a stale entry of the queue is passed over when popped
             if needed:
-                self.waiting[bid] = b.render_order
+                self._waiting[bid.int] = _packed(b.render_order)
                 self.queue.overflowed = True  # taken up again once the queue has drained
 
     def _reload(self, bid: UUID) -> Broadcast | None:
@@ -191,7 +208,13 @@ class RenderFollower:
 
     def backlog(self) -> int:
         """How many broadcasts need audio (in the queue or waiting in the log)."""
-        return sum(1 for b in self.states.values() if b.needs_render) + len(self.waiting)
+        return sum(1 for b in self.states.values() if b.needs_render) + len(self._waiting)
+
+    @property
+    def waiting(self) -> dict[UUID, Key]:
+        """The broadcasts that need audio and that the queue let go, with their render orders (read from the store
+        again when their turn comes)."""
+        return {UUID(int=i): _unpacked(k) for i, k in self._waiting.items()}
 
     def _consider(self, bid: UUID, now: datetime) -> None:
         b = self.states.get(bid)
@@ -219,16 +242,18 @@ class RenderFollower:
                 for waiting in sorted((b for b in self.states.values() if b.needs_render), key=_order):
                     if waiting.id not in taken:
                         self._consider(waiting.id, now)
-                for key, waiting_id in sorted((key, i) for i, key in self.waiting.items()):
-                    self.queue.offer(key, waiting_id)  # read again from the store when its turn comes
+                for key, waiting_id in sorted((key, i) for i, key in self._waiting.items()):
+                    # read again from the store when its turn comes; the queue keeps the most urgent
+                    if not self.queue.offer(_unpacked(key), UUID(int=waiting_id)):
+                        break
             bid = self.queue.pop()
             if bid is None:
                 return None
             if bid in taken:
                 continue
             b = self.states.get(bid)
-            if b is None and bid in self.waiting:
-                del self.waiting[bid]
+            if b is None and bid.int in self._waiting:
+                del self._waiting[bid.int]
                 b = self._reload(bid)
                 if b is not None and b.needs_render:
                     self.states[bid] = b
