@@ -18,7 +18,7 @@ takes the bulletin off, or at its expiry. An `ack-refused` notice from keng is l
 
 A device's memory is bounded by what is live: its de-duplication entries (and the dispatches a stop ended) are
 forgotten `FORGET_AFTER` past their dispatch's expiry (a resend comes no later: keng sends nothing expired), its journal
-keeps the last `JOURNAL_KEEP` entries, and `plays` is one count per dispatch.
+keeps the last `JOURNAL_KEEP` entries, and `plays` is one count per dispatch, forgotten with its de-duplication entries.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from keng.domain.values import AckState
 log = structlog.get_logger(__name__)
 Fetch = Callable[[str], Awaitable[bytes]]
 FETCH_TIMEOUT_S = 10.0
-JOURNAL_KEEP = 64  # a device's journal: its last entries (what tests read)
+JOURNAL_KEEP = 16  # a device's journal: its last entries (what tests and bench/faults.py read: a few dispatches')
 # A dispatch's de-duplication entries outlive its expiry by this much (a copy that comes later is refused for its
 # expiry anyway: the margin covers a clock a little behind keng's).
 FORGET_AFTER = timedelta(minutes=1)
