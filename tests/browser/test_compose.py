@@ -58,6 +58,8 @@ def test_a_drafter_composes_previews_saves_revises_and_submits(console: Console)
     page.get_by_role("button", name="Xem trước bảng tin").click()
     board = page.locator("#preview-board img").first
     expect(board).to_be_visible()
+    # visible is not loaded: on a loaded machine the image is shown a moment before its pixels arrive
+    page.wait_for_function("document.querySelector('#preview-board img').complete", timeout=15_000)
     assert page.evaluate("document.querySelector('#preview-board img').naturalWidth") == 256
     console.shot("compose")
 
