@@ -50,13 +50,20 @@ FOLDED = tuple(
     for kind in (Area, Broadcast, Dispatch, Endpoint, RecurringProgramme, WardSchedule)
     for root in ("", "keng.")
 )
+
+
+def _topic_suffix(kind: type) -> str:
+    """The end of an event class's stored topic (`:Broadcast.Approved`), as notifications carry it."""
+    return ":" + stored_topic(kind).partition(":")[2]
+
+
 # Forgetting (DispatchModel.forget): how often, and how long a broadcast waiting for its approval stays in memory
 # unchanged; the events that bring a forgotten broadcast back (the ones the dispatcher acts on).
 FORGET_EVERY = timedelta(seconds=10)
 IDLE_PENDING = timedelta(seconds=60)
 PENDING = (BroadcastState.DRAFT, BroadcastState.SUBMITTED)
 RECALLED_BY = tuple(
-    ":" + stored_topic(kind).partition(":")[2]
+    _topic_suffix(kind)
     for kind in (
         Broadcast.Approved,
         Broadcast.AutoApproved,
@@ -69,10 +76,8 @@ RECALLED_BY = tuple(
 # not read until it matters: its creation is passed over undecoded, and its submission brings nothing back, as for a
 # forgotten one. A busy service drafts a broadcast for every inbound message; decoding each on the serving process
 # cost the HTTP path its latency (docs/tts.md, Ingest beside rendering).
-LAZY_CREATED = (":" + stored_topic(Broadcast.Drafted).partition(":")[2],)
-RECALLED_BY_WITHOUT_AHEAD = tuple(
-    t for t in RECALLED_BY if t != ":" + stored_topic(Broadcast.SubmittedForApproval).partition(":")[2]
-)
+LAZY_CREATED = (_topic_suffix(Broadcast.Drafted),)
+RECALLED_BY_WITHOUT_AHEAD = tuple(t for t in RECALLED_BY if t != _topic_suffix(Broadcast.SubmittedForApproval))
 __all__ = ["Arm", "Cancel", "Deliver", "DispatchModel", "Known", "Plan", "Reaction", "Target"]
 
 
