@@ -6,6 +6,7 @@ refused form keeps what was typed."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from typing import Any
 
@@ -58,8 +59,11 @@ def test_a_drafter_composes_previews_saves_revises_and_submits(console: Console)
     page.get_by_role("button", name="Xem trước bảng tin").click()
     board = page.locator("#preview-board img").first
     expect(board).to_be_visible()
-    # visible is not loaded: on a loaded machine the image is shown a moment before its pixels arrive
-    page.wait_for_function("document.querySelector('#preview-board img').complete", timeout=15_000)
+    # visible is not loaded: on a loaded machine the image is shown a moment before its pixels arrive. Polled from
+    # here: the console's CSP (script-src 'self') refuses wait_for_function's string predicate.
+    deadline = time.monotonic() + 15
+    while not board.evaluate("img => img.complete") and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
     assert page.evaluate("document.querySelector('#preview-board img').naturalWidth") == 256
     console.shot("compose")
 
